@@ -1,0 +1,120 @@
+"""The errors aiopod raises.
+
+Every error a user can hit has its own class, and every class derives from
+:class:`AiopodError`.  The hierarchy is deliberately flat::
+
+    AiopodError
+    ├── RuntimeStopped          the runtime was used after it was closed
+    ├── ImageNotKnown           no image matches the reference            (exit 1)
+    ├── ImageInUse              a container uses the image                (exit 2)
+    ├── InvalidReference        malformed image reference or name         (exit 125)
+    ├── TagNotKnown             the name is not one of the image's names  (exit 125)
+    ├── ImageConflict           removal needs force, or cannot be forced  (exit 125)
+    ├── InvalidArchive          a docker-archive / oci-archive / OCI layout is malformed
+    ├── DigestMismatch          content does not hash to what its descriptor says
+    ├── UnsafeLayer             a layer tries to write outside its root, or is malformed
+    ├── LimitExceeded           an input is larger than aiopod accepts
+    ├── StoreCorrupted          the store's metadata cannot be read; run ``system check``
+    ├── StoreLockTimeout        another process holds the store lock too long
+    └── UsageError              a command or call was given wrong arguments
+
+``exit_code`` is the command line's exit status for the error, as podman uses them:
+1 for "image not known", 2 for "in use by a container", 125 for everything else.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "AiopodError",
+    "DigestMismatch",
+    "ImageConflict",
+    "ImageInUse",
+    "ImageNotKnown",
+    "InvalidArchive",
+    "InvalidReference",
+    "LimitExceeded",
+    "RuntimeStopped",
+    "StoreCorrupted",
+    "StoreLockTimeout",
+    "TagNotKnown",
+    "UnsafeLayer",
+    "UsageError",
+)
+
+
+class AiopodError(Exception):
+    """Base class of every error aiopod raises on purpose."""
+
+    exit_code: int = 125
+
+    @property
+    def message(self) -> str:
+        """The error text, as the command line prints it after ``Error:``."""
+        return str(self)
+
+
+class RuntimeStopped(AiopodError):
+    """The runtime was used after it was closed; open a new ``Runtime``."""
+
+    def __init__(self, message: str = "runtime has already been stopped") -> None:
+        super().__init__(message)
+
+
+class ImageNotKnown(AiopodError):
+    """No image in the store matches the reference; check ``aiopod images -a``."""
+
+    exit_code = 1
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        super().__init__(f"{reference}: image not known")
+
+
+class ImageInUse(AiopodError):
+    """A container uses the image; remove the container first, or force the removal."""
+
+    exit_code = 2
+
+
+class InvalidReference(AiopodError):
+    """The image reference or name is malformed (podman's message names the problem)."""
+
+
+class TagNotKnown(AiopodError):
+    """The name given is not one of the image's names."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: tag not known")
+
+
+class ImageConflict(AiopodError):
+    """The image cannot be removed as asked: it needs force, or cannot be forced at all."""
+
+
+class InvalidArchive(AiopodError):
+    """An image archive or OCI layout is malformed; the message names the problem."""
+
+
+class DigestMismatch(AiopodError):
+    """Content does not match the digest or size its descriptor promises."""
+
+
+class UnsafeLayer(AiopodError):
+    """A layer would write outside its root, or holds an entry aiopod refuses."""
+
+
+class LimitExceeded(AiopodError):
+    """An input is larger than the configured limit (size, entries, depth, JSON size)."""
+
+
+class StoreCorrupted(AiopodError):
+    """The store's metadata cannot be read; run ``aiopod system check --repair``."""
+
+
+class StoreLockTimeout(AiopodError):
+    """The store lock was not acquired in time; another process is holding it."""
+
+
+class UsageError(AiopodError):
+    """A command or API call was given arguments it does not accept."""
