@@ -1,0 +1,203 @@
+"""Staging areas and blob ingestion: copy a stream into the store's staging area while
+hashing it, and hashing what it decompresses to (the layer's diff_id) in the same pass.
+
+A staging area is a directory under ``aiopod/tmp`` with a lock file held for its whole
+life; when the store is opened, staging areas whose lock is free belong to dead
+processes and are removed.  Nothing in a staging area is part of the store until a
+transaction moves it into ``blobs/`` under the store lock.
+
+Everything here blocks; callers run it in a worker thread, one hop per archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from aiopod.errors import DigestMismatch, LimitExceeded
+from aiopod.storage.compression import detect_compression, open_decompressed
+from aiopod.storage.fsutil import make_private_dir, remove_tree
+
+__all__ = ("CHUNK", "StagedBlob", "StagingArea", "recover_stale_staging")
+
+CHUNK = 1 << 20
+_STAGE_PREFIX = "stage-"
+
+
+@dataclass(frozen=True, slots=True)
+class StagedBlob:
+    """A blob copied into a staging area and identified by its content."""
+
+    digest: str
+    size: int
+    path: Path
+    compression: str  # "gzip", "zstd", "bzip2", "xz" or "none"
+    uncompressed_digest: str
+    uncompressed_size: int
+
+
+class _HashingTee(io.RawIOBase):
+    """Reads from *src*, copies every byte to *dst_fd* and into a sha256, counts bytes."""
+
+    def __init__(self, head: bytes, src: BinaryIO, dst_fd: int, limit: int) -> None:
+        self._head = head
+        self._src = src
+        self._fd = dst_fd
+        self._limit = limit
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _take(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self._limit:
+            raise LimitExceeded(f"blob is larger than the limit of {self._limit} bytes")
+        self.hash.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            data, self._head = self._head, b""
+            return self._take(data)
+        data = self._src.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
+        return self._take(data) if data else b""
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class StagingArea:
+    """A private directory for one operation's incoming blobs.
+
+    Create it with :meth:`create`; :meth:`close` removes it and everything still in it.
+    """
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd: int | None = lock_fd
+        self._counter = 0
+
+    @classmethod
+    def create(cls, tmp_root: Path) -> StagingArea:
+        """Make a new staging area under *tmp_root* and lock it."""
+        make_private_dir(tmp_root)
+        name = _STAGE_PREFIX + secrets.token_hex(8)
+        # Lock the file under a name recovery ignores, then give it its real name, so that
+        # recovery never sees an unlocked lock file of a live staging area.
+        pending = tmp_root / (".pending-" + name + ".lock")
+        lock_fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        os.rename(pending, tmp_root / (name + ".lock"))
+        path = tmp_root / name
+        path.mkdir(mode=0o700)
+        return cls(path, lock_fd)
+
+    def new_path(self, suffix: str = "") -> Path:
+        """A fresh file name inside the area."""
+        self._counter += 1
+        return self.path / f"part-{self._counter}{suffix}"
+
+    def ingest(
+        self,
+        src: BinaryIO,
+        *,
+        max_size: int,
+        max_uncompressed: int,
+        expected_digest: str | None = None,
+        expected_size: int | None = None,
+    ) -> StagedBlob:
+        """Copy *src* to a file named by its digest; also digest its decompressed form.
+
+        :raises ~aiopod.errors.DigestMismatch: the content differs from what was expected.
+        :raises ~aiopod.errors.LimitExceeded: more bytes than *max_size* / *max_uncompressed*.
+        """
+        if expected_size is not None:
+            max_size = min(max_size, expected_size)
+        head = src.read(CHUNK)
+        compression = detect_compression(head)
+        tmp = self.new_path(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            tee = _HashingTee(head, src, fd, max_size)
+            if compression == "none":
+                while tee.read(CHUNK):
+                    pass
+                uncompressed_digest, uncompressed_size = None, tee.size
+            else:
+                inner = hashlib.sha256()
+                uncompressed_size = 0
+                reader = open_decompressed(
+                    io.BufferedReader(tee, CHUNK), max_bytes=max_uncompressed
+                )
+                while data := reader.read(CHUNK):
+                    inner.update(data)
+                    uncompressed_size += len(data)
+                while tee.read(CHUNK):  # trailing bytes after the compressed stream
+                    pass
+                uncompressed_digest = "sha256:" + inner.hexdigest()
+        finally:
+            os.close(fd)
+        digest = "sha256:" + tee.hash.hexdigest()
+        if expected_digest is not None and digest != expected_digest:
+            tmp.unlink()
+            raise DigestMismatch(f"blob content has digest {digest}, expected {expected_digest}")
+        if expected_size is not None and tee.size != expected_size:
+            tmp.unlink()
+            raise DigestMismatch(f"blob {digest} has {tee.size} bytes, expected {expected_size}")
+        final = self.path / digest.removeprefix("sha256:")
+        os.replace(tmp, final)
+        return StagedBlob(
+            digest=digest,
+            size=tee.size,
+            path=final,
+            compression=compression,
+            uncompressed_digest=uncompressed_digest or digest,
+            uncompressed_size=uncompressed_size,
+        )
+
+    def close(self) -> None:
+        """Remove the area and everything in it; release its lock."""
+        remove_tree(self.path)
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(str(self.path) + ".lock")
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def recover_stale_staging(tmp_root: Path) -> list[str]:
+    """Remove staging areas whose owner is gone (their lock is free); return their names."""
+    removed: list[str] = []
+    if not tmp_root.is_dir():
+        return removed
+    for lock_path in tmp_root.glob(_STAGE_PREFIX + "*.lock"):
+        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # alive
+            remove_tree(lock_path.with_suffix(""))
+            lock_path.unlink()
+            removed.append(lock_path.stem)
+        finally:
+            os.close(fd)
+    for entry in tmp_root.glob(_STAGE_PREFIX + "*"):
+        if entry.is_dir() and not entry.with_name(entry.name + ".lock").exists():
+            remove_tree(entry)
+            removed.append(entry.name)
+    return removed

@@ -1,0 +1,149 @@
+"""Loading archives and importing root file system tarballs into the store.
+
+Each operation runs in two steps.  First, in one worker thread and outside the store
+lock, the input is staged and *every* check is made (digests, sizes, diff_ids, media
+types, JSON limits, names).  Then one store transaction moves the staged blobs in and
+adds the image records.  A failure or cancellation before the commit leaves the store
+as it was; the staging area is always removed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from aiopod.errors import InvalidArchive
+from aiopod.storage.compression import open_decompressed
+from aiopod.storage.ingest import StagedBlob, StagingArea
+from aiopod.storage.records import ImageRecord
+from aiopod.storage.store import Store
+from aiopod.transports.candidate import ImageCandidate, LayerBlob, build_record
+from aiopod.transports.docker_archive import read_docker_archive
+from aiopod.transports.oci_layout import _ARCH, read_oci_layout
+from aiopod.transports.source import ArchiveLimits, open_source
+
+__all__ = ("import_tarball", "load_archive")
+
+Built = list[tuple[ImageRecord, list[StagedBlob]]]
+
+
+def _stage_archive(area: StagingArea, path: Path, limits: ArchiveLimits) -> Built:
+    source = open_source(area, path, limits)
+    if source.has("manifest.json"):
+        candidates = read_docker_archive(source)
+    elif source.has("index.json"):
+        candidates = read_oci_layout(source)
+    else:
+        raise InvalidArchive(
+            f"{path} is neither a docker-archive (no manifest.json) "
+            "nor an OCI layout or oci-archive (no index.json)"
+        )
+    return [build_record(candidate, area) for candidate in candidates]
+
+
+def _check_tarball(blob: StagedBlob) -> None:
+    try:
+        with blob.path.open("rb") as raw, tarfile.open(
+            fileobj=open_decompressed(raw), mode="r|"
+        ) as tar:
+            for _ in tar:
+                pass
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise InvalidArchive(f"not a tar archive: {exc}") from None
+
+
+def _stage_tarball(area: StagingArea, path: Path, names: Sequence[str], limits: ArchiveLimits) -> Built:
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise InvalidArchive(f"{path}: {exc.strerror}") from None
+    with stream:
+        layer = area.ingest(
+            stream,  # type: ignore[arg-type]
+            max_size=limits.max_blob_bytes,
+            max_uncompressed=limits.max_uncompressed_bytes,
+        )
+    _check_tarball(layer)
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    config_doc = {
+        "created": created,
+        "architecture": _ARCH,
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer.uncompressed_digest]},
+        "history": [
+            {
+                "created": created,
+                "created_by": f"/bin/sh -c #(nop) ADD file:{layer.uncompressed_digest.removeprefix('sha256:')} in / ",
+                "comment": "imported from tarball",
+            }
+        ],
+    }
+    data = json.dumps(config_doc, separators=(",", ":")).encode()
+    config = area.ingest(io.BytesIO(data), max_size=len(data), max_uncompressed=len(data))
+    candidate = ImageCandidate(
+        config=config, config_doc=config_doc, layers=[LayerBlob(layer)], names=list(names)
+    )
+    return [build_record(candidate, area)]
+
+
+async def _commit(store: Store, built: Built) -> list[ImageRecord]:
+    results = []
+    async with store.transaction() as txn:
+        for record, blobs in built:
+            existing = txn.state.images.get(record.id)
+            if existing is None:
+                for blob in blobs:
+                    txn.add_blob(blob)
+                merged = record
+            else:
+                merged = existing.with_names([*existing.names, *record.names])
+                merged = replace(
+                    merged, digests=tuple(dict.fromkeys([*existing.digests, *record.digests]))
+                )
+            txn.put(merged)
+            results.append(merged)
+    return results
+
+
+async def _stage_and_commit(store: Store, stage: object, *args: object) -> list[ImageRecord]:
+    area: StagingArea = await anyio.to_thread.run_sync(store.new_staging_area)
+    try:
+        built: Built = await anyio.to_thread.run_sync(stage, area, *args)  # type: ignore[arg-type]
+        return await _commit(store, built)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(area.close)
+
+
+async def load_archive(
+    store: Store, path: Path, *, limits: ArchiveLimits | None = None
+) -> list[ImageRecord]:
+    """Load every image of a docker-archive, oci-archive or OCI layout directory.
+
+    Returns the images as stored (names merged with any the image already had).  Takes
+    the store's exclusive lock only for the final commit.
+
+    :raises ~aiopod.errors.InvalidArchive: the input is malformed; the store is unchanged.
+    """
+    return await _stage_and_commit(store, _stage_archive, path, limits or ArchiveLimits())
+
+
+async def import_tarball(
+    store: Store,
+    path: Path,
+    names: Sequence[str] = (),
+    *,
+    limits: ArchiveLimits | None = None,
+) -> ImageRecord:
+    """Make a one-layer image from a root file system tarball (plain or compressed)."""
+    records = await _stage_and_commit(store, _stage_tarball, path, names, limits or ArchiveLimits())
+    return records[0]
