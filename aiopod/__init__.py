@@ -1,7 +1,58 @@
-"""aiopod: Podman's image runtime as a Python asyncio library."""
+"""aiopod: Podman's image runtime as a Python asyncio library.
+
+A daemonless store of OCI images that programs drive with ``await``::
+
+    async with aiopod.Runtime(root="/tmp/store") as rt:
+        [image] = await rt.load("app.tar")
+        await rt.tag(image.id, "app:1")
+        print(await rt.images())
+
+Layers (each depends only on those below it): the command line (:mod:`aiopod.cli`), the
+runtime (:class:`Runtime`), the exchange formats (:mod:`aiopod.transports`) and the store
+(:mod:`aiopod.storage`).  Everything public is re-exported here.
+"""
 
 from aiopod.errors import (
     AiopodError as AiopodError,
+    DigestMismatch as DigestMismatch,
+    ImageConflict as ImageConflict,
+    ImageInUse as ImageInUse,
+    ImageNotKnown as ImageNotKnown,
+    InvalidArchive as InvalidArchive,
+    InvalidReference as InvalidReference,
+    LimitExceeded as LimitExceeded,
+    RuntimeStopped as RuntimeStopped,
+    StoreCorrupted as StoreCorrupted,
+    StoreLockTimeout as StoreLockTimeout,
+    TagNotKnown as TagNotKnown,
+    UnsafeLayer as UnsafeLayer,
+    UsageError as UsageError,
 )
+from aiopod.images import Image as Image
+from aiopod.reference import Reference as Reference
+from aiopod.runtime import Runtime as Runtime, SaveFormat as SaveFormat
+from aiopod.storage.check import CheckReport as CheckReport
 
-__all__ = ("AiopodError",)
+__all__ = (
+    # runtime
+    "CheckReport",
+    "Image",
+    "Reference",
+    "Runtime",
+    "SaveFormat",
+    # errors
+    "AiopodError",
+    "DigestMismatch",
+    "ImageConflict",
+    "ImageInUse",
+    "ImageNotKnown",
+    "InvalidArchive",
+    "InvalidReference",
+    "LimitExceeded",
+    "RuntimeStopped",
+    "StoreCorrupted",
+    "StoreLockTimeout",
+    "TagNotKnown",
+    "UnsafeLayer",
+    "UsageError",
+)

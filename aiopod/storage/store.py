@@ -162,7 +162,13 @@ class Store:
     def _create_dirs(self) -> None:
         layout = self.layout
         make_private_dir(layout.root)
-        for path in (layout.meta, layout.journal, layout.tmp, layout.blobs / "sha256"):
+        for path in (
+            layout.meta,
+            layout.journal,
+            layout.tmp,
+            layout.blobs,
+            layout.blobs / "sha256",
+        ):
             make_private_dir(path)
         if not layout.oci_layout.exists():
             atomic_write(layout.oci_layout, LAYOUT_FILE_CONTENT)

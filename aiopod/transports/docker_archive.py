@@ -62,7 +62,9 @@ def read_docker_archive(source: ArchiveSource) -> list[ImageCandidate]:
         if not isinstance(layer_names, list) or not all(isinstance(n, str) for n in layer_names):
             raise InvalidArchive(f"{what} has no list of Layers")
         config = source.get(config_name)
-        config_doc = source.json_object(config, what=f"config {config_name}", max_size=limits.max_config)
+        config_doc = source.json_object(
+            config, what=f"config {config_name}", max_size=limits.max_config
+        )
         candidates.append(
             ImageCandidate(
                 config=config,
@@ -102,7 +104,9 @@ def write_docker_archive(
             config_name = record.id + ".json"
             if config_name not in written:
                 written.add(config_name)
-                tar.add_path(config_name, blob_path(record.config_digest), record.config_size, 0o444)
+                tar.add_path(
+                    config_name, blob_path(record.config_digest), record.config_size, 0o444
+                )
             manifest.append({"Config": config_name, "RepoTags": list(names), "Layers": layer_names})
         tar.add_bytes("manifest.json", json.dumps(manifest, separators=(",", ":")).encode(), 0o444)
         tar.close()

@@ -51,16 +51,19 @@ def _stage_archive(area: StagingArea, path: Path, limits: ArchiveLimits) -> Buil
 
 def _check_tarball(blob: StagedBlob) -> None:
     try:
-        with blob.path.open("rb") as raw, tarfile.open(
-            fileobj=open_decompressed(raw), mode="r|"
-        ) as tar:
+        with (
+            blob.path.open("rb") as raw,
+            tarfile.open(fileobj=open_decompressed(raw), mode="r|") as tar,
+        ):
             for _ in tar:
                 pass
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise InvalidArchive(f"not a tar archive: {exc}") from None
 
 
-def _stage_tarball(area: StagingArea, path: Path, names: Sequence[str], limits: ArchiveLimits) -> Built:
+def _stage_tarball(
+    area: StagingArea, path: Path, names: Sequence[str], limits: ArchiveLimits
+) -> Built:
     try:
         stream = path.open("rb")
     except OSError as exc:
@@ -73,6 +76,7 @@ def _stage_tarball(area: StagingArea, path: Path, names: Sequence[str], limits: 
         )
     _check_tarball(layer)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    layer_hex = layer.uncompressed_digest.removeprefix("sha256:")
     config_doc = {
         "created": created,
         "architecture": _ARCH,
@@ -82,7 +86,7 @@ def _stage_tarball(area: StagingArea, path: Path, names: Sequence[str], limits: 
         "history": [
             {
                 "created": created,
-                "created_by": f"/bin/sh -c #(nop) ADD file:{layer.uncompressed_digest.removeprefix('sha256:')} in / ",
+                "created_by": f"/bin/sh -c #(nop) ADD file:{layer_hex} in /",
                 "comment": "imported from tarball",
             }
         ],

@@ -71,7 +71,9 @@ def _name_for(annotations: Any) -> str | None:
 def _check_document(doc: dict[str, Any], media_type: str, what: str) -> None:
     declared = doc.get("mediaType")
     if declared is not None and declared != media_type:
-        raise InvalidArchive(f"{what} says mediaType {declared!r} but was referenced as {media_type}")
+        raise InvalidArchive(
+            f"{what} says mediaType {declared!r} but was referenced as {media_type}"
+        )
     if "manifests" in doc and ("layers" in doc or "config" in doc):
         raise InvalidArchive(f"{what} is both an index and a manifest")
     if doc.get("schemaVersion") != 2:
@@ -95,7 +97,9 @@ class _Reader:
         self.source = source
         self.by_manifest: dict[str, ImageCandidate] = {}
 
-    def index(self, doc: dict[str, Any], media_type: str, name: str | None, depth: int, what: str) -> None:
+    def index(
+        self, doc: dict[str, Any], media_type: str, name: str | None, depth: int, what: str
+    ) -> None:
         if depth > _MAX_DEPTH:
             raise InvalidArchive(f"{what}: indexes nest more than {_MAX_DEPTH} levels deep")
         _check_document(doc, media_type, what)
@@ -113,7 +117,9 @@ class _Reader:
         media_type = desc["mediaType"]
         if media_type in mt.INDEX_TYPES:
             blob = self.source.get_blob(desc["digest"], desc["size"])
-            doc = self.source.json_object(blob, what=f"index {blob.digest}", max_size=self.source.limits.max_manifest)
+            doc = self.source.json_object(
+                blob, what=f"index {blob.digest}", max_size=self.source.limits.max_manifest
+            )
             self.index(doc, media_type, name, depth + 1, f"index {blob.digest}")
         elif media_type in mt.MANIFEST_TYPES:
             self.manifest(desc, name)
@@ -145,11 +151,16 @@ class _Reader:
                     f"{what} layers[{i}] has unsupported media type {layer_desc['mediaType']!r}"
                 )
             layer_blobs.append(
-                LayerBlob(self.source.get_blob(layer_desc["digest"], layer_desc["size"]), layer_desc["mediaType"])
+                LayerBlob(
+                    self.source.get_blob(layer_desc["digest"], layer_desc["size"]),
+                    layer_desc["mediaType"],
+                )
             )
         self.by_manifest[digest] = ImageCandidate(
             config=config,
-            config_doc=self.source.json_object(config, what=f"config {config.digest}", max_size=limits.max_config),
+            config_doc=self.source.json_object(
+                config, what=f"config {config.digest}", max_size=limits.max_config
+            ),
             layers=layer_blobs,
             names=[name] if name else [],
             manifest=blob,
@@ -181,7 +192,9 @@ def _index_document(images: Sequence[tuple[ImageRecord, Sequence[str]]]) -> byte
             manifests.append(base)
         for name in names:
             manifests.append({**base, "annotations": {REF_NAME_ANNOTATION: name}})
-    return json.dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}).encode()
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}
+    ).encode()
 
 
 def _blobs(images: Sequence[tuple[ImageRecord, Sequence[str]]]) -> dict[str, int]:
@@ -211,7 +224,9 @@ def write_oci_layout(
             tar.add_dir("blobs")
             tar.add_dir("blobs/sha256")
             for digest, size in blobs.items():
-                tar.add_path("blobs/sha256/" + digest.removeprefix("sha256:"), blob_path(digest), size)
+                tar.add_path(
+                    "blobs/sha256/" + digest.removeprefix("sha256:"), blob_path(digest), size
+                )
             tar.add_bytes("index.json", index)
             tar.close()
         return

@@ -1,0 +1,110 @@
+"""The ``aiopod`` command: podman's spelling, output and exit codes.
+
+Each command is a thin wrapper around the public API: it opens a :class:`Runtime` on
+the store given by ``--root``, awaits one call under ``anyio.run`` (the CLI is the only
+place that starts an event loop) and prints the result.  Errors print ``Error: <message>``
+on stderr; the exit code is the error's (1 image not known, 2 in use, 125 otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+
+from aiopod.errors import AiopodError
+from aiopod.runtime import Runtime
+
+__all__ = ("CliContext", "cli", "fail", "main", "run")
+
+T = TypeVar("T")
+
+
+class CliContext:
+    """What the top-level options chose."""
+
+    def __init__(self, root: str | None, policy: str) -> None:
+        self.root = root
+        self.policy = policy
+
+    def runtime(self) -> Runtime:
+        """A runtime on the chosen store."""
+        return Runtime(root=self.root)
+
+
+def fail(message: str, code: int = 125) -> NoReturn:
+    """Print ``Error: message`` on stderr and exit with *code*."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def run(ctx: CliContext, func: Callable[[Runtime], Awaitable[T]], *, prefix: str = "") -> T:
+    """Open the runtime, await ``func(runtime)``, turn aiopod errors into exit codes."""
+
+    async def body() -> T:
+        async with ctx.runtime() as rt:
+            return await func(rt)
+
+    try:
+        return anyio.run(body)
+    except AiopodError as exc:
+        fail(prefix + exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except OSError as exc:
+        fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+    except Exception as exc:
+        if os.environ.get("AIOPOD_DEBUG"):
+            raise
+        fail(f"internal error ({type(exc).__name__}: {exc}); set AIOPOD_DEBUG=1 for a traceback")
+
+
+class PodmanGroup(click.Group):
+    """A group that reports usage errors as podman does: ``Error: …``, exit 125."""
+
+    def main(self, args: Sequence[str] | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().main(args=args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            sys.exit(0)
+        except click.UsageError as exc:
+            fail(exc.format_message())
+        except click.exceptions.Abort:
+            fail("interrupted", 130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message())
+
+
+@click.group(cls=PodmanGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--root",
+    envvar="AIOPOD_ROOT",
+    metavar="DIR",
+    help="Store directory (default $AIOPOD_ROOT, $XDG_DATA_HOME/aiopod or ~/.local/share/aiopod).",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["libpod", "podman", "docker"]),
+    default="libpod",
+    show_default=True,
+    help="Removal policy.",
+)
+@click.version_option(package_name="aiopod")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, policy: str) -> None:
+    """aiopod: a daemonless store of OCI images, driven like podman."""
+    ctx.obj = CliContext(root, policy)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    from aiopod.cli import image_commands, system_commands  # noqa: F401  (registers commands)
+
+    cli.main(args=list(argv) if argv is not None else None, prog_name="aiopod")

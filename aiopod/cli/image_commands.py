@@ -1,0 +1,199 @@
+"""Image commands: images, image inspect/inspect, tag, untag, load, save, import."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import click
+
+from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.formatting import human_duration, human_size, render_json, render_table
+from aiopod.errors import AiopodError
+from aiopod.images import Image
+from aiopod.runtime import SAVE_FORMATS, Runtime
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    repo, _, _digest = name.partition("@")
+    slash, colon = repo.rfind("/"), repo.rfind(":")
+    if colon > slash:
+        return repo[:colon], repo[colon + 1 :]
+    return repo, "<none>"
+
+
+def _sorted(images: list[Image]) -> list[Image]:
+    # podman sorts by creation time, newest first.
+    return sorted(images, key=lambda i: i.created.timestamp() if i.created else 0.0, reverse=True)
+
+
+def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
+    rows = []
+    for image in images:
+        created = image.created.astimezone(UTC) if image.created else None
+        row = {
+            "Id": image.id,
+            "ParentId": image.parent_id,
+            "RepoTags": None,
+            "RepoDigests": sorted(image.repo_digests),
+            "Size": image.size,
+            "SharedSize": 0,
+            "VirtualSize": image.size,
+            "Labels": None,
+            "Containers": 0,
+            "Names": list(image.names) or None,
+            "Digest": image.digest,
+            "History": list(image.names_history) or None,
+            "Created": int(created.timestamp()) if created else 0,
+            "CreatedAt": created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else "",
+        }
+        if not row["Names"]:
+            del row["Names"]
+        if not row["History"]:
+            del row["History"]
+        rows.extend([row] * max(1, len(image.names)))
+    return rows
+
+
+@cli.command("images")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show intermediate images too.")
+@click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate IDs.")
+@click.option("--format", "fmt", default=None, help="'json' or a table (default).")
+@pass_cli
+def images_command(
+    ctx: CliContext, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None
+) -> None:
+    """List images in the store."""
+    images = _sorted(run(ctx, lambda rt: rt.images(all=show_all)))
+    if fmt is not None and fmt.lower() == "json":
+        click.echo(render_json(_json_rows(images)), nl=False)
+        return
+    if fmt is not None:
+        fail(f"unsupported format {fmt!r}: use 'json'")
+
+    def shown_id(image: Image) -> str:
+        return "sha256:" + image.id if no_trunc else image.short_id
+
+    if quiet:
+        for image in images:
+            click.echo(shown_id(image))
+        return
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    for image in images:
+        names = [n for n in image.names if "@" not in n] or ["<none>:<none>"]
+        for name in names:
+            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else _split_name(name)
+            rows.append(
+                [repo, tag, shown_id(image), human_duration(image.created), human_size(image.size)]
+            )
+    click.echo(render_table(rows), nl=False)
+
+
+def _inspect(ctx: CliContext, references: tuple[str, ...]) -> None:
+    async def body(rt: Runtime) -> tuple[list[dict[str, Any]], list[AiopodError]]:
+        found, errors = [], []
+        for ref in references:
+            try:
+                found.append(await rt.inspect_image(ref))
+            except AiopodError as exc:
+                errors.append(exc)
+        return found, errors
+
+    found, errors = run(ctx, body)
+    click.echo(render_json(found, indent="     "), nl=False)
+    if errors:
+        if len(errors) == 1:
+            fail(f"inspecting object: {errors[0].message}")
+        lines = "".join(f"\n\t* inspecting object: {e.message}" for e in errors)
+        fail(f"{len(errors)} errors occurred:{lines}")
+
+
+@cli.group("image")
+def image_group() -> None:
+    """Manage images."""
+
+
+@image_group.command("inspect")
+@click.argument("references", nargs=-1, required=True)
+@pass_cli
+def image_inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
+    """Show an image's configuration as JSON."""
+    _inspect(ctx, references)
+
+
+@cli.command("inspect")
+@click.argument("references", nargs=-1, required=True)
+@pass_cli
+def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
+    """Show an image's configuration as JSON."""
+    _inspect(ctx, references)
+
+
+@cli.command("tag")
+@click.argument("image")
+@click.argument("names", nargs=-1, required=True)
+@pass_cli
+def tag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
+    """Add names to an image."""
+    run(ctx, lambda rt: rt.tag(image, *names))
+
+
+@cli.command("untag")
+@click.argument("image")
+@click.argument("names", nargs=-1)
+@pass_cli
+def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
+    """Remove names from an image (all of them when none are given)."""
+    try:
+        run(ctx, lambda rt: rt.untag(image, *names))
+    except SystemExit as exc:
+        # podman exits 125 for every untag error, even "image not known".
+        if exc.code not in (0, None):
+            raise SystemExit(125) from None
+        raise
+
+
+@cli.command("load")
+@click.option(
+    "-i", "--input", "source", required=True, metavar="FILE", help="Archive or OCI layout."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@pass_cli
+def load_command(ctx: CliContext, source: str, quiet: bool) -> None:
+    """Load images from a docker-archive, an oci-archive or an OCI layout directory."""
+    loaded = run(ctx, lambda rt: rt.load(source))
+    if quiet:
+        return
+    for image in loaded:
+        for name in image.names or ["sha256:" + image.id]:
+            click.echo(f"Loaded image: {name}")
+
+
+@cli.command("save")
+@click.option("-o", "--output", required=True, metavar="FILE", help="Where to write.")
+@click.option(
+    "--format", "fmt", type=click.Choice(SAVE_FORMATS), default="docker-archive", show_default=True
+)
+@click.option(
+    "-m", "--multi-image-archive", is_flag=True, help="Accepted for podman compatibility."
+)
+@click.argument("references", nargs=-1, required=True)
+@pass_cli
+def save_command(
+    ctx: CliContext, output: str, fmt: str, multi_image_archive: bool, references: tuple[str, ...]
+) -> None:
+    """Save images to an archive or an OCI layout directory."""
+    run(ctx, lambda rt: rt.save(output, references, format=fmt))  # type: ignore[arg-type]
+
+
+@cli.command("import")
+@click.argument("tarball")
+@click.argument("name", required=False)
+@pass_cli
+def import_command(ctx: CliContext, tarball: str, name: str | None) -> None:
+    """Make a one-layer image from a root file system tarball."""
+    image = run(ctx, lambda rt: rt.import_image(tarball, name))
+    click.echo("sha256:" + image.id)

@@ -1,0 +1,137 @@
+"""The public view of an image: :class:`Image`, and podman's ``inspect`` document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from aiopod.storage.layertree import LayerTree
+from aiopod.storage.records import ImageRecord
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:\d\d)?")
+
+__all__ = ("Image", "image_from_record", "inspect_document", "parse_created", "repo_digests")
+
+
+def parse_created(text: str) -> datetime | None:
+    """Parse an RFC 3339 ``created`` value (nanoseconds allowed); None when absent or bad."""
+    if not text:
+        return None
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        return None
+    head, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    value = f"{head}.{(fraction or '').ljust(6, '0')[:6]}{zone}"
+    try:
+        created = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
+def repo_digests(names: tuple[str, ...], digests: tuple[str, ...]) -> list[str]:
+    """podman's RepoDigests: ``repository@digest`` for every name's repository and digest."""
+    result: list[str] = []
+    for name in names:
+        repo = name.split("@", 1)[0]
+        slash = repo.rfind("/")
+        colon = repo.rfind(":")
+        if colon > slash:
+            repo = repo[:colon]
+        for digest in digests:
+            item = f"{repo}@{digest}"
+            if item not in result:
+                result.append(item)
+    return sorted(result)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image in the store, as of the moment it was read.
+
+    ``id`` is the 64-hex config digest; ``names`` are full references such as
+    ``localhost/app:1``; ``parent_id`` is empty when the image has no parent in the store.
+    """
+
+    id: str
+    names: tuple[str, ...]
+    digest: str
+    digests: tuple[str, ...]
+    created: datetime | None
+    size: int
+    names_history: tuple[str, ...]
+    parent_id: str
+    has_children: bool
+    read_only: bool
+    layers: tuple[str, ...]
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 characters of the ID, as tables show it."""
+        return self.id[:12]
+
+    @property
+    def dangling(self) -> bool:
+        """No names and no children."""
+        return not self.names and not self.has_children
+
+    @property
+    def intermediate(self) -> bool:
+        """No names, but other images are built on it."""
+        return not self.names and self.has_children
+
+    @property
+    def repo_digests(self) -> list[str]:
+        """``repository@digest`` for each name."""
+        return repo_digests(self.names, self.digests)
+
+
+def image_from_record(record: ImageRecord, tree: LayerTree) -> Image:
+    """The public view of a stored record."""
+    return Image(
+        id=record.id,
+        names=record.names,
+        digest=record.manifest_digest,
+        digests=record.digests,
+        created=parse_created(record.created),
+        size=record.size,
+        names_history=record.names_history,
+        parent_id=tree.parent.get(record.id, ""),
+        has_children=tree.has_children(record.id),
+        read_only=record.read_only,
+        layers=record.diff_ids,
+    )
+
+
+def inspect_document(
+    image: Image, config: dict[str, Any], manifest: dict[str, Any], manifest_type: str
+) -> dict[str, Any]:
+    """``podman image inspect``'s JSON object for *image* (podman 4.3's field names)."""
+    labels = (config.get("config") or {}).get("Labels") or None
+    return {
+        "Id": image.id,
+        "Digest": image.digest,
+        "RepoTags": list(image.names),
+        "RepoDigests": image.repo_digests,
+        "Parent": image.parent_id,
+        "Comment": (config.get("history") or [{}])[0].get("comment", ""),
+        "Created": config.get("created", ""),
+        "Config": config.get("config") or {},
+        "Version": config.get("docker_version", ""),
+        "Author": config.get("author", ""),
+        "Architecture": config.get("architecture", ""),
+        "Os": config.get("os", ""),
+        "Size": image.size,
+        "VirtualSize": image.size,
+        "GraphDriver": {"Name": "vfs", "Data": None},
+        "RootFS": {"Type": "layers", "Layers": list(image.layers)},
+        "Labels": labels,
+        "Annotations": manifest.get("annotations") or {},
+        "ManifestType": manifest_type,
+        "User": (config.get("config") or {}).get("User", ""),
+        "History": config.get("history", []),
+        "NamesHistory": list(image.names_history),
+    }

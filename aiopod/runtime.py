@@ -1,0 +1,236 @@
+"""The runtime: the public entry point that programs ``await``.
+
+``Runtime`` is an async context manager around one store.  It serialises its state
+changes with an :class:`anyio.Lock` (and the store's cross-process lock), and after it
+is closed every call raises :class:`~aiopod.errors.RuntimeStopped`.
+
+Cancellation: every method may be cancelled while it waits (for a lock, or while an
+archive is being staged); a change that has started committing is finished first, so a
+cancelled call never leaves a half-applied change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+
+from aiopod.errors import RuntimeStopped, TagNotKnown, UsageError
+from aiopod.images import Image, image_from_record, inspect_document
+from aiopod.reference import check_tag_name, check_untag_name
+from aiopod.storage.check import CheckReport, check_store
+from aiopod.storage.layertree import LayerTree
+from aiopod.storage.lookup import lookup_image
+from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.store import Store, default_root
+from aiopod.transports.docker_archive import write_docker_archive
+from aiopod.transports.jsonutil import parse_json_object
+from aiopod.transports.load import import_tarball, load_archive
+from aiopod.transports.oci_layout import write_oci_layout
+
+__all__ = ("SAVE_FORMATS", "Runtime", "SaveFormat")
+
+SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
+SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
+
+
+class Runtime:
+    """A store of images driven with ``await``.
+
+    :param root: the store directory; default ``$AIOPOD_ROOT``, else
+        ``$XDG_DATA_HOME/aiopod``, else ``~/.local/share/aiopod``.
+    :param lock_timeout: seconds to wait for another process holding the store lock.
+
+    Use it as ``async with aiopod.Runtime(root=...) as rt:``.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 120.0
+    ) -> None:
+        self.store = Store(root if root is not None else default_root(), lock_timeout=lock_timeout)
+        self._lock = anyio.Lock()
+        self._state: Literal["new", "open", "closed"] = "new"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open (and, if needed, create and recover) the store.  Idempotent."""
+        if self._state == "closed":
+            raise RuntimeStopped()
+        if self._state == "new":
+            await self.store.open()
+            self._state = "open"
+
+    async def aclose(self) -> None:
+        """Close the runtime; every later call raises :class:`~aiopod.errors.RuntimeStopped`."""
+        async with self._lock:
+            self._state = "closed"
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise RuntimeStopped()
+
+    @property
+    def root(self) -> Path:
+        """The store directory."""
+        return self.store.root
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _snapshot(self) -> tuple[StoreState, LayerTree]:
+        self._check_open()
+        state = await self.store.snapshot()
+        return state, LayerTree(state)
+
+    async def images(self, *, all: bool = False) -> list[Image]:
+        """The images in storage order; intermediate images only with ``all=True``."""
+        state, tree = await self._snapshot()
+        result = [image_from_record(r, tree) for r in state.images.values()]
+        return result if all else [i for i in result if not i.intermediate]
+
+    async def get_image(self, reference: str) -> Image:
+        """The image *reference* names (a name, an ID, a unique ID prefix, a digest).
+
+        :raises ~aiopod.errors.ImageNotKnown: nothing matches.
+        :raises ~aiopod.errors.InvalidReference: the reference is malformed.
+        """
+        state, tree = await self._snapshot()
+        record, _ = lookup_image(state, reference)
+        return image_from_record(record, tree)
+
+    async def inspect_image(self, reference: str) -> dict[str, Any]:
+        """``podman image inspect``'s JSON object for the image *reference* names."""
+        self._check_open()
+        async with self.store.reading() as state:
+            record, _ = lookup_image(state, reference)
+            image = image_from_record(record, LayerTree(state))
+            config_bytes, manifest_bytes = await anyio.to_thread.run_sync(
+                lambda: (
+                    self.store.blob_path(record.config_digest).read_bytes(),
+                    self.store.blob_path(record.manifest_digest).read_bytes(),
+                )
+            )
+        config = parse_json_object(config_bytes, what="config", max_size=len(config_bytes))
+        manifest = parse_json_object(manifest_bytes, what="manifest", max_size=len(manifest_bytes))
+        return inspect_document(image, config, manifest, record.manifest_media_type)
+
+    # -- names -----------------------------------------------------------------------------
+
+    async def tag(self, reference: str, *names: str) -> Image:
+        """Add *names* (normalised: ``app`` → ``localhost/app:latest``) to an image.
+
+        A name another image had moves to this one; a name it already has is a no-op.
+        """
+        self._check_open()
+        full = [str(check_tag_name(name)) for name in names]
+        if not full:
+            raise UsageError("at least one name is needed")
+        async with self._lock, self.store.transaction() as txn:
+            record, _ = lookup_image(txn.state, reference)
+            if any(name not in record.names for name in full):
+                txn.put(record.with_names([*record.names, *full]))
+            return image_from_record(txn.state.images[record.id], LayerTree(txn.state))
+
+    async def untag(self, reference: str, *names: str) -> Image:
+        """Remove *names* from an image, or every name when none are given.
+
+        The image itself is never deleted; removed names stay in its names history.
+
+        :raises ~aiopod.errors.TagNotKnown: a name is not one of the image's names.
+        """
+        self._check_open()
+        wanted = [str(check_untag_name(name)) for name in names]
+        async with self._lock, self.store.transaction() as txn:
+            record, _ = lookup_image(txn.state, reference)
+            for name in wanted:
+                if name not in record.names:
+                    raise TagNotKnown(name)
+            remaining = [n for n in record.names if n not in wanted] if wanted else []
+            if remaining != list(record.names):
+                txn.put(replace(record, names=tuple(remaining)))
+            return image_from_record(txn.state.images[record.id], LayerTree(txn.state))
+
+    # -- exchange formats ------------------------------------------------------------------
+
+    async def load(self, path: str | os.PathLike[str]) -> list[Image]:
+        """Load a docker-archive, an oci-archive or an OCI layout directory.
+
+        Everything is verified before anything is stored; on error the store is unchanged.
+
+        :raises ~aiopod.errors.InvalidArchive: the input is malformed (the message says how).
+        """
+        self._check_open()
+        records = await load_archive(self.store, Path(path))
+        state, tree = await self._snapshot()
+        return [image_from_record(state.images.get(r.id, r), tree) for r in records]
+
+    async def import_image(self, path: str | os.PathLike[str], name: str | None = None) -> Image:
+        """Make a one-layer image from a root file system tarball, optionally named."""
+        self._check_open()
+        names = [str(check_tag_name(name))] if name else []
+        record = await import_tarball(self.store, Path(path), names)
+        state, tree = await self._snapshot()
+        return image_from_record(state.images.get(record.id, record), tree)
+
+    async def save(
+        self,
+        path: str | os.PathLike[str],
+        references: Sequence[str],
+        *,
+        format: SaveFormat = "docker-archive",
+    ) -> None:
+        """Save images to *path* as a docker-archive, an oci-archive or an OCI directory.
+
+        Images given by name are saved under that name; images given by ID under all
+        of their names.  The output appears only when it is complete.
+        """
+        self._check_open()
+        if format not in SAVE_FORMATS:
+            raise UsageError(f"unknown format {format!r}: use one of {', '.join(SAVE_FORMATS)}")
+        if not references:
+            raise UsageError("at least one image is needed")
+        async with self.store.reading() as state:
+            chosen: dict[str, tuple[ImageRecord, list[str]]] = {}
+            for ref in references:
+                record, resolved = lookup_image(state, ref)
+                names = chosen.setdefault(record.id, (record, []))[1]
+                for name in [resolved] if resolved in record.names else record.names:
+                    if name not in names:
+                        names.append(name)
+            images = list(chosen.values())
+            target = Path(path)
+            if format == "docker-archive":
+                await anyio.to_thread.run_sync(
+                    write_docker_archive, target, images, self.store.blob_path
+                )
+            else:
+                archive = format == "oci-archive"
+                await anyio.to_thread.run_sync(
+                    lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
+                )
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    async def check(self, *, repair: bool = False) -> CheckReport:
+        """Verify the store (blobs, metadata, orphans); with ``repair`` fix what is wrong."""
+        self._check_open()
+        async with self._lock:
+            return await check_store(self.store, repair=repair)

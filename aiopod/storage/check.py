@@ -1,0 +1,186 @@
+"""``aiopod system check``: verify a store and, on request, repair it.
+
+Checks: the metadata parses; every image's blobs exist with the right size and digest;
+the manifest and config agree with the record; every name belongs to one image;
+``index.json`` matches the metadata; no orphan blobs, stray files, stale staging areas
+or journals; the store directories are mode 0700.  Repair removes damaged images (as
+podman does), deletes orphans and strays, re-renders ``index.json`` and fixes modes.
+
+Runs under the store's exclusive lock; the hashing runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from aiopod.errors import StoreCorrupted
+from aiopod.storage.digest import is_sha256_hex
+from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, remove_tree
+from aiopod.storage.layout import render_index
+from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.store import Store
+
+__all__ = ("CheckReport", "check_store")
+
+
+@dataclass
+class CheckReport:
+    """What ``check`` found (``problems``) and, with repair, what it did (``repaired``)."""
+
+    problems: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    removed_images: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the store had no problems."""
+        return not self.problems
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return "sha256:" + digest.hexdigest(), size
+
+
+def _image_problems(
+    store: Store, record: ImageRecord, verified: dict[str, tuple[str, int]]
+) -> list[str]:
+    problems = []
+    expected = {
+        record.manifest_digest: record.manifest_size,
+        record.config_digest: record.config_size,
+    }
+    expected.update({layer.digest: layer.size for layer in record.layers})
+    for digest, size in expected.items():
+        path = store.blob_path(digest)
+        if digest not in verified:
+            if not path.is_file():
+                problems.append(f"image {record.id}: blob {digest} is missing")
+                continue
+            verified[digest] = _hash_file(path)
+        actual, actual_size = verified[digest]
+        if actual != digest or actual_size != size:
+            problems.append(
+                f"image {record.id}: blob {digest} is damaged "
+                f"(content {actual}, {actual_size} bytes; expected {size} bytes)"
+            )
+    if problems:
+        return problems
+    try:
+        manifest = json.loads(store.blob_path(record.manifest_digest).read_bytes())
+        config_digest = manifest["config"]["digest"]
+        layer_digests = [layer["digest"] for layer in manifest["layers"]]
+        config = json.loads(store.blob_path(record.config_digest).read_bytes())
+        diff_ids = config["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"image {record.id}: manifest or config unreadable ({exc!r})"]
+    if config_digest != record.config_digest:
+        problems.append(f"image {record.id}: manifest names config {config_digest}")
+    if layer_digests != [layer.digest for layer in record.layers]:
+        problems.append(f"image {record.id}: manifest layers differ from the metadata")
+    if diff_ids != list(record.diff_ids):
+        problems.append(f"image {record.id}: config diff_ids differ from the metadata")
+    return problems
+
+
+def _check(store: Store, repair: bool) -> CheckReport:
+    layout = store.layout
+    report = CheckReport()
+    try:
+        state = StoreState.from_bytes(layout.images_json.read_bytes())
+    except FileNotFoundError:
+        state = StoreState()
+    except StoreCorrupted as exc:
+        report.problems.append(str(exc))
+        return report  # nothing else can be judged without metadata
+    owners: dict[str, str] = {}
+    for record in state.images.values():
+        for name in record.names:
+            if name in owners:
+                report.problems.append(f"name {name} belongs to {owners[name]} and {record.id}")
+            owners[name] = record.id
+    verified: dict[str, tuple[str, int]] = {}
+    damaged = []
+    for record in list(state.images.values()):
+        problems = _image_problems(store, record, verified)
+        report.problems.extend(problems)
+        if problems:
+            damaged.append(record.id)
+    if repair:
+        for image_id in damaged:
+            state.remove(image_id)
+            report.removed_images.append(image_id)
+            report.repaired.append(f"removed damaged image {image_id}")
+        if damaged or any("belongs to" in p for p in report.problems):
+            state = StoreState.from_records(
+                [replace_names(r, state) for r in state.images.values()]
+            )
+            atomic_write(layout.images_json, state.to_bytes())
+    referenced = state.referenced_blobs()
+    blob_dir = layout.blobs / "sha256"
+    for entry in sorted(blob_dir.iterdir()) if blob_dir.is_dir() else []:
+        digest = "sha256:" + entry.name
+        if not is_sha256_hex(entry.name) or not entry.is_file() or entry.is_symlink():
+            report.problems.append(f"stray entry in blobs/sha256: {entry.name}")
+        elif digest not in referenced:
+            report.problems.append(f"orphan blob {digest}")
+        else:
+            continue
+        if repair:
+            remove_tree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            report.repaired.append(f"removed {entry.name} from blobs/sha256")
+    expected_index = render_index(state)
+    try:
+        index_ok = layout.index_json.read_bytes() == expected_index
+    except FileNotFoundError:
+        index_ok = False
+    if not index_ok:
+        report.problems.append("index.json does not match the metadata")
+        if repair:
+            atomic_write(layout.index_json, expected_index)
+            report.repaired.append("rewrote index.json")
+    for leftover in [*layout.journal.glob("*"), *layout.tmp.glob("*")]:
+        report.problems.append(
+            f"leftover from interrupted work: {leftover.relative_to(layout.root)}"
+        )
+        if repair:
+            remove_tree(leftover) if leftover.is_dir() else leftover.unlink()
+            report.repaired.append(f"removed {leftover.relative_to(layout.root)}")
+    for directory in (layout.root, layout.meta, layout.blobs, blob_dir):
+        if directory.is_dir() and directory.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+            report.problems.append(f"{directory} is not mode 0700")
+            if repair:
+                os.chmod(directory, PRIVATE_DIR_MODE)
+                report.repaired.append(f"set mode 0700 on {directory}")
+    return report
+
+
+def replace_names(record: ImageRecord, state: StoreState) -> ImageRecord:
+    """Keep only the names the state's index gives to *record* (drops duplicate owners)."""
+    from dataclasses import replace
+
+    return replace(
+        record, names=tuple(n for n in record.names if state.by_name.get(n) == record.id)
+    )
+
+
+async def check_store(store: Store, *, repair: bool = False) -> CheckReport:
+    """Check (and with *repair*, fix) *store* under its exclusive lock."""
+    async with store.transaction() as _txn:
+        with anyio.CancelScope(shield=repair):
+            report = await anyio.to_thread.run_sync(_check, store, repair)
+    if repair and report.repaired:
+        await store.open()  # reload what repair rewrote
+    return report
