@@ -36,6 +36,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiopod.storage.crashpoints import crashpoint
 from aiopod.storage.fsutil import atomic_write, fsync_dir, make_private_dir
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
@@ -223,6 +224,7 @@ class Store:
         if candidates:
             journal = layout.journal / f"{secrets.token_hex(8)}.json"
             atomic_write(journal, json.dumps({"blobs": sorted(candidates)}).encode())
+        crashpoint("commit:journal")
         try:
             if txn.added_blobs:
                 for digest, blob in txn.added_blobs.items():
@@ -232,12 +234,16 @@ class Store:
                     else:
                         os.replace(blob.path, target)
                 fsync_dir(layout.blobs / "sha256")
+                crashpoint("commit:blobs")
             self._token = handle.new_token()
             atomic_write(layout.images_json, txn.state.to_bytes())
             self._state = txn.state
+            crashpoint("commit:metadata")
             atomic_write(layout.index_json, render_index(txn.state))
+            crashpoint("commit:index")
             if candidates:
                 self._delete_unreferenced(txn.state, candidates)
+                crashpoint("commit:gc")
         except BaseException:
             # Leave the journal: the next open (or this recovery) rolls to images.json.
             self._token = None

@@ -70,7 +70,7 @@ def _stage_tarball(
         raise InvalidArchive(f"{path}: {exc.strerror}") from None
     with stream:
         layer = area.ingest(
-            stream,  # type: ignore[arg-type]
+            stream,
             max_size=limits.max_blob_bytes,
             max_uncompressed=limits.max_uncompressed_bytes,
         )
