@@ -1,0 +1,25 @@
+"""The examples shipped in ``examples/`` run and do what they say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def test_quickstart_imports_tags_saves_and_reloads_with_the_same_id(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    out = result.stdout
+    assert "imported rootfs.tar as localhost/quickstart:1" in out
+    assert "tagged: localhost/quickstart:1, localhost/quickstart:latest" in out
+    assert "the same ID" in out
+    assert "store check: consistent" in out
+    assert (tmp_path / "store" / "oci-layout").is_file()
