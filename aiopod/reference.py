@@ -26,6 +26,7 @@ __all__ = (
     "INSPECT_ERROR_PREFIX",
     "LOCAL_DOMAIN",
     "NAME_TOTAL_LENGTH_MAX",
+    "Command",
     "LookupInput",
     "Reference",
     "ReferenceParseError",
