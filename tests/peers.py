@@ -849,12 +849,17 @@ def diff_trees(a: Mapping[str, Any], b: Mapping[str, Any], limit: int = 40) -> s
 
 
 def store_snapshot(root: Path) -> dict[str, tuple[str, str]]:
-    """Every file and link under an aiopod root with its content hash (for "unchanged")."""
+    """Every file and link under an aiopod root with its content hash (for "unchanged").
+
+    Lock files (``*.lock``) are coordination state, not content, and are left out.
+    """
     result: dict[str, tuple[str, str]] = {}
     if not root.exists():
         return result
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
+            if name.endswith(".lock"):
+                continue
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
             if os.path.islink(full):

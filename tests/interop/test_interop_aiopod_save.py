@@ -89,17 +89,20 @@ def test_aiopod_save_one_image_loads_into_podman_with_same_id(
 ) -> None:
     """aiopod save --format FMT localhost/app:1 → podman load: podman's own ID and layers.
 
-    podman 4.3 names an image loaded from an OCI *directory* after the directory
-    (``localhost/<dir>:latest``), whatever its ref.name; that quirk is podman's.
+    podman 4.3 names an image loaded from an OCI *directory* after the directory's path
+    (``localhost/<path>:latest``), whatever its ref.name; that quirk is podman's, so for
+    oci-dir only the ID is compared here (the name is checked through skopeo below).
     """
     load_all(peer_images, store)
     out = saved_path(tmp_path, fmt)
     aiopod_ok("save", "--format", fmt, "-o", out, APP, root=store)
 
-    expected_name = f"localhost/{out.name}:latest" if fmt == "oci-dir" else APP
     podman("load", "-i", out)
-    assert podman.images() == {peer_images.ids[APP]: [expected_name]}
-    mine = podman.inspect(expected_name)
+    images = podman.images()
+    assert list(images) == [peer_images.ids[APP]]
+    if fmt != "oci-dir":
+        assert images == {peer_images.ids[APP]: [APP]}
+    mine = podman.inspect(peer_images.ids[APP])
     theirs = peer_images.podman.inspect(APP)
     for key in ("RootFS", "Config", "History", "Created", "Labels", "Architecture", "Os"):
         assert mine[key] == theirs[key], key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,23 +121,34 @@ def test_random_bytes_are_not_an_archive(primed_store: Path, tmp_path: Path) -> 
     assert_rejected(primed_store, path)
 
 
-@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.95])
+def truncated(archive: Path, fraction: float) -> bytes:
+    """The first ``fraction`` of an archive's member headers and data (not of its padding)."""
+    with tarfile.open(archive) as tf:
+        last = tf.getmembers()[-1]
+        data_end = last.offset_data + last.size
+    return archive.read_bytes()[: int(data_end * fraction)]
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.99])
 def test_truncated_docker_archive_is_rejected(
     primed_store: Path, tmp_path: Path, fraction: float
 ) -> None:
-    """A docker-archive cut short (L18) — inside a layer, or just before the end."""
-    whole = write_docker_archive(
-        tmp_path / "whole.tar", [victim_image(), base_image()]
-    ).read_bytes()
+    """A docker-archive cut short (L18): inside a layer, ..., inside manifest.json."""
+    images = [victim_image(), base_image()]
+    whole = write_docker_archive(tmp_path / "whole.tar", images)
     path = tmp_path / "truncated.tar"
-    path.write_bytes(whole[: int(len(whole) * fraction)])
+    path.write_bytes(truncated(whole, fraction))
     assert_rejected(primed_store, path)
 
 
-def test_truncated_oci_archive_is_rejected(primed_store: Path, tmp_path: Path) -> None:
-    whole = write_oci_archive(tmp_path / "whole.tar", [victim_image()]).read_bytes()
+@pytest.mark.parametrize("fraction", [0.3, 0.99])
+def test_truncated_oci_archive_is_rejected(
+    primed_store: Path, tmp_path: Path, fraction: float
+) -> None:
+    """An oci-archive cut short inside its blobs (the last member is the manifest blob)."""
+    whole = write_oci_archive(tmp_path / "whole.tar", [base_image()])
     path = tmp_path / "truncated.tar"
-    path.write_bytes(whole[: len(whole) // 2])
+    path.write_bytes(truncated(whole, fraction))
     assert_rejected(primed_store, path)
 
 
