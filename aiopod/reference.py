@@ -453,9 +453,10 @@ class Reference:
     """A parsed image reference: ``[domain/]path[:tag][@digest]``.
 
     ``domain`` is what distribution/reference's grammar calls the domain: the first
-    ``/``-separated component when a ``/`` follows it and it matches the host grammar
-    (so ``a/b`` has domain ``a``; whether a domain is a *registry* is
-    :attr:`fully_qualified`). It is ``""`` when the input had no ``/``.
+    ``/``-separated component when a ``/`` follows it and it matches the host-name grammar
+    (so ``a/b`` has domain ``a``, as in Go; whether a domain names a *registry* is
+    :attr:`fully_qualified`). It is ``""`` when there is no such component (``busybox``,
+    ``a_b/c``). ``Reference(...)`` does not validate; use the parsing functions.
     """
 
     domain: str
