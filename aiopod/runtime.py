@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -165,7 +164,7 @@ class Runtime:
                     raise TagNotKnown(name)
             remaining = [n for n in record.names if n not in wanted] if wanted else []
             if remaining != list(record.names):
-                txn.put(replace(record, names=tuple(remaining)))
+                txn.put(record.with_names(remaining))
             return image_from_record(txn.state.images[record.id], LayerTree(txn.state))
 
     # -- exchange formats ------------------------------------------------------------------

@@ -101,10 +101,14 @@ class ImageRecord:
             yield layer.digest
 
     def with_names(self, names: Iterable[str]) -> ImageRecord:
-        """A copy with *names*; names that are new go to the front of ``names_history``."""
+        """A copy with *names*; every one of them moves to the front of ``names_history``.
+
+        As containers/storage does, each name is put in front in turn, so the history
+        starts with the names in reverse order (the newest first), then the older ones.
+        """
         names = tuple(dict.fromkeys(names))
         history = list(self.names_history)
-        for name in reversed(names):
+        for name in names:
             if name in history:
                 history.remove(name)
             history.insert(0, name)
