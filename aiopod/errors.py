@@ -65,9 +65,9 @@ class ImageNotKnown(AiopodError):
 
     exit_code = 1
 
-    def __init__(self, reference: str) -> None:
+    def __init__(self, reference: str, message: str | None = None) -> None:
         self.reference = reference
-        super().__init__(f"{reference}: image not known")
+        super().__init__(message or f"{reference}: image not known")
 
 
 class ImageInUse(AiopodError):

@@ -14,13 +14,8 @@ for steps 1, 3 and 4, and the matched name for step 5.  Pure; no I/O.
 
 from __future__ import annotations
 
-from aiopod.errors import ImageNotKnown
-from aiopod.reference import (
-    is_fully_qualified,
-    lookup_candidates,
-    parse_reference,
-    parse_sha256_id,
-)
+from aiopod.errors import ImageNotKnown, InvalidReference
+from aiopod.reference import parse_lookup_input
 from aiopod.storage.records import ImageRecord, StoreState
 
 __all__ = ("lookup_image", "match_id_prefix")
@@ -45,35 +40,41 @@ def match_id_prefix(state: StoreState, prefix: str) -> ImageRecord | None:
 def lookup_image(state: StoreState, text: str) -> tuple[ImageRecord, str]:
     """The image *text* refers to and the resolved name.
 
+    For ``containers-storage:NAME`` input the resolved name is empty (podman rule 9).
+
     :raises ~aiopod.errors.ImageNotKnown: nothing matches.
     :raises ~aiopod.errors.InvalidReference: *text* is malformed.
     """
-    if text.startswith("sha256:"):
-        image_id = parse_sha256_id(text)
-        assert image_id is not None
-        record = state.images.get(image_id)
-        if record is None:
+    parsed = parse_lookup_input(text)
+    if parsed.transport is not None:
+        try:
+            record, _ = lookup_image(state, parsed.text)
+        except (ImageNotKnown, InvalidReference):
+            raise ImageNotKnown(parsed.text, "image not known") from None
+        return record, ""
+    text = parsed.text
+    if parsed.image_id is not None:
+        by_id = state.images.get(parsed.image_id)
+        if by_id is None:
             raise ImageNotKnown(text)
-        return record, text
-    for candidate in lookup_candidates(text):
+        return by_id, text
+    for candidate in parsed.candidates:
         image_id = state.by_name.get(candidate)
         if image_id is not None:
             return state.images[image_id], candidate
     image_id = state.by_name.get(text)
     if image_id is not None:
         return state.images[image_id], text
-    record = match_id_prefix(state, text)
-    if record is not None:
-        return record, text
-    ref = parse_reference(text)
-    if ref.digest is not None:
+    by_prefix = match_id_prefix(state, text)
+    if by_prefix is not None:
+        return by_prefix, text
+    if parsed.digest is not None:
         for record in state.images.values():
-            if ref.digest in record.digests:
+            if parsed.digest in record.digests:
                 return record, text
         raise ImageNotKnown(text)
-    if not is_fully_qualified(text):
-        tag = ref.tag or "latest"
-        suffix = "/" + ref.path + ":" + tag
+    if not parsed.fully_qualified and parsed.reference is not None:
+        suffix = "/" + parsed.reference.name + ":" + (parsed.reference.tag or "latest")
         for record in state.images.values():
             for name in record.names:
                 if name.endswith(suffix) and "@" not in name:
