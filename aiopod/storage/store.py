@@ -200,8 +200,15 @@ class Store:
             except ValueError:
                 candidates = []
             self._delete_unreferenced(state, candidates)
-        if journals or not layout.index_json.exists():
-            atomic_write(layout.index_json, render_index(state))
+        # A commit without blobs writes no journal, so a crash between images.json and
+        # index.json is only visible here: re-render whenever index.json disagrees.
+        index = render_index(state)
+        try:
+            current = layout.index_json.read_bytes()
+        except FileNotFoundError:
+            current = None
+        if current != index:
+            atomic_write(layout.index_json, index)
         for journal in journals:
             journal.unlink()
         recover_stale_staging(layout.tmp)
