@@ -1,0 +1,392 @@
+"""Crash consistency: a process killed anywhere in a commit leaves the old or the new store.
+
+For every named crash point (``aiopod.storage.crashpoints.CRASH_POINTS``) an operation
+runs in a subprocess with ``AIOPOD_CRASH=<point>``, which SIGKILLs itself there.  The
+store is then reopened: ``system check`` finds nothing, the images and blobs are exactly
+those of the state before or after the operation (no orphan blob, no half image), and
+running the operation again succeeds.  Also: what recovery and ``check --repair`` do with
+leftovers and damage.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import pytest
+from imagefactory import (
+    FakeImage,
+    child_image,
+    index_refs,
+    make_image,
+    write_docker_archive,
+)
+from peers import aiopod, aiopod_env
+
+from aiopod import CheckReport, Runtime
+from aiopod.storage.crashpoints import CRASH_POINTS
+
+T = TypeVar("T")
+
+APP = make_image("localhost/app:1", "localhost/app:2", seed="app")
+OTHER = make_image("localhost/other:1", seed="other")
+BASE = make_image("localhost/base:1", seed="base")
+CHILD = child_image(BASE, "localhost/child:1", files={"usr/child": b"child"})
+
+#: Points a commit passes only after ``images.json`` was replaced: the new state wins.
+AFTER_METADATA = {"commit:metadata", "commit:index", "commit:gc"}
+
+
+def with_runtime(root: Path, func: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def body() -> T:
+        async with Runtime(root) as rt:
+            return await func(rt)
+
+    return anyio.run(body)
+
+
+def check(root: Path, *, repair: bool = False) -> CheckReport:
+    return with_runtime(root, lambda rt: rt.check(repair=repair))
+
+
+@dataclass(frozen=True)
+class StoreModel:
+    """What a store holds, as far as consistency goes."""
+
+    names: dict[str, list[str]]  # image ID -> names
+    blobs: frozenset[str]
+    refs: frozenset[tuple[str, str]]
+
+
+def model_of(root: Path) -> StoreModel:
+    doc = json.loads((root / "aiopod" / "images.json").read_bytes())
+    return StoreModel(
+        names={image["id"]: image["names"] for image in doc["images"]},
+        blobs=frozenset(p.name for p in (root / "blobs" / "sha256").iterdir()),
+        refs=frozenset(index_refs(root)),
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A store to start from (images loaded in-process) and one CLI operation on it."""
+
+    initial: tuple[FakeImage, ...]
+    archive: tuple[FakeImage, ...]  # what the operation loads (if it loads)
+    args: tuple[str, ...]  # the operation on the command line ("{archive}": the archive)
+    reached: frozenset[str]  # the crash points the operation passes
+
+    async def apply(self, rt: Runtime, archive: Path) -> object:
+        """The same operation through the API (to run it again quickly, in-process)."""
+        if self.args[0] == "load":
+            return await rt.load(archive)
+        return await rt.untag(*self.args[1:])
+
+
+SCENARIOS = {
+    "load": Scenario(
+        initial=(OTHER,),
+        archive=(APP,),
+        args=("load", "-i", "{archive}"),
+        reached=frozenset(CRASH_POINTS),
+    ),
+    "untag": Scenario(
+        initial=(APP, OTHER),
+        archive=(),
+        args=("untag", APP.id),  # every name: running it again is a no-op, not an error
+        # No blob is added or freed, so there is nothing to move in and nothing to collect.
+        reached=frozenset({"commit:journal", "commit:metadata", "commit:index"}),
+    ),
+    "load-sharing-layers": Scenario(
+        initial=(BASE, OTHER),
+        archive=(CHILD,),
+        args=("load", "-i", "{archive}"),
+        reached=frozenset(CRASH_POINTS),
+    ),
+}
+
+
+def prepare(root: Path, scenario: Scenario, workdir: Path) -> tuple[tuple[str, ...], Path]:
+    """Create the scenario's initial store at *root*; return the command line arguments of
+    its operation and the archive it loads."""
+    workdir.mkdir(exist_ok=True)
+    initial = write_docker_archive(workdir / "initial.tar", scenario.initial)
+    archive = workdir / "archive.tar"
+    if scenario.archive:
+        write_docker_archive(archive, scenario.archive)
+    with_runtime(root, lambda rt: rt.load(initial))
+    return tuple(arg.format(archive=archive) for arg in scenario.args), archive
+
+
+def run_operation(root: Path, args: tuple[str, ...], crash: str | None = None):
+    env = aiopod_env()
+    if crash is not None:
+        env["AIOPOD_CRASH"] = crash
+    return subprocess.run(
+        [sys.executable, "-m", "aiopod", "--root", str(root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+_models: dict[str, tuple[StoreModel, StoreModel]] = {}
+
+
+def old_and_new(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreModel, ...]:
+    """The models of the scenario's store before and after an uninterrupted operation."""
+    if name not in _models:
+        base = tmp_path_factory.mktemp(f"reference-{name}")
+        scenario = SCENARIOS[name]
+        _, archive = prepare(base / "store", scenario, base / "work")
+        before = model_of(base / "store")
+        with_runtime(base / "store", lambda rt: scenario.apply(rt, archive))
+        _models[name] = (before, model_of(base / "store"))
+        assert _models[name][0] != _models[name][1]
+    return _models[name]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+@pytest.mark.parametrize("operation", list(SCENARIOS))
+def test_a_crash_at_any_point_leaves_the_old_or_the_new_store(
+    operation: str, point: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    scenario = SCENARIOS[operation]
+    old, new = old_and_new(operation, tmp_path_factory)
+    root = tmp_path / "store"
+    args, archive = prepare(root, scenario, tmp_path / "work")
+
+    crashed = run_operation(root, args, crash=point)
+    if point in scenario.reached:
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    else:
+        assert crashed.returncode == 0, crashed.stderr  # the point is not on this path
+
+    report = check(root)  # reopening recovers first
+    assert report.problems == []
+    model = model_of(root)
+    if point in AFTER_METADATA or point not in scenario.reached:
+        assert model == new
+    else:
+        assert model == old
+    assert list((root / "aiopod" / "tmp").iterdir()) == []
+    assert list((root / "aiopod" / "journal").iterdir()) == []
+
+    with_runtime(root, lambda rt: scenario.apply(rt, archive))  # again: it succeeds
+    assert model_of(root) == new
+    assert check(root).ok
+
+
+def test_every_crash_point_is_passed_by_a_load() -> None:
+    """The points the tests above use are the ones the store defines, in commit order."""
+    assert CRASH_POINTS == (
+        "commit:journal",
+        "commit:blobs",
+        "commit:metadata",
+        "commit:index",
+        "commit:gc",
+    )
+    assert SCENARIOS["load"].reached == frozenset(CRASH_POINTS)
+
+
+# ------------------------------------------------------------------------------ leftovers
+
+
+def loaded_store(root: Path, workdir: Path, *images: FakeImage) -> None:
+    workdir.mkdir(exist_ok=True)
+    archive = write_docker_archive(workdir / "images.tar", images)
+    with_runtime(root, lambda rt: rt.load(archive))
+
+
+def blob_file(root: Path, digest: str) -> Path:
+    return root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def image_blobs(root: Path, image_id: str) -> set[str]:
+    doc = json.loads((root / "aiopod" / "images.json").read_bytes())
+    [record] = [r for r in doc["images"] if r["id"] == image_id]
+    layers = [layer[0] for layer in record["layers"]]
+    return {record["manifest"]["digest"], "sha256:" + image_id, *layers}
+
+
+def test_a_stale_staging_area_is_removed_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    tmp = root / "aiopod" / "tmp"
+    (tmp / "stage-x").mkdir()
+    (tmp / "stage-x" / "part-1.tmp").write_bytes(b"half a layer")
+    (tmp / "stage-x.lock").write_bytes(b"")
+    (tmp / "stage-orphan").mkdir()  # a staging directory whose lock file is gone
+
+    assert check(root).ok
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_live_staging_area_is_kept_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    tmp = root / "aiopod" / "tmp"
+    (tmp / "stage-live").mkdir()
+    fd = os.open(tmp / "stage-live.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # its owner is alive
+        with_runtime(root, lambda rt: rt.images())
+        assert (tmp / "stage-live").is_dir()
+    finally:
+        os.close(fd)
+    with_runtime(root, lambda rt: rt.images())
+    assert not (tmp / "stage-live").exists()
+
+
+def test_a_journal_left_behind_is_rolled_to_what_images_json_says(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    before = model_of(root)
+    # A commit died after moving a blob in but before images.json named it.
+    stray = b"a layer nobody references"
+    stray_digest = "sha256:" + hashlib.sha256(stray).hexdigest()
+    blob_file(root, stray_digest).write_bytes(stray)
+    kept = sorted(image_blobs(root, APP.id))
+    journal = root / "aiopod" / "journal" / "0123456789abcdef.json"
+    journal.write_text(json.dumps({"blobs": [stray_digest, *kept]}))
+    (root / "index.json").write_text('{"schemaVersion":2,"manifests":[]}')
+
+    report = check(root)
+
+    assert report.problems == []
+    assert not blob_file(root, stray_digest).exists()
+    assert all(blob_file(root, digest).is_file() for digest in kept)
+    assert not journal.exists()
+    assert model_of(root) == before  # index.json re-rendered too
+
+
+def test_a_torn_temporary_metadata_file_is_removed_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    torn = root / "aiopod" / ".tmp-images.json-0123456789ab"
+    torn.write_bytes(b'{"version":1,"ima')
+    assert check(root).ok
+    assert not torn.exists()
+
+
+# ------------------------------------------------------------------------------ check / repair
+
+
+def test_a_corrupted_blob_is_reported_and_repair_removes_the_damaged_image(tmp_path: Path):
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP, OTHER)
+    app_blobs = image_blobs(root, APP.id)
+    other = model_of(root).names[OTHER.id]
+    layer = blob_file(root, APP.diff_ids[0])  # docker-archive layers are stored as they came
+    data = bytearray(layer.read_bytes())
+    data[600] ^= 0xFF
+    layer.write_bytes(bytes(data))
+
+    report = check(root)
+    assert not report.ok
+    assert any(APP.diff_ids[0] in p and "damaged" in p for p in report.problems), report
+
+    cli = aiopod("system", "check", root=root)
+    assert cli.returncode == 1
+    assert "damaged" in cli.stdout
+
+    repaired = check(root, repair=True)
+    assert repaired.removed_images == [APP.id]
+    after = model_of(root)
+    assert after.names == {OTHER.id: other}
+    assert not any(blob_file(root, d).exists() for d in app_blobs)
+    assert {name for name, _ in index_refs(root)} == set(other)
+    assert check(root).ok
+
+
+def test_a_missing_blob_is_reported_and_repair_removes_the_damaged_image(tmp_path: Path):
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP, OTHER)
+    blob_file(root, APP.config_digest).unlink()
+
+    report = check(root)
+    assert any("missing" in p and APP.id in p for p in report.problems), report
+    assert check(root, repair=True).removed_images == [APP.id]
+    assert check(root).ok
+    assert list(model_of(root).names) == [OTHER.id]
+
+
+def test_an_orphan_blob_is_reported_and_removed(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    orphan = b"nobody needs me"
+    digest = "sha256:" + hashlib.sha256(orphan).hexdigest()
+    blob_file(root, digest).write_bytes(orphan)
+    before = model_of(root)
+
+    report = check(root)
+    assert report.problems == [f"orphan blob {digest}"]
+
+    cli = aiopod("system", "check", "--repair", root=root)
+    assert cli.returncode == 0, cli.stderr
+    assert not blob_file(root, digest).exists()
+    assert model_of(root).names == before.names
+    assert check(root).ok
+
+
+def test_a_stray_file_in_the_blob_directory_is_reported_and_removed(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    stray = root / "blobs" / "sha256" / "not-a-digest"
+    stray.write_bytes(b"?")
+    assert any("stray" in p for p in check(root).problems)
+    check(root, repair=True)
+    assert not stray.exists()
+    assert check(root).ok
+
+
+def test_index_json_edited_by_hand_is_re_rendered_by_repair(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    expected = (root / "index.json").read_bytes()
+
+    async def edit_then_check(rt: Runtime) -> tuple[CheckReport, CheckReport, CheckReport]:
+        await rt.images()
+        index = json.loads((root / "index.json").read_bytes())
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = "evil:1"
+        (root / "index.json").write_text(json.dumps(index))
+        return await rt.check(), await rt.check(repair=True), await rt.check()
+
+    found, repaired, after = with_runtime(root, edit_then_check)
+    assert found.problems == ["index.json does not match the metadata"]
+    assert repaired.repaired == ["rewrote index.json"]
+    assert after.ok
+    assert (root / "index.json").read_bytes() == expected
+
+
+def test_a_store_directory_with_a_loose_mode_is_reported_and_tightened(tmp_path: Path):
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+
+    async def loosen_then_check(rt: Runtime) -> tuple[CheckReport, CheckReport]:
+        os.chmod(root / "blobs", 0o755)
+        return await rt.check(), await rt.check(repair=True)
+
+    found, _ = with_runtime(root, loosen_then_check)
+    assert any("not mode 0700" in p for p in found.problems)
+    assert (root / "blobs").stat().st_mode & 0o777 == 0o700
+
+
+def test_repair_leaves_a_healthy_store_byte_for_byte_unchanged(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP, OTHER)
+    snapshot = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.suffix != ".lock"}
+    report = check(root, repair=True)
+    assert report.ok and report.repaired == [] and report.removed_images == []
+    assert {p: p.read_bytes() for p in snapshot} == snapshot
