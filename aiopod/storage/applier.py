@@ -125,9 +125,12 @@ def apply_layer(
     data = open_decompressed(
         stream, max_bytes=limits.max_bytes, max_ratio=limits.max_compression_ratio
     )
-    with RootDir(
-        root, max_symlink_hops=limits.max_symlink_hops, max_depth=limits.max_path_depth
-    ) as rootdir:
+    with (
+        data,
+        RootDir(
+            root, max_symlink_hops=limits.max_symlink_hops, max_depth=limits.max_path_depth
+        ) as rootdir,
+    ):
         reader = TarReader(data, max_header_bytes=limits.max_pax_header_bytes)
         applier = _Applier(rootdir, reader, limits, allow_devices)
         for member in reader:
@@ -167,14 +170,15 @@ class _Applier:
         self.ancestors: set[_Path] = set()  # their parents, up to the root
         self.dirs: dict[_Path, _DirMeta] = {}  # attributes to apply at the end
         self.buffer = memoryview(bytearray(_COPY_CHUNK))
-        self.ignored_xattrs: list[str] = []
+        self.ignored_xattrs = 0
+        self.first_ignored_xattr = ""
 
     def warnings(self) -> list[str]:
         out = list(self._warnings)
         if self.ignored_xattrs:
             out.append(
-                f"ignored {len(self.ignored_xattrs)} xattrs outside user.* "
-                f"(first: {self.ignored_xattrs[0]})"
+                f"ignored {self.ignored_xattrs} xattrs outside user.* "
+                f"(first: {self.first_ignored_xattr})"
             )
         return out
 
@@ -187,7 +191,7 @@ class _Applier:
             raise LimitExceeded(
                 f"layer has more than {self.limits.max_entries} entries (at {name!r})"
             )
-        parts = self._check_name(name, "name")
+        parts = self._check_name(name, name, "name")
         try:
             if parts and parts[-1].startswith(".wh."):
                 self._whiteout(member, parts)
@@ -200,9 +204,7 @@ class _Applier:
         except PathTooDeep as exc:
             raise LimitExceeded(f"layer entry {name!r}: {exc.strerror}") from exc
         except OSError as exc:
-            if exc.errno in _ENVIRONMENT_ERRNOS:
-                raise
-            raise UnsafeLayer(f"cannot apply layer entry {name!r}: {exc.strerror or exc}") from exc
+            raise _os_error(f"layer entry {name!r}", exc) from exc
 
     def _check_text(self, name: str, text: str, what: str) -> None:
         if "\x00" in text:
@@ -213,13 +215,14 @@ class _Applier:
                 f"{self.limits.max_path_length} bytes"
             )
 
-    def _check_name(self, name: str, what: str) -> _Path:
-        self._check_text(name, name, what)
+    def _check_name(self, name: str, text: str, what: str) -> _Path:
+        """Validate ``text`` (the entry's ``name`` or link target) and split it."""
+        self._check_text(name, text, what)
         try:
-            parts = split_path(name)
+            parts = split_path(text)
         except ValueError:
             raise UnsafeLayer(
-                f"layer entry {name!r}: {what} climbs out of the root with '..'"
+                f"layer entry {name!r}: {what} {text!r} climbs out of the root with '..'"
             ) from None
         if len(parts) > self.limits.max_path_depth:
             raise LimitExceeded(
@@ -342,7 +345,7 @@ class _Applier:
         path: _Path,
         existing: os.stat_result | None,
     ) -> None:
-        target = self._check_name(member.linkname, "link target")
+        target = self._check_name(member.name, member.linkname, "link target")
         if not target:
             raise UnsafeLayer(f"layer entry {member.name!r} is a hard link to the root")
         try:
@@ -485,7 +488,8 @@ class _Applier:
         label = member.name if isinstance(member, TarMember) else name
         for key, value in items:
             if not key.startswith("user."):
-                self.ignored_xattrs.append(f"{label}: {key}")
+                self.ignored_xattrs += 1
+                self.first_ignored_xattr = self.first_ignored_xattr or f"{label}: {key}"
                 continue
             with contextlib.suppress(OSError, ValueError):  # unsupported here: not fatal
                 os.setxattr(fd, key, value)
@@ -514,5 +518,14 @@ class _Applier:
                 self._set_xattrs(fd, meta, "/".join(path) or "/")
                 if meta.mtime_ns is not None:
                     os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
+            except OSError as exc:
+                raise _os_error(f"directory {'/'.join(path) or '/'!r}", exc) from exc
             finally:
                 os.close(fd)
+
+
+def _os_error(what: str, exc: OSError) -> OSError | UnsafeLayer:
+    """A failure of the machine is raised as it is; one caused by the layer is wrapped."""
+    if exc.errno in _ENVIRONMENT_ERRNOS:
+        return exc
+    return UnsafeLayer(f"cannot apply {what}: {exc.strerror or exc}")

@@ -295,6 +295,8 @@ class _Limited(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         view = memoryview(buffer).cast("B")
+        if not view:
+            return 0  # zlib would read max_length=0 as "unbounded"
         data = self._stream.read(len(view))
         n = len(data)
         view[:n] = data
