@@ -144,6 +144,11 @@ def apply_layer(
     )
 
 
+def _is_marker(name: str) -> bool:
+    """Whiteout-shaped names are never made, not even through a symlink's target."""
+    return name.startswith(".wh.")
+
+
 def _can_make_devices() -> bool:
     if os.geteuid() != 0:
         return False
@@ -243,7 +248,9 @@ class _Applier:
 
     def _entry(self, member: TarMember, parts: _Path) -> None:
         created: list[_Path] = []
-        parent = self.root.open_dir(parts[:-1], create=True, replace_non_dirs=True, created=created)
+        parent = self.root.open_dir(
+            parts[:-1], create=True, replace_non_dirs=True, created=created, refuse=_is_marker
+        )
         for path in created:
             self.dirs[path] = _IMPLICIT_DIR
         try:
@@ -386,7 +393,7 @@ class _Applier:
         if base == _OPAQUE:
             created: list[_Path] = []
             where = self.root.open_dir(
-                parts[:-1], create=True, replace_non_dirs=True, created=created
+                parts[:-1], create=True, replace_non_dirs=True, created=created, refuse=_is_marker
             )
             for path in created:
                 self.dirs[path] = _IMPLICIT_DIR

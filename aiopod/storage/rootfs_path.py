@@ -22,13 +22,14 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import NamedTuple
 
 __all__ = (
     "MAX_SYMLINK_HOPS",
     "PathTooDeep",
+    "RefusedName",
     "ResolvedDir",
     "RootDir",
     "TooManySymlinks",
@@ -48,6 +49,10 @@ class TooManySymlinks(OSError):
 
 class PathTooDeep(OSError):
     """A resolved path has more components than allowed (``ENAMETOOLONG``)."""
+
+
+class RefusedName(OSError):
+    """A missing directory was not made because its name is refused (``EPERM``)."""
 
 
 def split_path(path: str) -> tuple[str, ...]:
@@ -137,6 +142,7 @@ class RootDir:
         create: bool = False,
         replace_non_dirs: bool = False,
         created: list[tuple[str, ...]] | None = None,
+        refuse: Callable[[str], bool] | None = None,
     ) -> ResolvedDir:
         """Resolve the directory ``parts`` inside the root, following symlinks in the root.
 
@@ -145,7 +151,8 @@ class RootDir:
         named in ``parts`` itself (not reached through a symlink) is unlinked and replaced by
         a directory (a later layer entry wins).  Otherwise a missing component raises
         ``FileNotFoundError`` and a non-directory ``NotADirectoryError``.  Too many symlinks
-        raise :class:`TooManySymlinks`, too many levels :class:`PathTooDeep`.
+        raise :class:`TooManySymlinks`, too many levels :class:`PathTooDeep`.  A directory
+        whose name ``refuse`` returns true for is never made (:class:`RefusedName`).
         """
         stack: list[tuple[int, str]] = [(self.fd, "")]
         todo = list(reversed(parts))
@@ -161,7 +168,7 @@ class RootDir:
                     continue
                 cur = stack[-1][0]
                 replace = replace_non_dirs and hops == 0  # never through a symlink
-                opened = self._open_component(cur, name, create, replace)
+                opened = self._open_component(cur, name, create, replace, refuse)
                 if opened is None:  # made a directory: enter it next round
                     todo.append(name)
                     if created is not None:
@@ -191,7 +198,12 @@ class RootDir:
                 os.close(fd)
 
     def _open_component(
-        self, cur: int, name: str, create: bool, replace_non_dirs: bool
+        self,
+        cur: int,
+        name: str,
+        create: bool,
+        replace_non_dirs: bool,
+        refuse: Callable[[str], bool] | None,
     ) -> tuple[os.stat_result, int] | None:
         """Open one component, never following it: ``(stat, fd)`` of a directory or a
         symlink, or ``None`` after making a directory in its place."""
@@ -200,6 +212,8 @@ class RootDir:
         except FileNotFoundError:
             if not create:
                 raise
+            if refuse is not None and refuse(name):
+                raise RefusedName(errno.EPERM, "refusing to make a directory named", name) from None
             with contextlib.suppress(FileExistsError):  # made meanwhile: opened next round
                 os.mkdir(name, 0o700, dir_fd=cur)
             return None
@@ -207,7 +221,7 @@ class RootDir:
         if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
             return st, fd
         os.close(fd)
-        if not (create and replace_non_dirs):
+        if not (create and replace_non_dirs) or (refuse is not None and refuse(name)):
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", name)
         os.unlink(name, dir_fd=cur)
         os.mkdir(name, 0o700, dir_fd=cur)

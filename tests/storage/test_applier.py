@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 import pytest
 import zstandard
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aiopod.errors import LimitExceeded, UnsafeLayer
 from aiopod.storage.applier import ApplyResult, LayerLimits, apply_layer
@@ -848,3 +849,110 @@ def test_errors_name_the_member_and_report_the_cause(box: Sandbox) -> None:
     message = box.reject(layer(reg("x" * 300, b"")))
     assert "x" * 300 in message
     assert os.strerror(errno.ENAMETOOLONG) in message
+
+
+class _StrictReader(io.RawIOBase):
+    """A blob that refuses to be read whole: every read must be bounded."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.largest = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        assert 0 <= size <= 1 << 20, f"unbounded read({size})"
+        self.largest = max(self.largest, size)
+        return self._data.read(size)
+
+
+@pytest.mark.parametrize("kind", ["none", "gzip", "zstd", "bzip2", "xz"])
+def test_decompression_streams_in_bounded_reads(kind: str) -> None:
+    data = layer(reg("big", os.urandom(4 << 20)))
+    source = _StrictReader(_compress(data, kind))
+    reader = open_decompressed(source)  # type: ignore[arg-type]
+    total = 0
+    while chunk := reader.read(1 << 16):
+        total += len(chunk)
+    assert total == len(data)
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"\x1f\x8b\x08\x00\x00\x00", "gzip"),
+        (b"\x28\xb5\x2f\xfd\x00\x00", "zstd"),
+        (b"\x50\x2a\x4d\x18\x00\x00", "zstd"),  # a skippable frame first
+        (b"BZh91AY", "bzip2"),
+        (b"\xfd7zXZ\x00", "xz"),
+        (b"ustar\x00", "none"),
+        (b"BZhx", "none"),
+        (b"", "none"),
+    ],
+)
+def test_detect_compression(head: bytes, kind: str) -> None:
+    assert detect_compression(head) == kind
+
+
+# -- property: whatever the layers, nothing outside the root changes ----------------------
+
+_COMPONENTS = ["a", "b", "..", ".", ".wh.a", ".wh..wh..opq", ".wh..."]
+_names = st.lists(st.sampled_from(_COMPONENTS), min_size=1, max_size=4).map("/".join)
+_targets = st.one_of(
+    _names,
+    _names.map(lambda n: "/" + n),
+    st.sampled_from(["HOST", "HOST/sentinel", "HOST/dir", "/", "../../..", "../../../host"]),
+)
+_entry_names = st.one_of(_names, _names.map(lambda n: "/" + n), st.sampled_from([".", "/"]))
+_entries = st.one_of(
+    st.tuples(st.just("file"), _entry_names, st.sampled_from([0o644, 0o4755, 0o000])),
+    st.tuples(st.just("dir"), _entry_names, st.sampled_from([0o755, 0o000, 0o7777])),
+    st.tuples(st.just("symlink"), _entry_names, _targets),
+    st.tuples(st.just("hardlink"), _entry_names, _targets),
+    st.tuples(st.just("fifo"), _entry_names, st.just(0o600)),
+)
+
+
+def _build(entries: list[tuple[str, str, Any]], host: Path) -> bytes:
+    built: list[Entry] = []
+    for kind, name, extra in entries:
+        if kind == "file":
+            built.append(reg(name, b"layer data", mode=extra, mtime=T0 + 1))
+        elif kind == "dir":
+            built.append(dir_(name, mode=extra, mtime=T0 + 1))
+        elif kind == "fifo":
+            built.append(node(name, tarfile.FIFOTYPE, mode=extra))
+        else:
+            target = str(extra).replace("HOST", str(host))
+            make = symlink if kind == "symlink" else hardlink
+            built.append(make(name, target, mtime=T0 + 1))
+    return layer(*built)
+
+
+@pytest.mark.timeout(300)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers=st.lists(st.lists(_entries, min_size=1, max_size=6), min_size=1, max_size=3))
+def test_no_sequence_of_layers_changes_anything_outside_the_root(
+    tmp_path_factory: pytest.TempPathFactory, layers: list[list[tuple[str, str, Any]]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("prop")
+    host = tmp / "host"
+    (host / "dir").mkdir(parents=True)
+    (host / "sentinel").write_bytes(b"host secret\n")
+    root = tmp / "jail" / "cell" / "root"
+    root.mkdir(parents=True)
+    before = snapshot(tmp, skip=root)
+    for entries in layers:
+        try:
+            apply_layer(root, io.BytesIO(_build(entries, host)))
+        except (UnsafeLayer, LimitExceeded):
+            continue
+        assert not [p for p in root.rglob(".wh.*")]
+    assert snapshot(tmp, skip=root) == before
+    assert root.is_dir() and not root.is_symlink()
+    for dirpath, dirnames, _ in os.walk(tmp):
+        for d in dirnames:
+            if not Path(dirpath, d).is_symlink():
+                Path(dirpath, d).chmod(0o700)
+    shutil.rmtree(tmp)
