@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiopod.errors import InvalidArchive, InvalidReference
-from aiopod.reference import normalize_docker
+from aiopod.reference import normalize_local
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.records import ImageRecord
 from aiopod.transports.candidate import ImageCandidate, LayerBlob
@@ -35,7 +35,7 @@ def _names(repo_tags: object, what: str) -> list[str]:
     names = []
     for tag in repo_tags:
         try:
-            names.append(str(normalize_docker(tag)))
+            names.append(str(normalize_local(tag)))
         except InvalidReference as exc:
             raise InvalidArchive(f"{what}: invalid name {tag!r} in RepoTags: {exc}") from None
     return names
