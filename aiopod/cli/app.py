@@ -42,8 +42,18 @@ def fail(message: str, code: int = 125) -> NoReturn:
     sys.exit(code)
 
 
-def run(ctx: CliContext, func: Callable[[Runtime], Awaitable[T]], *, prefix: str = "") -> T:
-    """Open the runtime, await ``func(runtime)``, turn aiopod errors into exit codes."""
+def run(
+    ctx: CliContext,
+    func: Callable[[Runtime], Awaitable[T]],
+    *,
+    prefix: str = "",
+    exit_code: int | None = None,
+) -> T:
+    """Open the runtime, await ``func(runtime)``, turn aiopod errors into exit codes.
+
+    *exit_code*, when given, is the status of every aiopod error (podman's ``tag`` and
+    ``save`` exit 125 even for "image not known"; only ``rmi`` uses 1 and 2).
+    """
 
     async def body() -> T:
         async with ctx.runtime() as rt:
@@ -52,7 +62,7 @@ def run(ctx: CliContext, func: Callable[[Runtime], Awaitable[T]], *, prefix: str
     try:
         return anyio.run(body)
     except AiopodError as exc:
-        fail(prefix + exc.message, exc.exit_code)
+        fail(prefix + exc.message, exc.exit_code if exit_code is None else exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except OSError as exc:

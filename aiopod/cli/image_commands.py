@@ -138,7 +138,7 @@ def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
 @pass_cli
 def tag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     """Add names to an image."""
-    run(ctx, lambda rt: rt.tag(image, *names))
+    run(ctx, lambda rt: rt.tag(image, *names), exit_code=125)
 
 
 @cli.command("untag")
@@ -186,7 +186,7 @@ def save_command(
     ctx: CliContext, output: str, fmt: str, multi_image_archive: bool, references: tuple[str, ...]
 ) -> None:
     """Save images to an archive or an OCI layout directory."""
-    run(ctx, lambda rt: rt.save(output, references, format=fmt))  # type: ignore[arg-type]
+    run(ctx, lambda rt: rt.save(output, references, format=fmt), exit_code=125)  # type: ignore[arg-type]
 
 
 @cli.command("import")
