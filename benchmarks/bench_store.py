@@ -62,6 +62,14 @@ IMAGE = "localhost/bench:1"
 class Sample:
     seconds: float
     max_rss_kib: int
+    output_bytes: int | None = None  # the size of what a save wrote
+
+
+def disk_size(path: Path) -> int:
+    """Bytes in a file, or in all files under a directory."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def rss_wrapper() -> list[str]:
@@ -85,7 +93,7 @@ def timed(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = No
         tempfile.TemporaryFile() as err,
         tempfile.NamedTemporaryFile("r") as rss,
     ):
-        wrapped = [*rss_wrapper(), "-f", "%M", "-o", rss.name, *map(os.fspath, cmd)]
+        wrapped = [*rss_wrapper(), "-f", "%M", "-o", rss.name, *(os.fspath(c) for c in cmd)]
         start = time.perf_counter()
         returncode = subprocess.run(
             wrapped, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, check=False
@@ -135,18 +143,24 @@ class Row:
     def peak_mib(samples: list[Sample]) -> float:
         return max(s.max_rss_kib for s in samples) / 1024
 
+    @staticmethod
+    def output_mib(samples: list[Sample]) -> str:
+        sizes = [s.output_bytes for s in samples if s.output_bytes is not None]
+        return f"{max(sizes) / MIB:10.1f}" if sizes else f"{'':10}"
+
     def format(self) -> str:
         p, a = self.median(self.podman), self.median(self.aiopod)
         return (
             f"| {self.operation:<38} | {p:9.3f} | {a:9.3f} | {a / p:6.2f} "
-            f"| {self.peak_mib(self.podman):8.1f} | {self.peak_mib(self.aiopod):8.1f} |"
+            f"| {self.peak_mib(self.podman):10.1f} | {self.peak_mib(self.aiopod):10.1f} "
+            f"| {self.output_mib(self.podman)} | {self.output_mib(self.aiopod)} |"
         )
 
 
 HEADER = (
     f"| {'operation':<38} | {'podman s':>9} | {'aiopod s':>9} | {'ratio':>6} "
-    f"| {'podman MiB':>8} | {'aiopod MiB':>8} |\n"
-    f"|{'-' * 40}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 12}|{'-' * 12}|"
+    f"| {'podman RSS':>10} | {'aiopod RSS':>10} | {'podman out':>10} | {'aiopod out':>10} |\n"
+    f"|{'-' * 40}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|"
 )
 
 
@@ -325,7 +339,9 @@ class Bench:
             out = output()
             try:
                 cmd = podman_cmd(podman, "save", "-q", "--format", fmt, "-o", out, IMAGE)
-                return timed(cmd, podman.env())
+                sample = timed(cmd, podman.env())
+                sample.output_bytes = disk_size(out)
+                return sample
             finally:
                 shutil.rmtree(out.parent, ignore_errors=True)
 
@@ -333,7 +349,9 @@ class Bench:
             out = output()
             try:
                 cmd = aiopod_cmd(aiopod_root, "save", "--format", fmt, "-o", out, IMAGE)
-                return timed(cmd, aiopod_env())
+                sample = timed(cmd, aiopod_env())
+                sample.output_bytes = disk_size(out)
+                return sample
             finally:
                 shutil.rmtree(out.parent, ignore_errors=True)
 
@@ -400,6 +418,15 @@ class Bench:
             row.podman.append(timed(podman_cmd(podman, "load", "-q", "-i", archive), podman.env()))
             row.aiopod.append(timed(aiopod_cmd(aiopod_root, "load", "-i", archive), aiopod_env()))
             print(row.format(), flush=True)
+            listed = subprocess.run(
+                aiopod_cmd(aiopod_root, "images", "-q", "--no-trunc"),
+                env=aiopod_env(),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            if len(set(listed)) != count:
+                raise RuntimeError(f"aiopod lists {len(set(listed))} images, expected {count}")
             for args in (["images"], ["images", "--format", "json"]):
                 self.bench_command(f"{' '.join(args)} ({count} images)", podman, aiopod_root, args)
         finally:
@@ -455,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"\nratio = aiopod / podman (below 1: aiopod is faster); MiB = peak RSS of the process; "
+        f"\nratio = aiopod / podman (below 1: aiopod is faster); RSS = peak RSS (MiB); "
+        f"out = size of what save wrote (MiB); "
         f"total {time.perf_counter() - started:.0f} s"
     )
     return 0

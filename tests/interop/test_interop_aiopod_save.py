@@ -19,6 +19,7 @@ from peers import (
     PeerImages,
     Podman,
     Tool,
+    aiopod_images,
     aiopod_ok,
     loaded_names,
     read_oci_layout,
@@ -211,3 +212,32 @@ def test_aiopod_oci_save_copies_into_docker_with_same_id(
     )
     assert dockerd.image_id(APP) == image_id
     dockerd.forget(image_id)
+
+
+@pytest.mark.peer("skopeo", "docker-registry")
+def test_aiopod_oci_archive_round_trips_through_a_registry_with_skopeo(
+    peer_images: PeerImages,
+    store: Path,
+    tmp_path: Path,
+    registry: str,
+    skopeo: Tool,
+    podman: Podman,
+) -> None:
+    """aiopod save (oci-archive) → skopeo copy → registry → skopeo copy → podman and aiopod.
+
+    The config digest (the image ID) survives a push and a pull through a real registry.
+    """
+    load_all(peer_images, store)
+    out = tmp_path / "for-registry.tar"
+    aiopod_ok("save", "--format", "oci-archive", "-o", out, APP, root=store)
+    remote = f"docker://{registry}/aiopod-test/app:{tmp_path.name}"
+    skopeo("copy", "-q", "--dest-tls-verify=false", f"oci-archive:{out}:{APP}", remote)
+
+    skopeo("copy", "-q", "--src-tls-verify=false", remote, podman.storage_ref(APP))
+    assert podman.images() == {peer_images.ids[APP]: [APP]}
+
+    pulled = tmp_path / "pulled"
+    skopeo("copy", "-q", "--src-tls-verify=false", remote, f"oci:{pulled}:localhost/pulled:1")
+    other_store = tmp_path / "other-store"
+    aiopod_ok("load", "-i", pulled, root=other_store)
+    assert aiopod_images(other_store) == {peer_images.ids[APP]: ["localhost/pulled:1"]}
