@@ -157,7 +157,7 @@ def test_images_no_trunc_shows_full_ids_with_sha256(filled: Path) -> None:
     assert {row[2] for row in rows} == {f"sha256:{i.id}" for i in (OLD, NEW, LEAF)}
 
 
-def test_images_format_json_has_podmans_fields_and_one_object_per_name(filled: Path):
+def test_images_format_json_has_podmans_fields_and_one_object_per_name(filled: Path) -> None:
     rows = json.loads(ok("images", "--format", "json", root=filled))
     assert sorted(row["Id"] for row in rows) == sorted([OLD.id, NEW.id, NEW.id, LEAF.id])
     for row in rows:
@@ -180,7 +180,7 @@ def test_images_format_json_has_podmans_fields_and_one_object_per_name(filled: P
     assert leaf["ParentId"] == MIDDLE.id
 
 
-def test_images_format_json_of_an_unnamed_image_has_no_names(store: Path, tmp_path: Path):
+def test_images_format_json_of_an_unnamed_image_has_no_names(store: Path, tmp_path: Path) -> None:
     load(store, tmp_path, make_image(seed="anonymous"))
     [row] = json.loads(ok("images", "--format", "json", root=store))
     assert "Names" not in row and "History" not in row

@@ -77,7 +77,7 @@ async def test_a_name_without_a_tag_means_latest(store: Path, tmp_path: Path) ->
             await rt.get_image("app:2")
 
 
-async def test_a_full_id_and_a_unique_id_prefix_find_the_image(store: Path, tmp_path: Path):
+async def test_a_full_id_and_a_unique_id_prefix_find_the_image(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, APP, QUAY_Y)
         assert (await rt.get_image(APP.id)).id == APP.id
@@ -125,7 +125,9 @@ async def test_sha256_with_a_malformed_id_is_podmans_invalid_format(
     assert excinfo.value.exit_code == 125
 
 
-async def test_a_digest_finds_the_image_whatever_the_repository(store: Path, tmp_path: Path):
+async def test_a_digest_finds_the_image_whatever_the_repository(
+    store: Path, tmp_path: Path
+) -> None:
     async with Runtime(store) as rt:
         [app, _] = await load_images(rt, tmp_path, APP, QUAY_Y)
         assert (await rt.get_image(f"localhost/nosuchrepo@{app.digest}")).id == APP.id
@@ -144,7 +146,7 @@ async def test_a_bare_manifest_digest_is_not_an_image_id(store: Path, tmp_path: 
             await rt.get_image(app.digest)
 
 
-async def test_a_short_name_matches_a_tag_by_its_path_suffix(store: Path, tmp_path: Path):
+async def test_a_short_name_matches_a_tag_by_its_path_suffix(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, QUAY_Y, QUAY_Z)
         assert (await rt.get_image("y:2")).id == QUAY_Y.id
@@ -204,7 +206,7 @@ async def test_tag_without_a_name_is_a_usage_error(store: Path, tmp_path: Path) 
             await rt.tag(APP.id)
 
 
-async def test_tag_of_a_name_the_image_has_changes_nothing(store: Path, tmp_path: Path):
+async def test_tag_of_a_name_the_image_has_changes_nothing(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, APP)
         files = ("aiopod/images.json", "index.json", "aiopod/store.lock")
@@ -332,7 +334,7 @@ MIDDLE = child_image(BASE, files={"usr/middle": b"m"}, created_by="RUN middle")
 TOP = child_image(MIDDLE, "localhost/top:1", files={"usr/top": b"t"}, created_by="RUN top")
 
 
-async def test_parent_and_children_follow_layers_and_history(store: Path, tmp_path: Path):
+async def test_parent_and_children_follow_layers_and_history(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, BASE, MIDDLE, TOP)
         base, middle, top = [await rt.get_image(i.id) for i in (BASE, MIDDLE, TOP)]
@@ -361,7 +363,7 @@ async def test_an_untagged_leaf_is_dangling_and_listed(store: Path, tmp_path: Pa
         assert (await rt.get_image(MIDDLE.id)).intermediate
 
 
-async def test_a_child_needs_exactly_one_more_history_entry(store: Path, tmp_path: Path):
+async def test_a_child_needs_exactly_one_more_history_entry(store: Path, tmp_path: Path) -> None:
     grandchild_without_middle = child_image(MIDDLE, "localhost/gc:1", created_by="RUN gc")
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, BASE, grandchild_without_middle)
@@ -371,7 +373,7 @@ async def test_a_child_needs_exactly_one_more_history_entry(store: Path, tmp_pat
     assert not base.has_children
 
 
-async def test_a_child_needs_the_same_history_as_its_parent(store: Path, tmp_path: Path):
+async def test_a_child_needs_the_same_history_as_its_parent(store: Path, tmp_path: Path) -> None:
     other_history = make_image(
         "localhost/other:1",
         layers=[*BASE.layers, MIDDLE.layers[-1]],
@@ -383,7 +385,9 @@ async def test_a_child_needs_the_same_history_as_its_parent(store: Path, tmp_pat
         assert not (await rt.get_image(BASE.id)).has_children
 
 
-async def test_an_empty_layer_step_makes_a_child_with_the_same_layers(store: Path, tmp_path):
+async def test_an_empty_layer_step_makes_a_child_with_the_same_layers(
+    store: Path, tmp_path: Path
+) -> None:
     config_only = child_image(BASE, "localhost/env:1", created_by="ENV A=1")
     assert config_only.diff_ids == BASE.diff_ids
     async with Runtime(store) as rt:

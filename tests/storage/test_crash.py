@@ -128,7 +128,9 @@ def prepare(root: Path, scenario: Scenario, workdir: Path) -> tuple[tuple[str, .
     return tuple(arg.format(archive=archive) for arg in scenario.args), archive
 
 
-def run_operation(root: Path, args: tuple[str, ...], crash: str | None = None):
+def run_operation(
+    root: Path, args: tuple[str, ...], crash: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = aiopod_env()
     if crash is not None:
         env["AIOPOD_CRASH"] = crash
@@ -283,7 +285,7 @@ def test_a_torn_temporary_metadata_file_is_removed_on_open(tmp_path: Path) -> No
 # ------------------------------------------------------------------------------ check / repair
 
 
-def test_a_corrupted_blob_is_reported_and_repair_removes_the_damaged_image(tmp_path: Path):
+def test_a_corrupted_blob_is_reported_and_repair_removes_the_damaged_image(tmp_path: Path) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
     app_blobs = image_blobs(root, APP.id)
@@ -310,7 +312,7 @@ def test_a_corrupted_blob_is_reported_and_repair_removes_the_damaged_image(tmp_p
     assert check(root).ok
 
 
-def test_a_missing_blob_is_reported_and_repair_removes_the_damaged_image(tmp_path: Path):
+def test_a_missing_blob_is_reported_and_repair_removes_the_damaged_image(tmp_path: Path) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
     blob_file(root, APP.config_digest).unlink()
@@ -370,7 +372,7 @@ def test_index_json_edited_by_hand_is_re_rendered_by_repair(tmp_path: Path) -> N
     assert (root / "index.json").read_bytes() == expected
 
 
-def test_a_store_directory_with_a_loose_mode_is_reported_and_tightened(tmp_path: Path):
+def test_a_store_directory_with_a_loose_mode_is_reported_and_tightened(tmp_path: Path) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP)
 

@@ -24,6 +24,7 @@ from peers import aiopod_env, aiopod_ok
 
 import aiopod.storage.store as store_module
 from aiopod import Runtime, StoreLockTimeout
+from aiopod.storage import fsutil
 from aiopod.storage.records import ImageRecord, StoreState
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +94,7 @@ async def test_open_tightens_an_existing_world_readable_root(store: Path) -> Non
     assert mode_of(store) == 0o700
 
 
-async def test_a_reopened_store_has_the_images_of_the_last_one(store: Path, tmp_path: Path):
+async def test_a_reopened_store_has_the_images_of_the_last_one(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, APP)
     async with Runtime(store) as rt:
@@ -105,7 +106,9 @@ async def test_a_reopened_store_has_the_images_of_the_last_one(store: Path, tmp_
 # ------------------------------------------------------------------------------ names
 
 
-async def test_load_tag_untag_round_trip_is_reflected_in_index_json(store: Path, tmp_path: Path):
+async def test_load_tag_untag_round_trip_is_reflected_in_index_json(
+    store: Path, tmp_path: Path
+) -> None:
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, APP)
         assert index_refs(store) == [("localhost/app:1", image.digest)]
@@ -129,7 +132,9 @@ async def test_load_tag_untag_round_trip_is_reflected_in_index_json(store: Path,
         assert (await rt.check()).ok
 
 
-async def test_index_json_descriptors_describe_the_stored_manifest(store: Path, tmp_path: Path):
+async def test_index_json_descriptors_describe_the_stored_manifest(
+    store: Path, tmp_path: Path
+) -> None:
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, APP)
     [descriptor] = json.loads((store / "index.json").read_bytes())["manifests"]
@@ -192,7 +197,7 @@ def test_a_copied_state_is_independent_of_the_original() -> None:
     assert state.images[a].names == ("x",)
 
 
-async def test_names_history_keeps_removed_names_newest_first(store: Path, tmp_path: Path):
+async def test_names_history_keeps_removed_names_newest_first(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, APP)
         await rt.tag(image.id, "h:1")
@@ -214,7 +219,9 @@ async def test_names_history_keeps_removed_names_newest_first(store: Path, tmp_p
 # ------------------------------------------------------------------------------ processes
 
 
-async def test_an_open_runtime_sees_a_name_another_process_added(store: Path, tmp_path: Path):
+async def test_an_open_runtime_sees_a_name_another_process_added(
+    store: Path, tmp_path: Path
+) -> None:
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, APP)
         assert (await rt.get_image(image.id)).names == ("localhost/app:1",)
@@ -229,7 +236,9 @@ async def test_an_open_runtime_sees_a_name_another_process_added(store: Path, tm
     assert stored_names(store)[image.id] == list(names)
 
 
-async def test_an_open_runtime_sees_an_image_another_process_loaded(store: Path, tmp_path: Path):
+async def test_an_open_runtime_sees_an_image_another_process_loaded(
+    store: Path, tmp_path: Path
+) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, APP)
         archive = tmp_path / "other.tar"
@@ -251,7 +260,9 @@ anyio.run(main)
 """
 
 
-async def test_two_processes_tagging_concurrently_lose_no_update(store: Path, tmp_path: Path):
+async def test_two_processes_tagging_concurrently_lose_no_update(
+    store: Path, tmp_path: Path
+) -> None:
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, APP)
     go = tmp_path / "go"
@@ -306,7 +317,7 @@ async def test_a_commit_completes_when_the_caller_is_cancelled_during_it(
 ) -> None:
     order: list[str] = []
     committing = threading.Event()
-    original = store_module.atomic_write
+    original = fsutil.atomic_write
 
     def slow_atomic_write(path: os.PathLike[str], data: bytes, **kwargs: bool) -> None:
         if Path(path).name == "images.json":
