@@ -11,6 +11,7 @@ Runs under the store's exclusive lock; the hashing runs in a worker thread.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -151,12 +152,16 @@ def _check(store: Store, repair: bool) -> CheckReport:
         if repair:
             atomic_write(layout.index_json, expected_index)
             report.repaired.append("rewrote index.json")
-    for leftover in [*layout.journal.glob("*"), *layout.tmp.glob("*")]:
+    leftovers = [*layout.journal.glob("*"), *layout.tmp.glob("*")]
+    live = _live_staging(layout.tmp)  # after the listing: a listed live area is in it
+    for leftover in leftovers:
+        if leftover.name in live:
+            continue  # another process is staging a load there, outside the store lock
         report.problems.append(
             f"leftover from interrupted work: {leftover.relative_to(layout.root)}"
         )
         if repair:
-            remove_tree(leftover) if leftover.is_dir() else leftover.unlink()
+            remove_tree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             report.repaired.append(f"removed {leftover.relative_to(layout.root)}")
     for directory in (layout.root, layout.meta, layout.blobs, blob_dir):
         if directory.is_dir() and directory.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
@@ -165,6 +170,23 @@ def _check(store: Store, repair: bool) -> CheckReport:
                 os.chmod(directory, PRIVATE_DIR_MODE)
                 report.repaired.append(f"set mode 0700 on {directory}")
     return report
+
+
+def _live_staging(tmp: Path) -> set[str]:
+    """Names under *tmp* of staging areas whose lock a live process holds."""
+    live: set[str] = set()
+    for lock_path in tmp.glob("*.lock"):
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.update({lock_path.name, lock_path.name.removesuffix(".lock")})
+        finally:
+            os.close(fd)
+    return live
 
 
 def replace_names(record: ImageRecord, state: StoreState) -> ImageRecord:
