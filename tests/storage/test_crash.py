@@ -43,6 +43,8 @@ OTHER = make_image("localhost/other:1", seed="other")
 BASE = make_image("localhost/base:1", seed="base")
 CHILD = child_image(BASE, "localhost/child:1", files={"usr/child": b"child"})
 
+#: The points of the store's commit, in the order a commit passes them.
+COMMIT_POINTS = ("commit:journal", "commit:blobs", "commit:metadata", "commit:index", "commit:gc")
 #: Points a commit passes only after ``images.json`` was replaced: the new state wins.
 AFTER_METADATA = {"commit:metadata", "commit:index", "commit:gc"}
 
@@ -98,7 +100,7 @@ SCENARIOS = {
         initial=(OTHER,),
         archive=(APP,),
         args=("load", "-i", "{archive}"),
-        reached=frozenset(CRASH_POINTS),
+        reached=frozenset(COMMIT_POINTS),
     ),
     "untag": Scenario(
         initial=(APP, OTHER),
@@ -111,7 +113,7 @@ SCENARIOS = {
         initial=(BASE, OTHER),
         archive=(CHILD,),
         args=("load", "-i", "{archive}"),
-        reached=frozenset(CRASH_POINTS),
+        reached=frozenset(COMMIT_POINTS),
     ),
 }
 
@@ -190,16 +192,9 @@ def test_a_crash_at_any_point_leaves_the_old_or_the_new_store(
     assert check(root).ok
 
 
-def test_every_crash_point_is_passed_by_a_load() -> None:
-    """The points the tests above use are the ones the store defines, in commit order."""
-    assert CRASH_POINTS == (
-        "commit:journal",
-        "commit:blobs",
-        "commit:metadata",
-        "commit:index",
-        "commit:gc",
-    )
-    assert SCENARIOS["load"].reached == frozenset(CRASH_POINTS)
+def test_the_commit_crash_points_exist_in_commit_order() -> None:
+    """The points the scenarios above say a commit passes are the store's, in its order."""
+    assert [p for p in CRASH_POINTS if p in COMMIT_POINTS] == list(COMMIT_POINTS)
 
 
 # ------------------------------------------------------------------------------ leftovers
@@ -392,3 +387,26 @@ def test_repair_leaves_a_healthy_store_byte_for_byte_unchanged(tmp_path: Path) -
     report = check(root, repair=True)
     assert report.ok and report.repaired == [] and report.removed_images == []
     assert {p: p.read_bytes() for p in snapshot} == snapshot
+
+
+def test_check_leaves_a_live_staging_area_of_another_process_alone(tmp_path: Path) -> None:
+    """A load in another process stages outside the store lock: check must not take its
+    staging area for a leftover, and repair must not delete it under the loader's feet."""
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    tmp = root / "aiopod" / "tmp"
+
+    async def check_while_another_process_stages(rt: Runtime) -> tuple[CheckReport, ...]:
+        fd = os.open(tmp / "stage-live.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            (tmp / "stage-live").mkdir()
+            (tmp / "stage-live" / "part-1.tmp").write_bytes(b"arriving")
+            return await rt.check(), await rt.check(repair=True)
+        finally:
+            os.close(fd)
+
+    found, repaired = with_runtime(root, check_while_another_process_stages)
+    assert found.problems == []
+    assert repaired.repaired == []
+    assert (tmp / "stage-live" / "part-1.tmp").read_bytes() == b"arriving"
