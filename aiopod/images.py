@@ -110,7 +110,7 @@ def inspect_document(
     image: Image, config: dict[str, Any], manifest: dict[str, Any], manifest_type: str
 ) -> dict[str, Any]:
     """``podman image inspect``'s JSON object for *image* (podman 4.3's field names)."""
-    labels = (config.get("config") or {}).get("Labels") or None
+    labels = (config.get("config") or {}).get("Labels")  # {} stays {}, as podman prints it
     return {
         "Id": image.id,
         "Digest": image.digest,
