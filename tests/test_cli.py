@@ -332,3 +332,14 @@ def test_the_store_can_be_chosen_with_aiopod_root(filled: Path) -> None:
 
 def test_system_check_reports_a_consistent_store(filled: Path) -> None:
     assert ok("system", "check", root=filled) == "store is consistent\n"
+
+
+def test_inspect_labels_are_the_configs_empty_or_absent(store: Path, tmp_path: Path) -> None:
+    """podman prints the config's Labels as they are: ``{}`` when empty, null when absent."""
+    empty = make_image("localhost/empty:1", seed="empty")
+    absent = make_image(
+        "localhost/absent:1", seed="absent", config_extra={"config": {"Cmd": ["sh"]}}
+    )
+    load(store, tmp_path, empty, absent)
+    docs = json.loads(ok("image", "inspect", "empty:1", "absent:1", root=store))
+    assert [doc["Labels"] for doc in docs] == [{}, None]

@@ -868,3 +868,31 @@ def test_an_index_for_other_platforms_only_loads_nothing(populated: Path, tmp_pa
     archive = write_tar(tmp_path / "foreign.tar", members)
     with pytest.raises(InvalidArchive, match="no image manifest"):
         run(lambda rt: rt.load(archive), populated)
+
+
+def test_a_load_cancelled_before_its_commit_leaves_the_store_unchanged(
+    populated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import aiopod.transports.load as load_module
+
+    original = load_module._stage_archive
+
+    def slow_stage(*args: Any) -> Any:
+        result = original(*args)
+        time.sleep(0.3)  # staged, not yet committed, when the caller gives up
+        return result
+
+    monkeypatch.setattr(load_module, "_stage_archive", slow_stage)
+    archive = write_docker_archive(tmp_path / "app.tar", [APP])
+    before = store_files(populated)
+
+    async def cancel_the_load(rt: Runtime) -> bool:
+        with anyio.move_on_after(0.1) as scope:
+            await rt.load(archive)
+        return scope.cancelled_caught
+
+    assert run(cancel_the_load, populated)
+    assert store_files(populated) == before
+    assert run(lambda rt: rt.check(), populated).ok

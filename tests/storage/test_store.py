@@ -374,3 +374,53 @@ async def test_store_lock_timeout_while_another_process_holds_the_lock(
         await rt.tag(image.id, "free")
         assert "localhost/free:latest" in (await rt.get_image(image.id)).names
         assert "localhost/blocked:latest" not in (await rt.get_image(image.id)).names
+
+
+async def test_two_runtimes_in_one_process_see_each_others_changes(
+    store: Path, tmp_path: Path
+) -> None:
+    async with Runtime(store) as first, Runtime(store) as second:
+        [image] = await load_images(first, tmp_path, APP)
+        assert [i.id for i in await second.images()] == [APP.id]
+        await second.tag(image.id, "by-second")
+        assert "localhost/by-second:latest" in (await first.get_image(image.id)).names
+
+        async def tag_many(rt: Runtime, prefix: str) -> None:
+            for i in range(10):
+                await rt.tag(image.id, f"{prefix}:{i}")
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(tag_many, first, "one")
+                tg.start_soon(tag_many, second, "two")
+                tg.start_soon(tag_many, first, "three")
+        names = set((await second.get_image(image.id)).names)
+    assert {f"localhost/{p}:{i}" for p in ("one", "two", "three") for i in range(10)} <= names
+    assert len(names) == 32
+
+
+async def test_a_failed_commit_leaves_the_old_store_and_releases_the_lock(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = fsutil.atomic_write
+
+    def disk_full_on_metadata(path: os.PathLike[str], data: bytes, **kwargs: bool) -> None:
+        if Path(path).name == "images.json":
+            raise OSError(28, "No space left on device", str(path))
+        original(path, data, **kwargs)
+
+    async with Runtime(store) as rt:
+        await load_images(rt, tmp_path, OTHER)
+        before = await rt.images()
+        blobs_before = sorted(p.name for p in (store / "blobs" / "sha256").iterdir())
+        monkeypatch.setattr(store_module, "atomic_write", disk_full_on_metadata)
+        with pytest.raises(OSError, match="No space left"):
+            await load_images(rt, tmp_path, APP)
+        monkeypatch.undo()
+
+        assert lock_is_free(store)
+        assert await rt.images() == before
+        assert sorted(p.name for p in (store / "blobs" / "sha256").iterdir()) == blobs_before
+        assert (await rt.check()).ok
+        [loaded] = await load_images(rt, tmp_path, APP)  # and it works once there is room
+        assert loaded.id == APP.id
