@@ -6,6 +6,8 @@ Every error a user can hit has its own class, and every class derives from
     AiopodError
     ├── RuntimeStopped          the runtime was used after it was closed
     ├── ImageNotKnown           no image matches the reference            (exit 1)
+    ├── ContainerNotKnown       no container matches the name or ID       (exit 1)
+    ├── NameInUse               the container name is taken
     ├── ImageInUse              a container uses the image                (exit 2)
     ├── InvalidReference        malformed image reference or name         (exit 125)
     ├── TagNotKnown             the name is not one of the image's names  (exit 125)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 __all__ = (
     "AiopodError",
+    "ContainerNotKnown",
     "DigestMismatch",
     "ImageConflict",
     "ImageInUse",
@@ -33,6 +36,7 @@ __all__ = (
     "InvalidArchive",
     "InvalidReference",
     "LimitExceeded",
+    "NameInUse",
     "RuntimeStopped",
     "StoreCorrupted",
     "StoreLockTimeout",
@@ -68,6 +72,20 @@ class ImageNotKnown(AiopodError):
     def __init__(self, reference: str, message: str | None = None) -> None:
         self.reference = reference
         super().__init__(message or f"{reference}: image not known")
+
+
+class ContainerNotKnown(AiopodError):
+    """No container has that name or ID; check ``aiopod ps -a --external``."""
+
+    exit_code = 1
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        super().__init__(f'no container with name or ID "{reference}" found: no such container')
+
+
+class NameInUse(AiopodError):
+    """The container name belongs to another container; remove it or choose another."""
 
 
 class ImageInUse(AiopodError):

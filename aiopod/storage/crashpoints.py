@@ -20,6 +20,8 @@ CRASH_POINTS = (
     "commit:metadata",
     "commit:index",
     "commit:gc",
+    "purge:intent",
+    "purge:done",
 )
 
 _TARGET = os.environ.get("AIOPOD_CRASH", "")

@@ -30,9 +30,9 @@ class LayerTree:
         self.children: dict[str, list[str]] = defaultdict(list)
         for child in state.images.values():
             chain = chains[child.id]
-            tops = {chain[-1] if chain else ""}
+            tops = [chain[-1] if chain else ""]
             if chain:
-                tops.add(chain[-2] if len(chain) > 1 else "")
+                tops.append(chain[-2] if len(chain) > 1 else "")
             for top in tops:
                 for candidate in by_top.get(top, ()):
                     if candidate.id != child.id and _is_parent(candidate, child):
@@ -41,6 +41,15 @@ class LayerTree:
                         break
                 if child.id in self.parent:
                     break
+
+    def remove(self, image_id: str) -> None:
+        """Forget an image that was deleted: its parent loses a child, its children
+        their parent (no other image can be their parent: history lengths differ)."""
+        parent = self.parent.pop(image_id, None)
+        if parent is not None and image_id in self.children.get(parent, ()):
+            self.children[parent].remove(image_id)
+        for child in self.children.pop(image_id, []):
+            self.parent.pop(child, None)
 
     def has_children(self, image_id: str) -> bool:
         """Whether any image is built directly on this one."""

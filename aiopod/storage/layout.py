@@ -42,6 +42,7 @@ class StoreLayout:
         self.lock_file = self.meta / "store.lock"
         self.journal = self.meta / "journal"
         self.tmp = self.meta / "tmp"
+        self.containers = self.meta / "containers"
         self.index_json = self.root / "index.json"
         self.oci_layout = self.root / "oci-layout"
 

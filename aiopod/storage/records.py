@@ -1,4 +1,5 @@
-"""The store's metadata records and their JSON form (``aiopod/images.json``).
+"""The store's metadata records and their JSON form (``aiopod/images.json``, which holds
+the images and the containers).
 
 Records are immutable; a transaction replaces them.  ``StoreState`` is the in-memory
 view of the metadata: the images in storage order plus an index from name to image ID.
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiopod.errors import StoreCorrupted
+from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.digest import is_digest, is_sha256_hex
 
 __all__ = (
@@ -199,20 +201,38 @@ class StoreState:
 
     images: dict[str, ImageRecord] = field(default_factory=dict)
     by_name: dict[str, str] = field(default_factory=dict)
+    containers: dict[str, ContainerRecord] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: Iterable[ImageRecord]) -> StoreState:
+    def from_records(
+        cls,
+        records: Iterable[ImageRecord],
+        containers: Iterable[ContainerRecord] = (),
+    ) -> StoreState:
         """Build a state (and its name index) from records in storage order."""
         state = cls()
         for record in records:
             state.images[record.id] = record
             for name in record.names:
                 state.by_name[name] = record.id
+        for container in containers:
+            state.containers[container.id] = container
         return state
 
     def copy(self) -> StoreState:
         """A shallow copy that a transaction may change without touching this one."""
-        return StoreState(dict(self.images), dict(self.by_name))
+        return StoreState(dict(self.images), dict(self.by_name), dict(self.containers))
+
+    def containers_of(self, image_id: str) -> list[ContainerRecord]:
+        """The containers (runtime and external) whose image is *image_id*, in store order."""
+        return [c for c in self.containers.values() if c.image_id == image_id]
+
+    def container_by_name(self, name: str) -> ContainerRecord | None:
+        """The container called *name*, if any."""
+        for container in self.containers.values():
+            if container.name == name:
+                return container
+        return None
 
     def put(self, record: ImageRecord) -> None:
         """Add or replace *record*; its names are taken away from any other image."""
@@ -251,6 +271,7 @@ class StoreState:
         doc = {
             "version": FORMAT_VERSION,
             "images": [r.to_json() for r in self.images.values()],
+            "containers": [c.to_json() for c in self.containers.values()],
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -270,4 +291,10 @@ class StoreState:
         images = doc.get("images")
         if not isinstance(images, list):
             raise StoreCorrupted("images.json has no image list; run `aiopod system check`")
-        return cls.from_records(ImageRecord.from_json(obj) for obj in images)
+        containers = doc.get("containers", [])
+        if not isinstance(containers, list):
+            raise StoreCorrupted("images.json has a malformed container list")
+        return cls.from_records(
+            (ImageRecord.from_json(obj) for obj in images),
+            (ContainerRecord.from_json(obj) for obj in containers),
+        )

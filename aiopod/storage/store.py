@@ -29,15 +29,18 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
+from aiopod.events.model import Event
+from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.crashpoints import crashpoint
-from aiopod.storage.fsutil import atomic_write, fsync_dir, make_private_dir
+from aiopod.storage.digest import is_sha256_hex
+from aiopod.storage.fsutil import atomic_write, fsync_dir, make_private_dir, remove_tree
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
 from aiopod.storage.lock import LockHandle, StoreLock
@@ -66,6 +69,11 @@ class Transaction:
         self.state = state
         self.added_blobs: dict[str, StagedBlob] = {}
         self.removed: list[ImageRecord] = []
+        self.added_containers: dict[str, Path] = {}
+        self.removed_containers: list[str] = []
+        self.events: list[Event] = []
+        self.recorded: list[Event] = []
+        self.intents: list[Path] = []
         self.dirty = False
 
     def put(self, record: ImageRecord) -> None:
@@ -85,6 +93,23 @@ class Transaction:
         self.added_blobs.setdefault(blob.digest, blob)
         self.dirty = True
 
+    def add_container(self, record: ContainerRecord, staged_dir: Path) -> None:
+        """Add a container whose directory (holding ``rootfs``) was prepared in staging."""
+        self.state.containers[record.id] = record
+        self.added_containers[record.id] = staged_dir
+        self.dirty = True
+
+    def remove_container(self, container_id: str) -> ContainerRecord:
+        """Remove a container record; its directory goes at commit (if still there)."""
+        record = self.state.containers.pop(container_id)
+        self.removed_containers.append(container_id)
+        self.dirty = True
+        return record
+
+    def emit(self, events: Iterable[Event]) -> None:
+        """Record events with this change (they go to the event log at commit)."""
+        self.events.extend(events)
+
 
 class Store:
     """One store root.  Open it with :meth:`open` before use.
@@ -93,8 +118,15 @@ class Store:
     :param lock_timeout: seconds to wait for the store lock.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 120.0,
+        record_events: Callable[[Sequence[Event]], list[Event]] | None = None,
+    ) -> None:
         self.layout = StoreLayout(root)
+        self._record_events = record_events
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
         self._writer = anyio.Lock()
         self._state = StoreState()
@@ -153,12 +185,70 @@ class Store:
         async with self._writer, self._lock.hold(exclusive=True) as handle:
             await self._refresh(handle)
             txn = Transaction(self._state.copy())
-            yield txn
-            if txn.dirty:
+            try:
+                yield txn
+            except BaseException:
+                if txn.intents:
+                    # Container data is already gone: roll the intent forward now.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._recover, handle)
+                raise
+            if txn.dirty or txn.events:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._commit, handle, txn)
 
+    async def purge_containers(
+        self, txn: Transaction, container_ids: Sequence[str], *, limit: int = 8
+    ) -> dict[str, str]:
+        """Delete the data of containers concurrently, inside a transaction.
+
+        First an intent naming the containers is made durable, so that a crash from here
+        on is rolled forward (the records go too) when the store is next opened.  Then
+        each container's directory is deleted in a worker thread, at most *limit* at a
+        time; one failure does not stop the others.  Returns ``{container ID: error}``
+        for the failures.  The caller removes the records of the ones that succeeded.
+        Cancellation waits for the deletions already started (they are shielded).
+        """
+        if not container_ids:
+            return {}
+        intent = self.layout.journal / f"intent-{secrets.token_hex(8)}.json"
+        doc = json.dumps({"containers": list(container_ids)}).encode()
+        await anyio.to_thread.run_sync(atomic_write, intent, doc)
+        txn.intents.append(intent)
+        crashpoint("purge:intent")
+        failures: dict[str, str] = {}
+        limiter = anyio.CapacityLimiter(limit)
+
+        async def purge(container_id: str) -> None:
+            try:
+                await anyio.to_thread.run_sync(
+                    self._purge_container_dir, container_id, limiter=limiter
+                )
+            except OSError as exc:
+                failures[container_id] = exc.strerror or str(exc)
+
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                for container_id in container_ids:
+                    group.start_soon(purge, container_id)
+        crashpoint("purge:done")
+        return failures
+
+    def container_dir(self, container_id: str) -> Path:
+        """The directory of a container (``rootfs`` is inside it)."""
+        if not is_sha256_hex(container_id):
+            raise ValueError(f"invalid container ID {container_id!r}")
+        return self.layout.containers / container_id
+
     # -- internals (blocking; run in worker threads) ---------------------------------------
+
+    def _purge_container_dir(self, container_id: str) -> None:
+        directory = self.container_dir(container_id)
+        if not directory.exists():
+            return
+        trash = self.layout.tmp / f"trash-{container_id}-{secrets.token_hex(4)}"
+        os.rename(directory, trash)
+        remove_tree(trash)
 
     def _create_dirs(self) -> None:
         layout = self.layout
@@ -193,6 +283,24 @@ class Store:
             for stale in directory.glob(".tmp-*"):
                 stale.unlink(missing_ok=True)
         state = self._load_state()
+        intents = sorted(layout.journal.glob("intent-*.json"))
+        if intents:
+            # Container data was being deleted when a process died: finish the job.
+            for intent in intents:
+                try:
+                    ids = json.loads(intent.read_bytes()).get("containers", [])
+                except ValueError:
+                    ids = []
+                for container_id in ids:
+                    state.containers.pop(container_id, None)
+            atomic_write(layout.images_json, state.to_bytes())
+            for intent in intents:
+                intent.unlink()
+        for directory in layout.containers.iterdir() if layout.containers.is_dir() else ():
+            if directory.name not in state.containers:
+                remove_tree(directory)  # made or being removed when a process died
+        for trash in layout.tmp.glob("trash-*"):
+            remove_tree(trash)
         journals = sorted(layout.journal.glob("*.json"))
         for journal in journals:
             try:
@@ -242,15 +350,26 @@ class Store:
                         os.replace(blob.path, target)
                 fsync_dir(layout.blobs / "sha256")
                 crashpoint("commit:blobs")
+            for container_id, staged in txn.added_containers.items():
+                os.rename(staged, self.container_dir(container_id))
+            if txn.added_containers:
+                fsync_dir(layout.containers)
             self._token = handle.new_token()
-            atomic_write(layout.images_json, txn.state.to_bytes())
+            if txn.dirty:
+                atomic_write(layout.images_json, txn.state.to_bytes())
             self._state = txn.state
+            for intent in txn.intents:
+                intent.unlink(missing_ok=True)
+            if txn.events and self._record_events is not None:
+                txn.recorded = self._record_events(txn.events)
             crashpoint("commit:metadata")
             atomic_write(layout.index_json, render_index(txn.state))
             crashpoint("commit:index")
             if candidates:
                 self._delete_unreferenced(txn.state, candidates)
                 crashpoint("commit:gc")
+            for container_id in txn.removed_containers:
+                self._purge_container_dir(container_id)
         except BaseException:
             # Leave the journal: the next open (or this recovery) rolls to images.json.
             self._token = None

@@ -1,0 +1,243 @@
+"""Containers: runtime containers (``create``) and storage-only working containers
+(``from``), each with a real root file system unpacked from its image through the
+root-confined layer applier.
+
+Creating a container unpacks the image outside the store lock (the layer blobs are
+opened under the shared lock first, so a concurrent removal cannot take them away) and
+commits under the exclusive lock: the directory moves into place, then the record is
+written.  Removing containers deletes their data concurrently under an intent that the
+next open rolls forward after a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import anyio.to_thread
+
+from aiopod.errors import (
+    AiopodError,
+    ContainerNotKnown,
+    ImageConflict,
+    ImageNotKnown,
+    NameInUse,
+    UsageError,
+)
+from aiopod.events.model import Event, EventKind
+from aiopod.images import parse_created
+from aiopod.names import random_container_name, working_container_name
+from aiopod.removal.plan import Plan, RemoveContainer, Step
+from aiopod.storage.container_records import ContainerRecord, RuntimeConfig
+from aiopod.storage.lookup import lookup_image
+from aiopod.storage.records import StoreState
+from aiopod.storage.store import Store, Transaction
+from aiopod.storage.unpack import open_layers, unpack_layers
+from aiopod.transports.jsonutil import parse_json_object
+
+__all__ = (
+    "Container",
+    "container_from_record",
+    "create_container",
+    "find_container",
+    "plan_container_removal",
+    "removal_events",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A container as ``ps`` shows it.  ``external`` containers have no runtime record."""
+
+    id: str
+    name: str
+    image_id: str
+    image_name: str
+    command: tuple[str, ...]
+    created: datetime | None
+    state: str  # "created" for runtime containers, "storage" for external ones
+    external: bool
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 characters of the ID."""
+        return self.id[:12]
+
+
+def container_from_record(record: ContainerRecord, state: StoreState) -> Container:
+    """The public view of a container record."""
+    image = state.images.get(record.image_id)
+    if record.runtime is not None:
+        image_name, command, status = record.runtime.image_name, record.runtime.command, "created"
+    else:
+        image_name = image.names[0] if image is not None and image.names else record.image_id
+        command, status = ("buildah",), "storage"
+    return Container(
+        id=record.id,
+        name=record.name,
+        image_id=record.image_id,
+        image_name=image_name,
+        command=command,
+        created=parse_created(record.created),
+        state=status,
+        external=record.runtime is None,
+    )
+
+
+def find_container(state: StoreState, reference: str) -> ContainerRecord:
+    """The container named *reference*, or with that ID or unique ID prefix."""
+    by_name = state.container_by_name(reference)
+    if by_name is not None:
+        return by_name
+    if reference in state.containers:
+        return state.containers[reference]
+    matches = [c for cid, c in state.containers.items() if reference and cid.startswith(reference)]
+    if len(matches) == 1:
+        return matches[0]
+    raise ContainerNotKnown(reference)
+
+
+def removal_events(record: ContainerRecord, state: StoreState) -> list[Event]:
+    """The ``Removed`` event of a container (with its image and name)."""
+    view = container_from_record(record, state)
+    attributes = {"image": view.image_name, "external": str(view.external).lower()}
+    return [Event(EventKind.REMOVED, "container", record.id, record.name, attributes=attributes)]
+
+
+def _default_command(config_bytes: bytes) -> tuple[str, ...]:
+    config = parse_json_object(config_bytes, what="image config", max_size=len(config_bytes))
+    inner = config.get("config") or {}
+    entrypoint = inner.get("Entrypoint") or []
+    cmd = inner.get("Cmd") or []
+    return tuple(str(part) for part in [*entrypoint, *cmd])
+
+
+async def create_container(
+    store: Store,
+    reference: str,
+    *,
+    name: str | None = None,
+    command: Sequence[str] = (),
+    external: bool = False,
+) -> tuple[ContainerRecord, list[Event]]:
+    """Make a container of the image *reference* with its own root file system.
+
+    ``external=True`` makes a storage-only working container (as ``buildah from``),
+    named ``<image>-working-container`` unless *name* is given.
+
+    :raises ~aiopod.errors.ImageNotKnown: no such image.
+    :raises ~aiopod.errors.NameInUse: the name belongs to another container.
+    :raises ~aiopod.errors.UsageError: no command given and the image has none.
+    """
+    async with store.reading() as state:
+        image, resolved = lookup_image(state, reference)
+        config_path = store.blob_path(image.config_digest)
+        layer_paths = [store.blob_path(layer.digest) for layer in image.layers]
+        config_bytes, fds = await anyio.to_thread.run_sync(
+            lambda: (config_path.read_bytes(), open_layers(layer_paths))
+        )
+    argv = tuple(command) or _default_command(config_bytes)
+    if not argv and not external:
+        for fd in fds:
+            os.close(fd)
+        raise UsageError("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
+    container_id = secrets.token_hex(32)
+    area = await anyio.to_thread.run_sync(store.new_staging_area)
+    try:
+        staged = area.path / container_id
+        await anyio.to_thread.run_sync(unpack_layers, staged / "rootfs", fds)
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        async with store.transaction() as txn:
+            if image.id not in txn.state.images:
+                raise ImageNotKnown(reference)
+            taken = {c.name for c in txn.state.containers.values()}
+            final_name = _choose_name(txn, name, taken, resolved or None, external)
+            image_name = resolved or image.id
+            record = ContainerRecord(
+                id=container_id,
+                name=final_name,
+                image_id=image.id,
+                created=created,
+                runtime=None if external else RuntimeConfig(final_name, argv, image_name),
+            )
+            event = Event(
+                EventKind.CREATED,
+                "container",
+                container_id,
+                final_name,
+                attributes={"image": image_name, "external": str(external).lower()},
+            )
+            txn.add_container(record, staged)
+            txn.emit([event])
+        return record, txn.recorded or [event]
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(area.close)
+
+
+def _choose_name(
+    txn: Transaction, name: str | None, taken: set[str], image_name: str | None, external: bool
+) -> str:
+    if name:
+        owner = txn.state.container_by_name(name)
+        if owner is not None:
+            raise NameInUse(
+                f'the container name "{name}" is already in use by {owner.id}. '
+                "You have to remove that container to be able to reuse that name: "
+                "that name is already in use"
+            )
+        return name
+    if external:
+        return working_container_name(image_name, taken)
+    return random_container_name(taken)
+
+
+def plan_container_removal(
+    state: StoreState,
+    references: Sequence[str],
+    *,
+    all: bool = False,
+    ignore: bool = False,
+    container_failures: Mapping[str, str] | None = None,
+) -> Plan:
+    """Plan ``rm``: the containers named (or every one with *all*), runtime and external.
+
+    Pure.  Unknown names are errors (``ignore`` skips them); a container whose data
+    could not be deleted is an error and stays.
+    """
+    if all and references:
+        raise UsageError(
+            "when using the --all switch, you may not pass any containers names or IDs"
+        )
+    if not all and not references:
+        raise UsageError("specify one or more containers to remove")
+    failures = container_failures or {}
+    steps: list[Step] = []
+    errors: list[AiopodError] = []
+    chosen: list[ContainerRecord] = []
+    if all:
+        chosen = list(state.containers.values())
+    else:
+        for reference in references:
+            try:
+                record = find_container(state, reference)
+            except ContainerNotKnown as exc:
+                if not ignore:
+                    errors.append(exc)
+                continue
+            if record not in chosen:
+                chosen.append(record)
+    for record in chosen:
+        if record.id in failures:
+            errors.append(
+                ImageConflict(
+                    f"removing storage for container {record.name!r}: {failures[record.id]}"
+                )
+            )
+        else:
+            steps.append(RemoveContainer(record.id, record.image_id, record.runtime is not None))
+    return Plan("containers", steps, errors)

@@ -1,0 +1,79 @@
+"""Carrying out a removal plan: one executor for every policy.
+
+Under the store's exclusive lock (and the runtime's lock, taken by the caller) the plan
+is made from the current metadata; the data of the containers it removes is deleted
+concurrently (:meth:`Store.purge_containers`: a task group with a capacity limit, one
+failure does not stop the others, an intent makes a crash roll forward); if some could
+not be deleted the plan is made again knowing it, so the images they block stay and the
+failures become errors of the report; then every step is applied and the whole change
+is committed at once, with its events.
+
+Cancellation: waiting for the locks is cancellable; once container data is being
+deleted the rest runs shielded, so a cancelled removal never leaves a half-applied change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+import anyio
+
+from aiopod.events.model import Event
+from aiopod.removal.plan import (
+    DeleteImage,
+    Plan,
+    RemovalReport,
+    RemoveContainer,
+    Step,
+    Untag,
+    events_for,
+)
+from aiopod.storage.records import StoreState
+from aiopod.storage.store import Store, Transaction
+
+__all__ = ("Planner", "execute_plan")
+
+#: A planner: (state, container failures) -> plan.
+Planner = Callable[[StoreState, Mapping[str, str]], Plan]
+
+
+def _apply(txn: Transaction, step: Step) -> None:
+    if isinstance(step, Untag):
+        record = txn.state.images[step.image_id]
+        txn.put(replace(record, names=tuple(n for n in record.names if n != step.name)))
+    elif isinstance(step, RemoveContainer):
+        if step.container_id in txn.state.containers:
+            txn.remove_container(step.container_id)
+    elif isinstance(step, DeleteImage):
+        txn.remove(step.image_id)
+
+
+async def execute_plan(
+    store: Store, planner: Planner, *, dry_run: bool = False, concurrency: int = 8
+) -> RemovalReport:
+    """Plan and (unless *dry_run*) carry out a removal; return its report."""
+    async with store.transaction() as txn:
+        plan = planner(txn.state, {})
+        if dry_run:
+            return RemovalReport.from_plan(plan, dry_run=True)
+        purged = plan.container_ids
+        with anyio.CancelScope(shield=bool(purged)):
+            failures = await store.purge_containers(txn, purged, limit=concurrency)
+            if failures:
+                plan = planner(txn.state, failures)
+                # Containers whose data is gone although the new plan keeps their image:
+                # their records go too.
+                kept = set(plan.container_ids) | set(failures)
+                extra = [
+                    RemoveContainer(c, txn.state.containers[c].image_id, True)
+                    for c in purged
+                    if c not in kept and c in txn.state.containers
+                ]
+                plan.steps[:0] = extra
+            events: list[Event] = []
+            for step in plan.steps:
+                events.extend(events_for(step, txn.state))
+                _apply(txn, step)
+            txn.emit(events)
+    return RemovalReport.from_plan(plan, dry_run=False, events=txn.recorded or events)

@@ -1,0 +1,171 @@
+"""The ``libpod`` removal policy (the default): libpod's ``RemoveImage``, step by step, as
+``research/libpod-rules.md`` restates it, with its known defect fixed.  Pure.
+
+Per image, with N its names, R the input, C its runtime containers, S its external
+(storage-only) containers, and F force:
+
+2. C not empty and |N| <= 1: without F an error; with F the runtime containers go first.
+3. (|N| > 1 and R is not an ID) or the image has children: untag the name R matches;
+   no match is an error (``cannot be forced`` when it has children).
+4. |N| > 1, R an ID, no F: ``must force``.
+5. Delete: containers still using it block without F; with F they go (runtime ones as
+   containers: the defect fix), then the image.
+6. Report every name it still had as untagged, then the deletion.
+
+``-a`` removes every image (R empty: steps 3-4 never apply), children before parents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aiopod.errors import AiopodError, ImageConflict, ImageInUse
+from aiopod.reference import normalize_local
+from aiopod.removal.inputs import Target, check_usage, resolve_targets
+from aiopod.removal.plan import (
+    DeleteImage,
+    Plan,
+    RemovalOptions,
+    RemoveContainer,
+    Simulation,
+    Untag,
+)
+from aiopod.storage.records import ImageRecord, StoreState
+
+__all__ = ("plan_libpod",)
+
+
+def _is_id_input(typed: str, image_id: str) -> bool:
+    text = typed.removeprefix("sha256:")
+    return bool(text) and image_id.startswith(text) and all(c in "0123456789abcdef" for c in text)
+
+
+def _match_name(record: ImageRecord, typed: str, resolved: str) -> str | None:
+    if resolved in record.names:
+        return resolved
+    try:
+        normalised = str(normalize_local(typed))
+    except AiopodError:
+        return None
+    if normalised in record.names:
+        return normalised
+    suffix = "/" + typed if ":" in typed.rsplit("/", 1)[-1] else "/" + typed + ":latest"
+    return next((n for n in record.names if n.endswith(suffix)), None)
+
+
+def _remove_containers(sim: Simulation, image_id: str, ids: Sequence[tuple[str, bool]]) -> bool:
+    """Plan the removal of containers; False (and an error) if one could not be removed."""
+    for container_id, runtime in ids:
+        cause = sim.container_failures.get(container_id)
+        if cause is not None:
+            sim.fail(
+                ImageConflict(
+                    f"error removing image {image_id}: container {container_id} "
+                    f"using image could not be removed: {cause}"
+                )
+            )
+            return False
+    for container_id, runtime in ids:
+        sim.do(RemoveContainer(container_id, image_id, runtime))
+    return True
+
+
+def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force: bool) -> None:
+    state = sim.state
+    record = state.images[image_id]
+    names = record.names
+    every = not typed  # -a
+    by_id = every or _is_id_input(typed, image_id)
+    users = state.containers_of(image_id)
+    runtime = [c.id for c in users if c.runtime is not None]
+    # Step 2: runtime containers block an image with at most one name.
+    if runtime and len(names) <= 1:
+        if not force:
+            sim.fail(
+                ImageInUse(
+                    f"could not remove image {image_id} as it is being used by "
+                    f"{len(runtime)} containers"
+                )
+            )
+            return
+        if not _remove_containers(sim, image_id, [(c, True) for c in runtime]):
+            return
+    # Step 3: an untag, never a deletion.
+    has_children = sim.tree.has_children(image_id)
+    if not every and ((len(names) > 1 and not by_id) or has_children):
+        match = _match_name(record, typed, resolved)
+        if match is None:
+            if has_children:
+                sim.fail(
+                    ImageConflict(
+                        f'unable to delete "{image_id}" (cannot be forced) - '
+                        "image has dependent child images"
+                    )
+                )
+            else:
+                sim.fail(ImageConflict("unable to match user input to any specific repotag"))
+            return
+        sim.do(Untag(image_id, match))
+        return
+    if every and has_children:
+        sim.fail(
+            ImageConflict(
+                f'unable to delete "{image_id}" (cannot be forced) - image has dependent child images'
+            )
+        )
+        return
+    # Step 4: several names, removed by ID.
+    if not every and len(names) > 1 and not force:
+        sim.fail(
+            ImageConflict(
+                f"unable to delete {image_id} (must force) - image is referred to in multiple tags"
+            )
+        )
+        return
+    # Step 5: containers still using the image (all of them, runtime ones included).
+    remaining = [(c.id, c.runtime is not None) for c in sim.state.containers_of(image_id)]
+    if remaining:
+        if not force:
+            sim.fail(ImageInUse("image is in use by a container"))
+            return
+        if not _remove_containers(sim, image_id, remaining):
+            return
+    # Step 6: report the names, then the deletion.
+    for name in sim.state.images[image_id].names:
+        sim.do(Untag(image_id, name))
+    sim.do(DeleteImage(image_id))
+
+
+def _children_first(state: StoreState, sim: Simulation) -> list[str]:
+    depth: dict[str, int] = {}
+
+    def level(image_id: str) -> int:
+        if image_id not in depth:
+            parent = sim.tree.parent.get(image_id)
+            depth[image_id] = 0 if parent is None else level(parent) + 1
+        return depth[image_id]
+
+    ids = list(state.images)
+    return sorted(ids, key=lambda i: -level(i))
+
+
+def plan_libpod(
+    state: StoreState,
+    references: Sequence[str],
+    options: RemovalOptions,
+    container_failures: Mapping[str, str] | None = None,
+) -> Plan:
+    """Plan ``rmi`` under the libpod policy (pure; *state* is not changed)."""
+    check_usage(references, options)
+    sim = Simulation(state, container_failures or {})
+    if options.all:
+        targets = [Target(i, [("", "")]) for i in _children_first(state, sim)]
+        errors: list[AiopodError] = []
+    else:
+        targets, errors = resolve_targets(state, references, options)
+    for target in targets:
+        for typed, resolved in target.inputs:
+            if target.image_id in sim.deleted:
+                break
+            _remove_one(sim, target.image_id, typed, resolved, options.force)
+    return sim.plan("libpod", errors)

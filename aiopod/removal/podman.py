@@ -1,0 +1,126 @@
+"""The ``podman`` removal policy: Podman 4.3's ``rmi`` (libimage ``RemoveImages`` with
+``removeRecursive``), as ``research/podman-rules.md`` §A–§D measured it.  Pure.
+
+Differences kept on purpose: the "same image referenced twice" quirk (rule 3) is left
+out, and events are recorded even when the call fails (rule 30 is a podman defect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aiopod.errors import AiopodError, ImageConflict, ImageInUse, TagNotKnown
+from aiopod.reference import normalize_local
+from aiopod.removal.inputs import Target, check_usage, resolve_targets
+from aiopod.removal.plan import (
+    DeleteImage,
+    ImageProcessed,
+    Plan,
+    RemovalOptions,
+    RemoveContainer,
+    Simulation,
+    Untag,
+    now,
+)
+from aiopod.storage.records import StoreState
+
+__all__ = ("plan_podman", "remove_recursive")
+
+
+def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool) -> bool:
+    """Rule 20: containers (with force), the record, the names, then a dangling parent."""
+    state = sim.state
+    users = state.containers_of(image_id)
+    if users and not force:
+        sim.fail(
+            ImageInUse(
+                f"image used by {users[-1].id}: image is in use by a container: "
+                "consider listing external containers and force-removing image"
+            )
+        )
+        return False
+    ordered = [c for c in users if c.runtime is not None] + [c for c in users if c.runtime is None]
+    for container in ordered:
+        cause = sim.container_failures.get(container.id)
+        if cause is not None:
+            sim.fail(ImageConflict(f"removing container {container.id}: {cause}"))
+            return False
+    for container in ordered:
+        runtime = container.runtime is not None
+        sim.do(RemoveContainer(container.id, image_id, runtime, event=runtime))
+    had_children = sim.tree.has_children(image_id)
+    parent = sim.tree.parent.get(image_id)
+    for name in state.images[image_id].names:
+        sim.do(Untag(image_id, name))
+    sim.do(DeleteImage(image_id, reported=not had_children))
+    if not no_prune and parent is not None and parent in state.images:
+        parent_record = state.images[parent]
+        if not parent_record.names and not sim.tree.has_children(parent):
+            remove_recursive(sim, parent, "", force=False, no_prune=no_prune)
+    return True
+
+
+def remove_recursive(
+    sim: Simulation, image_id: str, resolved: str, *, force: bool, no_prune: bool
+) -> None:
+    """Rules 15-20 for one image and the name R it was found by ("" removes it whole)."""
+    if image_id in sim.deleted:
+        return
+    record = sim.state.images[image_id]
+    if record.read_only:
+        sim.fail(ImageConflict(f'cannot remove read-only image "{image_id}"'))
+        return
+    started = now()
+    names = record.names
+    if resolved == "" or len(names) == 1:
+        if _delete(sim, image_id, force, no_prune):
+            sim.do(ImageProcessed(image_id, resolved, started))
+        return
+    by_id = image_id.startswith(resolved)
+    by_digest = resolved.startswith("sha256:")
+    if not force and len(names) >= 2 and (by_id or by_digest):
+        how = "ID" if by_id else "digest"
+        sim.fail(
+            ImageConflict(
+                f'unable to delete image "{image_id}" by {how} with more than one tag '
+                f"([{' '.join(names)}]): please force removal"
+            )
+        )
+        return
+    if not by_id and not by_digest:
+        try:
+            name = str(normalize_local(resolved))
+        except AiopodError:
+            name = resolved
+        if name not in names:
+            sim.fail(TagNotKnown(resolved))
+            return
+        sim.do(Untag(image_id, name))
+        if sim.state.images[image_id].names:
+            sim.do(ImageProcessed(image_id, resolved, started))
+            return
+    if _delete(sim, image_id, force, no_prune):
+        sim.do(ImageProcessed(image_id, resolved, started))
+
+
+def plan_podman(
+    state: StoreState,
+    references: Sequence[str],
+    options: RemovalOptions,
+    container_failures: Mapping[str, str] | None = None,
+) -> Plan:
+    """Plan ``rmi`` as Podman 4.3 does it (pure; *state* is not changed)."""
+    check_usage(references, options)
+    sim = Simulation(state, container_failures or {})
+    errors: list[AiopodError]
+    if options.all:
+        targets = [Target(i, [("", "")]) for i, r in state.images.items() if not r.read_only]
+        errors = []
+    else:
+        targets, errors = resolve_targets(state, references, options)
+    for target in targets:
+        for _typed, resolved in target.inputs:
+            remove_recursive(
+                sim, target.image_id, resolved, force=options.force, no_prune=options.no_prune
+            )
+    return sim.plan("podman", errors)

@@ -1,0 +1,46 @@
+"""``image prune``: remove dangling images (``-a``: every image no container uses), as
+Podman 4.3 does (podman-rules.md §E), until a pass removes nothing.  Pure.
+
+Only direct use by a container protects an image; parents left dangling go too.  The
+report's ``pruned`` list is every image deleted, parents with children included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiopod.removal.plan import DeleteImage, Plan, Simulation
+from aiopod.removal.podman import remove_recursive
+from aiopod.storage.records import StoreState
+
+__all__ = ("plan_prune", "pruned_ids")
+
+
+def plan_prune(
+    state: StoreState,
+    *,
+    all: bool = False,
+    policy: str = "podman",
+    container_failures: Mapping[str, str] | None = None,
+) -> Plan:
+    """Plan a prune (pure; *state* is not changed)."""
+    sim = Simulation(state, container_failures or {})
+    while True:
+        before = len(sim.deleted)
+        for image_id, record in list(sim.state.images.items()):
+            if image_id in sim.deleted or image_id not in sim.state.images or record.read_only:
+                continue
+            current = sim.state.images[image_id]
+            if sim.state.containers_of(image_id):
+                continue
+            if not all and (current.names or sim.tree.has_children(image_id)):
+                continue
+            remove_recursive(sim, image_id, "", force=False, no_prune=False)
+        if len(sim.deleted) == before or sim.errors:
+            break
+    return sim.plan(policy)
+
+
+def pruned_ids(plan: Plan) -> list[str]:
+    """Every image the prune deletes, in order (what ``image prune`` prints)."""
+    return [s.image_id for s in plan.steps if isinstance(s, DeleteImage)]
