@@ -96,16 +96,18 @@ def _image_problems(
     return problems
 
 
-def _check(store: Store, repair: bool) -> CheckReport:
+def _check(store: Store, repair: bool) -> tuple[CheckReport, StoreState | None]:
+    """The report, and (repair only) the repaired metadata if it differs from the stored."""
     layout = store.layout
     report = CheckReport()
+    repaired_state = None
     try:
         state = StoreState.from_bytes(layout.images_json.read_bytes())
     except FileNotFoundError:
         state = StoreState()
     except StoreCorrupted as exc:
         report.problems.append(str(exc))
-        return report  # nothing else can be judged without metadata
+        return report, None  # nothing else can be judged without metadata
     owners: dict[str, str] = {}
     for record in state.images.values():
         for name in record.names:
@@ -128,7 +130,7 @@ def _check(store: Store, repair: bool) -> CheckReport:
             state = StoreState.from_records(
                 [replace_names(r, state) for r in state.images.values()]
             )
-            atomic_write(layout.images_json, state.to_bytes())
+            repaired_state = state  # committed by check_store, with a new change token
     referenced = state.referenced_blobs()
     blob_dir = layout.blobs / "sha256"
     for entry in sorted(blob_dir.iterdir()) if blob_dir.is_dir() else []:
@@ -169,7 +171,7 @@ def _check(store: Store, repair: bool) -> CheckReport:
             if repair:
                 os.chmod(directory, PRIVATE_DIR_MODE)
                 report.repaired.append(f"set mode 0700 on {directory}")
-    return report
+    return report, repaired_state
 
 
 def _live_staging(tmp: Path) -> set[str]:
@@ -200,9 +202,18 @@ def replace_names(record: ImageRecord, state: StoreState) -> ImageRecord:
 
 async def check_store(store: Store, *, repair: bool = False) -> CheckReport:
     """Check (and with *repair*, fix) *store* under its exclusive lock."""
-    async with store.transaction() as _txn:
+    async with store.transaction() as txn:
         with anyio.CancelScope(shield=repair):
-            report = await anyio.to_thread.run_sync(_check, store, repair)
+            report, repaired = await anyio.to_thread.run_sync(_check, store, repair)
+            if repaired is not None:
+                # Through the transaction, so that the change token changes with
+                # images.json: a runtime holding the old metadata reloads it instead of
+                # writing the damaged images back with its next commit.
+                for image_id in report.removed_images:
+                    txn.remove(image_id)
+                for record in repaired.images.values():
+                    if record != txn.state.images[record.id]:
+                        txn.put(record)
     if repair and report.repaired:
         await store.open()  # reload what repair rewrote
     return report
