@@ -410,3 +410,48 @@ def test_check_leaves_a_live_staging_area_of_another_process_alone(tmp_path: Pat
     assert found.problems == []
     assert repaired.repaired == []
     assert (tmp / "stage-live" / "part-1.tmp").read_bytes() == b"arriving"
+
+
+def test_a_repair_is_seen_by_a_runtime_that_read_the_store_before_it(tmp_path: Path) -> None:
+    """A repair changes images.json: it must change the change token too, or a runtime that
+    cached the old metadata writes the damaged image back with its next commit."""
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP, OTHER)
+    blob_file(root, APP.config_digest).unlink()
+
+    async def repair_while_another_runtime_writes() -> CheckReport:
+        async with Runtime(root) as cached, Runtime(root) as repairer:
+            assert len(await cached.images()) == 2  # cached: it still has APP
+            reopen = repairer.store.open
+
+            async def others_commit_first() -> None:
+                # Right after the repair's own transaction, before anything else it does.
+                await cached.tag(OTHER.id, "during-repair")
+                await reopen()
+
+            repairer.store.open = others_commit_first  # type: ignore[method-assign]
+            repaired = await repairer.check(repair=True)
+            assert repaired.removed_images == [APP.id]
+            return await cached.check()
+
+    report = anyio.run(repair_while_another_runtime_writes)
+    assert report.problems == []
+    assert list(model_of(root).names) == [OTHER.id]
+
+
+def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(tmp_path: Path):
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP, OTHER)
+    metadata = root / "aiopod" / "images.json"
+    doc = json.loads(metadata.read_bytes())
+    doc["images"][1]["names"].append("localhost/app:1")  # OTHER claims one of APP's names
+    metadata.write_text(json.dumps(doc))
+
+    found = check(root)
+    assert found.problems == [f"name localhost/app:1 belongs to {APP.id} and {OTHER.id}"]
+    repaired = check(root, repair=True)
+    assert repaired.removed_images == []
+    names = model_of(root).names
+    assert sum(name == "localhost/app:1" for n in names.values() for name in n) == 1
+    assert [name for name, _ in index_refs(root)].count("localhost/app:1") == 1
+    assert check(root).ok
