@@ -55,7 +55,7 @@ def _match_name(record: ImageRecord, typed: str, resolved: str) -> str | None:
 
 def _remove_containers(sim: Simulation, image_id: str, ids: Sequence[tuple[str, bool]]) -> bool:
     """Plan the removal of containers; False (and an error) if one could not be removed."""
-    for container_id, runtime in ids:
+    for container_id, _runtime in ids:
         cause = sim.container_failures.get(container_id)
         if cause is not None:
             sim.fail(
@@ -110,7 +110,8 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
     if every and has_children:
         sim.fail(
             ImageConflict(
-                f'unable to delete "{image_id}" (cannot be forced) - image has dependent child images'
+                f'unable to delete "{image_id}" (cannot be forced) - '
+                "image has dependent child images"
             )
         )
         return

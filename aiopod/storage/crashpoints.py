@@ -29,5 +29,5 @@ _TARGET = os.environ.get("AIOPOD_CRASH", "")
 
 def crashpoint(name: str) -> None:
     """Kill this process if ``AIOPOD_CRASH`` names *name* (a no-op otherwise)."""
-    if _TARGET and _TARGET == name:
+    if _TARGET and name == _TARGET:
         os.kill(os.getpid(), signal.SIGKILL)
