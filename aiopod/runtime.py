@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from aiopod.errors import RuntimeStopped, TagNotKnown, UsageError
+from aiopod.events.model import Event
 from aiopod.images import Image, image_from_record, inspect_document
 from aiopod.reference import check_tag_name, check_untag_name
 from aiopod.storage.check import CheckReport, check_store
@@ -82,6 +83,9 @@ class Runtime:
         """Close the runtime; every later call raises :class:`~aiopod.errors.RuntimeStopped`."""
         async with self._lock:
             self._state = "closed"
+
+    def _publish(self, events: Sequence[Event]) -> None:
+        """Until the event bus is wired, events are only recorded in the store."""
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -177,7 +181,8 @@ class Runtime:
         :raises ~aiopod.errors.InvalidArchive: the input is malformed (the message says how).
         """
         self._check_open()
-        records = await load_archive(self.store, Path(path))
+        records, events = await load_archive(self.store, Path(path))
+        self._publish(events)
         state, tree = await self._snapshot()
         return [image_from_record(state.images.get(r.id, r), tree) for r in records]
 
@@ -185,7 +190,8 @@ class Runtime:
         """Make a one-layer image from a root file system tarball, optionally named."""
         self._check_open()
         names = [str(check_tag_name(name))] if name else []
-        record = await import_tarball(self.store, Path(path), names)
+        [record], events = await import_tarball(self.store, Path(path), names)
+        self._publish(events)
         state, tree = await self._snapshot()
         return image_from_record(state.images.get(record.id, record), tree)
 

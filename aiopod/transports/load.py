@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from aiopod.errors import InvalidArchive
+from aiopod.events.model import Event, EventKind
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
@@ -33,6 +34,8 @@ from aiopod.transports.source import ArchiveLimits, open_source
 __all__ = ("import_tarball", "load_archive")
 
 Built = list[tuple[ImageRecord, list[StagedBlob]]]
+#: What a load commits: the images as stored, and the events recorded with them.
+Committed = tuple[list[ImageRecord], list[Event]]
 
 
 def _stage_archive(area: StagingArea, path: Path, limits: ArchiveLimits) -> Built:
@@ -99,7 +102,7 @@ def _stage_tarball(
     return [build_record(candidate, area)]
 
 
-async def _commit(store: Store, built: Built) -> list[ImageRecord]:
+async def _commit(store: Store, built: Built, source: str) -> Committed:
     results = []
     async with store.transaction() as txn:
         for record, blobs in built:
@@ -115,14 +118,21 @@ async def _commit(store: Store, built: Built) -> list[ImageRecord]:
                 )
             txn.put(merged)
             results.append(merged)
-    return results
+            attributes = {"source": source}
+            txn.emit(
+                [
+                    Event(EventKind.LOADED, "image", merged.id, n, attributes=attributes)
+                    for n in (record.names or [None])
+                ]
+            )
+    return results, txn.recorded
 
 
-async def _stage_and_commit(store: Store, stage: object, *args: object) -> list[ImageRecord]:
+async def _stage_and_commit(store: Store, source: str, stage: object, *args: object) -> Committed:
     area: StagingArea = await anyio.to_thread.run_sync(store.new_staging_area)
     try:
         built: Built = await anyio.to_thread.run_sync(stage, area, *args)  # type: ignore[arg-type]
-        return await _commit(store, built)
+        return await _commit(store, built, source)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(area.close)
@@ -130,15 +140,18 @@ async def _stage_and_commit(store: Store, stage: object, *args: object) -> list[
 
 async def load_archive(
     store: Store, path: Path, *, limits: ArchiveLimits | None = None
-) -> list[ImageRecord]:
+) -> Committed:
     """Load every image of a docker-archive, oci-archive or OCI layout directory.
 
-    Returns the images as stored (names merged with any the image already had).  Takes
+    Returns the images as stored (names merged with any the image already had) and the
+    ``Loaded`` events recorded with them.  Takes
     the store's exclusive lock only for the final commit.
 
     :raises ~aiopod.errors.InvalidArchive: the input is malformed; the store is unchanged.
     """
-    return await _stage_and_commit(store, _stage_archive, path, limits or ArchiveLimits())
+    return await _stage_and_commit(
+        store, "archive", _stage_archive, path, limits or ArchiveLimits()
+    )
 
 
 async def import_tarball(
@@ -147,7 +160,8 @@ async def import_tarball(
     names: Sequence[str] = (),
     *,
     limits: ArchiveLimits | None = None,
-) -> ImageRecord:
+) -> Committed:
     """Make a one-layer image from a root file system tarball (plain or compressed)."""
-    records = await _stage_and_commit(store, _stage_tarball, path, names, limits or ArchiveLimits())
-    return records[0]
+    return await _stage_and_commit(
+        store, "tarball", _stage_tarball, path, names, limits or ArchiveLimits()
+    )
