@@ -276,10 +276,21 @@ def test_error_classes_carry_podmans_exit_codes() -> None:
     assert ImageInUse("used").exit_code == 2
     assert TagNotKnown("localhost/x:latest").message == "localhost/x:latest: tag not known"
     for name in aiopod.errors.__all__:
-        cls = getattr(aiopod.errors, name)
-        assert issubclass(cls, AiopodError)
-        if cls not in (ImageNotKnown, ImageInUse):
-            assert cls.exit_code == 125, name
+        assert issubclass(getattr(aiopod.errors, name), AiopodError), name
+    for cls in (
+        InvalidReference,
+        TagNotKnown,
+        aiopod.ImageConflict,
+        aiopod.InvalidArchive,
+        aiopod.DigestMismatch,
+        aiopod.UnsafeLayer,
+        aiopod.LimitExceeded,
+        aiopod.StoreCorrupted,
+        aiopod.StoreLockTimeout,
+        aiopod.UsageError,
+        RuntimeStopped,
+    ):
+        assert cls.exit_code == 125, cls
 
 
 async def test_a_closed_runtime_refuses_every_call(store: Path, tmp_path: Path) -> None:

@@ -455,3 +455,17 @@ def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(tmp_path
     assert sum(name == "localhost/app:1" for n in names.values() for name in n) == 1
     assert [name for name, _ in index_refs(root)].count("localhost/app:1") == 1
     assert check(root).ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an unreadable images.json stops every command, system check --repair included, "
+    "although the error message recommends running it",
+)
+def test_an_unreadable_images_json_is_reported_by_system_check(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP)
+    (root / "aiopod" / "images.json").write_bytes(b'{"version":1,"ima')
+    result = aiopod("system", "check", root=root)
+    assert result.returncode == 1, result.stderr
+    assert "problem: images.json is not valid JSON" in result.stdout
