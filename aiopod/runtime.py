@@ -12,7 +12,8 @@ cancelled call never leaves a half-applied change.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -20,21 +21,38 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
+from aiopod.containers import (
+    Container,
+    container_from_record,
+    create_container,
+    plan_container_removal,
+)
 from aiopod.errors import RuntimeStopped, TagNotKnown, UsageError
-from aiopod.events.model import Event
+from aiopod.events.bus import EventBus
+from aiopod.events.log import EventLog
+from aiopod.events.model import Event, EventKind
 from aiopod.images import Image, image_from_record, inspect_document
 from aiopod.reference import check_tag_name, check_untag_name
+from aiopod.removal.executor import execute_plan
+from aiopod.removal.libpod import plan_libpod
+from aiopod.removal.plan import Plan, RemovalOptions, RemovalReport
+from aiopod.removal.podman import plan_podman
+from aiopod.removal.prune import plan_prune, pruned_ids
 from aiopod.storage.check import CheckReport, check_store
 from aiopod.storage.layertree import LayerTree
+from aiopod.storage.layout import StoreLayout
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import ImageRecord, StoreState
-from aiopod.storage.store import Store, default_root
+from aiopod.storage.store import Store, Transaction, default_root
 from aiopod.transports.docker_archive import write_docker_archive
 from aiopod.transports.jsonutil import parse_json_object
 from aiopod.transports.load import import_tarball, load_archive
 from aiopod.transports.oci_layout import write_oci_layout
 
-__all__ = ("SAVE_FORMATS", "Runtime", "SaveFormat")
+__all__ = ("POLICIES", "SAVE_FORMATS", "Policy", "Runtime", "SaveFormat")
+
+Policy = Literal["libpod", "podman"]
+POLICIES: tuple[Policy, ...] = ("libpod", "podman")
 
 SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
 SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
@@ -51,9 +69,24 @@ class Runtime:
     """
 
     def __init__(
-        self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 120.0
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        policy: Policy = "libpod",
+        lock_timeout: float = 120.0,
+        concurrency: int = 8,
     ) -> None:
-        self.store = Store(root if root is not None else default_root(), lock_timeout=lock_timeout)
+        if policy not in POLICIES:
+            raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
+        root_path = Path(root if root is not None else default_root())
+        self.policy: Policy = policy
+        self.concurrency = concurrency
+        #: The event bus: ``async with rt.events.subscribe(...) as stream``.
+        self.events = EventBus()
+        self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
+        self.store = Store(
+            root_path, lock_timeout=lock_timeout, record_events=self._event_log.append
+        )
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"
 
@@ -80,12 +113,26 @@ class Runtime:
             self._state = "open"
 
     async def aclose(self) -> None:
-        """Close the runtime; every later call raises :class:`~aiopod.errors.RuntimeStopped`."""
+        """Close the runtime; every later call raises :class:`~aiopod.errors.RuntimeStopped`.
+
+        Waits for a change in progress (the runtime lock); ends every subscription.
+        """
         async with self._lock:
             self._state = "closed"
+            self.events.close()
 
     def _publish(self, events: Sequence[Event]) -> None:
-        """Until the event bus is wired, events are only recorded in the store."""
+        if events:
+            self.events.publish(events)
+
+    @asynccontextmanager
+    async def _changing(self) -> AsyncIterator[Transaction]:
+        """The runtime lock and a store transaction; recorded events are published after."""
+        async with self._lock:
+            self._check_open()
+            async with self.store.transaction() as txn:
+                yield txn
+            self._publish(txn.recorded)
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -146,11 +193,14 @@ class Runtime:
         full = [str(check_tag_name(name)) for name in names]
         if not full:
             raise UsageError("at least one name is needed")
-        async with self._lock, self.store.transaction() as txn:
+        async with self._changing() as txn:
             record, _ = lookup_image(txn.state, reference)
             if any(name not in record.names for name in full):
                 txn.put(record.with_names([*record.names, *full]))
-            return image_from_record(txn.state.images[record.id], LayerTree(txn.state))
+            typed = names if self.policy == "podman" else full
+            txn.emit(Event(EventKind.TAGGED, "image", record.id, n) for n in typed)
+            image = image_from_record(txn.state.images[record.id], LayerTree(txn.state))
+        return image
 
     async def untag(self, reference: str, *names: str) -> Image:
         """Remove *names* from an image, or every name when none are given.
@@ -161,7 +211,7 @@ class Runtime:
         """
         self._check_open()
         wanted = [str(check_untag_name(name)) for name in names]
-        async with self._lock, self.store.transaction() as txn:
+        async with self._changing() as txn:
             record, _ = lookup_image(txn.state, reference)
             for name in wanted:
                 if name not in record.names:
@@ -169,7 +219,13 @@ class Runtime:
             remaining = [n for n in record.names if n not in wanted] if wanted else []
             if remaining != list(record.names):
                 txn.put(record.with_names(remaining))
-            return image_from_record(txn.state.images[record.id], LayerTree(txn.state))
+            txn.emit(
+                Event(EventKind.UNTAGGED, "image", record.id, n)
+                for n in record.names
+                if n not in remaining
+            )
+            image = image_from_record(txn.state.images[record.id], LayerTree(txn.state))
+        return image
 
     # -- exchange formats ------------------------------------------------------------------
 
@@ -231,6 +287,128 @@ class Runtime:
                 await anyio.to_thread.run_sync(
                     lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
                 )
+
+    # -- removal ---------------------------------------------------------------------------
+
+    def _planner_for(
+        self, policy: Policy | None, references: Sequence[str], options: RemovalOptions
+    ) -> Callable[[StoreState, Mapping[str, str]], Plan]:
+        chosen = policy or self.policy
+        if chosen not in POLICIES:
+            raise UsageError(f"unknown policy {chosen!r}: use one of {', '.join(POLICIES)}")
+        plan = plan_podman if chosen == "podman" else plan_libpod
+        return lambda state, failures: plan(state, references, options, failures)
+
+    async def remove_images(
+        self,
+        references: Sequence[str] = (),
+        *,
+        force: bool = False,
+        all: bool = False,
+        ignore: bool = False,
+        no_prune: bool = False,
+        dry_run: bool = False,
+        policy: Policy | None = None,
+    ) -> RemovalReport:
+        """Remove (untag or delete) images, as ``rmi`` does under the runtime's policy.
+
+        Every reference is looked up first; images are handled once each, in the order
+        they were named; errors do not stop the others and all of them are in the
+        report (with the exit code the command line uses).  ``force`` also removes the
+        containers that use an image (runtime ones as containers, with events; storage
+        containers concurrently).  ``dry_run`` returns the plan and changes nothing.
+
+        Holds the runtime lock and the store's exclusive lock for the decision and the
+        commit; cancellation before the commit changes nothing, after it is too late
+        (the commit is shielded).
+
+        :raises ~aiopod.errors.UsageError: no references without ``all``, or both.
+        """
+        options = RemovalOptions(force=force, all=all, ignore=ignore, no_prune=no_prune)
+        planner = self._planner_for(policy, references, options)
+        async with self._lock:
+            self._check_open()
+            report = await execute_plan(
+                self.store, planner, dry_run=dry_run, concurrency=self.concurrency
+            )
+        self._publish(report.events)
+        return report
+
+    async def remove_image(self, reference: str, **options: Any) -> RemovalReport:
+        """Remove one image; see :meth:`remove_images` for the options."""
+        return await self.remove_images([reference], **options)
+
+    async def prune_images(self, *, all: bool = False, dry_run: bool = False) -> RemovalReport:
+        """Remove dangling images (with ``all``: every image no container uses).
+
+        The report's ``deleted`` lists every image removed, parents included.
+        """
+        policy = self.policy
+
+        def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
+            plan = plan_prune(state, all=all, policy=policy, container_failures=failures)
+            return plan
+
+        async with self._lock:
+            self._check_open()
+            report = await execute_plan(self.store, planner, dry_run=dry_run)
+        report.deleted = pruned_ids(report.plan) if report.plan else []
+        self._publish(report.events)
+        return report
+
+    # -- containers ------------------------------------------------------------------------
+
+    async def containers(self, *, external: bool = False) -> list[Container]:
+        """Runtime containers (``external=True``: storage-only containers too)."""
+        state, _ = await self._snapshot()
+        return [
+            container_from_record(record, state)
+            for record in state.containers.values()
+            if external or record.runtime is not None
+        ]
+
+    async def create_container(
+        self, image: str, command: Sequence[str] = (), *, name: str | None = None
+    ) -> Container:
+        """Create a runtime container of *image* with its own root file system.
+
+        The command defaults to the image's entrypoint and command.  The image is
+        unpacked outside the store lock; the container appears atomically.
+        """
+        return await self._create(image, command, name=name, external=False)
+
+    async def create_working_container(self, image: str, *, name: str | None = None) -> Container:
+        """Create a storage-only working container of *image* (as ``buildah from``),
+        named ``<image>-working-container`` (``-1``, ``-2`` … when taken)."""
+        return await self._create(image, (), name=name, external=True)
+
+    async def _create(
+        self, image: str, command: Sequence[str], *, name: str | None, external: bool
+    ) -> Container:
+        self._check_open()
+        record, events = await create_container(
+            self.store, image, name=name, command=command, external=external
+        )
+        self._publish(events)
+        state, _ = await self._snapshot()
+        return container_from_record(record, state)
+
+    async def remove_containers(
+        self, references: Sequence[str] = (), *, all: bool = False, ignore: bool = False
+    ) -> RemovalReport:
+        """Remove containers (runtime and storage-only) by name or ID; their root file
+        systems are deleted concurrently.  Errors are in the report."""
+
+        def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
+            return plan_container_removal(
+                state, references, all=all, ignore=ignore, container_failures=failures
+            )
+
+        async with self._lock:
+            self._check_open()
+            report = await execute_plan(self.store, planner, concurrency=self.concurrency)
+        self._publish(report.events)
+        return report
 
     # -- maintenance -----------------------------------------------------------------------
 

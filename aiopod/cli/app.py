@@ -33,7 +33,7 @@ class CliContext:
 
     def runtime(self) -> Runtime:
         """A runtime on the chosen store."""
-        return Runtime(root=self.root)
+        return Runtime(root=self.root, policy=self.policy)  # type: ignore[arg-type]
 
 
 def fail(message: str, code: int = 125) -> NoReturn:
@@ -101,7 +101,7 @@ class PodmanGroup(click.Group):
 )
 @click.option(
     "--policy",
-    type=click.Choice(["libpod", "podman", "docker"]),
+    type=click.Choice(["libpod", "podman"]),
     default="libpod",
     show_default=True,
     help="Removal policy.",
@@ -115,6 +115,11 @@ def cli(ctx: click.Context, root: str | None, policy: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    from aiopod.cli import image_commands, system_commands  # noqa: F401  (registers commands)
+    from aiopod.cli import (  # noqa: F401  (importing registers the commands)
+        container_commands,
+        image_commands,
+        removal_commands,
+        system_commands,
+    )
 
     cli.main(args=list(argv) if argv is not None else None, prog_name="aiopod")

@@ -257,6 +257,7 @@ class Store:
             layout.meta,
             layout.journal,
             layout.tmp,
+            layout.containers,
             layout.blobs,
             layout.blobs / "sha256",
         ):

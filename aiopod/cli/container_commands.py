@@ -1,0 +1,137 @@
+"""Container commands: ``create``, ``from``, ``rm``, ``ps``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC
+from typing import Any
+
+import click
+
+from aiopod.cli.app import CliContext, cli, run
+from aiopod.cli.formatting import human_duration, render_json, render_table
+from aiopod.cli.removal_commands import print_errors
+from aiopod.containers import Container
+from aiopod.errors import ContainerNotKnown
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+@cli.command("create", context_settings={"ignore_unknown_options": True})
+@click.option("--name", default=None, help="The container's name.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_cli
+def create_command(ctx: CliContext, name: str | None, image: str, command: tuple[str, ...]) -> None:
+    """Create a container of IMAGE (its root file system is unpacked from the image)."""
+    container = run(ctx, lambda rt: rt.create_container(image, command, name=name))
+    click.echo(container.id)
+
+
+@cli.command("from")
+@click.option("--name", default=None, help="The working container's name.")
+@click.argument("image")
+@pass_cli
+def from_command(ctx: CliContext, name: str | None, image: str) -> None:
+    """Create a storage-only working container of IMAGE (as ``buildah from``)."""
+    container = run(ctx, lambda rt: rt.create_working_container(image, name=name))
+    click.echo(container.name)
+
+
+@cli.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Accepted for podman compatibility.")
+@click.option("-a", "--all", "all_containers", is_flag=True, help="Remove every container.")
+@click.option("-i", "--ignore", is_flag=True, help="Skip containers that do not exist.")
+@click.argument("references", nargs=-1)
+@pass_cli
+def rm_command(
+    ctx: CliContext, force: bool, all_containers: bool, ignore: bool, references: tuple[str, ...]
+) -> None:
+    """Remove containers (runtime and storage-only) by name or ID."""
+    report = run(
+        ctx, lambda rt: rt.remove_containers(references, all=all_containers, ignore=ignore)
+    )
+    if all_containers:
+        for container_id in report.removed_containers:
+            click.echo(container_id)
+    else:
+        unknown = {e.reference for e in report.errors if isinstance(e, ContainerNotKnown)}
+        for reference in references:
+            if reference not in unknown:
+                click.echo(reference)
+    print_errors(report.errors)
+    sys.exit(report.exit_code)
+
+
+def _ps_row(container: Container) -> list[str]:
+    command = " ".join(container.command)
+    status = "Storage" if container.external else "Created"
+    return [
+        container.short_id,
+        container.image_name,
+        command,
+        human_duration(container.created),
+        status,
+        "",
+        container.name,
+    ]
+
+
+def _ps_json(container: Container) -> dict[str, Any]:
+    created = container.created.astimezone(UTC) if container.created else None
+    return {
+        "AutoRemove": False,
+        "Command": list(container.command),
+        "CreatedAt": human_duration(container.created),
+        "Exited": False,
+        "ExitedAt": 0 if container.external else -62135596800,
+        "ExitCode": 0,
+        "Id": container.id,
+        "Image": container.image_name,
+        "ImageID": container.image_id,
+        "IsInfra": False,
+        "Labels": None,
+        "Mounts": None if container.external else [],
+        "Names": [container.name],
+        "Namespaces": {},
+        "Networks": None if container.external else ["podman"],
+        "Pid": 0,
+        "Pod": "",
+        "PodName": "",
+        "Ports": None,
+        "Size": None,
+        "StartedAt": 0 if container.external else -62135596800,
+        "State": container.state,
+        "Status": "Storage" if container.external else "Created",
+        "Created": int(created.timestamp()) if created else 0,
+    }
+
+
+@cli.command("ps")
+@click.option("-a", "--all", "show_all", is_flag=True, help="All containers (none run here).")
+@click.option("--external", is_flag=True, help="Also storage-only containers.")
+@click.option("-q", "--quiet", is_flag=True, help="IDs only.")
+@click.option("--no-trunc", is_flag=True, help="Full IDs.")
+@click.option("--format", "fmt", default=None, help="'json' or a table (default).")
+@pass_cli
+def ps_command(
+    ctx: CliContext, show_all: bool, external: bool, quiet: bool, no_trunc: bool, fmt: str | None
+) -> None:
+    """List containers.  Without -a only running ones, and none run in aiopod."""
+    containers = run(ctx, lambda rt: rt.containers(external=external))
+    if not show_all and not external:
+        containers = []
+    if fmt is not None and fmt.lower() == "json":
+        click.echo(render_json([_ps_json(c) for c in containers], indent="  "), nl=False)
+        return
+    if quiet:
+        for container in containers:
+            click.echo(container.id if no_trunc else container.short_id)
+        return
+    rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
+    for container in containers:
+        row = _ps_row(container)
+        if no_trunc:
+            row[0] = container.id
+        rows.append(row)
+    click.echo(render_table(rows), nl=False)

@@ -1,0 +1,120 @@
+"""Removal commands: ``rmi`` (``image rm``) and ``image prune``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import click
+
+from aiopod.cli.app import CliContext, cli, run
+from aiopod.cli.image_commands import image_group
+from aiopod.errors import AiopodError
+from aiopod.removal.plan import RemovalReport
+
+__all__ = ("print_errors",)
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def print_errors(errors: Sequence[AiopodError]) -> None:
+    """podman's error block: ``Error: msg``, or ``Error: N errors occurred:`` and a
+    ``\\t* msg`` line per error."""
+    if len(errors) == 1:
+        click.echo(f"Error: {errors[0].message}", err=True)
+    elif errors:
+        lines = "".join(f"\n\t* {e.message}" for e in errors)
+        click.echo(f"Error: {len(errors)} errors occurred:{lines}", err=True)
+
+
+def _finish(report: RemovalReport) -> None:
+    for name in report.untagged:
+        click.echo(f"Untagged: {name}")
+    for image_id in report.deleted:
+        click.echo(f"Deleted: {image_id}")
+    print_errors(report.errors)
+    sys.exit(report.exit_code)
+
+
+def _rmi(
+    ctx: CliContext,
+    references: tuple[str, ...],
+    force: bool,
+    all_images: bool,
+    ignore: bool,
+    no_prune: bool,
+    dry_run: bool,
+) -> None:
+    report = run(
+        ctx,
+        lambda rt: rt.remove_images(
+            references,
+            force=force,
+            all=all_images,
+            ignore=ignore,
+            no_prune=no_prune,
+            dry_run=dry_run,
+        ),
+    )
+    _finish(report)
+
+
+_RMI_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("-f", "--force", is_flag=True, help="Remove the containers that use the images."),
+    click.option("-a", "--all", "all_images", is_flag=True, help="Remove every image."),
+    click.option("-i", "--ignore", is_flag=True, help="Skip images that do not exist."),
+    click.option("--no-prune", is_flag=True, help="Keep parents left dangling."),
+    click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing."),
+    click.argument("references", nargs=-1),
+    pass_cli,
+]
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _with_rmi_options(func: F) -> F:
+    decorated: Any = func
+    for decorator in reversed(_RMI_OPTIONS):
+        decorated = decorator(decorated)
+    return cast(F, decorated)
+
+
+@cli.command("rmi")
+@_with_rmi_options
+def rmi_command(ctx: CliContext, **kwargs: bool | tuple[str, ...]) -> None:
+    """Remove images: untag a name, or delete the image (podman's rules)."""
+    _rmi(ctx, **kwargs)  # type: ignore[arg-type]
+
+
+@image_group.command("rm")
+@_with_rmi_options
+def image_rm_command(ctx: CliContext, **kwargs: bool | tuple[str, ...]) -> None:
+    """Remove images (same as ``rmi``)."""
+    _rmi(ctx, **kwargs)  # type: ignore[arg-type]
+
+
+@image_group.command("prune")
+@click.option("-a", "--all", "all_images", is_flag=True, help="Every image no container uses.")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def prune_command(ctx: CliContext, all_images: bool, force: bool) -> None:
+    """Remove dangling images (``-a``: all images without containers)."""
+    if not force:
+        what = (
+            "all images without at least one container associated with them"
+            if all_images
+            else "all dangling images"
+        )
+        click.echo(f"WARNING! This command removes {what}.")
+        click.echo("Are you sure you want to continue? [y/N] ", nl=False)
+        answer = sys.stdin.readline()
+        if not answer.strip().lower().startswith("y"):
+            return
+    report = run(ctx, lambda rt: rt.prune_images(all=all_images))
+    for image_id in report.deleted:
+        click.echo(image_id)
+    if report.errors:
+        print_errors(report.errors[:1])
+        sys.exit(125)
