@@ -1,0 +1,41 @@
+"""Events: what the runtime did, for subscribers in this process and readers in others.
+
+* :mod:`aiopod.events.model` — the :class:`Event` record and its :class:`EventKind`;
+* :mod:`aiopod.events.bus` — :class:`EventBus`, bounded per-subscriber buffers with
+  :class:`Lagged` markers instead of stalls (``rt.events``);
+* :mod:`aiopod.events.log` — :class:`EventLog`, the store's ``aiopod/events.jsonl``,
+  shared by every process using the store;
+* :mod:`aiopod.events.filters` — podman's ``--filter``/``--since``/``--until``;
+* :mod:`aiopod.events.formats` — aiopod's, podman's and Docker's JSON and text shapes.
+"""
+
+from aiopod.events.bus import DEFAULT_BUFFER, EventBus, Lagged, Subscription
+from aiopod.events.filters import EventFilter, parse_filters, parse_time
+from aiopod.events.formats import (
+    event_from_native_json,
+    to_docker_json,
+    to_native_json,
+    to_podman_json,
+)
+from aiopod.events.log import DEFAULT_MAX_BYTES, EventLog
+from aiopod.events.model import Event, EventKind, ObjectType, utc_now
+
+__all__ = (
+    "DEFAULT_BUFFER",
+    "DEFAULT_MAX_BYTES",
+    "Event",
+    "EventBus",
+    "EventFilter",
+    "EventKind",
+    "EventLog",
+    "Lagged",
+    "ObjectType",
+    "Subscription",
+    "event_from_native_json",
+    "parse_filters",
+    "parse_time",
+    "to_docker_json",
+    "to_native_json",
+    "to_podman_json",
+    "utc_now",
+)
