@@ -53,6 +53,7 @@ from aiopod.events.model import Event, EventKind
 
 __all__ = (
     "DOCKER_ACTIONS",
+    "INTERNAL_ATTRIBUTES",
     "NATIVE_STATUS",
     "PODMAN_STATUSES",
     "docker_action",
@@ -133,13 +134,29 @@ def native_status(event: Event) -> str:
     return NATIVE_STATUS[event.kind]
 
 
+#: Attributes aiopod sets that are not labels (so podman's ``Attributes`` omits them).
+INTERNAL_ATTRIBUTES: Final = frozenset({"image", "external", "source", "path"})
+
+
+def _imported(event: Event) -> bool:
+    return event.kind == K.LOADED and event.attributes.get("source") == "tarball"
+
+
 def podman_status(event: Event) -> str | None:
-    """podman's ``Status`` for the event, or None when podman has no such event."""
+    """podman's ``Status`` for the event, or None when podman has no such event.
+
+    ``podman import`` logs no ``loadfromarchive``, only a ``tag`` for the name it was
+    given, so a ``Loaded`` event from a tarball is a ``tag`` when it names the image.
+    """
+    if _imported(event):
+        return "tag" if event.name else None
     return PODMAN_STATUSES.get((event.type, event.kind))
 
 
 def docker_action(event: Event) -> str | None:
-    """Docker's ``Action`` for the event, or None when Docker has no such event."""
+    """Docker's ``Action`` for the event (``import`` for a tarball), or None."""
+    if _imported(event):
+        return "import"
     return DOCKER_ACTIONS.get((event.type, event.kind))
 
 
@@ -254,7 +271,7 @@ def event_from_native_json(data: Mapping[str, Any]) -> Event:
 
 
 def _labels(event: Event) -> dict[str, str]:
-    return {k: v for k, v in event.attributes.items() if k != "image"}
+    return {k: v for k, v in event.attributes.items() if k not in INTERNAL_ATTRIBUTES}
 
 
 def to_podman_json(event: Event, tz: tzinfo | None = None) -> dict[str, Any] | None:
@@ -268,10 +285,10 @@ def to_podman_json(event: Event, tz: tzinfo | None = None) -> dict[str, Any] | N
     doc: dict[str, Any] = {}
     event_id, name = event.id, event.name or ""
     if event.type == "image":
-        if event.kind in (K.SAVED, K.LOADED):
+        if event.kind in (K.SAVED, K.LOADED) and not _imported(event):
             name = event.attributes.get("path", name)
-        if event.kind == K.LOADED and "path" in event.attributes:
-            event_id = ""
+            if event.kind == K.LOADED and "path" in event.attributes:
+                event_id = ""
         elif event.kind == K.BUILT:
             event_id, name = "", event.id
     if event_id:
@@ -303,9 +320,9 @@ def to_docker_json(event: Event) -> dict[str, Any] | None:
     if action is None:
         return None
     nanos = _unix_nanos(event.time)
+    attributes = _labels(event)
     if event.type == "image":
         actor_id = "sha256:" + event.id if event.id else ""
-        attributes = dict(event.attributes)
         if event.kind == K.TAGGED and event.name:
             attributes["name"] = _familiar(event.name)
         else:
@@ -313,8 +330,7 @@ def to_docker_json(event: Event) -> dict[str, Any] | None:
         doc: dict[str, Any] = {"status": action, "id": actor_id}
     else:
         actor_id = event.id
-        attributes = dict(event.attributes)
-        image = attributes.get("image", "")
+        image = event.attributes.get("image", "")
         if image:
             attributes["image"] = image = _familiar(image)
         if event.name:
@@ -391,9 +407,12 @@ def _go_value(value: Any) -> str:
     return str(value)
 
 
-def render_template(template: str, fields: Mapping[str, Any]) -> str:
+def render_template(template: str, fields: Mapping[str, Any], *, json_root: Any = None) -> str:
     """Render a Go template made only of ``{{.Field}}``, ``{{.A.B}}``, ``{{json .}}`` and
     ``{{json .Field}}`` actions against *fields*; a missing field prints ``<no value>``.
+
+    *json_root*, when given, is what ``{{json .}}`` prints (the event's JSON document,
+    whose ``Time`` differs from the ``{{.Time}}`` text).
 
     :raises ValueError: the template uses anything else (pipelines, functions, ranges).
     """
@@ -407,7 +426,7 @@ def render_template(template: str, fields: Mapping[str, Any]) -> str:
         for part in path.split(".") if path else ():
             value = value.get(part) if isinstance(value, Mapping) else None
         if as_json:
-            return go_json(value)
+            return go_json(json_root if not path and json_root is not None else value)
         return _go_value(value)
 
     return _TEMPLATE_RE.sub(action, template)

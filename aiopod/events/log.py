@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -226,7 +226,7 @@ class EventLog:
         after_seq: int | None = None,
         filter: EventFilter | None = None,
         poll_interval: float = 0.1,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """The logged events (as :meth:`read`), then the events any process appends.
 
         Polls every *poll_interval* seconds, reading in a worker thread.  Ends once the

@@ -1,0 +1,238 @@
+"""``aiopod events``: the store's event log, printed as podman (or Docker) prints events.
+
+``aiopod events [--since T] [--until T] [-f KEY=VALUE]... [--stream[=BOOL]] [--format F]``
+
+* ``--stream`` (default) follows the log until interrupted (Ctrl-C or SIGTERM end it
+  with exit 0) or until ``--until`` passes.  Without ``--since``/``--until`` it prints only
+  new events, as podman does; with either it first prints the logged ones.
+* ``--stream=false`` prints the logged events and exits.
+* Output, by ``--policy``: a text line per event (podman's ``Time.String()`` lines under
+  ``libpod`` and ``podman``, the Docker CLI's under ``docker``); ``--format json`` gives
+  JSON lines (aiopod's shape under ``libpod``, podman's under ``podman``, Docker's under
+  ``docker``); a Go template of ``{{.Field}}`` and ``{{json .}}`` actions gives one line
+  per event.  Events that have no counterpart in the chosen tool's vocabulary (podman has
+  no ``Deleted``) are skipped under ``podman`` and ``docker``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import click
+
+from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.errors import AiopodError
+from aiopod.events.filters import EventFilter, parse_filters
+from aiopod.events.formats import (
+    INTERNAL_ATTRIBUTES,
+    format_docker_text,
+    format_go_time,
+    format_podman_text,
+    go_json,
+    native_status,
+    render_template,
+    to_docker_json,
+    to_native_json,
+    to_podman_json,
+)
+from aiopod.events.log import EventLog
+from aiopod.events.model import Event, EventKind
+from aiopod.runtime import Runtime
+
+__all__ = ("event_renderer", "events_command")
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+Renderer = Callable[[Event], "str | None"]
+
+
+def _podman_fields(event: Event, policy: str) -> tuple[dict[str, Any], Any] | None:
+    doc = to_podman_json(event) if policy == "podman" else None
+    if policy == "podman" and doc is None:
+        return None
+    if doc is None:
+        status = native_status(event)
+        event_id, name = event.id, event.name or ""
+    else:
+        status, event_id, name = doc["Status"], doc.get("ID", ""), doc.get("Name", "")
+    labels = {k: v for k, v in event.attributes.items() if k not in INTERNAL_ATTRIBUTES}
+    fields: dict[str, Any] = {
+        "ID": event_id,
+        "Image": event.attributes.get("image", ""),
+        "Name": name,
+        "Status": status,
+        "Time": format_go_time(event.time),
+        "Type": event.type,
+        "Attributes": labels,
+    }
+    if policy == "libpod":
+        fields.update(Kind=event.kind.value, Seq=event.seq)
+    return fields, doc if doc is not None else to_native_json(event)
+
+
+def _docker_fields(event: Event) -> tuple[dict[str, Any], Any] | None:
+    doc = to_docker_json(event)
+    if doc is None:
+        return None
+    fields = {
+        "Status": doc["status"],
+        "ID": doc["id"],
+        "From": doc.get("from", ""),
+        "Type": doc["Type"],
+        "Action": doc["Action"],
+        "Actor": doc["Actor"],
+        "Scope": doc["scope"],
+        "Time": doc["time"],
+        "TimeNano": doc["timeNano"],
+    }
+    return fields, doc
+
+
+def event_renderer(policy: str, fmt: str | None, *, truncate: bool = False) -> Renderer:
+    """The function that turns an event into its output line (None: print nothing).
+
+    :raises ~aiopod.errors.AiopodError: never; a bad template raises ``ValueError`` when
+        an event is rendered.
+    """
+    if not fmt:
+        if policy == "docker":
+            return format_docker_text
+        if policy == "podman":
+            return lambda e: format_podman_text(e, truncate=truncate)
+        return lambda e: format_podman_text(e, status=native_status(e), truncate=truncate)
+    if fmt.strip().lower() == "json":
+        if policy == "docker":
+            return lambda e: None if (d := to_docker_json(e)) is None else go_json(d)
+        if policy == "podman":
+            return lambda e: None if (d := to_podman_json(e)) is None else go_json(d)
+        return lambda e: go_json(to_native_json(e))
+
+    def template(event: Event) -> str | None:
+        found = _docker_fields(event) if policy == "docker" else _podman_fields(event, policy)
+        if found is None:
+            return None
+        fields, doc = found
+        return render_template(fmt, fields, json_root=doc)
+
+    return template
+
+
+def _check_template(render: Renderer) -> None:
+    try:
+        render(Event(EventKind.TAGGED, "image", "0" * 64, "localhost/x:latest"))
+    except ValueError as exc:
+        fail(f"invalid --format: {exc}")
+
+
+@cli.command("events")
+@click.option("--since", metavar="TIME", help="Show events after TIME (RFC 3339, unix, 10m).")
+@click.option("--until", metavar="TIME", help="Show events before TIME; ends --stream then.")
+@click.option(
+    "-f",
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="type, event, image, container, name, label (repeat: OR within a key).",
+)
+@click.option(
+    "--stream",
+    type=click.BOOL,
+    default=True,
+    is_flag=False,
+    flag_value=True,
+    show_default=True,
+    help="Follow new events (--stream=false: print the logged ones and exit).",
+)
+@click.option("--format", "fmt", default=None, help="'json' or a Go template ({{.Status}}).")
+@click.option(
+    "--no-trunc",
+    type=click.BOOL,
+    default=True,
+    is_flag=False,
+    flag_value=True,
+    show_default=True,
+    help="Do not truncate IDs.",
+)
+@pass_cli
+def events_command(
+    ctx: CliContext,
+    since: str | None,
+    until: str | None,
+    filters: tuple[str, ...],
+    stream: bool,
+    fmt: str | None,
+    no_trunc: bool,
+) -> None:
+    """Show the store's events (what every aiopod process did to it)."""
+    try:
+        event_filter = parse_filters(filters, since=since, until=until)
+    except AiopodError as exc:
+        fail(exc.message, exc.exit_code)
+    render = event_renderer(ctx.policy, fmt, truncate=not no_trunc)
+    _check_template(render)
+    if stream:
+        run(ctx, lambda rt: _stream(rt, render, event_filter, past=bool(since or until)))
+    else:
+        run(ctx, lambda rt: _print_logged(rt, render, event_filter))
+
+
+def _emit(render: Renderer, event: Event) -> None:
+    line = render(event)
+    if line is not None:
+        sys.stdout.write(line + "\n")
+
+
+def _silence_stdout() -> None:
+    # After a broken pipe, stop Python from complaining when it flushes stdout at exit.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+async def _print_logged(rt: Runtime, render: Renderer, event_filter: EventFilter) -> None:
+    log = EventLog.for_store(rt.root)
+
+    def dump() -> None:
+        for event in log.read(filter=event_filter):
+            _emit(render, event)
+        sys.stdout.flush()
+
+    try:
+        await anyio.to_thread.run_sync(dump)
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+async def _stream(rt: Runtime, render: Renderer, event_filter: EventFilter, *, past: bool) -> None:
+    log = EventLog.for_store(rt.root)
+    after_seq = None if past else await anyio.to_thread.run_sync(log.last_seq)
+
+    async with anyio.create_task_group() as tg:
+
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(stop_on_signal)
+        try:
+            followed = log.follow(
+                after_seq=after_seq, filter=event_filter, until=event_filter.until
+            )
+            async with contextlib.aclosing(followed) as events:
+                async for event in events:
+                    _emit(render, event)
+                    sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+        tg.cancel_scope.cancel()
