@@ -439,7 +439,9 @@ def test_a_repair_is_seen_by_a_runtime_that_read_the_store_before_it(tmp_path: P
     assert list(model_of(root).names) == [OTHER.id]
 
 
-def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(tmp_path: Path):
+def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
     metadata = root / "aiopod" / "images.json"
