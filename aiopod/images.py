@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +68,7 @@ class Image:
     has_children: bool
     read_only: bool
     layers: tuple[str, ...]
+    labels: Mapping[str, str] | None = None
 
     @property
     def short_id(self) -> str:
@@ -103,6 +105,7 @@ def image_from_record(record: ImageRecord, tree: LayerTree) -> Image:
         has_children=tree.has_children(record.id),
         read_only=record.read_only,
         layers=record.diff_ids,
+        labels=record.labels,
     )
 
 

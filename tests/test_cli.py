@@ -187,9 +187,6 @@ def test_images_format_json_of_an_unnamed_image_has_no_names(store: Path, tmp_pa
     assert row["RepoDigests"] == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="images --format json always prints Labels null (podman: the labels)"
-)
 def test_images_format_json_shows_the_image_labels(store: Path, tmp_path: Path) -> None:
     load(store, tmp_path, LABELLED)
     [row] = json.loads(ok("images", "--format", "json", root=store))

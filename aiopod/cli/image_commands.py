@@ -41,7 +41,7 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
             "Size": image.size,
             "SharedSize": 0,
             "VirtualSize": image.size,
-            "Labels": None,
+            "Labels": dict(image.labels) if image.labels is not None else None,
             "Containers": 0,
             "Names": list(image.names) or None,
             "Digest": image.digest,

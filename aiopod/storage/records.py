@@ -79,6 +79,7 @@ class ImageRecord:
     names_history: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
     read_only: bool = False
+    labels: Mapping[str, str] | None = None  # the config's Labels (None when absent)
 
     @property
     def config_digest(self) -> str:
@@ -131,6 +132,7 @@ class ImageRecord:
             "config_size": self.config_size,
             "created": self.created,
             "read_only": self.read_only,
+            "labels": None if self.labels is None else dict(self.labels),
             "layers": [
                 [lr.digest, lr.media_type, lr.size, lr.diff_id, lr.uncompressed_size]
                 for lr in self.layers
@@ -156,6 +158,7 @@ class ImageRecord:
                 config_size=int(obj["config_size"]),
                 created=str(obj["created"]),
                 read_only=bool(obj["read_only"]),
+                labels=_labels(obj.get("labels")),
                 layers=tuple(
                     LayerRecord(str(d), str(m), int(s), str(i), int(u))
                     for d, m, s, i, u in obj["layers"]
@@ -176,6 +179,14 @@ class ImageRecord:
                 "run `aiopod system check --repair`"
             )
         return record
+
+
+def _labels(value: Any) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError("labels must be an object")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def chain_ids(diff_ids: Iterable[str]) -> list[str]:

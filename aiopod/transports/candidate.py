@@ -112,6 +112,14 @@ def _synthesise_manifest(config: StagedBlob, layers: list[LayerRecord]) -> bytes
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def _config_labels(config: dict[str, Any]) -> dict[str, str] | None:
+    inner = config.get("config")
+    labels = inner.get("Labels") if isinstance(inner, dict) else None
+    if not isinstance(labels, dict):
+        return None
+    return {str(k): str(v) for k, v in labels.items()}
+
+
 def build_record(
     candidate: ImageCandidate, area: StagingArea
 ) -> tuple[ImageRecord, list[StagedBlob]]:
@@ -134,6 +142,7 @@ def build_record(
         layers=tuple(layers),
         history=tuple(HistoryEntry.from_config(h) for h in history),
         created=str(candidate.config_doc.get("created") or ""),
+        labels=_config_labels(candidate.config_doc),
         digests=(manifest.digest,),
     ).with_names(candidate.names)
     blobs = [manifest, candidate.config, *(layer.blob for layer in candidate.layers)]
