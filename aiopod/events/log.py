@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Final
@@ -56,18 +55,22 @@ _TAIL_CHUNK = 16 * 1024
 _READ_CHUNK = 1024 * 1024
 
 
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_decoder = json.JSONDecoder()
+
+
 def _encode(event: Event) -> bytes:
-    return json.dumps(to_native_json(event), ensure_ascii=False, separators=(",", ":")).encode()
+    return _encoder.encode(to_native_json(event)).encode()
 
 
 def _decode(line: bytes) -> Event | None:
     """The event on a complete line, or None for a line that is not one."""
     try:
-        data = json.loads(line)
+        data = _decoder.decode(line.decode())
         if not isinstance(data, dict):
             return None
         event = event_from_native_json(data)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return event if event.seq > 0 else None
 
@@ -136,7 +139,10 @@ class EventLog:
         try:
             info = os.fstat(fd)
             last = self._last_seq(fd, info)
-            stamped = [replace(event, seq=last + i) for i, event in enumerate(events, 1)]
+            stamped = [
+                Event(e.kind, e.type, e.id, e.name, e.time, e.attributes, last + i)
+                for i, e in enumerate(events, 1)
+            ]
             data = b"".join(_encode(event) + b"\n" for event in stamped)
             size = info.st_size
             if size > 0 and size + len(data) > self.max_bytes:
