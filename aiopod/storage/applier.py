@@ -43,13 +43,13 @@ from typing import BinaryIO
 
 from aiopod.errors import LimitExceeded, UnsafeLayer
 from aiopod.storage.compression import open_decompressed
+from aiopod.storage.layer_check import DEFAULT_LIMITS, EntryChecker, LayerLimits
 from aiopod.storage.rootfs_path import (
     PathTooDeep,
     RootDir,
     TooManySymlinks,
     lstat_at,
     remove_at,
-    split_path,
 )
 from aiopod.storage.tar_reader import TarMember, TarReader
 
@@ -64,27 +64,6 @@ _ENVIRONMENT_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
     | {errno.EROFS, errno.EACCES}
 )
-
-
-@dataclass(frozen=True)
-class LayerLimits:
-    """Bounds on one layer; exceeding any of them raises :class:`LimitExceeded`."""
-
-    max_bytes: int = 64 << 30
-    """Uncompressed bytes of the tar stream (headers and padding included)."""
-    max_entries: int = 1_000_000
-    max_path_length: int = 4096
-    """Bytes in an entry's name or link target."""
-    max_path_depth: int = 256
-    """Components in an entry's name, and directories a resolution may descend."""
-    max_pax_header_bytes: int = 1 << 20
-    """Size of one PAX extended header or GNU long name."""
-    max_symlink_hops: int = 40
-    max_compression_ratio: float | None = None
-    """Uncompressed/compressed bytes; ``None`` disables the check."""
-
-
-DEFAULT_LIMITS = LayerLimits()
 
 
 @dataclass(frozen=True)
@@ -168,7 +147,7 @@ class _Applier:
         self.limits = limits
         self.allow_devices = allow_devices
         self.is_root = os.geteuid() == 0
-        self.entries = 0
+        self.checker = EntryChecker(limits)
         self.bytes_written = 0
         self._warnings: list[str] = []
         self.written: set[_Path] = set()  # real paths this layer made
@@ -189,14 +168,14 @@ class _Applier:
 
     # -- one entry ---------------------------------------------------------------------
 
+    @property
+    def entries(self) -> int:
+        """Entries seen so far."""
+        return self.checker.entries
+
     def apply(self, member: TarMember) -> None:
-        self.entries += 1
         name = member.name
-        if self.entries > self.limits.max_entries:
-            raise LimitExceeded(
-                f"layer has more than {self.limits.max_entries} entries (at {name!r})"
-            )
-        parts = self._check_name(name, name, "name")
+        parts = self.checker.check(member)
         try:
             if parts and parts[-1].startswith(".wh."):
                 self._whiteout(member, parts)
@@ -211,40 +190,8 @@ class _Applier:
         except OSError as exc:
             raise _os_error(f"layer entry {name!r}", exc) from exc
 
-    def _check_text(self, name: str, text: str, what: str) -> None:
-        if "\x00" in text:
-            raise UnsafeLayer(f"layer entry {name!r}: NUL byte in its {what}")
-        if len(text.encode("utf-8", "surrogateescape")) > self.limits.max_path_length:
-            raise LimitExceeded(
-                f"layer entry {name[:80]!r}...: {what} longer than "
-                f"{self.limits.max_path_length} bytes"
-            )
-
-    def _check_name(self, name: str, text: str, what: str) -> _Path:
-        """Validate ``text`` (the entry's ``name`` or link target) and split it."""
-        self._check_text(name, text, what)
-        try:
-            parts = split_path(text)
-        except ValueError:
-            raise UnsafeLayer(
-                f"layer entry {name!r}: {what} {text!r} climbs out of the root with '..'"
-            ) from None
-        if len(parts) > self.limits.max_path_depth:
-            raise LimitExceeded(
-                f"layer entry {name[:80]!r}...: {what} deeper than "
-                f"{self.limits.max_path_depth} components"
-            )
-        if any(p.startswith(".wh.") for p in parts[:-1]):
-            raise UnsafeLayer(f"layer entry {name!r}: whiteout name used as a directory")
-        return parts
-
     def _root_entry(self, member: TarMember) -> None:
-        if not member.isdir():
-            raise UnsafeLayer(
-                f"layer entry {member.name!r} would replace the root directory "
-                "with something else than a directory"
-            )
-        self.dirs[()] = self._dir_meta(member)
+        self.dirs[()] = self._dir_meta(member)  # the checker made sure it is a directory
 
     def _entry(self, member: TarMember, parts: _Path) -> None:
         created: list[_Path] = []
@@ -267,7 +214,6 @@ class _Applier:
                 self._file(member, parent.fd, name)
             elif member.issym():
                 # Targets are kept as they are ("..", absolute): resolution clamps them.
-                self._check_text(member.name, member.linkname, "link target")
                 self._clear(parent.fd, name, path, existing)
                 os.symlink(member.linkname, name, dir_fd=parent.fd)
                 self._node_meta(member, parent.fd, name, chmod=False)
@@ -281,10 +227,6 @@ class _Applier:
                 self._clear(parent.fd, name, path, existing)
                 if not self._device(member, parent.fd, name):
                     return
-            else:
-                raise UnsafeLayer(
-                    f"layer entry {member.name!r} has an unsupported type {member.type!r}"
-                )
         finally:
             os.close(parent.fd)
         self._mark_written(path)
@@ -352,7 +294,7 @@ class _Applier:
         path: _Path,
         existing: os.stat_result | None,
     ) -> None:
-        target = self._check_name(member.name, member.linkname, "link target")
+        target = self.checker.check_name(member.name, member.linkname, "link target")
         if not target:
             raise UnsafeLayer(f"layer entry {member.name!r} is a hard link to the root")
         try:
@@ -405,9 +347,7 @@ class _Applier:
             return
         if base.startswith(".wh..wh."):
             return  # aufs metadata (.wh..wh.plnk, .wh..wh.aufs): not part of the image
-        victim = base[len(".wh.") :]
-        if victim in ("", ".", ".."):
-            raise UnsafeLayer(f"layer entry {member.name!r} is an invalid whiteout")
+        victim = base[len(".wh.") :]  # the checker refused "", "." and ".."
         try:
             parent = self.root.open_dir(parts[:-1])
         except (FileNotFoundError, NotADirectoryError):

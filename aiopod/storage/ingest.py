@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from aiopod.errors import DigestMismatch, LimitExceeded
+from aiopod.errors import DigestMismatch, LimitExceeded, UnsafeLayer
 from aiopod.storage.compression import detect_compression, open_decompressed
 from aiopod.storage.fsutil import make_private_dir, remove_tree
+from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits, scan_layer
 
 __all__ = ("CHUNK", "StagedBlob", "StagingArea", "recover_stale_staging")
 
@@ -41,6 +42,8 @@ class StagedBlob:
     compression: str  # "gzip", "zstd", "bzip2", "xz" or "none"
     uncompressed_digest: str
     uncompressed_size: int
+    #: Why the content cannot be used as a layer (not a tar, or a hostile one); None if it can.
+    layer_problem: str | None = None
 
 
 class _HashingTee(io.RawIOBase):
@@ -57,7 +60,7 @@ class _HashingTee(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _take(self, data: bytes) -> bytes:
+    def _take(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self.size > self._limit:
             raise LimitExceeded(f"blob is larger than the limit of {self._limit} bytes")
@@ -65,19 +68,87 @@ class _HashingTee(io.RawIOBase):
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
-        return data
 
     def read(self, size: int = -1) -> bytes:
         if self._head:
-            data, self._head = self._head, b""
-            return self._take(data)
-        data = self._src.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
-        return self._take(data) if data else b""
+            cut = len(self._head) if size is None or size < 0 else size
+            data, self._head = self._head[:cut], self._head[cut:]
+        else:
+            data = self._src.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
+        if data:
+            self._take(data)
+        return data
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        view = memoryview(buffer)
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+        else:
+            readinto = getattr(self._src, "readinto", None)
+            if readinto is None:
+                data = self._src.read(len(view))
+                n = len(data)
+                view[:n] = data
+            else:
+                n = readinto(view) or 0
+        if n:
+            self._take(view[:n])
+        return n
+
+
+class _Observed(io.RawIOBase):
+    """A reader that counts (and optionally hashes) what passes through it, and remembers
+    whether an error came from the stream itself rather than from its consumer."""
+
+    def __init__(self, stream: BinaryIO, *, hashing: bool) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256() if hashing else None
+        self.size = 0
+        self.failed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _count(self, data: bytes | memoryview) -> None:
+        self.size += len(data)
+        if self._hash is not None:
+            self._hash.update(data)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._stream.read(CHUNK if size is None or size < 0 else size)
+        except BaseException:
+            self.failed = True
+            raise
+        self._count(data)
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer)
+        try:
+            n = self._stream.readinto(view) or 0  # type: ignore[attr-defined]
+        except BaseException:
+            self.failed = True
+            raise
+        self._count(view[:n])
+        return n
+
+    def digest(self) -> str:
+        assert self._hash is not None
+        return "sha256:" + self._hash.hexdigest()
+
+
+def _scan(data: _Observed, limits: LayerLimits) -> str | None:
+    """Check *data* as a layer; return what is wrong with it, None if nothing is."""
+    try:
+        scan_layer(data, limits)  # type: ignore[arg-type]
+    except (UnsafeLayer, LimitExceeded) as exc:
+        if data.failed:
+            raise  # the stream itself failed (too large, corrupt compression): fatal
+        return str(exc)
+    return None
 
 
 class StagingArea:
@@ -119,8 +190,14 @@ class StagingArea:
         max_uncompressed: int,
         expected_digest: str | None = None,
         expected_size: int | None = None,
+        layer_limits: LayerLimits = DEFAULT_LIMITS,
     ) -> StagedBlob:
         """Copy *src* to a file named by its digest; also digest its decompressed form.
+
+        In the same pass the (decompressed) content is read as a layer tar and every entry
+        checked (:func:`~aiopod.storage.layer_check.scan_layer`); what is wrong with it as a
+        layer is kept in ``layer_problem``, so that a load refuses a hostile layer before
+        anything is stored.
 
         :raises ~aiopod.errors.DigestMismatch: the content differs from what was expected.
         :raises ~aiopod.errors.LimitExceeded: more bytes than *max_size* / *max_uncompressed*.
@@ -134,23 +211,23 @@ class StagingArea:
         try:
             tee = _HashingTee(head, src, fd, max_size)
             if compression == "none":
-                while tee.read(CHUNK):
-                    pass
-                uncompressed_digest, uncompressed_size = None, tee.size
+                data: _Observed = _Observed(tee, hashing=False)  # type: ignore[arg-type]
             else:
-                inner = hashlib.sha256()
-                uncompressed_size = 0
-                reader = open_decompressed(
-                    io.BufferedReader(tee, CHUNK), max_bytes=max_uncompressed
+                data = _Observed(
+                    open_decompressed(io.BufferedReader(tee, CHUNK), max_bytes=max_uncompressed),
+                    hashing=True,
                 )
-                while data := reader.read(CHUNK):
-                    inner.update(data)
-                    uncompressed_size += len(data)
-                while tee.read(CHUNK):  # trailing bytes after the compressed stream
-                    pass
-                uncompressed_digest = "sha256:" + inner.hexdigest()
+            layer_problem = _scan(data, layer_limits)
+            while data.read(CHUNK):  # whatever the scan did not read
+                pass
+            while tee.read(CHUNK):  # trailing bytes after a compressed stream
+                pass
         finally:
             os.close(fd)
+        if compression == "none":
+            uncompressed_digest, uncompressed_size = None, tee.size
+        else:
+            uncompressed_digest, uncompressed_size = data.digest(), data.size
         digest = "sha256:" + tee.hash.hexdigest()
         if expected_digest is not None and digest != expected_digest:
             tmp.unlink()
@@ -167,6 +244,7 @@ class StagingArea:
             compression=compression,
             uncompressed_digest=uncompressed_digest or digest,
             uncompressed_size=uncompressed_size,
+            layer_problem=layer_problem,
         )
 
     def close(self) -> None:

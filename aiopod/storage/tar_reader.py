@@ -21,6 +21,7 @@ in async code run it in a worker thread.
 
 from __future__ import annotations
 
+import io
 import tarfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, cast
@@ -102,6 +103,28 @@ class _ForwardReader:
 
     def close(self) -> None:
         """The caller owns the stream."""
+
+
+class _MemberData(io.RawIOBase):
+    """The data of one member, read straight from the forward reader (no copies)."""
+
+    def __init__(self, reader: _ForwardReader, member: TarMember) -> None:
+        self._reader = reader
+        self._member = member
+        self._remaining = member.size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer)[: self._remaining]
+        if not view:
+            return 0
+        n = self._reader.readinto(view)
+        if not n:
+            raise UnsafeLayer(f"tar entry {self._member.name!r}: data truncated")
+        self._remaining -= n
+        return n
 
 
 class TarMember(tarfile.TarInfo):
@@ -265,6 +288,11 @@ class TarReader:
                 raise UnsafeLayer(f"layer entry {member.name!r}: data truncated")
             remaining -= n
             yield buffer[:n]
+
+    def member_stream(self, member: TarMember) -> BinaryIO:
+        """A stream of exactly the data of ``member`` (read it before the next member)."""
+        self._reader.seek(member.offset_data)
+        return cast(BinaryIO, _MemberData(self._reader, member))
 
     def drain(self) -> int:
         """Read the stream to its end (padding after the archive); returns the bytes read."""

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiopod.errors import InvalidArchive
+from aiopod.errors import InvalidArchive, UnsafeLayer
 from aiopod.storage.digest import is_digest
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import HistoryEntry, ImageRecord, LayerRecord
@@ -74,6 +74,10 @@ def _check_layers(candidate: ImageCandidate, diff_ids: list[str]) -> list[LayerR
     records = []
     for index, (layer, diff_id) in enumerate(zip(candidate.layers, diff_ids, strict=True)):
         blob = layer.blob
+        if blob.layer_problem is not None:
+            raise UnsafeLayer(
+                f"{what}: layer {index} ({blob.digest}) is refused: {blob.layer_problem}"
+            )
         if blob.uncompressed_digest != diff_id:
             raise InvalidArchive(
                 f"{what}: layer {index} ({blob.digest}) uncompresses to "

@@ -13,14 +13,15 @@ Everything here blocks; callers run it in a worker thread.
 from __future__ import annotations
 
 import posixpath
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiopod.errors import InvalidArchive, LimitExceeded
+from aiopod.errors import InvalidArchive, LimitExceeded, UnsafeLayer
+from aiopod.storage.compression import open_decompressed
 from aiopod.storage.digest import split_digest
 from aiopod.storage.ingest import StagedBlob, StagingArea
+from aiopod.storage.tar_reader import TarReader
 from aiopod.transports.jsonutil import parse_json_list, parse_json_object
 
 __all__ = ("ArchiveLimits", "ArchiveSource", "DirectorySource", "TarSource", "open_source")
@@ -101,8 +102,9 @@ class TarSource(ArchiveSource):
     def _read(self, path: Path) -> None:
         count = 0
         try:
-            with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-                for member in tar:
+            with path.open("rb") as raw, open_decompressed(raw) as stream:
+                reader = TarReader(stream)
+                for member in reader:
                     count += 1
                     if count > self.limits.max_members:
                         raise LimitExceeded(
@@ -110,10 +112,8 @@ class TarSource(ArchiveSource):
                         )
                     name = member.name.removeprefix("./")
                     if member.isfile():
-                        stream = tar.extractfile(member)
-                        assert stream is not None
                         self._members[name] = self.area.ingest(
-                            stream,  # type: ignore[arg-type]
+                            reader.member_stream(member),
                             max_size=self.limits.max_blob_bytes,
                             max_uncompressed=self.limits.max_uncompressed_bytes,
                             expected_size=member.size,
@@ -123,7 +123,8 @@ class TarSource(ArchiveSource):
                         self._links[name] = posixpath.join(parent, member.linkname)
                     elif member.islnk():
                         self._links[name] = member.linkname
-        except (tarfile.TarError, EOFError, ValueError) as exc:
+                reader.drain()
+        except UnsafeLayer as exc:
             raise InvalidArchive(f"{path} is not a readable tar archive: {exc}") from None
 
     def has(self, name: str) -> bool:
