@@ -23,3 +23,19 @@ def test_quickstart_imports_tags_saves_and_reloads_with_the_same_id(tmp_path: Pa
     assert "the same ID" in out
     assert "store check: consistent" in out
     assert (tmp_path / "store" / "oci-layout").is_file()
+
+
+def test_remove_with_subscriber_untags_then_forces_and_streams_every_event() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "remove_with_subscriber.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    out = result.stdout
+    assert "rmi app:2 -> untagged ['localhost/app:2'], exit 0" in out
+    assert "rmi app:1 -> ['image is in use by a container'], exit 2" in out
+    assert "rmi -f app:1 -> removed 2 containers" in out
+    for line in ("Untagged image", "Removed container", "Deleted image"):
+        assert f"event: {line}" in out
