@@ -65,6 +65,9 @@ def remove_recursive(
 ) -> None:
     """Rules 15-20 for one image and the name R it was found by ("" removes it whole)."""
     if image_id in sim.deleted:
+        # Rule 16: nothing happens, but libimage's removeRecursive has already deferred
+        # its ``remove`` event (it is written for every reference: ``rmi other other``).
+        sim.do(ImageProcessed(image_id, resolved, now()))
         return
     record = sim.state.images[image_id]
     if record.read_only:
