@@ -27,7 +27,7 @@ from aiopod.containers import (
     create_container,
     plan_container_removal,
 )
-from aiopod.errors import RuntimeStopped, TagNotKnown, UsageError
+from aiopod.errors import RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
 from aiopod.events.bus import EventBus
 from aiopod.events.log import EventLog
 from aiopod.events.model import Event, EventKind
@@ -89,6 +89,7 @@ class Runtime:
         )
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"
+        self._damaged: StoreCorrupted | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -109,7 +110,11 @@ class Runtime:
         if self._state == "closed":
             raise RuntimeStopped()
         if self._state == "new":
-            await self.store.open()
+            try:
+                await self.store.open()
+            except StoreCorrupted as exc:
+                # Only check() works on a store whose metadata cannot be read.
+                self._damaged = exc
             self._state = "open"
 
     async def aclose(self) -> None:
@@ -137,6 +142,8 @@ class Runtime:
     def _check_open(self) -> None:
         if self._state != "open":
             raise RuntimeStopped()
+        if self._damaged is not None:
+            raise self._damaged
 
     @property
     def root(self) -> Path:
@@ -419,6 +426,11 @@ class Runtime:
 
     async def check(self, *, repair: bool = False) -> CheckReport:
         """Verify the store (blobs, metadata, orphans); with ``repair`` fix what is wrong."""
-        self._check_open()
+        if self._state != "open":
+            raise RuntimeStopped()
         async with self._lock:
-            return await check_store(self.store, repair=repair)
+            report = await check_store(self.store, repair=repair)
+            if repair and self._damaged is not None:
+                await self.store.open()
+                self._damaged = None
+        return report

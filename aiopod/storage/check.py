@@ -25,6 +25,7 @@ from aiopod.errors import StoreCorrupted
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, remove_tree
 from aiopod.storage.layout import render_index
+from aiopod.storage.rebuild import rebuild_state
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store
 
@@ -201,7 +202,29 @@ def replace_names(record: ImageRecord, state: StoreState) -> ImageRecord:
 
 
 async def check_store(store: Store, *, repair: bool = False) -> CheckReport:
-    """Check (and with *repair*, fix) *store* under its exclusive lock."""
+    """Check (and with *repair*, fix) *store* under its exclusive lock.
+
+    An unreadable ``images.json`` is reported; repair rebuilds it from ``index.json``
+    (tagged images only) and then checks the rebuilt store.
+    """
+    try:
+        return await _check_readable(store, repair=repair)
+    except StoreCorrupted as exc:
+        if not repair:
+            return CheckReport(problems=[str(exc)])
+        state, problems = await anyio.to_thread.run_sync(rebuild_state, store.layout)
+        await store.replace_unreadable_metadata(state)
+        report = await _check_readable(store, repair=True)
+        report.problems[:0] = [str(exc), *problems]
+        report.repaired.insert(
+            0,
+            f"rebuilt images.json from index.json ({len(state.images)} images); "
+            "untagged images and containers could not be recovered",
+        )
+        return report
+
+
+async def _check_readable(store: Store, *, repair: bool) -> CheckReport:
     async with store.transaction() as txn:
         with anyio.CancelScope(shield=repair):
             report, repaired = await anyio.to_thread.run_sync(_check, store, repair)

@@ -240,6 +240,23 @@ class Store:
             raise ValueError(f"invalid container ID {container_id!r}")
         return self.layout.containers / container_id
 
+    async def replace_unreadable_metadata(self, state: StoreState) -> None:
+        """Write *state* as the metadata without reading the current one (which cannot be
+        read: this is how ``check --repair`` recovers from an unreadable images.json).
+
+        Takes the exclusive lock; then recovers as an open does.
+        """
+        async with self._writer, self._lock.hold(exclusive=True) as handle:
+            with anyio.CancelScope(shield=True):
+
+                def write() -> None:
+                    self._token = handle.new_token()
+                    atomic_write(self.layout.images_json, state.to_bytes())
+                    atomic_write(self.layout.index_json, render_index(state))
+                    self._recover(handle)
+
+                await anyio.to_thread.run_sync(write)
+
     # -- internals (blocking; run in worker threads) ---------------------------------------
 
     def _purge_container_dir(self, container_id: str) -> None:

@@ -459,11 +459,6 @@ def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(
     assert check(root).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unreadable images.json stops every command, system check --repair included, "
-    "although the error message recommends running it",
-)
 def test_an_unreadable_images_json_is_reported_by_system_check(tmp_path: Path) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP)
@@ -471,3 +466,18 @@ def test_an_unreadable_images_json_is_reported_by_system_check(tmp_path: Path) -
     result = aiopod("system", "check", root=root)
     assert result.returncode == 1, result.stderr
     assert "problem: images.json is not valid JSON" in result.stdout
+
+
+def test_repair_rebuilds_an_unreadable_images_json_from_index_json(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    loaded_store(root, tmp_path / "work", APP, OTHER)
+    before = model_of(root)
+    (root / "aiopod" / "images.json").write_bytes(b'{"version":1,"ima')
+    listing = aiopod("images", root=root)
+    assert listing.returncode == 125
+    assert "run `aiopod system check --repair`" in listing.stderr
+    repaired = aiopod("system", "check", "--repair", root=root)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "repaired: rebuilt images.json from index.json (2 images)" in repaired.stdout
+    assert model_of(root) == before
+    assert aiopod("system", "check", root=root).stdout == "store is consistent\n"
