@@ -12,8 +12,10 @@ runtime (:class:`Runtime`), the exchange formats (:mod:`aiopod.transports`) and 
 (:mod:`aiopod.storage`).  Everything public is re-exported here.
 """
 
+from aiopod.containers import Container as Container
 from aiopod.errors import (
     AiopodError as AiopodError,
+    ContainerNotKnown as ContainerNotKnown,
     DigestMismatch as DigestMismatch,
     ImageConflict as ImageConflict,
     ImageInUse as ImageInUse,
@@ -21,6 +23,7 @@ from aiopod.errors import (
     InvalidArchive as InvalidArchive,
     InvalidReference as InvalidReference,
     LimitExceeded as LimitExceeded,
+    NameInUse as NameInUse,
     RuntimeStopped as RuntimeStopped,
     StoreCorrupted as StoreCorrupted,
     StoreLockTimeout as StoreLockTimeout,
@@ -28,20 +31,42 @@ from aiopod.errors import (
     UnsafeLayer as UnsafeLayer,
     UsageError as UsageError,
 )
+from aiopod.events import (
+    Event as Event,
+    EventBus as EventBus,
+    EventFilter as EventFilter,
+    EventKind as EventKind,
+    EventLog as EventLog,
+    Lagged as Lagged,
+    Subscription as Subscription,
+)
 from aiopod.images import Image as Image
 from aiopod.reference import Reference as Reference
-from aiopod.runtime import Runtime as Runtime, SaveFormat as SaveFormat
+from aiopod.removal.plan import RemovalReport as RemovalReport
+from aiopod.runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
 from aiopod.storage.check import CheckReport as CheckReport
 
 __all__ = (
     # runtime
     "CheckReport",
+    "Container",
     "Image",
+    "Policy",
     "Reference",
+    "RemovalReport",
     "Runtime",
     "SaveFormat",
+    # events
+    "Event",
+    "EventBus",
+    "EventFilter",
+    "EventKind",
+    "EventLog",
+    "Lagged",
+    "Subscription",
     # errors
     "AiopodError",
+    "ContainerNotKnown",
     "DigestMismatch",
     "ImageConflict",
     "ImageInUse",
@@ -49,6 +74,7 @@ __all__ = (
     "InvalidArchive",
     "InvalidReference",
     "LimitExceeded",
+    "NameInUse",
     "RuntimeStopped",
     "StoreCorrupted",
     "StoreLockTimeout",

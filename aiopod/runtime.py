@@ -146,6 +146,11 @@ class Runtime:
             raise self._damaged
 
     @property
+    def event_log(self) -> EventLog:
+        """The store's persistent event log (shared by every process using the store)."""
+        return self._event_log
+
+    @property
     def root(self) -> Path:
         """The store directory."""
         return self.store.root
@@ -299,6 +304,18 @@ class Runtime:
                 await anyio.to_thread.run_sync(
                     lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
                 )
+        attributes = {"path": str(target), "format": format}
+        async with self._changing() as txn:
+            txn.emit(
+                Event(
+                    EventKind.SAVED,
+                    "image",
+                    record.id,
+                    names[0] if names else None,
+                    attributes=attributes,
+                )
+                for record, names in images
+            )
 
     # -- removal ---------------------------------------------------------------------------
 

@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     from aiopod.cli import (  # noqa: F401  (importing registers the commands)
         container_commands,
+        event_commands,
         image_commands,
         removal_commands,
         system_commands,

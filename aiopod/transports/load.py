@@ -102,7 +102,7 @@ def _stage_tarball(
     return [build_record(candidate, area)]
 
 
-async def _commit(store: Store, built: Built, source: str) -> Committed:
+async def _commit(store: Store, built: Built, source: str, path: Path) -> Committed:
     results = []
     async with store.transaction() as txn:
         for record, blobs in built:
@@ -118,7 +118,7 @@ async def _commit(store: Store, built: Built, source: str) -> Committed:
                 )
             txn.put(merged)
             results.append(merged)
-            attributes = {"source": source}
+            attributes = {"source": source, "path": str(path)}
             txn.emit(
                 [
                     Event(EventKind.LOADED, "image", merged.id, n, attributes=attributes)
@@ -128,11 +128,13 @@ async def _commit(store: Store, built: Built, source: str) -> Committed:
     return results, txn.recorded
 
 
-async def _stage_and_commit(store: Store, source: str, stage: object, *args: object) -> Committed:
+async def _stage_and_commit(
+    store: Store, source: str, stage: object, path: Path, *args: object
+) -> Committed:
     area: StagingArea = await anyio.to_thread.run_sync(store.new_staging_area)
     try:
-        built: Built = await anyio.to_thread.run_sync(stage, area, *args)  # type: ignore[arg-type]
-        return await _commit(store, built, source)
+        built: Built = await anyio.to_thread.run_sync(stage, area, path, *args)  # type: ignore[arg-type]
+        return await _commit(store, built, source, path)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(area.close)
