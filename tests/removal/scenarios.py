@@ -71,6 +71,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("rmi-f-silences-not-known", "A7", (OTHER,), rmi("-f", "other", "missing")),
     Scenario("rmi-f-missing-only", "A7", (ONE,), rmi("-f", "missing")),
+    Scenario("rmi-f-keeps-a-malformed-reference-error", "A7/B10", (ONE,), rmi("-f", "Foo", "one")),
     Scenario("rmi-i-skips-missing", "A7", (OTHER,), rmi("-i", "missing", "other")),
     Scenario("rmi-i-keeps-other-errors", "A7", (O23,), rmi("-i", "{id[one]}", "missing")),
     Scenario("image-rm-alias", "A", (ONE,), ("image", "rm", "one")),
@@ -162,7 +163,25 @@ SCENARIOS: tuple[Scenario, ...] = (
         (O23,),
         rmi("containers-storage:localhost/o2:latest"),
     ),
+    Scenario(
+        "rmi-containers-storage-transport-by-id",
+        "B9",
+        (O23, OTHER),
+        rmi("containers-storage:{id[one]}"),
+    ),
+    Scenario(
+        "rmi-containers-storage-transport-missing",
+        "B9/B14",
+        (ONE,),
+        rmi("containers-storage:localhost/missing:latest"),
+    ),
     Scenario("rmi-unsupported-transport", "B9", (ONE,), rmi("docker://localhost/one:latest")),
+    Scenario(
+        "rmi-docker-io-short-path-normalised",
+        "B12",
+        (Img("one", "docker.io/library/dockerish:latest"),),
+        rmi("docker.io/dockerish"),
+    ),
     # ---- C. removing one image --------------------------------------------------------------
     Scenario("rmi-id-of-two-names-must-force", "C19", (O23,), rmi("{id[one]}")),
     Scenario(
@@ -268,6 +287,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "rmi-a-parents-and-children",
         "D22",
         (BB, ONE, INTER, CHAIN, OTHER),
+        rmi("-a"),
+    ),
+    Scenario(
+        "rmi-a-child-first-removes-parents-then-meets-them-again",
+        "D22/A3/G29",
+        (Img("chain"), INTER, BB_UNTAGGED),
         rmi("-a"),
     ),
     Scenario("rmi-a-in-use-exit-2-others-removed", "D22", (ONE, OTHER), rmi("-a"), (C1,)),

@@ -144,8 +144,9 @@ async def test_step2_runtime_containers_block_an_untagged_image_by_id(
     assert [e.message for e in report.errors] == [
         f"could not remove image {UNTAGGED.id} as it is being used by 1 containers"
     ]
-    assert report.exit_code == 2
+    assert (report.exit_code, report.events, report.removed_containers) == (2, [], [])
     assert await names_by_id(rt) == {UNTAGGED.id: []}
+    assert len(await container_ids(rt)) == 1
 
 
 async def test_step2_force_removes_runtime_containers_as_containers(
@@ -236,17 +237,36 @@ async def test_step3_short_and_partial_names_match_the_name_they_normalise_to(
     await load(rt, tmp_path, image)
     report = await rt.remove_images([typed])
     assert (report.untagged, report.deleted, report.errors) == ([untagged], [], [])
+    assert kinds(report) == [("Untagged", "image", APP.id)]
     left = {"localhost/app:latest", "localhost/app:2", "quay.io/x/app:2"} - {untagged}
     assert set((await names_by_id(rt))[APP.id]) == left
 
 
 async def test_step3_a_parent_with_children_is_only_untagged(rt: Runtime, tmp_path: Path) -> None:
     await load(rt, tmp_path, BASE, CHILD)
+    await rt.create_container("child", ["true"], name="c1")
     report = await rt.remove_images(["base"], force=True)
     assert (report.untagged, report.deleted, report.errors) == (["localhost/base:latest"], [], [])
+    assert kinds(report) == [("Untagged", "image", BASE.id)]
+    assert len(await container_ids(rt)) == 1
     assert await names_by_id(rt) == {BASE.id: [], CHILD.id: ["localhost/child:latest"]}
     intermediate = [i for i in await rt.images(all=True) if i.id == BASE.id]
     assert intermediate[0].intermediate
+
+
+async def test_step2_then_step3_force_removes_the_parents_containers_then_untags_it(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    await load(rt, tmp_path, BASE, CHILD)
+    on_base = await rt.create_container("base", ["true"], name="c1")
+    on_child = await rt.create_container("child", ["true"], name="c2")
+    report = await rt.remove_images(["base"], force=True)
+    assert (report.untagged, report.deleted, report.errors) == (["localhost/base:latest"], [], [])
+    assert report.removed_containers == [on_base.id]
+    assert kinds(report) == [("Removed", "container", "c1"), ("Untagged", "image", BASE.id)]
+    assert await names_by_id(rt) == {BASE.id: [], CHILD.id: ["localhost/child:latest"]}
+    assert await container_ids(rt) == {on_child.id}
+    await assert_clean(rt)
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
@@ -258,7 +278,7 @@ async def test_step3_a_parent_with_children_by_id_cannot_be_forced(
     assert [e.message for e in report.errors] == [
         f'unable to delete "{BASE.id}" (cannot be forced) - image has dependent child images'
     ]
-    assert report.exit_code == 125
+    assert (report.exit_code, report.events) == (125, [])
     assert await names_by_id(rt) == {
         BASE.id: ["localhost/base:latest"],
         CHILD.id: ["localhost/child:latest"],
@@ -272,7 +292,7 @@ async def test_step3_input_that_matches_no_name_is_an_error(rt: Runtime, tmp_pat
     assert [e.message for e in report.errors] == [
         "unable to match user input to any specific repotag"
     ]
-    assert report.exit_code == 125
+    assert (report.exit_code, report.events) == (125, [])
     assert await names_by_id(rt) == {APP.id: ["localhost/app:1", "localhost/app:2"]}
 
 
@@ -304,7 +324,7 @@ async def test_step5_a_storage_container_blocks_without_force(rt: Runtime, tmp_p
     working = await rt.create_working_container("one")
     report = await rt.remove_images(["one"])
     assert [e.message for e in report.errors] == ["image is in use by a container"]
-    assert report.exit_code == 2
+    assert (report.exit_code, report.events, report.removed_containers) == (2, [], [])
     assert await names_by_id(rt) == {ONE.id: ["localhost/one:latest"]}
     assert await container_ids(rt) == {working.id}
 
@@ -336,6 +356,11 @@ async def test_step5_force_deletes_many_storage_containers_concurrently(
         assert (report.untagged, report.deleted) == (["localhost/one:latest"], [ONE.id])
         assert sorted(report.removed_containers) == sorted(c.id for c in working)
         assert 2 <= most <= 4, f"at most {most} deletions ran at once"
+        assert kinds(report) == [
+            *(("Removed", "container", c.name) for c in working),
+            ("Untagged", "image", ONE.id),
+            ("Deleted", "image", ONE.id),
+        ]
         assert await container_ids(rt) == set()
         assert not any(rt.store.container_dir(c.id).exists() for c in working)
         await assert_clean(rt)
@@ -396,6 +421,7 @@ async def test_step6_a_parent_left_dangling_is_not_removed(rt: Runtime, tmp_path
     await load(rt, tmp_path, BASE.named(), CHILD)
     report = await rt.remove_images(["child"])
     assert (report.untagged, report.deleted) == (["localhost/child:latest"], [CHILD.id])
+    assert kinds(report) == [("Untagged", "image", CHILD.id), ("Deleted", "image", CHILD.id)]
     assert await names_by_id(rt) == {BASE.id: []}
 
 
@@ -406,6 +432,7 @@ async def test_all_removes_children_before_parents(rt: Runtime, tmp_path: Path) 
     deleted = report.deleted
     assert sorted(deleted) == sorted([BASE.id, CHILD.id, GRANDCHILD.id, OTHER.id])
     assert deleted.index(GRANDCHILD.id) < deleted.index(CHILD.id) < deleted.index(BASE.id)
+    assert [e.id for e in report.events if e.kind is EventKind.DELETED] == deleted
     assert await names_by_id(rt) == {}
 
 
