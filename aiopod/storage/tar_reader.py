@@ -258,6 +258,7 @@ class TarReader:
         self._max_header_bytes = max_header_bytes
         self.warnings: list[str] = []
         self._last = "(start of archive)"
+        self._data_end = 0
 
     def __iter__(self) -> Iterator[TarMember]:
         try:
@@ -270,7 +271,15 @@ class TarReader:
                     break
                 assert isinstance(member, TarMember)
                 self._last = member.name
+                self._data_end = member.offset_data + member.size
                 yield member
+        except tarfile.ReadError as exc:
+            # The stream ends inside the padding after the last entry's data (umoci writes
+            # layers so, and Go's reader accepts them): a complete archive, unpadded.
+            if str(exc) != "unexpected end of data" or self._reader.pos < self._data_end:
+                raise UnsafeLayer(f"malformed layer tar after entry {self._last!r}: {exc}") from exc
+            self.warnings.append("layer tar ends without padding or end-of-archive marker")
+            return
         except (tarfile.TarError, EOFError, ValueError, UnicodeError) as exc:
             raise UnsafeLayer(
                 f"malformed layer tar after entry {self._last!r}: {exc or type(exc).__name__}"

@@ -1037,3 +1037,19 @@ def test_hostile_layers_are_applied_where_the_host_is_read_only(box: Sandbox) ->
 
     assert confined(box.tmp, probe) == errno.EROFS
     assert confined(box.tmp, lambda: (box.tmp / "w").write_bytes(b"ok")) == 2
+
+
+def test_a_layer_that_ends_right_after_its_last_data_is_accepted_as_umoci_writes_it() -> None:
+    """umoci writes layers with no padding and no end-of-archive blocks; Go's reader, and
+    so skopeo and podman, accept them.  Data cut short is still refused."""
+    from aiopod.storage.layer_check import scan_layer
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("etc/motd")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    whole = raw.getvalue()
+    assert scan_layer(io.BytesIO(whole[: 512 + 5])) == 1
+    with pytest.raises(UnsafeLayer, match="unexpected end of data"):
+        scan_layer(io.BytesIO(whole[: 512 + 3]))
