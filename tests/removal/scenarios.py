@@ -54,6 +54,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rmi-o2-o3-other-dedupes", "A3/A4", (O23, OTHER), rmi("o2", "o3", "other")),
     Scenario("rmi-other-other", "A3/G29", (OTHER,), rmi("other", "other")),
     Scenario("rmi-name-then-its-id", "A3/G29", (ONE, OTHER), rmi("one", "{id[one]}")),
+    Scenario("rmi-o2-o2-second-reference-deletes", "A3/C18", (O23,), rmi("o2", "o2")),
     Scenario("rmi-other-missing-prints-stdout-exit-1", "A5/A6", (OTHER,), rmi("other", "missing")),
     Scenario("rmi-two-missing-errors-block", "A5/A6", (ONE,), rmi("missing1", "missing2")),
     Scenario(
