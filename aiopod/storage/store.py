@@ -311,6 +311,7 @@ class Store:
                     ids = []
                 for container_id in ids:
                     state.containers.pop(container_id, None)
+            handle.new_token()  # before the metadata changes, as every writer does
             atomic_write(layout.images_json, state.to_bytes())
             for intent in intents:
                 intent.unlink()
@@ -326,19 +327,24 @@ class Store:
             except ValueError:
                 candidates = []
             self._delete_unreferenced(state, candidates)
-        # A commit without blobs writes no journal, so a crash between images.json and
-        # index.json is only visible here: re-render whenever index.json disagrees.
-        index = render_index(state)
-        try:
-            current = layout.index_json.read_bytes()
-        except FileNotFoundError:
-            current = None
-        if current != index:
-            atomic_write(layout.index_json, index)
+        # Every commit writes a journal first, so a commit that died between images.json
+        # and index.json left one: only then can index.json disagree with the metadata.
+        changed = bool(intents or journals)
+        if journals or not layout.index_json.exists():
+            index = render_index(state)
+            try:
+                current = layout.index_json.read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current != index:
+                changed = True
+                handle.new_token()
+                atomic_write(layout.index_json, index)
         for journal in journals:
             journal.unlink()
         recover_stale_staging(layout.tmp)
-        self._token = handle.new_token()
+        # A clean open changes nothing, so other processes need not reload.
+        self._token = handle.new_token() if changed else handle.read_token()
         self._state = state
 
     def _delete_unreferenced(self, state: StoreState, candidates: Iterable[str]) -> None:
@@ -353,10 +359,10 @@ class Store:
         candidates = set(txn.added_blobs)
         for record in txn.removed:
             candidates.update(record.blob_digests())
-        journal: Path | None = None
-        if candidates:
-            journal = layout.journal / f"{secrets.token_hex(8)}.json"
-            atomic_write(journal, json.dumps({"blobs": sorted(candidates)}).encode())
+        # The journal names the blobs the commit adds or may free; it also tells the next
+        # open that this commit may have died between images.json and index.json.
+        journal = layout.journal / f"{secrets.token_hex(8)}.json"
+        atomic_write(journal, json.dumps({"blobs": sorted(candidates)}).encode())
         crashpoint("commit:journal")
         try:
             if txn.added_blobs:
@@ -394,5 +400,4 @@ class Store:
             with contextlib.suppress(Exception):
                 self._recover(handle)
             raise
-        if journal is not None:
-            journal.unlink()
+        journal.unlink()
