@@ -207,15 +207,12 @@ class Runtime:
             raise UsageError("at least one name is needed")
         async with self._changing() as txn:
             record, _ = lookup_image(txn.state, reference)
-            added = [(typed, name) for typed, name in zip(names, full, strict=True)]
-            added = [(t, n) for t, n in added if n not in record.names]
-            if added:
+            if any(name not in record.names for name in full):
                 txn.put(record.with_names([*record.names, *full]))
-            # podman's tag event carries the name as typed; ours the full name.
-            txn.emit(
-                Event(EventKind.TAGGED, "image", record.id, t if self.policy == "podman" else n)
-                for t, n in added
-            )
+            # Every name given is an event, a name the image had too (podman logs it);
+            # podman's carries the name as typed, ours the full name.
+            typed = names if self.policy == "podman" else full
+            txn.emit(Event(EventKind.TAGGED, "image", record.id, n) for n in typed)
             image = image_from_record(txn.state.images[record.id], LayerTree(txn.state))
         return image
 

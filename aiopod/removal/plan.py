@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from aiopod.errors import AiopodError, ImageInUse, ImageNotKnown
+from aiopod.errors import AiopodError
 from aiopod.events.model import Event, EventKind, utc_now
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.records import StoreState
@@ -50,6 +50,7 @@ class Untag:
 
     image_id: str
     name: str
+    time: datetime = field(default_factory=utc_now)  # when it was planned: its event's time
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class RemoveContainer:
     image_id: str
     runtime: bool
     event: bool = True  # podman emits no event for external containers
+    time: datetime = field(default_factory=utc_now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class DeleteImage:
 
     image_id: str
     reported: bool = True
+    time: datetime = field(default_factory=utc_now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ def apply_step(state: StoreState, step: Step) -> None:
 def events_for(step: Step, state: StoreState) -> list[Event]:
     """The events one step produces (computed before the step is applied to *state*)."""
     if isinstance(step, Untag):
-        return [Event(EventKind.UNTAGGED, "image", step.image_id, step.name)]
+        return [Event(EventKind.UNTAGGED, "image", step.image_id, step.name, time=step.time)]
     if isinstance(step, RemoveContainer):
         container = state.containers.get(step.container_id)
         if container is None or not step.event:
@@ -113,7 +116,7 @@ def events_for(step: Step, state: StoreState) -> list[Event]:
             )
         ]
     if isinstance(step, DeleteImage):
-        return [Event(EventKind.DELETED, "image", step.image_id)]
+        return [Event(EventKind.DELETED, "image", step.image_id, time=step.time)]
     return [Event(EventKind.REMOVED, "image", step.image_id, step.name or None, time=step.time)]
 
 
@@ -176,12 +179,12 @@ class Plan:
 
 def exit_code_for(errors: Sequence[AiopodError]) -> int:
     """podman's rule: 2 if any error is "in use by a container", 1 if every error is
-    "image not known", 125 otherwise, 0 without errors."""
+    "not known" (an image or a container), 125 otherwise, 0 without errors."""
     if not errors:
         return 0
-    if any(isinstance(e, ImageInUse) for e in errors):
+    if any(e.exit_code == 2 for e in errors):
         return 2
-    if all(isinstance(e, ImageNotKnown) for e in errors):
+    if all(e.exit_code == 1 for e in errors):
         return 1
     return 125
 

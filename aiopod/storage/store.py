@@ -355,6 +355,12 @@ class Store:
                     self.layout.blob_path(digest).unlink()
 
     def _commit(self, handle: LockHandle, txn: Transaction) -> None:
+        if not txn.dirty:
+            # Events only (a save, a tag of a name the image has): the metadata is unchanged,
+            # so no journal and no new change token.
+            if txn.events and self._record_events is not None:
+                txn.recorded = self._record_events(txn.events)
+            return
         layout = self.layout
         candidates = set(txn.added_blobs)
         for record in txn.removed:

@@ -30,19 +30,6 @@ C1 = Ctr("c1", "localhost/one:latest")
 W1 = Ctr("w1", "localhost/one:latest", external=True)
 
 
-#: Known differences in code this suite does not own (strict xfails).
-STAMPS_AT_EXECUTION = (
-    "aiopod/removal/plan.py events_for (with executor.execute_plan): untag and container "
-    "events are stamped when the plan is executed, a `remove` event when it was planned, so "
-    "a recursively removed parent's `remove` is stamped before the child's `untag` written "
-    "before it; podman stamps it when the parent's removal starts, after that untag"
-)
-NO_TAG_EVENT_FOR_DUPLICATE = (
-    "aiopod/runtime.py Runtime.tag: `tag one one` (a name the image already has) logs no "
-    "event (since 5bff00c); podman 4.3.1 logs a `tag` event with Name `one`, exit 0"
-)
-
-
 def rmi(*args: str) -> tuple[str, ...]:
     return ("rmi", *args)
 
@@ -268,7 +255,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "C20.6/G29",
         (BB_UNTAGGED, INTER, CHAIN),
         rmi("chain"),
-        xfail=STAMPS_AT_EXECUTION,
     ),
     Scenario(
         "rmi-id-of-untagged-chain-removes-dangling-parents",
@@ -386,7 +372,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "F27/G28",
         (ONE,),
         ("tag", "one", "one"),
-        xfail=NO_TAG_EVENT_FOR_DUPLICATE,
     ),
     Scenario("tag-digest-refused", "F27", (ONE,), ("tag", "one", "localhost/x@{digest[one]}")),
 )
