@@ -5,7 +5,7 @@ order their first input appeared, each with the inputs that led to it.  Pure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from aiopod.errors import AiopodError, ImageNotKnown, UsageError
@@ -13,7 +13,7 @@ from aiopod.removal.plan import RemovalOptions
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import StoreState
 
-__all__ = ("Target", "check_usage", "resolve_targets")
+__all__ = ("Target", "check_usage", "resolve_targets", "targets_for")
 
 
 @dataclass
@@ -54,3 +54,17 @@ def resolve_targets(
             continue
         targets.setdefault(record.id, Target(record.id)).inputs.append((reference, resolved))
     return list(targets.values()), errors
+
+
+def targets_for(
+    state: StoreState,
+    references: Sequence[str],
+    options: RemovalOptions,
+    every: Iterable[str],
+) -> tuple[list[Target], list[AiopodError]]:
+    """The targets of an ``rmi``: with ``-a`` every image in *every*'s order, each with an
+    empty reference (remove it whole); else the images *references* name."""
+    check_usage(references, options)
+    if options.all:
+        return [Target(image_id, [("", "")]) for image_id in every], []
+    return resolve_targets(state, references, options)

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 from aiopod.errors import AiopodError, ImageConflict, ImageInUse
 from aiopod.reference import normalize_local
-from aiopod.removal.inputs import Target, check_usage, resolve_targets
+from aiopod.removal.inputs import targets_for
 from aiopod.removal.plan import (
     DeleteImage,
     Plan,
@@ -157,13 +157,9 @@ def plan_libpod(
     container_failures: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan ``rmi`` under the libpod policy (pure; *state* is not changed)."""
-    check_usage(references, options)
     sim = Simulation(state, container_failures or {})
-    if options.all:
-        targets = [Target(i, [("", "")]) for i in _children_first(state, sim)]
-        errors: list[AiopodError] = []
-    else:
-        targets, errors = resolve_targets(state, references, options)
+    every = _children_first(state, sim) if options.all else []
+    targets, errors = targets_for(state, references, options, every)
     for target in targets:
         for typed, resolved in target.inputs:
             if target.image_id in sim.deleted:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from aiopod.errors import AiopodError, ImageConflict, ImageInUse, TagNotKnown
 from aiopod.reference import normalize_local
-from aiopod.removal.inputs import Target, check_usage, resolve_targets
+from aiopod.removal.inputs import targets_for
 from aiopod.removal.plan import (
     DeleteImage,
     ImageProcessed,
@@ -113,14 +113,9 @@ def plan_podman(
     container_failures: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan ``rmi`` as Podman 4.3 does it (pure; *state* is not changed)."""
-    check_usage(references, options)
     sim = Simulation(state, container_failures or {})
-    errors: list[AiopodError]
-    if options.all:
-        targets = [Target(i, [("", "")]) for i, r in state.images.items() if not r.read_only]
-        errors = []
-    else:
-        targets, errors = resolve_targets(state, references, options)
+    every = [i for i, record in state.images.items() if not record.read_only]
+    targets, errors = targets_for(state, references, options, every)
     for target in targets:
         for _typed, resolved in target.inputs:
             remove_recursive(
