@@ -16,6 +16,8 @@ Every error a user can hit has its own class, and every class derives from
     ├── DigestMismatch          content does not hash to what its descriptor says
     ├── UnsafeLayer             a layer tries to write outside its root, or is malformed
     ├── LimitExceeded           an input is larger than aiopod accepts
+    ├── DockerfileError         a Dockerfile is malformed (names file, line, instruction)
+    ├── BuildError              a build step failed (names the step; RUN: command, exit code, output tail)
     ├── StoreCorrupted          the store's metadata cannot be read; run ``system check``
     ├── StoreLockTimeout        another process holds the store lock too long
     └── UsageError              a command or call was given wrong arguments
@@ -28,8 +30,10 @@ from __future__ import annotations
 
 __all__ = (
     "AiopodError",
+    "BuildError",
     "ContainerNotKnown",
     "DigestMismatch",
+    "DockerfileError",
     "ImageConflict",
     "ImageInUse",
     "ImageNotKnown",
@@ -136,3 +140,18 @@ class StoreLockTimeout(AiopodError):
 
 class UsageError(AiopodError):
     """A command or API call was given arguments it does not accept."""
+
+
+class DockerfileError(AiopodError):
+    """A Dockerfile is malformed; the message names the file, the line and the instruction."""
+
+    def __init__(self, message: str, *, path: str = "Dockerfile", line: int = 0) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+class BuildError(AiopodError):
+    """A build step failed; the message names the step (and for RUN the command, its exit
+    code and the tail of its output)."""
