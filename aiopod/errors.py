@@ -17,7 +17,7 @@ Every error a user can hit has its own class, and every class derives from
     ├── UnsafeLayer             a layer tries to write outside its root, or is malformed
     ├── LimitExceeded           an input is larger than aiopod accepts
     ├── DockerfileError         a Dockerfile is malformed (names file, line, instruction)
-    ├── BuildError              a build step failed (the step; for RUN the command, exit code, output)
+    ├── BuildError              a build step failed (the step; RUN: command, exit code)
     ├── StoreCorrupted          the store's metadata cannot be read; run ``system check``
     ├── StoreLockTimeout        another process holds the store lock too long
     └── UsageError              a command or call was given wrong arguments
