@@ -8,10 +8,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-
-import aiopod
 from imagefactory import child_image, make_image, write_docker_archive
 from peers import aiopod as run_aiopod
+
+import aiopod
 
 BASE = make_image("localhost/base:1", layers=[{"etc/os": b"base", "bin/tool": b"#!x"}])
 CHILD = child_image(BASE, "localhost/child:1", files={"etc/os": b"child", "app/run": b"go"})
