@@ -75,6 +75,7 @@ def container_from_record(record: ContainerRecord, state: StoreState) -> Contain
         image_name, command, status = record.runtime.image_name, record.runtime.command, "created"
     else:
         image_name = image.names[0] if image is not None and image.names else record.image_id
+        image_name = image_name or "scratch"
         command, status = ("buildah",), "storage"
     return Container(
         id=record.id,
@@ -133,6 +134,8 @@ async def create_container(
     :raises ~aiopod.errors.NameInUse: the name belongs to another container.
     :raises ~aiopod.errors.UsageError: no command given and the image has none.
     """
+    if external and reference == "scratch":
+        return await _create_scratch(store, name)
     async with store.reading() as state:
         image, resolved = lookup_image(state, reference)
         config_path = store.blob_path(image.config_digest)
@@ -170,6 +173,33 @@ async def create_container(
                 container_id,
                 final_name,
                 attributes={"image": image_name, "external": str(external).lower()},
+            )
+            txn.add_container(record, staged)
+            txn.emit([event])
+        return record, txn.recorded or [event]
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(area.close)
+
+
+async def _create_scratch(store: Store, name: str | None) -> tuple[ContainerRecord, list[Event]]:
+    """A working container with an empty root file system (``FROM scratch``)."""
+    container_id = secrets.token_hex(32)
+    area = await anyio.to_thread.run_sync(store.new_staging_area)
+    try:
+        staged = area.path / container_id
+        await anyio.to_thread.run_sync(lambda: (staged / "rootfs").mkdir(mode=0o755, parents=True))
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        async with store.transaction() as txn:
+            taken = {c.name for c in txn.state.containers.values()}
+            final_name = _choose_name(txn, name, taken, None, True)
+            record = ContainerRecord(container_id, final_name, "", created)
+            event = Event(
+                EventKind.CREATED,
+                "container",
+                container_id,
+                final_name,
+                attributes={"image": "scratch", "external": "true"},
             )
             txn.add_container(record, staged)
             txn.emit([event])

@@ -35,7 +35,7 @@ class ContainerRecord:
 
     id: str
     name: str
-    image_id: str
+    image_id: str  # "" for a working container made from scratch
     created: str
     runtime: RuntimeConfig | None = None
 
@@ -84,6 +84,8 @@ class ContainerRecord:
             raise StoreCorrupted(
                 f"malformed container record ({exc!r}); run `aiopod system check --repair`"
             ) from exc
-        if not is_sha256_hex(record.id) or not is_sha256_hex(record.image_id):
+        if not is_sha256_hex(record.id) or not (
+            record.image_id == "" or is_sha256_hex(record.image_id)
+        ):
             raise StoreCorrupted(f"container record {record.id[:64]!r} has a malformed ID")
         return record
