@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,13 @@ from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import HistoryEntry, ImageRecord, LayerRecord
 from aiopod.transports import mediatypes as mt
 
-__all__ = ("ImageCandidate", "LayerBlob", "build_record", "validate_config")
+__all__ = (
+    "ImageCandidate",
+    "LayerBlob",
+    "assemble_record",
+    "build_record",
+    "validate_config",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +111,7 @@ def _check_layers(candidate: ImageCandidate, diff_ids: list[str]) -> list[LayerR
     return records
 
 
-def _synthesise_manifest(config: StagedBlob, layers: list[LayerRecord]) -> bytes:
+def _synthesise_manifest(config: StagedBlob, layers: Sequence[LayerRecord]) -> bytes:
     doc = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_MANIFEST,
@@ -124,30 +131,53 @@ def _config_labels(config: dict[str, Any]) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in labels.items()}
 
 
+def assemble_record(
+    config: StagedBlob,
+    config_doc: dict[str, Any],
+    layers: Sequence[LayerRecord],
+    area: StagingArea,
+    *,
+    names: Sequence[str] = (),
+    manifest: StagedBlob | None = None,
+    manifest_media_type: str | None = None,
+) -> tuple[ImageRecord, StagedBlob]:
+    """The store record of an image whose config and layers are known (and checked), with
+    its manifest: the one given, or an OCI manifest synthesised into the staging area."""
+    media_type = manifest_media_type or mt.OCI_MANIFEST
+    if manifest is None:
+        data = _synthesise_manifest(config, layers)
+        manifest = area.ingest(io.BytesIO(data), max_size=len(data), max_uncompressed=len(data))
+        media_type = mt.OCI_MANIFEST
+    history = config_doc.get("history", [])
+    record = ImageRecord(
+        id=config.digest.removeprefix("sha256:"),
+        manifest_digest=manifest.digest,
+        manifest_media_type=media_type,
+        manifest_size=manifest.size,
+        config_size=config.size,
+        layers=tuple(layers),
+        history=tuple(HistoryEntry.from_config(h) for h in history),
+        created=str(config_doc.get("created") or ""),
+        labels=_config_labels(config_doc),
+        digests=(manifest.digest,),
+    ).with_names(names)
+    return record, manifest
+
+
 def build_record(
     candidate: ImageCandidate, area: StagingArea
 ) -> tuple[ImageRecord, list[StagedBlob]]:
     """Validate *candidate*; return its record and every blob the store must take in."""
     diff_ids = validate_config(candidate.config_doc, what=candidate.what)
     layers = _check_layers(candidate, diff_ids)
-    manifest = candidate.manifest
-    media_type = candidate.manifest_media_type or mt.OCI_MANIFEST
-    if manifest is None:
-        data = _synthesise_manifest(candidate.config, layers)
-        manifest = area.ingest(io.BytesIO(data), max_size=len(data), max_uncompressed=len(data))
-        media_type = mt.OCI_MANIFEST
-    history = candidate.config_doc.get("history", [])
-    record = ImageRecord(
-        id=candidate.config.digest.removeprefix("sha256:"),
-        manifest_digest=manifest.digest,
-        manifest_media_type=media_type,
-        manifest_size=manifest.size,
-        config_size=candidate.config.size,
-        layers=tuple(layers),
-        history=tuple(HistoryEntry.from_config(h) for h in history),
-        created=str(candidate.config_doc.get("created") or ""),
-        labels=_config_labels(candidate.config_doc),
-        digests=(manifest.digest,),
-    ).with_names(candidate.names)
+    record, manifest = assemble_record(
+        candidate.config,
+        candidate.config_doc,
+        layers,
+        area,
+        names=candidate.names,
+        manifest=candidate.manifest,
+        manifest_media_type=candidate.manifest_media_type,
+    )
     blobs = [manifest, candidate.config, *(layer.blob for layer in candidate.layers)]
     return record, blobs
