@@ -1,0 +1,202 @@
+"""The metadata instructions of a Dockerfile: how each changes the image config.
+
+ENV, LABEL, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK,
+ONBUILD, MAINTAINER and the config part of WORKDIR, with the semantics buildah 1.28
+implements (``research/build-oci.md`` §1.3).  Pure: the file-system side of WORKDIR,
+and RUN, COPY and ADD, are the executor's.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import signal
+from collections.abc import Mapping, Sequence
+
+from aiopod.build.image_config import ImageConfig
+from aiopod.build.parser import Instruction
+from aiopod.build.words import expand, expand_words, parse_key_values
+from aiopod.errors import DockerfileError
+
+__all__ = ("METADATA_INSTRUCTIONS", "apply_metadata", "shell_form")
+
+METADATA_INSTRUCTIONS = frozenset(
+    {
+        "ENV",
+        "LABEL",
+        "WORKDIR",
+        "USER",
+        "EXPOSE",
+        "VOLUME",
+        "CMD",
+        "ENTRYPOINT",
+        "SHELL",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "ONBUILD",
+        "MAINTAINER",
+    }
+)
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+")
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
+
+
+def shell_form(config: ImageConfig, text: str) -> list[str]:
+    """The argv of a shell-form command: the SHELL (default ``/bin/sh -c``) plus *text*."""
+    shell = config.get("Shell") or ["/bin/sh", "-c"]
+    return [*shell, text]
+
+
+def _command(config: ImageConfig, instruction: Instruction) -> list[str]:
+    if instruction.json_args is not None:
+        return list(instruction.json_args)
+    return shell_form(config, instruction.args)
+
+
+def _duration_ns(text: str, instruction: Instruction, flag: str) -> int:
+    if not _DURATION.fullmatch(text):
+        raise _error(instruction, f"invalid duration {text!r} for --{flag}")
+    return int(
+        sum(
+            float(n) * _UNIT_NS[u]
+            for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+        )
+    )
+
+
+def _error(instruction: Instruction, message: str) -> DockerfileError:
+    return DockerfileError(f"{instruction.keyword}: {message}", line=instruction.line)
+
+
+def _healthcheck(config: ImageConfig, instruction: Instruction, env: Mapping[str, str]) -> None:
+    words = instruction.args.split(None, 1)
+    if not words:
+        raise _error(instruction, "requires an argument")
+    kind = words[0].upper()
+    if kind == "NONE":
+        config.set("Healthcheck", {"Test": ["NONE"]})
+        return
+    if kind != "CMD":
+        raise _error(instruction, f"unknown type {words[0]!r}: use CMD or NONE")
+    rest = words[1] if len(words) > 1 else ""
+    if instruction.json_args is not None:
+        test = ["CMD", *instruction.json_args]
+    else:
+        test = ["CMD-SHELL", rest]
+    check: dict[str, object] = {"Test": test}
+    for flag, key in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ):
+        value = instruction.flag(flag)
+        if value is not None:
+            check[key] = _duration_ns(expand(value, env), instruction, flag)
+    retries = instruction.flag("retries")
+    if retries is not None:
+        if not retries.isdigit() or int(retries) < 1:
+            raise _error(instruction, "--retries must be at least 1")
+        check["Retries"] = int(retries)
+    config.set("Healthcheck", check)
+
+
+def _stop_signal(value: str, instruction: Instruction) -> str:
+    name = value.upper()
+    if name.isdigit() and 0 < int(name) < 65:
+        return value
+    bare = name.removeprefix("SIG")
+    if bare.startswith("RTMIN") or bare.startswith("RTMAX") or hasattr(signal, "SIG" + bare):
+        return value
+    raise _error(instruction, f"invalid signal: {value}")
+
+
+def apply_metadata(
+    config: ImageConfig,
+    instruction: Instruction,
+    env: Mapping[str, str],
+    *,
+    cmd_set_in_stage: bool,
+) -> None:
+    """Apply one metadata instruction to *config*, expanding with *env* where Docker does.
+
+    ``cmd_set_in_stage`` tells ENTRYPOINT whether a CMD of this stage must be kept (an
+    inherited CMD is cleared by ENTRYPOINT).
+    """
+    keyword, args = instruction.keyword, instruction.args
+    if keyword == "ENV":
+        for key, value in parse_key_values(args, env, instruction="ENV"):
+            config.set_env(key, value)
+    elif keyword == "LABEL":
+        labels = dict(config.get("Labels") or {})
+        for key, value in parse_key_values(args, env, instruction="LABEL"):
+            labels[key] = value
+        config.set("Labels", labels)
+    elif keyword == "MAINTAINER":
+        config.author = expand(args, env)
+    elif keyword == "WORKDIR":
+        path = expand(args, env)
+        config.set(
+            "WorkingDir", posixpath.normpath(posixpath.join(config.get("WorkingDir") or "/", path))
+        )
+    elif keyword == "USER":
+        config.set("User", expand(args, env))
+    elif keyword == "EXPOSE":
+        ports = dict(config.get("ExposedPorts") or {})
+        for port in expand_words(args, env):
+            ports[port if "/" in port else f"{port}/tcp"] = {}
+        config.set("ExposedPorts", ports)
+    elif keyword == "VOLUME":
+        volumes = dict(config.get("Volumes") or {})
+        paths = (
+            list(instruction.json_args)
+            if instruction.json_args is not None
+            else expand_words(args, env)
+        )
+        for path in paths:
+            volumes[path] = {}
+        config.set("Volumes", volumes)
+    elif keyword == "CMD":
+        config.set("Cmd", _command(config, instruction))
+    elif keyword == "ENTRYPOINT":
+        command = _command(config, instruction)
+        config.set("Entrypoint", command or None)
+        if not cmd_set_in_stage:
+            config.set("Cmd", None)
+    elif keyword == "SHELL":
+        if instruction.json_args is None:
+            raise _error(instruction, "requires the arguments to be in JSON form")
+        config.set("Shell", list(instruction.json_args))
+    elif keyword == "STOPSIGNAL":
+        config.set("StopSignal", _stop_signal(expand(args, env), instruction))
+    elif keyword == "HEALTHCHECK":
+        _healthcheck(config, instruction, env)
+    elif keyword == "ONBUILD":
+        triggers = list(config.get("OnBuild") or [])
+        triggers.append(args)
+        config.set("OnBuild", triggers)
+    else:  # pragma: no cover - the executor dispatches only METADATA_INSTRUCTIONS here
+        raise _error(instruction, "is not a metadata instruction")
+
+
+def history_text(instruction: Instruction) -> str:
+    """``created_by`` of a metadata instruction: ``/bin/sh -c #(nop) <original>``."""
+    return f"/bin/sh -c #(nop) {instruction.original}"
+
+
+def run_history_text(text: str, build_args: Sequence[tuple[str, str]]) -> str:
+    """``created_by`` of a RUN: ``|n k=v … /bin/sh -c <text>`` when build args are in scope."""
+    prefix = ""
+    if build_args:
+        pairs = " ".join(f"{k}={v}" for k, v in sorted(build_args))
+        prefix = f"|{len(build_args)} {pairs} "
+    return f"{prefix}/bin/sh -c {text}"
