@@ -144,38 +144,37 @@ class ImageRecord:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ImageRecord:
-        """Parse a record from ``images.json``; :class:`StoreCorrupted` when malformed."""
+        """Parse a record from ``images.json``; :class:`StoreCorrupted` when malformed.
+
+        This runs for every image on every command, so it checks shapes and the ID only;
+        digests are validated where they form paths (:meth:`StoreLayout.blob_path`) and
+        all of them by ``system check``.
+        """
         try:
             manifest = obj["manifest"]
             record = cls(
-                id=str(obj["id"]),
-                names=tuple(str(n) for n in obj["names"]),
-                names_history=tuple(str(n) for n in obj["names_history"]),
-                digests=tuple(str(d) for d in obj["digests"]),
-                manifest_digest=str(manifest["digest"]),
-                manifest_media_type=str(manifest["mediaType"]),
-                manifest_size=int(manifest["size"]),
-                config_size=int(obj["config_size"]),
-                created=str(obj["created"]),
-                read_only=bool(obj["read_only"]),
+                id=obj["id"],
+                names=tuple(obj["names"]),
+                names_history=tuple(obj["names_history"]),
+                digests=tuple(obj["digests"]),
+                manifest_digest=manifest["digest"],
+                manifest_media_type=manifest["mediaType"],
+                manifest_size=manifest["size"],
+                config_size=obj["config_size"],
+                created=obj["created"],
+                read_only=obj["read_only"],
                 labels=_labels(obj.get("labels")),
-                layers=tuple(
-                    LayerRecord(str(d), str(m), int(s), str(i), int(u))
-                    for d, m, s, i, u in obj["layers"]
-                ),
-                history=tuple(
-                    HistoryEntry(str(c), str(b), str(a), str(m), bool(e))
-                    for c, b, a, m, e in obj["history"]
-                ),
+                layers=tuple(LayerRecord(*layer) for layer in obj["layers"]),
+                history=tuple(HistoryEntry(*entry) for entry in obj["history"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorrupted(
                 f"malformed image record in images.json ({exc!r}); "
                 "run `aiopod system check --repair`"
             ) from exc
-        if not is_sha256_hex(record.id) or not all(is_digest(d) for d in record.blob_digests()):
+        if not isinstance(record.id, str) or not is_sha256_hex(record.id):
             raise StoreCorrupted(
-                f"image record {record.id[:64]!r} has a malformed ID or digest; "
+                f"image record {str(record.id)[:64]!r} has a malformed ID; "
                 "run `aiopod system check --repair`"
             )
         return record
@@ -213,6 +212,9 @@ class StoreState:
     images: dict[str, ImageRecord] = field(default_factory=dict)
     by_name: dict[str, str] = field(default_factory=dict)
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
+    #: The JSON objects the records were parsed from, reused when a record is saved
+    #: unchanged (records are immutable: the same object means the same content).
+    _loaded: dict[str, tuple[ImageRecord, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_records(
@@ -232,7 +234,9 @@ class StoreState:
 
     def copy(self) -> StoreState:
         """A shallow copy that a transaction may change without touching this one."""
-        return StoreState(dict(self.images), dict(self.by_name), dict(self.containers))
+        return StoreState(
+            dict(self.images), dict(self.by_name), dict(self.containers), self._loaded
+        )
 
     def containers_of(self, image_id: str) -> list[ContainerRecord]:
         """The containers (runtime and external) whose image is *image_id*, in store order."""
@@ -277,11 +281,17 @@ class StoreState:
             blobs.update(record.blob_digests())
         return blobs
 
+    def _json_of(self, record: ImageRecord) -> Any:
+        loaded = self._loaded.get(record.id)
+        if loaded is not None and loaded[0] is record:
+            return loaded[1]
+        return record.to_json()
+
     def to_bytes(self) -> bytes:
         """Serialise for ``images.json``."""
         doc = {
             "version": FORMAT_VERSION,
-            "images": [r.to_json() for r in self.images.values()],
+            "images": [self._json_of(r) for r in self.images.values()],
             "containers": [c.to_json() for c in self.containers.values()],
         }
         return json.dumps(doc, separators=(",", ":")).encode()
@@ -305,7 +315,10 @@ class StoreState:
         containers = doc.get("containers", [])
         if not isinstance(containers, list):
             raise StoreCorrupted("images.json has a malformed container list")
-        return cls.from_records(
-            (ImageRecord.from_json(obj) for obj in images),
+        parsed = [(ImageRecord.from_json(obj), obj) for obj in images]
+        state = cls.from_records(
+            (record for record, _ in parsed),
             (ContainerRecord.from_json(obj) for obj in containers),
         )
+        state._loaded = {record.id: (record, obj) for record, obj in parsed}
+        return state
