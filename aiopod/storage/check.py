@@ -66,7 +66,11 @@ def _image_problems(
     }
     expected.update({layer.digest: layer.size for layer in record.layers})
     for digest, size in expected.items():
-        path = store.blob_path(digest)
+        try:
+            path = store.blob_path(digest)
+        except (ValueError, TypeError):
+            problems.append(f"image {record.id}: malformed digest {digest!r}")
+            continue
         if digest not in verified:
             if not path.is_file():
                 problems.append(f"image {record.id}: blob {digest} is missing")

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiopod.errors import StoreCorrupted
 from aiopod.storage.container_records import ContainerRecord
-from aiopod.storage.digest import is_digest, is_sha256_hex
+from aiopod.storage.digest import is_sha256_hex
 
 __all__ = (
     "FORMAT_VERSION",
