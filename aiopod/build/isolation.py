@@ -1,0 +1,459 @@
+"""Run one ``RUN`` step's command isolated in a container root file system.
+
+:func:`run_isolated` starts the helper :mod:`aiopod.build._runner` (``python -m
+aiopod.build._runner``), which runs the command with the image's root file system as ``/``
+in new mount, PID, UTS and IPC namespaces (and, when aiopod does not run as root, a user
+namespace mapping the caller to root).  The module documentation of
+:mod:`aiopod.build._runner` describes the set-up step by step; in short:
+
+* ``/proc`` is a fresh procfs of the new PID namespace (partly read-only and masked as
+  runc does), ``/dev`` a tmpfs holding bind mounts of the host's ``null``, ``zero``,
+  ``full``, ``random``, ``urandom`` and ``tty``, and ``/etc/hosts``, ``/etc/hostname`` and
+  ``/etc/resolv.conf`` are files made by aiopod (on a tmpfs of the namespace; the host's
+  ``resolv.conf``, as buildah copies it) and bind-mounted over the image's.  A
+  symlink of the image at any of these places is replaced inside the root, never followed
+  (reliability.md B11).  All mounts live only in the private mount namespace.
+* The root is entered with ``pivot_root`` and the host's file systems are detached.
+* The command has only descriptors 0-2 (B7): stdin is ``/dev/null``, stdout and stderr are
+  one pipe streamed to ``on_output`` as it arrives.  Its capabilities are the container
+  default set (``0x800405fb``, as buildah's), its user the resolved ``USER``.
+* When the command exits, its PID namespace's init (the runner) exits and the kernel kills
+  everything left in the namespace before :func:`run_isolated` returns (B8).
+* ``USER`` is resolved here, before anything runs, from the image's ``/etc/passwd`` and
+  ``/etc/group`` read through the in-root resolver (:mod:`aiopod.build.users`); no name
+  service is ever called, in this process or in the runner (B9, B10).
+
+The environment is exactly ``env``, plus ``HOME`` from the user's passwd entry when
+``env`` has none and ``PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``
+when ``env`` has none.  (buildah also adds ``HOSTNAME``; that is the builder's choice.)
+The working directory is created inside the root when missing (mode 0755, root-owned).
+
+The network namespace is the host's, as with buildah's default for ``RUN``.  ``/sys`` is not
+mounted.  Rootless use (aiopod not running as root) maps only the caller to root, so only
+``USER`` root (uid 0, gid 0) can run there and supplementary groups are not set.
+
+The mount-point stubs the set-up leaves in the root file system (``/proc``, ``/dev``,
+``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf``, a missing working directory) are
+the ones buildah's first ``RUN`` layer has; whether they go into a layer is the builder's
+decision, not this module's.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from aiopod.build.users import ResolvedUser, UserLookupError, resolve_user
+from aiopod.errors import BuildError, UsageError
+
+__all__ = ("DEFAULT_PATH", "OUTPUT_TAIL_BYTES", "RunResult", "run_isolated")
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""``PATH`` of a command whose environment has none (buildah's default)."""
+
+OUTPUT_TAIL_BYTES = 4096
+"""How much of the end of the output :attr:`RunResult.output_tail` keeps."""
+
+_READ_CHUNK = 65536
+# After the runner exits every process of the namespace is gone, so the output pipe has
+# no writer left inside; this bounds the wait for end-of-file if one leaked outside.
+_DRAIN_GRACE = 2.0
+_REAP_TIMEOUT = 10.0
+_MAX_RESOLV_CONF = 64 * 1024
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62})")
+_RUNNER_MODULE = "aiopod.build._runner"
+# Tests set this false to exercise the chroot fallback of kernels older than 5.2.
+_USE_PIVOT_ROOT = True
+_FD_SIZE = array.array("i").itemsize
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a command run by :func:`run_isolated` ended."""
+
+    exit_code: int
+    """The command's exit status; ``128 + N`` when signal ``N`` killed it; ``1`` when the
+    executable could not be started (buildah's chroot isolation does the same)."""
+    output_tail: str
+    """The last :data:`OUTPUT_TAIL_BYTES` of stdout and stderr together, decoded as UTF-8
+    with replacement characters."""
+
+
+async def run_isolated(
+    rootfs: Path,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    workdir: str = "/",
+    user: str = "",
+    on_output: Callable[[bytes], None] | None = None,
+    hostname: str | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - part of the API; applied with fail_after
+) -> RunResult:
+    """Run ``argv`` with ``rootfs`` as its root file system, isolated as the module says.
+
+    ``argv[0]`` is looked up in the environment's ``PATH`` inside the root unless it holds
+    a ``/``.  ``workdir`` is resolved inside the root (symlinks included) and created when
+    missing.  ``user`` is a Dockerfile ``USER`` value (``name``, ``uid``, ``name:group``,
+    ``uid:gid``; empty for root).  ``on_output`` receives the combined output in chunks of
+    at most 64 KiB as it arrives; nothing else of the output is kept but the tail.
+    ``hostname`` defaults to 12 random hex digits, as buildah's container IDs.
+
+    Returns a :class:`RunResult` whatever the command's exit status.  Raises
+    :class:`~aiopod.build.users.UserLookupError` (a :class:`~aiopod.errors.BuildError`)
+    when ``user`` names a user or group the image lacks, and :class:`BuildError` when the
+    image's account files are refused or the isolation cannot be set up (the message says
+    which step failed: a working directory that is not a directory, say).
+    :class:`~aiopod.errors.UsageError` reports malformed arguments.
+
+    Cancellation: when the caller is cancelled, or ``timeout`` seconds pass (then
+    :class:`TimeoutError` is raised), the namespace's init is sent SIGKILL, so the kernel
+    kills every process of the command's tree (before init is known, the runner's whole
+    process group is), and the call returns only once they are all gone.  If ``on_output``
+    raises, the same happens and its exception propagates.
+    """
+    argv = list(argv)
+    _check_arguments(argv, env, workdir)
+    name = _check_hostname(hostname)
+    rootless = os.geteuid() != 0
+    with anyio.fail_after(timeout):
+        account = await _resolve(rootfs, user)
+        if rootless and (account.uid, account.gid) != (0, 0):
+            raise BuildError(
+                f"USER {user!r} is uid {account.uid}, gid {account.gid}: without root, RUN "
+                "maps only the caller (to root) and cannot switch to another user"
+            )
+        command_env = dict(env)
+        command_env.setdefault("HOME", account.home)
+        command_env.setdefault("PATH", DEFAULT_PATH)
+        with anyio.CancelScope(shield=True):  # the descriptor must reach _supervise
+            etc_files, root_fd = await anyio.to_thread.run_sync(_prepare, rootfs, name)
+        spec = {
+            "argv": argv,
+            "env": list(command_env.items()),
+            "workdir": workdir,
+            "uid": account.uid,
+            "gid": account.gid,
+            "groups": list(account.groups),
+            "hostname": name,
+            "etc_files": etc_files,
+            "userns": rootless,
+            "parent_pid": os.getpid(),
+            "pivot_root": _USE_PIVOT_ROOT,
+        }
+        return await _supervise(root_fd, json.dumps(spec).encode(), on_output)
+
+
+# -- arguments and preparation --------------------------------------------------------------
+
+
+def _check_arguments(argv: Sequence[str], env: Mapping[str, str], workdir: str) -> None:
+    if not argv or not argv[0]:
+        raise UsageError("RUN needs a command")
+    for arg in argv:
+        if "\0" in arg:
+            raise UsageError(f"RUN argument {arg!r} contains a NUL character")
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key:
+            raise UsageError(f"environment variable name {key!r} is not valid")
+        if "\0" in value:
+            raise UsageError(f"environment variable {key} contains a NUL character")
+    if "\0" in workdir:
+        raise UsageError(f"working directory {workdir!r} contains a NUL character")
+
+
+def _check_hostname(hostname: str | None) -> str:
+    if hostname is None:
+        return secrets.token_hex(6)
+    if _HOSTNAME.fullmatch(hostname) is None:
+        raise UsageError(f"host name {hostname!r} is not valid")
+    return hostname
+
+
+async def _resolve(rootfs: Path, user: str) -> ResolvedUser:
+    try:
+        return await anyio.to_thread.run_sync(resolve_user, rootfs, user)
+    except UserLookupError as exc:
+        raise UserLookupError(f"determining run {exc.which}: {exc}", which=exc.which) from None
+
+
+def _prepare(rootfs: Path, hostname: str) -> tuple[dict[str, str], int]:
+    """The contents of ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf`` (the
+    host's, as buildah copies it), and an ``O_PATH`` descriptor of the root file system."""
+    try:
+        with open("/etc/resolv.conf", "rb") as f:
+            resolv = f.read(_MAX_RESOLV_CONF).decode("utf-8", "surrogateescape")
+    except OSError:
+        resolv = ""
+    contents = {
+        "hosts": (
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"127.0.1.1\t{hostname}\n"
+        ),
+        "hostname": f"{hostname}\n",
+        "resolv.conf": resolv,
+    }
+    return contents, os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _runner_command(status_fd: int, root_fd: int) -> tuple[list[str], dict[str, str]]:
+    """The runner's command line and environment: this interpreter, without user site
+    packages, the working directory on ``sys.path`` or byte-code writing, in the C locale
+    (so nothing reads message catalogues inside the root) and UTF-8 mode."""
+    package_parent = str(Path(__file__).resolve().parent.parent.parent)
+    command = [
+        sys.executable,
+        "-s",
+        "-P",
+        "-B",
+        "-m",
+        _RUNNER_MODULE,
+        "--status-fd",
+        str(status_fd),
+        "--root-fd",
+        str(root_fd),
+    ]
+    environment = {
+        "PATH": DEFAULT_PATH,
+        "LC_ALL": "C",
+        "PYTHONUTF8": "1",
+        "PYTHONPATH": package_parent,
+    }
+    return command, environment
+
+
+# -- supervising the runner -----------------------------------------------------------------
+
+
+class _Status:
+    """The runner's reports: ``started`` (with a pidfd of the namespace's init) and
+    ``error`` (a set-up step failed)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pidfd: int | None = None
+        self.started = False
+        self.error: str | None = None
+        self.closed = False
+
+    def drain(self) -> bool:
+        """Read every report queued, without blocking; true at end of file."""
+        while not self.closed:
+            try:
+                # socket.recv_fds of 3.11 ignores its flags: recvmsg it is.
+                data, ancillary, _flags, _address = self.sock.recvmsg(
+                    65536,
+                    socket.CMSG_SPACE(4 * _FD_SIZE),
+                    socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT,
+                )
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                self.closed = True
+                break
+            fds = array.array("i")
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - len(payload) % _FD_SIZE])
+            for fd in fds:
+                if self.pidfd is None:
+                    self.pidfd = fd
+                else:
+                    os.close(fd)
+            if not data and not fds:
+                self.closed = True
+                break
+            self._handle(data)
+        return True
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            message: Any = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("started"):
+            self.started = True
+        error = message.get("error")
+        if error is not None and self.error is None:
+            self.error = str(error)
+
+    async def follow(self) -> None:
+        while not self.drain():
+            await anyio.wait_readable(self.sock)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        self.sock.close()
+
+
+class _Tail:
+    def __init__(self, size: int = OUTPUT_TAIL_BYTES) -> None:
+        self.size = size
+        self.data = bytearray()
+        self.cut = False
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk[-self.size :]
+        if len(self.data) > self.size:
+            del self.data[: len(self.data) - self.size]
+            self.cut = True
+
+    def text(self) -> str:
+        data = bytes(self.data)
+        if self.cut:  # do not start in the middle of a UTF-8 sequence
+            start = 0
+            while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
+                start += 1
+            data = data[start:]
+        return data.decode("utf-8", "replace")
+
+
+async def _supervise(
+    root_fd: int, spec: bytes, on_output: Callable[[bytes], None] | None
+) -> RunResult:
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except BaseException:
+        os.close(root_fd)
+        raise
+    status = _Status(ours)
+    try:
+        command, environment = _runner_command(theirs.fileno(), root_fd)
+        with anyio.CancelScope(shield=True):  # never lose a started process to cancellation
+            process = await anyio.open_process(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd="/",
+                env=environment,
+                start_new_session=True,
+                pass_fds=(theirs.fileno(), root_fd),
+            )
+    except BaseException:
+        status.close()
+        raise
+    finally:
+        theirs.close()
+        os.close(root_fd)
+
+    tail = _Tail()
+    failures: list[Exception] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_feed, process, spec)
+            tg.start_soon(status.follow)
+            pumped = anyio.Event()
+            tg.start_soon(_pump, process, on_output, tail, pumped, failures, tg.cancel_scope)
+            await process.wait()
+            with anyio.move_on_after(_DRAIN_GRACE):
+                await pumped.wait()
+            tg.cancel_scope.cancel()
+        if failures:
+            raise failures[0]
+    except BaseException:
+        _kill(process, status)
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _reap(process, status)
+    return _result(process, status, tail)
+
+
+async def _feed(process: anyio.abc.Process, spec: bytes) -> None:
+    assert process.stdin is not None
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+        await process.stdin.send(spec)
+        await process.stdin.aclose()
+
+
+async def _pump(
+    process: anyio.abc.Process,
+    on_output: Callable[[bytes], None] | None,
+    tail: _Tail,
+    done: anyio.Event,
+    failures: list[Exception],
+    scope: anyio.CancelScope,
+) -> None:
+    assert process.stdout is not None
+    try:
+        while True:
+            try:
+                chunk = await process.stdout.receive(_READ_CHUNK)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            tail.add(chunk)
+            if on_output is not None:
+                try:
+                    on_output(chunk)
+                except Exception as exc:
+                    failures.append(exc)
+                    scope.cancel()
+                    return
+    finally:
+        done.set()
+
+
+def _kill(process: anyio.abc.Process, status: _Status, *, group: bool = False) -> None:
+    """SIGKILL the namespace's init: the kernel kills every process of the namespace, then
+    the runner reaps init and exits.  Before init is known (or with ``group``), SIGKILL the
+    runner's whole process group instead, init included."""
+    status.drain()
+    if status.pidfd is not None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(status.pidfd, signal.SIGKILL)
+    if (group or status.pidfd is None) and process.returncode is None:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+async def _reap(process: anyio.abc.Process, status: _Status) -> None:
+    """Wait for the runner, then for the namespace's init: when it has exited, every
+    process of the namespace is gone (the kernel empties the namespace first)."""
+    try:
+        with anyio.move_on_after(_REAP_TIMEOUT) as waited:
+            await process.wait()
+        if waited.cancelled_caught:  # only if the runner hangs: kill its group as well
+            _kill(process, status, group=True)
+            await process.wait()
+        await process.aclose()
+        status.drain()
+        if status.pidfd is not None:
+            with anyio.move_on_after(_REAP_TIMEOUT):
+                await anyio.wait_readable(status.pidfd)
+    finally:
+        status.close()
+
+
+def _result(process: anyio.abc.Process, status: _Status, tail: _Tail) -> RunResult:
+    code = process.returncode
+    assert code is not None
+    if status.error is not None:
+        raise BuildError(f"RUN: {status.error}")
+    if not status.started:
+        raise BuildError(
+            f"RUN: the isolation helper failed (exit status {code}): {tail.text().strip()}"
+        )
+    if code < 0:
+        code = 128 - code
+    return RunResult(exit_code=code, output_tail=tail.text())
