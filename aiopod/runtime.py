@@ -436,6 +436,50 @@ class Runtime:
         self._publish(report.events)
         return report
 
+    # -- builds ----------------------------------------------------------------------------
+
+    async def build(
+        self,
+        context: str | os.PathLike[str],
+        *,
+        dockerfile: str | os.PathLike[str] | None = None,
+        tags: Sequence[str] = (),
+        build_args: Mapping[str, str] | None = None,
+        layers: bool = False,
+        timestamp: int | None = None,
+        target: str | None = None,
+        no_cache: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> Image:
+        """Build a Dockerfile (default ``CONTEXT/Dockerfile``) into the store.
+
+        The build's working containers are storage containers of this store (``ps
+        --external`` shows them while it runs; they are removed when it ends).
+        *progress* receives the step lines and RUN output as they come.  With *layers*
+        every step commits an intermediate image that later builds reuse.  Cancelling
+        the call kills the running step and removes the working containers.
+
+        :raises ~aiopod.errors.DockerfileError: the Dockerfile is malformed.
+        :raises ~aiopod.errors.BuildError: a step failed (the message says which and why).
+        """
+        from aiopod.build.executor import BuildOptions, build_image
+
+        self._check_open()
+        options = BuildOptions(
+            context=Path(context),
+            dockerfile=Path(dockerfile) if dockerfile is not None else None,
+            tags=tuple(tags),
+            build_args=dict(build_args or {}),
+            layers=layers,
+            timestamp=timestamp,
+            target=target,
+            no_cache=no_cache,
+        )
+        result = await build_image(self.store, options, progress=progress)
+        self._publish(result.events)
+        state, tree = await self._snapshot()
+        return image_from_record(state.images.get(result.image.id, result.image), tree)
+
     # -- maintenance -----------------------------------------------------------------------
 
     async def check(self, *, repair: bool = False) -> CheckReport:

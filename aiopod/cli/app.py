@@ -116,6 +116,7 @@ def cli(ctx: click.Context, root: str | None, policy: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     from aiopod.cli import (  # noqa: F401  (importing registers the commands)
+        build_commands,
         container_commands,
         event_commands,
         image_commands,

@@ -1,0 +1,545 @@
+"""Running a Dockerfile build into the store (libpod's ``Build``).
+
+Each stage the target needs is built in a *working container*: a storage-only container
+of the stage's base image (visible in ``ps --external`` while the build runs, removed
+when it ends, however it ends).  RUN executes in the container's root file system with
+chroot isolation (:mod:`aiopod.build.isolation`) and its layer is the difference of the
+root file system across the step (:mod:`aiopod.build.snapshot`); COPY and ADD write their
+layer straight from the sources and apply it to the root file system; the other
+instructions change the config.  Every RUN, COPY and ADD makes one layer; every
+instruction one history entry.  With ``layers=True`` every step commits an intermediate
+image, and a later build reuses one when the parent, the instruction and (for COPY/ADD)
+the content digest of the sources match.
+
+Cancellation: a cancelled build kills its RUN process tree, removes its working
+containers and leaves no image of its own behind (intermediates already committed stay,
+as with buildah).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from aiopod.build.commit import commit_image
+from aiopod.build.image_config import DEFAULT_PATH, ImageConfig
+from aiopod.build.instructions import (
+    METADATA_INSTRUCTIONS,
+    apply_metadata,
+    history_text,
+    run_history_text,
+    shell_form,
+)
+from aiopod.build.isolation import run_isolated
+from aiopod.build.parser import Dockerfile, Instruction, Stage, parse_dockerfile
+from aiopod.build.snapshot import Snapshot, write_diff_layer
+from aiopod.build.words import expand, parse_arg_definitions
+from aiopod.containers import create_container, plan_container_removal
+from aiopod.errors import AiopodError, BuildError, DockerfileError, ImageNotKnown
+from aiopod.events.model import Event
+from aiopod.reference import check_tag_name
+from aiopod.removal.executor import execute_plan
+from aiopod.storage.applier import apply_layer
+from aiopod.storage.ingest import StagedBlob, StagingArea
+from aiopod.storage.lookup import lookup_image
+from aiopod.storage.records import ImageRecord, LayerRecord
+from aiopod.storage.store import Store
+
+__all__ = ("BuildOptions", "BuildResult", "Progress", "build_image")
+
+#: Receives progress lines (``STEP 2/5: RUN …``) and RUN output, as they happen.
+Progress = Callable[[str], None]
+
+PREDEFINED_ARGS = (
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What to build: the context, the Dockerfile and the flags of ``podman build``."""
+
+    context: Path
+    dockerfile: Path | None = None
+    tags: Sequence[str] = ()
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    layers: bool = False
+    timestamp: int | None = None
+    target: str | None = None
+    no_cache: bool = False
+
+
+@dataclass
+class BuildResult:
+    """The built image, the intermediate images the build committed and its events."""
+
+    image: ImageRecord
+    intermediates: list[str]
+    events: list[Event]
+
+
+@dataclass
+class _StageRun:
+    stage: Stage
+    container_id: str
+    rootfs: Path
+    config: ImageConfig
+    base_layers: list[LayerRecord]
+    new_layers: list[StagedBlob] = field(default_factory=list)
+    args: dict[str, str] = field(default_factory=dict)
+    cmd_set: bool = False
+    snapshot: Snapshot | None = None
+    image: ImageRecord | None = None
+
+
+def _rfc3339(when: datetime) -> str:
+    return (
+        when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if when.microsecond
+        else when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+
+
+class _Build:
+    def __init__(self, store: Store, options: BuildOptions, progress: Progress) -> None:
+        self.store = store
+        self.options = options
+        self.progress = progress
+        self.events: list[Event] = []
+        self.intermediates: list[str] = []
+        self.results: dict[int, ImageRecord] = {}
+        self.containers: list[str] = []
+        self.area: StagingArea | None = None
+        self.step = 0
+        self.steps = 0
+        self.stage_count = 1
+        self.dockerfile: Dockerfile | None = None
+
+    # -- time --------------------------------------------------------------------------
+
+    def created(self) -> str:
+        if self.options.timestamp is not None:
+            return _rfc3339(datetime.fromtimestamp(self.options.timestamp, UTC))
+        return _rfc3339(datetime.now(UTC))
+
+    # -- the whole build ---------------------------------------------------------------
+
+    async def run(self) -> BuildResult:
+        dockerfile = await self._read_dockerfile()
+        self.dockerfile = dockerfile
+        target = self._target(dockerfile)
+        needed = self._needed_stages(dockerfile, target)
+        self.steps = sum(len(dockerfile.stages[i].instructions) + 1 for i in needed)
+        global_args = self._global_args(dockerfile)
+        self.area = await anyio.to_thread.run_sync(self.store.new_staging_area)
+        try:
+            for index in needed:
+                stage = dockerfile.stages[index]
+                final = index == target.index
+                self.results[index] = await self._run_stage(dockerfile, stage, global_args, final)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._cleanup()
+        return BuildResult(self.results[target.index], self.intermediates, self.events)
+
+    async def _read_dockerfile(self) -> Dockerfile:
+        options = self.options
+        path = options.dockerfile or (options.context / "Dockerfile")
+        if not path.exists() and options.dockerfile is None:
+            alternative = options.context / "Containerfile"
+            path = alternative if alternative.exists() else path
+        try:
+            text = await anyio.to_thread.run_sync(path.read_text)
+        except OSError as exc:
+            raise BuildError(f"reading Dockerfile {path}: {exc.strerror}") from None
+        return parse_dockerfile(text, path=str(path))
+
+    def _target(self, dockerfile: Dockerfile) -> Stage:
+        if self.options.target is None:
+            return dockerfile.stages[-1]
+        found = dockerfile.find_stage(self.options.target)
+        if found is None:
+            raise BuildError(f'the target "{self.options.target}" was not found')
+        return found
+
+    def _stage_ref(self, dockerfile: Dockerfile, text: str) -> Stage | None:
+        return dockerfile.find_stage(text)
+
+    def stage_by_ref(self, text: str) -> Stage | None:
+        """The stage of this build named or numbered *text* (``COPY --from``)."""
+        return None if self.dockerfile is None else self.dockerfile.find_stage(text)
+
+    def _needed_stages(self, dockerfile: Dockerfile, target: Stage) -> list[int]:
+        needed: set[int] = set()
+
+        def visit(stage: Stage) -> None:
+            if stage.index in needed:
+                return
+            needed.add(stage.index)
+            base = self._stage_ref(dockerfile, stage.base)
+            if base is not None and base.index < stage.index:
+                visit(base)
+            for instruction in stage.instructions:
+                source = instruction.flag("from") if instruction.keyword == "COPY" else None
+                if source is not None:
+                    ref = self._stage_ref(dockerfile, source)
+                    if ref is not None and ref.index < stage.index:
+                        visit(ref)
+
+        visit(target)
+        return sorted(needed)
+
+    def _global_args(self, dockerfile: Dockerfile) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for instruction in dockerfile.global_args:
+            for key, value in self._arg_pairs(instruction, values, dockerfile.escape):
+                given = self.options.build_args.get(key, value)
+                if given is not None:
+                    values[key] = given
+        return values
+
+    def _arg_pairs(
+        self, instruction: Instruction, env: Mapping[str, str], escape: str = "\\"
+    ) -> list[tuple[str, str | None]]:
+        return parse_arg_definitions(instruction.args, env, escape=escape)
+
+    async def _cleanup(self) -> None:
+        if self.containers:
+
+            def planner(state: Any, failures: Mapping[str, str]) -> Any:
+                return plan_container_removal(
+                    state, self.containers, ignore=True, container_failures=failures
+                )
+
+            await execute_plan(self.store, planner)
+            self.containers.clear()
+        if self.area is not None:
+            await anyio.to_thread.run_sync(self.area.close)
+            self.area = None
+
+    # -- one stage ---------------------------------------------------------------------
+
+    def _say(self, stage: Stage, instruction_text: str) -> None:
+        self.step += 1
+        prefix = f"[{stage.index + 1}/{self.stage_count}] " if self.stage_count > 1 else ""
+        self.progress(f"{prefix}STEP {self.step}/{self.steps}: {instruction_text}\n")
+
+    async def _run_stage(
+        self, dockerfile: Dockerfile, stage: Stage, global_args: dict[str, str], final: bool
+    ) -> ImageRecord:
+        self.stage_count = len(dockerfile.stages)
+        self._say(stage, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else ""))
+        base_text = expand(stage.base, global_args)
+        base_stage = self._stage_ref(dockerfile, base_text)
+        base_image: ImageRecord | None = None
+        if base_stage is not None and base_stage.index in self.results:
+            base_image = self.results[base_stage.index]
+        elif base_text != "scratch":
+            state = await self.store.snapshot()
+            try:
+                base_image, _ = lookup_image(state, base_text)
+            except ImageNotKnown:
+                raise BuildError(
+                    f'building at STEP "FROM {base_text}": image {base_text!r} is not in the '
+                    "store: load or pull it first"
+                ) from None
+        reference = base_image.id if base_image is not None else "scratch"
+        record, events = await create_container(self.store, reference, external=True)
+        self.containers.append(record.id)
+        self.events.extend(events)
+        config_doc = None
+        if base_image is not None:
+            config_doc = await anyio.to_thread.run_sync(
+                self._read_json, self.store.blob_path(base_image.config_digest)
+            )
+        run = _StageRun(
+            stage=stage,
+            container_id=record.id,
+            rootfs=self.store.container_dir(record.id) / "rootfs",
+            config=ImageConfig.from_base(config_doc),
+            base_layers=list(base_image.layers) if base_image is not None else [],
+        )
+        if config_doc is None:
+            run.config.set_env(*DEFAULT_PATH.split("=", 1))
+        triggers = list(run.config.get("OnBuild") or [])
+        run.config.set("OnBuild", None)
+        for trigger in triggers:
+            parsed = parse_dockerfile(f"FROM scratch\n{trigger}\n", path="ONBUILD")
+            for instruction in parsed.stages[0].instructions:
+                await self._instruction(run, instruction, global_args)
+        for instruction in stage.instructions:
+            self._say(stage, instruction.original)
+            await self._instruction(run, instruction, global_args)
+        names = [str(check_tag_name(t)) for t in self.options.tags] if final else []
+        image = await self._commit(run, names=names, final=final)
+        return image
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any]:
+        import json
+
+        doc = json.loads(path.read_bytes())
+        assert isinstance(doc, dict)
+        return doc
+
+    def _scope_env(self, run: _StageRun) -> dict[str, str]:
+        """Variables for expansion: ARGs in scope, then ENV (ENV wins)."""
+        env = dict(run.args)
+        env.update(run.config.env_map())
+        return env
+
+    async def _instruction(
+        self, run: _StageRun, instruction: Instruction, global_args: Mapping[str, str]
+    ) -> None:
+        keyword = instruction.keyword
+        env = self._scope_env(run)
+        created = self.created()
+        if keyword == "ARG":
+            for key, default in self._arg_pairs(instruction, env):
+                if default is None:
+                    default = global_args.get(key)
+                value = self.options.build_args.get(key, default)
+                run.args[key] = value if value is not None else ""
+            names = " ".join(sorted(run.args))
+            run.config.add_history(created, f"/bin/sh -c #(nop) ARG {names}", empty_layer=True)
+        elif keyword in METADATA_INSTRUCTIONS:
+            apply_metadata(run.config, instruction, env, cmd_set_in_stage=run.cmd_set)
+            if keyword == "CMD":
+                run.cmd_set = True
+            if keyword == "WORKDIR":
+                await self._make_workdir(run)
+            run.config.add_history(created, history_text(instruction), empty_layer=True)
+        elif keyword == "RUN":
+            await self._run(run, instruction, env, created)
+        elif keyword in ("COPY", "ADD"):
+            await self._copy(run, instruction, env, created)
+        else:
+            raise DockerfileError(f"{keyword} is not supported here", line=instruction.line)
+        if self.options.layers and keyword not in ("RUN", "COPY", "ADD"):
+            await self._commit(run, names=[], final=False)
+
+    async def _make_workdir(self, run: _StageRun) -> None:
+        workdir = run.config.get("WorkingDir") or "/"
+
+        def make() -> None:
+            from aiopod.build.users import resolve_user
+            from aiopod.storage.rootfs_path import RootDir, split_path
+
+            uid = gid = 0
+            user = run.config.get("User") or ""
+            if user:
+                try:
+                    resolved = resolve_user(run.rootfs, user)
+                    uid, gid = resolved.uid, resolved.gid
+                except (AiopodError, OSError, ValueError):
+                    uid = gid = 0
+            created: list[tuple[str, ...]] = []
+            with RootDir(run.rootfs) as root:
+                opened = root.open_dir(split_path(workdir), create=True, created=created)
+                try:
+                    if created:  # an O_PATH descriptor: chown through its /proc link
+                        os.chown(f"/proc/self/fd/{opened.fd}", uid, gid)
+                finally:
+                    os.close(opened.fd)
+
+        await anyio.to_thread.run_sync(make)
+
+    # -- RUN -------------------------------------------------------------------------------
+
+    async def _snapshot(self, run: _StageRun) -> Snapshot:
+        if run.snapshot is None:
+            run.snapshot = await anyio.to_thread.run_sync(Snapshot.take, run.rootfs)
+        return run.snapshot
+
+    def _run_args(self, run: _StageRun) -> list[tuple[str, str]]:
+        env_keys = set(run.config.env_map())
+        return [(k, v) for k, v in run.args.items() if k not in env_keys or k in PREDEFINED_ARGS]
+
+    async def _run(
+        self, run: _StageRun, instruction: Instruction, env: Mapping[str, str], created: str
+    ) -> None:
+        if instruction.json_args is not None:
+            argv = list(instruction.json_args)
+            text = "[" + ", ".join(f'"{a}"' for a in argv) + "]"
+        elif instruction.heredocs and instruction.args.strip().startswith("<<"):
+            body = instruction.heredocs[0].content
+            argv = shell_form(run.config, body)
+            text = instruction.args
+        else:
+            argv = shell_form(run.config, instruction.args)
+            text = instruction.args
+        created_by = run_history_text(text, self._run_args(run))
+        if await self.use_cache(run, created_by, adds_layer=True):
+            return
+        before = await self._snapshot(run)
+        run_env = dict(run.config.env_map())
+        for key, value in run.args.items():
+            run_env.setdefault(key, value)
+
+        def output(data: bytes) -> None:
+            self.progress(data.decode("utf-8", "replace"))
+
+        result = await run_isolated(
+            run.rootfs,
+            argv,
+            env=run_env,
+            workdir=run.config.get("WorkingDir") or "/",
+            user=run.config.get("User") or "",
+            on_output=output,
+        )
+        if result.exit_code != 0:
+            raise BuildError(
+                f'building at STEP "RUN {text}": while running runtime: exit status '
+                f"{result.exit_code}\n{result.output_tail}"
+            )
+        volumes = list((run.config.get("Volumes") or {}).keys())
+        await self.add_layer(
+            run,
+            created,
+            created_by,
+            lambda out: write_diff_layer(
+                before, run.rootfs, out, timestamp=self.options.timestamp, exclude=volumes
+            ),
+        )
+
+    async def add_layer(
+        self, run: _StageRun, created: str, created_by: str, write: Callable[[Any], Any]
+    ) -> StagedBlob:
+        """Write a layer with *write* into the staging area and record it."""
+        assert self.area is not None
+        path = self.area.new_path(".layer")
+
+        def produce() -> StagedBlob:
+            with path.open("wb") as out:
+                info = write(out)
+            final = self.area.path / f"layer-{secrets.token_hex(8)}"  # type: ignore[union-attr]
+            os.replace(path, final)
+            return StagedBlob(
+                digest=info.diff_id,
+                size=info.size,
+                path=final,
+                compression="none",
+                uncompressed_digest=info.diff_id,
+                uncompressed_size=info.size,
+            )
+
+        blob = await anyio.to_thread.run_sync(produce)
+        run.new_layers.append(blob)
+        run.config.add_layer(blob.digest)
+        run.config.add_history(created, created_by, empty_layer=False)
+        run.snapshot = None
+        if self.options.layers:
+            await self._commit(run, names=[], final=False)
+        return blob
+
+    # -- COPY / ADD --------------------------------------------------------------------
+
+    async def _copy(
+        self, run: _StageRun, instruction: Instruction, env: Mapping[str, str], created: str
+    ) -> None:
+        from aiopod.build.copying import copy_step
+
+        await copy_step(self, run, instruction, env, created)
+
+    # -- cache and commits -------------------------------------------------------------
+
+    async def use_cache(self, run: _StageRun, created_by: str, *, adds_layer: bool) -> bool:
+        """With ``layers``, adopt an intermediate image made by the same step before."""
+        if not self.options.layers or self.options.no_cache:
+            return False
+        state = await self.store.snapshot()
+        history = run.config.history
+        diff_ids = run.config.diff_ids
+        for record in state.images.values():
+            if len(record.history) != len(history) + 1:
+                continue
+            entry = record.history[-1]
+            if entry.created_by != created_by or entry.empty_layer == adds_layer:
+                continue
+            expected = len(diff_ids) + (1 if adds_layer else 0)
+            if (
+                list(record.diff_ids[: len(diff_ids)]) != diff_ids
+                or len(record.diff_ids) != expected
+            ):
+                continue
+            if [h.created_by for h in record.history[:-1]] != [
+                str(h.get("created_by", "")) for h in history
+            ]:
+                continue
+            await self._adopt(run, record, adds_layer)
+            self.progress(f"--> Using cache {record.id}\n")
+            return True
+        return False
+
+    async def _adopt(self, run: _StageRun, record: ImageRecord, adds_layer: bool) -> None:
+        config_doc = await anyio.to_thread.run_sync(
+            self._read_json, self.store.blob_path(record.config_digest)
+        )
+        cmd_set = run.cmd_set
+        run.config = ImageConfig.from_base(config_doc)
+        run.cmd_set = cmd_set
+        if adds_layer:
+            layer = record.layers[-1]
+            path = self.store.blob_path(layer.digest)
+
+            def apply() -> None:
+                with path.open("rb") as stream:
+                    apply_layer(run.rootfs, stream)
+
+            await anyio.to_thread.run_sync(apply)
+            run.snapshot = None
+        run.base_layers = list(record.layers)
+        run.new_layers = []
+        run.image = record
+
+    async def _commit(self, run: _StageRun, *, names: Sequence[str], final: bool) -> ImageRecord:
+        if (
+            not final
+            and run.image is not None
+            and not run.new_layers
+            and len(run.image.history) == len(run.config.history)
+        ):
+            return run.image
+        assert self.area is not None
+        created = self.created()
+        record, events = await commit_image(
+            self.store,
+            self.area,
+            base_layers=run.base_layers,
+            new_layers=run.new_layers,
+            config=run.config,
+            created=created,
+            names=names,
+        )
+        self.events.extend(events)
+        run.base_layers = list(record.layers)
+        run.new_layers = []
+        run.image = record
+        if not final:
+            self.intermediates.append(record.id)
+        else:
+            self.progress(f"COMMIT {names[0] if names else ''}\n--> {record.id[:12]}\n")
+        return record
+
+
+async def build_image(
+    store: Store, options: BuildOptions, *, progress: Progress | None = None
+) -> BuildResult:
+    """Build *options*' Dockerfile into *store*; see the module docstring."""
+    build = _Build(store, options, progress or (lambda _text: None))
+    return await build.run()
