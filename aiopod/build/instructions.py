@@ -56,15 +56,17 @@ def shell_form(config: ImageConfig, text: str) -> list[str]:
     return [*shell, text]
 
 
-def _command(config: ImageConfig, instruction: Instruction) -> list[str]:
+def _command(instruction: Instruction) -> list[str]:
+    """CMD and ENTRYPOINT: the exec form as is, the shell form wrapped in ``/bin/sh -c``
+    whatever SHELL says (buildah 1.28's imagebuilder; SHELL changes only RUN there)."""
     if instruction.json_args is not None:
         return list(instruction.json_args)
-    return shell_form(config, instruction.args)
+    return ["/bin/sh", "-c", instruction.args]
 
 
-def _duration_ns(text: str, instruction: Instruction, flag: str) -> int:
+def _duration_ns(text: str, instruction: Instruction, flag: str, path: str) -> int:
     if not _DURATION.fullmatch(text):
-        raise _error(instruction, f"invalid duration {text!r} for --{flag}")
+        raise _error(instruction, f"invalid duration {text!r} for --{flag}", path)
     return int(
         sum(
             float(n) * _UNIT_NS[u]
@@ -73,20 +75,22 @@ def _duration_ns(text: str, instruction: Instruction, flag: str) -> int:
     )
 
 
-def _error(instruction: Instruction, message: str) -> DockerfileError:
-    return DockerfileError(f"{instruction.keyword}: {message}", line=instruction.line)
+def _error(instruction: Instruction, message: str, path: str) -> DockerfileError:
+    return DockerfileError(f"{instruction.keyword}: {message}", path=path, line=instruction.line)
 
 
-def _healthcheck(config: ImageConfig, instruction: Instruction, env: Mapping[str, str]) -> None:
+def _healthcheck(
+    config: ImageConfig, instruction: Instruction, env: Mapping[str, str], path: str
+) -> None:
     words = instruction.args.split(None, 1)
     if not words:
-        raise _error(instruction, "requires an argument")
+        raise _error(instruction, "requires an argument", path)
     kind = words[0].upper()
     if kind == "NONE":
         config.set("Healthcheck", {"Test": ["NONE"]})
         return
     if kind != "CMD":
-        raise _error(instruction, f"unknown type {words[0]!r}: use CMD or NONE")
+        raise _error(instruction, f"unknown type {words[0]!r}: use CMD or NONE", path)
     rest = words[1] if len(words) > 1 else ""
     if instruction.json_args is not None:
         test = ["CMD", *instruction.json_args]
@@ -101,23 +105,23 @@ def _healthcheck(config: ImageConfig, instruction: Instruction, env: Mapping[str
     ):
         value = instruction.flag(flag)
         if value is not None:
-            check[key] = _duration_ns(expand(value, env), instruction, flag)
+            check[key] = _duration_ns(expand(value, env), instruction, flag, path)
     retries = instruction.flag("retries")
     if retries is not None:
         if not retries.isdigit() or int(retries) < 1:
-            raise _error(instruction, "--retries must be at least 1")
+            raise _error(instruction, "--retries must be at least 1", path)
         check["Retries"] = int(retries)
     config.set("Healthcheck", check)
 
 
-def _stop_signal(value: str, instruction: Instruction) -> str:
+def _stop_signal(value: str, instruction: Instruction, path: str) -> str:
     name = value.upper()
     if name.isdigit() and 0 < int(name) < 65:
         return value
     bare = name.removeprefix("SIG")
     if bare.startswith("RTMIN") or bare.startswith("RTMAX") or hasattr(signal, "SIG" + bare):
         return value
-    raise _error(instruction, f"invalid signal: {value}")
+    raise _error(instruction, f"invalid signal: {value}", path)
 
 
 def apply_metadata(
@@ -126,11 +130,13 @@ def apply_metadata(
     env: Mapping[str, str],
     *,
     cmd_set_in_stage: bool,
+    path: str = "Dockerfile",
 ) -> None:
     """Apply one metadata instruction to *config*, expanding with *env* where Docker does.
 
     ``cmd_set_in_stage`` tells ENTRYPOINT whether a CMD of this stage must be kept (an
-    inherited CMD is cleared by ENTRYPOINT).
+    inherited CMD is cleared by ENTRYPOINT).  Errors are :class:`DockerfileError` naming
+    *path* and the instruction's line.
     """
     keyword, args = instruction.keyword, instruction.args
     if keyword == "ENV":
@@ -166,26 +172,26 @@ def apply_metadata(
             volumes[path] = {}
         config.set("Volumes", volumes)
     elif keyword == "CMD":
-        config.set("Cmd", _command(config, instruction))
+        config.set("Cmd", _command(instruction))
     elif keyword == "ENTRYPOINT":
-        command = _command(config, instruction)
+        command = _command(instruction)
         config.set("Entrypoint", command or None)
         if not cmd_set_in_stage:
             config.set("Cmd", None)
     elif keyword == "SHELL":
         if instruction.json_args is None:
-            raise _error(instruction, "requires the arguments to be in JSON form")
+            raise _error(instruction, "requires the arguments to be in JSON form", path)
         config.set("Shell", list(instruction.json_args))
     elif keyword == "STOPSIGNAL":
-        config.set("StopSignal", _stop_signal(expand(args, env), instruction))
+        config.set("StopSignal", _stop_signal(expand(args, env), instruction, path))
     elif keyword == "HEALTHCHECK":
-        _healthcheck(config, instruction, env)
+        _healthcheck(config, instruction, env, path)
     elif keyword == "ONBUILD":
         triggers = list(config.get("OnBuild") or [])
         triggers.append(args)
         config.set("OnBuild", triggers)
     else:  # pragma: no cover - the executor dispatches only METADATA_INSTRUCTIONS here
-        raise _error(instruction, "is not a metadata instruction")
+        raise _error(instruction, "is not a metadata instruction", path)
 
 
 def history_text(instruction: Instruction) -> str:
