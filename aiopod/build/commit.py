@@ -25,7 +25,7 @@ from aiopod.storage.store import Store
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.candidate import assemble_record
 
-__all__ = ("commit_image", "staged_layer_record")
+__all__ = ("commit_image", "name_built_image", "staged_layer_record")
 
 
 def staged_layer_record(blob: StagedBlob) -> LayerRecord:
@@ -76,15 +76,33 @@ async def commit_image(
             stored = existing.with_names([*existing.names, *names])
         if existing is None or stored != existing:
             txn.put(stored)
-        txn.emit(
-            [
-                Event(
-                    EventKind.BUILT,
-                    "image",
-                    stored.id,
-                    names[0] if names else None,
-                    attributes=dict(event_attributes or {}),
-                )
-            ]
-        )
+        txn.emit([_built_event(stored.id, names, event_attributes)])
     return txn.state.images[stored.id], txn.recorded
+
+
+def _built_event(image_id: str, names: Sequence[str], attributes: dict[str, str] | None) -> Event:
+    return Event(
+        EventKind.BUILT,
+        "image",
+        image_id,
+        names[0] if names else None,
+        attributes=dict(attributes or {}),
+    )
+
+
+async def name_built_image(
+    store: Store,
+    image_id: str,
+    names: Sequence[str],
+    *,
+    event_attributes: dict[str, str] | None = None,
+) -> tuple[ImageRecord, list[Event]]:
+    """Make an image already stored (the last step of a ``--layers`` build) the build's
+    result: give it *names* (moved from any other image) and record a ``Built`` event."""
+    async with store.transaction() as txn:
+        existing = txn.state.images[image_id]
+        stored = existing.with_names([*existing.names, *names])
+        if stored != existing:
+            txn.put(stored)
+        txn.emit([_built_event(image_id, names, event_attributes)])
+    return txn.state.images[image_id], txn.recorded
