@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from aiopod.build.commit import commit_image
+from aiopod.build.commit import commit_image, name_built_image
 from aiopod.build.image_config import DEFAULT_PATH, ImageConfig
 from aiopod.build.instructions import (
     METADATA_INSTRUCTIONS,
@@ -41,7 +41,7 @@ from aiopod.build.instructions import (
 from aiopod.build.isolation import run_isolated
 from aiopod.build.parser import Dockerfile, Instruction, Stage, parse_dockerfile
 from aiopod.build.snapshot import Snapshot, write_diff_layer
-from aiopod.build.words import expand, parse_arg_definitions
+from aiopod.build.words import ExpansionError, expand, parse_arg_definitions
 from aiopod.containers import create_container, plan_container_removal
 from aiopod.errors import AiopodError, BuildError, DockerfileError, ImageNotKnown
 from aiopod.events.model import Event
@@ -104,6 +104,9 @@ class _StageRun:
     args: dict[str, str] = field(default_factory=dict)
     cmd_set: bool = False
     snapshot: Snapshot | None = None
+    """The root file system as of the last layer, when it may have changed since."""
+    pending: bool = False
+    """WORKDIR made directories that no layer holds yet (``snapshot`` is from before)."""
     image: ImageRecord | None = None
 
 
@@ -143,9 +146,9 @@ class _Build:
         dockerfile = await self._read_dockerfile()
         self.dockerfile = dockerfile
         target = self._target(dockerfile)
-        needed = self._needed_stages(dockerfile, target)
-        self.steps = sum(len(dockerfile.stages[i].instructions) + 1 for i in needed)
         global_args = self._global_args(dockerfile)
+        needed = self._needed_stages(dockerfile, target, global_args)
+        self.steps = sum(len(dockerfile.stages[i].instructions) + 1 for i in needed)
         self.area = await anyio.to_thread.run_sync(self.store.new_staging_area)
         try:
             for index in needed:
@@ -184,22 +187,31 @@ class _Build:
         """The stage of this build named or numbered *text* (``COPY --from``)."""
         return None if self.dockerfile is None else self.dockerfile.find_stage(text)
 
-    def _needed_stages(self, dockerfile: Dockerfile, target: Stage) -> list[int]:
+    def _needed_stages(
+        self, dockerfile: Dockerfile, target: Stage, global_args: Mapping[str, str]
+    ) -> list[int]:
+        """The stages *target* needs (its base and ``COPY --from`` sources, recursively),
+        in file order; names are expanded with the global ARGs (``FROM ${BASE}``)."""
         needed: set[int] = set()
+
+        def ref(text: str) -> Stage | None:
+            try:
+                return self._stage_ref(dockerfile, expand(text, global_args))
+            except ExpansionError:
+                return None
 
         def visit(stage: Stage) -> None:
             if stage.index in needed:
                 return
             needed.add(stage.index)
-            base = self._stage_ref(dockerfile, stage.base)
+            base = ref(stage.base)
             if base is not None and base.index < stage.index:
                 visit(base)
             for instruction in stage.instructions:
                 source = instruction.flag("from") if instruction.keyword == "COPY" else None
-                if source is not None:
-                    ref = self._stage_ref(dockerfile, source)
-                    if ref is not None and ref.index < stage.index:
-                        visit(ref)
+                found = ref(source) if source is not None else None
+                if found is not None and found.index < stage.index:
+                    visit(found)
 
         visit(target)
         return sorted(needed)
@@ -207,7 +219,13 @@ class _Build:
     def _global_args(self, dockerfile: Dockerfile) -> dict[str, str]:
         values: dict[str, str] = {}
         for instruction in dockerfile.global_args:
-            for key, value in self._arg_pairs(instruction, values, dockerfile.escape):
+            try:
+                pairs = self._arg_pairs(instruction, values, dockerfile.escape)
+            except ExpansionError as exc:
+                raise DockerfileError(
+                    str(exc), path=dockerfile.path, line=instruction.line
+                ) from None
+            for key, value in pairs:
                 given = self.options.build_args.get(key, value)
                 if given is not None:
                     values[key] = given
@@ -244,7 +262,10 @@ class _Build:
     ) -> ImageRecord:
         self.stage_count = len(dockerfile.stages)
         self._say(stage, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else ""))
-        base_text = expand(stage.base, global_args)
+        try:
+            base_text = expand(stage.base, global_args)
+        except ExpansionError as exc:
+            raise DockerfileError(str(exc), path=self._path, line=stage.line) from None
         base_stage = self._stage_ref(dockerfile, base_text)
         base_image: ImageRecord | None = None
         if base_stage is not None and base_stage.index in self.results:
@@ -274,7 +295,7 @@ class _Build:
             config=ImageConfig.from_base(config_doc),
             base_layers=list(base_image.layers) if base_image is not None else [],
         )
-        if config_doc is None:
+        if not run.config.get("Env"):  # buildah: a base without Env gets the default PATH
             run.config.set_env(*DEFAULT_PATH.split("=", 1))
         triggers = list(run.config.get("OnBuild") or [])
         run.config.set("OnBuild", None)
@@ -285,9 +306,27 @@ class _Build:
         for instruction in stage.instructions:
             self._say(stage, instruction.original)
             await self._instruction(run, instruction, global_args)
+        if run.pending:
+            await self._pending_layer(run)
         names = [str(check_tag_name(t)) for t in self.options.tags] if final else []
         image = await self._commit(run, names=names, final=final)
         return image
+
+    async def _pending_layer(self, run: _StageRun) -> None:
+        """Directories WORKDIR made after the stage's last layer: a layer owned by the
+        last history entry (buildah commits a stage's changes with its last step)."""
+        before = run.snapshot
+        assert before is not None
+        volumes = list((run.config.get("Volumes") or {}).keys())
+        last = run.config.history.pop()
+        await self.add_layer(
+            run,
+            str(last.get("created", self.created())),
+            str(last.get("created_by", "")),
+            lambda out: write_diff_layer(
+                before, run.rootfs, out, timestamp=self.options.timestamp, exclude=volumes
+            ),
+        )
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any]:
@@ -306,6 +345,24 @@ class _Build:
     async def _instruction(
         self, run: _StageRun, instruction: Instruction, global_args: Mapping[str, str]
     ) -> None:
+        """Run one instruction; errors name the Dockerfile and line (a malformed word) or
+        the step (a failure), as buildah's ``building at STEP "…"`` does."""
+        try:
+            await self._dispatch(run, instruction, global_args)
+        except ExpansionError as exc:
+            raise DockerfileError(str(exc), path=self._path, line=instruction.line) from None
+        except BuildError as exc:
+            if str(exc).startswith("building at STEP"):
+                raise
+            raise BuildError(f'building at STEP "{instruction.original}": {exc}') from None
+
+    @property
+    def _path(self) -> str:
+        return self.dockerfile.path if self.dockerfile is not None else "Dockerfile"
+
+    async def _dispatch(
+        self, run: _StageRun, instruction: Instruction, global_args: Mapping[str, str]
+    ) -> None:
         keyword = instruction.keyword
         env = self._scope_env(run)
         created = self.created()
@@ -314,29 +371,52 @@ class _Build:
                 if default is None:
                     default = global_args.get(key)
                 value = self.options.build_args.get(key, default)
-                run.args[key] = value if value is not None else ""
+                if value is not None:  # declared without a value: unset, as in buildah
+                    run.args[key] = value
             names = " ".join(sorted(run.args))
-            run.config.add_history(created, f"/bin/sh -c #(nop) ARG {names}", empty_layer=True)
+            await self._metadata_step(run, created, f"/bin/sh -c #(nop) ARG {names}")
         elif keyword in METADATA_INSTRUCTIONS:
-            apply_metadata(run.config, instruction, env, cmd_set_in_stage=run.cmd_set)
+            apply_metadata(
+                run.config, instruction, env, cmd_set_in_stage=run.cmd_set, path=self._path
+            )
             if keyword == "CMD":
                 run.cmd_set = True
-            if keyword == "WORKDIR":
+            hit = await self._metadata_step(run, created, history_text(instruction))
+            if keyword == "WORKDIR" and not hit:
                 await self._make_workdir(run)
-            run.config.add_history(created, history_text(instruction), empty_layer=True)
         elif keyword == "RUN":
             await self._run(run, instruction, env, created)
         elif keyword in ("COPY", "ADD"):
             await self._copy(run, instruction, env, created)
         else:
-            raise DockerfileError(f"{keyword} is not supported here", line=instruction.line)
+            raise DockerfileError(
+                f"{keyword} is not supported here", path=self._path, line=instruction.line
+            )
         if self.options.layers and keyword not in ("RUN", "COPY", "ADD"):
             await self._commit(run, names=[], final=False)
 
-    async def _make_workdir(self, run: _StageRun) -> None:
-        workdir = run.config.get("WorkingDir") or "/"
+    async def _metadata_step(self, run: _StageRun, created: str, created_by: str) -> bool:
+        """Record a step that changes only the config (already applied to it); with
+        ``layers``, adopt the intermediate image of the same step, if one exists."""
+        if await self.use_cache(run, created_by, adds_layer=False):
+            return True
+        run.config.add_history(created, created_by, empty_layer=True)
+        return False
 
-        def make() -> None:
+    async def _make_workdir(self, run: _StageRun) -> None:
+        """Create the working directory (and its missing parents) as buildah does: mode
+        0755, owned by the current USER.  The directories go into the stage's next layer
+        (or, when no RUN, COPY or ADD follows, a layer of their own at the end)."""
+        from aiopod.build.context import destination_hints
+
+        workdir = run.config.get("WorkingDir") or "/"
+        is_dir, _ = await anyio.to_thread.run_sync(destination_hints, run.rootfs, workdir, "/")
+        if is_dir:
+            return
+        if run.snapshot is None:
+            run.snapshot = await anyio.to_thread.run_sync(Snapshot.take, run.rootfs)
+
+        def make() -> bool:
             from aiopod.build.users import resolve_user
             from aiopod.storage.rootfs_path import RootDir, split_path
 
@@ -350,18 +430,23 @@ class _Build:
                     uid = gid = 0
             created: list[tuple[str, ...]] = []
             with RootDir(run.rootfs) as root:
-                opened = root.open_dir(split_path(workdir), create=True, created=created)
-                try:
-                    if created:  # an O_PATH descriptor: chown through its /proc link
+                os.close(root.open_dir(split_path(workdir), create=True, created=created).fd)
+                for path in created:  # O_PATH descriptors: change them through /proc
+                    opened = root.open_dir(path)
+                    try:
+                        os.chmod(f"/proc/self/fd/{opened.fd}", 0o755)
                         os.chown(f"/proc/self/fd/{opened.fd}", uid, gid)
-                finally:
-                    os.close(opened.fd)
+                    finally:
+                        os.close(opened.fd)
+            return bool(created)
 
-        await anyio.to_thread.run_sync(make)
+        if await anyio.to_thread.run_sync(make):
+            run.pending = True
 
     # -- RUN -------------------------------------------------------------------------------
 
-    async def _snapshot(self, run: _StageRun) -> Snapshot:
+    async def snapshot(self, run: _StageRun) -> Snapshot:
+        """The root file system as of the stage's last layer (taken now if unchanged)."""
         if run.snapshot is None:
             run.snapshot = await anyio.to_thread.run_sync(Snapshot.take, run.rootfs)
         return run.snapshot
@@ -386,7 +471,7 @@ class _Build:
         created_by = run_history_text(text, self._run_args(run))
         if await self.use_cache(run, created_by, adds_layer=True):
             return
-        before = await self._snapshot(run)
+        before = await self.snapshot(run)
         run_env = dict(run.config.env_map())
         for key, value in run.args.items():
             run_env.setdefault(key, value)
@@ -418,9 +503,16 @@ class _Build:
         )
 
     async def add_layer(
-        self, run: _StageRun, created: str, created_by: str, write: Callable[[Any], Any]
+        self,
+        run: _StageRun,
+        created: str,
+        created_by: str,
+        write: Callable[[Any], Any],
+        *,
+        apply: bool = False,
     ) -> StagedBlob:
-        """Write a layer with *write* into the staging area and record it."""
+        """Write a layer with *write* into the staging area and record it; with *apply*,
+        apply it to the working container's root file system (before any commit)."""
         assert self.area is not None
         path = self.area.new_path(".layer")
 
@@ -439,10 +531,18 @@ class _Build:
             )
 
         blob = await anyio.to_thread.run_sync(produce)
+        if apply:
+
+            def apply_blob() -> None:
+                with blob.path.open("rb") as stream:
+                    apply_layer(run.rootfs, stream)
+
+            await anyio.to_thread.run_sync(apply_blob)
         run.new_layers.append(blob)
         run.config.add_layer(blob.digest)
         run.config.add_history(created, created_by, empty_layer=False)
         run.snapshot = None
+        run.pending = False
         if self.options.layers:
             await self._commit(run, names=[], final=False)
         return blob
@@ -459,19 +559,26 @@ class _Build:
     # -- cache and commits -------------------------------------------------------------
 
     async def use_cache(self, run: _StageRun, created_by: str, *, adds_layer: bool) -> bool:
-        """With ``layers``, adopt an intermediate image made by the same step before."""
+        """With ``layers``, adopt an intermediate image made by the same step before.
+
+        A stored image is the same step when its history is this stage's history plus
+        one entry with *created_by* (with a layer when the step *adds_layer*), its layers
+        are this stage's plus that one, and its runtime config equals the one the step
+        leaves (so an instruction whose text is the same but whose values differ, such
+        as ``ENV X=$ARG``, misses).
+        """
         if not self.options.layers or self.options.no_cache:
             return False
         state = await self.store.snapshot()
         history = run.config.history
         diff_ids = run.config.diff_ids
+        expected = len(diff_ids) + (1 if adds_layer else 0)
         for record in state.images.values():
             if len(record.history) != len(history) + 1:
                 continue
             entry = record.history[-1]
             if entry.created_by != created_by or entry.empty_layer == adds_layer:
                 continue
-            expected = len(diff_ids) + (1 if adds_layer else 0)
             if (
                 list(record.diff_ids[: len(diff_ids)]) != diff_ids
                 or len(record.diff_ids) != expected
@@ -481,15 +588,19 @@ class _Build:
                 str(h.get("created_by", "")) for h in history
             ]:
                 continue
-            await self._adopt(run, record, adds_layer)
+            config_doc = await anyio.to_thread.run_sync(
+                self._read_json, self.store.blob_path(record.config_digest)
+            )
+            if (config_doc.get("config") or {}) != run.config.config:
+                continue
+            await self._adopt(run, record, config_doc, adds_layer)
             self.progress(f"--> Using cache {record.id}\n")
             return True
         return False
 
-    async def _adopt(self, run: _StageRun, record: ImageRecord, adds_layer: bool) -> None:
-        config_doc = await anyio.to_thread.run_sync(
-            self._read_json, self.store.blob_path(record.config_digest)
-        )
+    async def _adopt(
+        self, run: _StageRun, record: ImageRecord, config_doc: dict[str, Any], adds_layer: bool
+    ) -> None:
         cmd_set = run.cmd_set
         run.config = ImageConfig.from_base(config_doc)
         run.cmd_set = cmd_set
@@ -503,18 +614,30 @@ class _Build:
 
             await anyio.to_thread.run_sync(apply)
             run.snapshot = None
+            run.pending = False
         run.base_layers = list(record.layers)
         run.new_layers = []
         run.image = record
 
     async def _commit(self, run: _StageRun, *, names: Sequence[str], final: bool) -> ImageRecord:
-        if (
-            not final
-            and run.image is not None
+        up_to_date = (
+            run.image is not None
             and not run.new_layers
             and len(run.image.history) == len(run.config.history)
-        ):
+        )
+        if up_to_date and not final:
+            assert run.image is not None
             return run.image
+        if up_to_date and self.options.layers:
+            # The last step's intermediate image is the result (as in buildah).
+            assert run.image is not None
+            record, events = await name_built_image(self.store, run.image.id, names)
+            self.events.extend(events)
+            if record.id in self.intermediates:
+                self.intermediates.remove(record.id)
+            run.image = record
+            self.progress(f"COMMIT {names[0] if names else ''}\n--> {record.id[:12]}\n")
+            return record
         assert self.area is not None
         created = self.created()
         record, events = await commit_image(
