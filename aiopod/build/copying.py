@@ -13,7 +13,10 @@ which the layer cache compares.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tarfile
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,16 +24,23 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from aiopod.build.context import copy_plan, destination_hints, resolve_sources, sources_digest
+from aiopod.build.context import (
+    copy_plan,
+    destination_hints,
+    open_in_root,
+    resolve_sources,
+    sources_digest,
+)
 from aiopod.build.ignore import IgnoreRules
-from aiopod.build.layer_writer import write_copy_layer
+from aiopod.build.layer_writer import go_tar_header, write_copy_layer
 from aiopod.build.parser import Instruction
-from aiopod.build.snapshot import Snapshot, write_diff_layer
+from aiopod.build.snapshot import write_diff_layer
 from aiopod.build.users import resolve_user
 from aiopod.build.words import expand, expand_words
 from aiopod.containers import create_container
 from aiopod.errors import BuildError, ImageNotKnown
 from aiopod.storage.applier import apply_layer
+from aiopod.storage.compression import open_decompressed
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.rootfs_path import RootDir
 
@@ -127,21 +137,20 @@ async def copy_step(
             extract=extract,
             nsources=len(sources),
         )
-        summary = sources_digest(entries, plan, chown=chown, chmod=chmod, strip_setid=strip)
+        summary = _summary(entries, plan, chown, chmod, strip, extract)
         return entries, plan, summary
 
     entries, plan, summary = await anyio.to_thread.run_sync(prepare)
-    created_by = f"/bin/sh -c #(nop) {keyword} {summary} in {plan.dest} "
+    # buildah records the destination as written (``.``, ``relative.txt``, ``$DIR/``).
+    written_dest = words[-1] if instruction.json_args is not None else instruction.words()[-1]
+    created_by = f"/bin/sh -c #(nop) {keyword} {summary} in {written_dest} "
     if await build.use_cache(run, created_by, adds_layer=True):
         return
-    archives = [e for e in entries if getattr(e, "is_archive", False)] if keyword == "ADD" else []
-    if archives:
-        await _add_archives(build, run, entries, plan, created, created_by)
-        return
+    archives = [e for e in entries if e.is_archive] if keyword == "ADD" else []
 
-    def write(out: Any) -> Any:
+    def write_copy(out: Any, chosen: Any = entries) -> Any:
         return write_copy_layer(
-            entries,
+            chosen,
             plan,
             chown=chown,
             chmod=chmod,
@@ -152,43 +161,146 @@ async def copy_step(
             strip_setid=strip,
         )
 
-    blob = await build.add_layer(run, created, created_by, write)
+    if not archives and not run.pending:
+        await build.add_layer(run, created, created_by, write_copy, apply=True)
+        return
+    # Archives to extract, or directories WORKDIR made that belong in this layer: change
+    # the root file system, and the layer is its difference.
+    before = await build.snapshot(run)
 
-    def apply() -> None:
-        with blob.path.open("rb") as stream:
-            apply_layer(run.rootfs, stream)
+    def change() -> None:
+        for entry in entries:
+            if entry.is_archive and keyword == "ADD":
+                _extract(context, run.rootfs, plan, entry, chown)
+            else:
+                _copy_applied(run.rootfs, lambda out, e=entry: write_copy(out, [e]))
 
-    await anyio.to_thread.run_sync(apply)
-    run.snapshot = None
-
-
-async def _add_archives(
-    build: _Build, run: _StageRun, entries: Any, plan: Any, created: str, created_by: str
-) -> None:
-    """ADD with local archives: extract each at the destination, the rest copied; the
-    layer is the difference of the root file system."""
-    before = await anyio.to_thread.run_sync(Snapshot.take, run.rootfs)
-
-    def extract() -> None:
-        with RootDir(run.rootfs) as root:
-            opened = root.open_dir(plan.dest_dir, create=True)
-            try:
-                target = f"/proc/self/fd/{opened.fd}"
-                for entry in entries:
-                    if getattr(entry, "is_archive", False):
-                        with open(entry.realpath, "rb") as stream:
-                            apply_layer(target, stream)
-                    else:
-                        raise BuildError(
-                            "ADD of archives together with other sources is not supported yet"
-                        )
-            finally:
-                os.close(opened.fd)
-
-    await anyio.to_thread.run_sync(extract)
+    await anyio.to_thread.run_sync(change)
 
     def write(out: Any) -> Any:
         return write_diff_layer(before, run.rootfs, out, timestamp=build.options.timestamp)
 
     await build.add_layer(run, created, created_by, write)
-    run.snapshot = None
+
+
+def _summary(
+    entries: Any, plan: Any, chown: Any, chmod: int | None, strip: bool, extract: bool
+) -> str:
+    """The content summary of the history (see :func:`sources_digest`); an archive ``ADD``
+    extracts stands for its contents, as in buildah (a ``.tar`` and the same ``.tar.gz``
+    give the same summary)."""
+
+    def one(entry: Any) -> str:
+        if extract and entry.is_archive:
+            return f"file:{_archive_digest(entry)}"
+        return sources_digest(
+            [entry],
+            plan,
+            chown=chown,
+            chmod=chmod,
+            preserve_ownership=not strip,
+            strip_setid=strip,
+        )
+
+    if not any(extract and e.is_archive for e in entries):
+        return sources_digest(
+            entries, plan, chown=chown, chmod=chmod, preserve_ownership=not strip, strip_setid=strip
+        )
+    parts = [one(e) for e in entries]
+    if len(parts) == 1:
+        return parts[0]
+    return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
+
+
+_TAR_TYPES = {
+    tarfile.REGTYPE: b"0",
+    tarfile.AREGTYPE: b"0",
+    tarfile.LNKTYPE: b"1",
+    tarfile.SYMTYPE: b"2",
+    tarfile.CHRTYPE: b"3",
+    tarfile.BLKTYPE: b"4",
+    tarfile.DIRTYPE: b"5",
+    tarfile.FIFOTYPE: b"6",
+}
+
+
+def _archive_digest(entry: Any) -> str:
+    """buildah's digest of an archive it extracts: the archive's own entries (names,
+    permission bits, ids and user names as stored, directories ending in ``/``) re-encoded
+    by Go's tar writer with zeroed times, their data, and two zero blocks."""
+    h = hashlib.sha256()
+    with RootDir(entry.context) as root:
+        fd = open_in_root(root, entry.realpath)
+    with (
+        os.fdopen(fd, "rb") as raw,
+        open_decompressed(raw) as data,
+        tarfile.open(fileobj=data, mode="r|") as archive,
+    ):
+        for member in archive:
+            kind = _TAR_TYPES.get(member.type)
+            if kind is None:
+                continue
+            name = member.name + "/" if member.isdir() else member.name
+            xattrs = {
+                key.removeprefix("SCHILY.xattr."): value.encode("utf-8", "surrogateescape")
+                for key, value in member.pax_headers.items()
+                if key.startswith("SCHILY.xattr.")
+            }
+            size = member.size if member.isreg() else 0
+            h.update(
+                go_tar_header(
+                    name,
+                    typeflag=kind,
+                    mode=member.mode,
+                    uid=member.uid,
+                    gid=member.gid,
+                    size=size,
+                    linkname=member.linkname,
+                    uname=member.uname,
+                    gname=member.gname,
+                    devmajor=member.devmajor,
+                    devminor=member.devminor,
+                    xattrs=xattrs or None,
+                )
+            )
+            if size:
+                stream = archive.extractfile(member)
+                assert stream is not None
+                while chunk := stream.read(1 << 20):
+                    h.update(chunk)
+                h.update(bytes(-size % 512))
+    h.update(bytes(1024))
+    return h.hexdigest()
+
+
+def _copy_applied(rootfs: Path, write: Any) -> None:
+    """Write a copy layer into a temporary file and apply it to ``rootfs``."""
+    with tempfile.TemporaryFile() as layer:
+        write(layer)
+        layer.seek(0)
+        apply_layer(rootfs, layer)
+
+
+def _extract(
+    context: Path, rootfs: Path, plan: Any, entry: Any, owner: tuple[int, int] | None
+) -> None:
+    """Unpack the archive ``entry`` (read inside ``context``) into the destination
+    directory of ``plan`` (created as needed: mode 0755, owned by ``owner`` or root),
+    through the root-confined applier."""
+    with RootDir(context) as source_root:
+        fd = open_in_root(source_root, entry.realpath)
+    with os.fdopen(fd, "rb") as stream, RootDir(rootfs) as root:
+        created: list[tuple[str, ...]] = []
+        os.close(root.open_dir(plan.dest_dir, create=True, created=created).fd)
+        for path in created:
+            made = root.open_dir(path)
+            try:
+                os.chmod(f"/proc/self/fd/{made.fd}", 0o755)
+                os.chown(f"/proc/self/fd/{made.fd}", *(owner or (0, 0)))
+            finally:
+                os.close(made.fd)
+        opened = root.open_dir(plan.dest_dir)
+        try:
+            apply_layer(f"/proc/self/fd/{opened.fd}", stream)
+        finally:
+            os.close(opened.fd)
