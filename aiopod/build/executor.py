@@ -306,7 +306,7 @@ class _Build:
         for instruction in stage.instructions:
             self._say(stage, instruction.original)
             await self._instruction(run, instruction, global_args)
-        if run.pending:
+        if run.pending and not self.options.layers:
             await self._pending_layer(run)
         names = [str(check_tag_name(t)) for t in self.options.tags] if final else []
         image = await self._commit(run, names=names, final=final)
@@ -351,10 +351,12 @@ class _Build:
             await self._dispatch(run, instruction, global_args)
         except ExpansionError as exc:
             raise DockerfileError(str(exc), path=self._path, line=instruction.line) from None
-        except BuildError as exc:
-            if str(exc).startswith("building at STEP"):
+        except DockerfileError:
+            raise
+        except AiopodError as exc:  # a hostile archive, a user not found, ...
+            if isinstance(exc, BuildError) and str(exc).startswith("building at STEP"):
                 raise
-            raise BuildError(f'building at STEP "{instruction.original}": {exc}') from None
+            raise BuildError(f'building at STEP "{instruction.original}": {exc}') from exc
 
     @property
     def _path(self) -> str:
@@ -381,8 +383,8 @@ class _Build:
             )
             if keyword == "CMD":
                 run.cmd_set = True
-            hit = await self._metadata_step(run, created, history_text(instruction))
-            if keyword == "WORKDIR" and not hit:
+            await self._metadata_step(run, created, history_text(instruction))
+            if keyword == "WORKDIR":  # a cache hit too: the next layer step may miss
                 await self._make_workdir(run)
         elif keyword == "RUN":
             await self._run(run, instruction, env, created)
@@ -395,18 +397,17 @@ class _Build:
         if self.options.layers and keyword not in ("RUN", "COPY", "ADD"):
             await self._commit(run, names=[], final=False)
 
-    async def _metadata_step(self, run: _StageRun, created: str, created_by: str) -> bool:
+    async def _metadata_step(self, run: _StageRun, created: str, created_by: str) -> None:
         """Record a step that changes only the config (already applied to it); with
         ``layers``, adopt the intermediate image of the same step, if one exists."""
-        if await self.use_cache(run, created_by, adds_layer=False):
-            return True
-        run.config.add_history(created, created_by, empty_layer=True)
-        return False
+        if not await self.use_cache(run, created_by, adds_layer=False):
+            run.config.add_history(created, created_by, empty_layer=True)
 
     async def _make_workdir(self, run: _StageRun) -> None:
         """Create the working directory (and its missing parents) as buildah does: mode
-        0755, owned by the current USER.  The directories go into the stage's next layer
-        (or, when no RUN, COPY or ADD follows, a layer of their own at the end)."""
+        0755, owned by the current USER.  The directories go into the stage's next layer;
+        when no RUN, COPY or ADD follows, into a layer of their own at the end, except
+        with ``layers``, where (as in buildah) they are not committed then."""
         from aiopod.build.context import destination_hints
 
         workdir = run.config.get("WorkingDir") or "/"
