@@ -1,0 +1,666 @@
+"""Building Dockerfiles into the store: ``Runtime.build`` and ``aiopod build``.
+
+Every build starts from the busybox root file system imported into a fresh store under
+``tmp_path``.  The hostile cases of reliability.md §2.3 table B are proved at the build
+level here (B1-B6, B8); B7, B9, B10 and B11 are properties of RUN's isolation and are
+proved in ``test_isolation.py``.
+
+Safety: RUN steps execute as root in a chroot.  Every path a Dockerfile here writes to,
+and every symlink target, is a path *inside tmp_path* (``HOST``, a stand-in for the host),
+so that even if isolation or confinement were broken nothing outside tmp_path could be
+touched; the tests then check that the stand-in is exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest_context import make_tree, tree_state
+from peers import (
+    aiopod,
+    aiopod_images,
+    aiopod_ok,
+    file as tar_file,
+    symlink as tar_symlink,
+    tar_bytes,
+)
+
+from aiopod import Runtime
+from aiopod.errors import BuildError, DockerfileError
+from aiopod.events.model import Event, EventKind
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.peer("busybox"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="RUN needs root (namespaces, chroot)"),
+]
+
+BASE = "localhost/bb:latest"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def rt(store: Path, busybox_rootfs_tar: Path) -> Any:
+    """A runtime on a fresh store holding the busybox base image."""
+    async with Runtime(store) as runtime:
+        await runtime.import_image(busybox_rootfs_tar, BASE)
+        yield runtime
+
+
+def context(tmp_path: Path, dockerfile: str, files: Mapping[str, Any] | None = None) -> Path:
+    """A build context ``<tmp_path>/ctx`` with ``Dockerfile`` and ``files`` (make_tree)."""
+    ctx = make_tree(tmp_path / "ctx", dict(files or {}))
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+class Progress:
+    """Collects what a build reports and tells which steps came from the cache."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        self.chunks.append(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def cached(self) -> dict[str, bool]:
+        """{instruction: whether that step said ``Using cache``} for every step after FROM."""
+        result: dict[str, bool] = {}
+        for section in re.split(r"(?m)^(?:\[\d+/\d+\] )?STEP \d+/\d+: ", self.text)[1:]:
+            instruction, _, rest = section.partition("\n")
+            if not instruction.startswith("FROM "):
+                result[instruction] = rest.startswith("--> Using cache ")
+        return result
+
+
+async def build(rt: Runtime, ctx: Path, **options: Any) -> Any:
+    with anyio.fail_after(120):
+        return await rt.build(ctx, **options)
+
+
+async def image_files(rt: Runtime, reference: str) -> Path:
+    """The root file system of *reference*, unpacked as a working container's."""
+    container = await rt.create_working_container(reference)
+    return rt.store.container_dir(container.id) / "rootfs"
+
+
+def processes_mentioning(*markers: str) -> list[int]:
+    """PIDs whose command line (NUL-separated arguments) contains one of *markers*."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(marker.encode() in cmdline for marker in markers):
+            found.append(int(entry))
+    return found
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_prints_steps_run_output_commit_and_the_image_id(
+    store: Path, busybox_rootfs_tar: Path, tmp_path: Path
+) -> None:
+    aiopod_ok("import", busybox_rootfs_tar, BASE, root=store)
+    ctx = context(tmp_path, 'FROM localhost/bb:latest\nRUN echo built-by-run\nCMD ["sh"]\n')
+    out = aiopod_ok("build", "-t", "localhost/app:1", "-t", "app:2", ctx, root=store).stdout
+    image_id = out.splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f]{64}", image_id), out
+    assert out.splitlines() == [
+        "STEP 1/3: FROM localhost/bb:latest",
+        "STEP 2/3: RUN echo built-by-run",
+        "built-by-run",
+        'STEP 3/3: CMD ["sh"]',
+        "COMMIT localhost/app:1",
+        f"--> {image_id[:12]}",
+        "Successfully tagged localhost/app:1",
+        "Successfully tagged localhost/app:2",
+        image_id,
+    ]
+    assert aiopod_images(store)[image_id] == ["localhost/app:1", "localhost/app:2"]
+
+
+def test_cli_quiet_prints_only_the_id_and_stages_are_numbered(
+    store: Path, busybox_rootfs_tar: Path, tmp_path: Path
+) -> None:
+    aiopod_ok("import", busybox_rootfs_tar, BASE, root=store)
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest AS one\nRUN echo one > /one\n"
+        "FROM localhost/bb:latest\nCOPY --from=one /one /copied\n",
+    )
+    quiet = aiopod_ok("build", "-q", "-t", "two", ctx, root=store).stdout
+    assert re.fullmatch(r"[0-9a-f]{64}\n", quiet)
+    loud = aiopod_ok("build", "-t", "two", ctx, root=store).stdout.splitlines()
+    assert [line for line in loud if "STEP" in line] == [
+        "[1/2] STEP 1/4: FROM localhost/bb:latest AS one",
+        "[1/2] STEP 2/4: RUN echo one > /one",
+        "[2/2] STEP 3/4: FROM localhost/bb:latest",
+        "[2/2] STEP 4/4: COPY --from=one /one /copied",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "line", "message"),
+    [
+        ("FROM localhost/bb:latest\nBOGUS x\n", 2, 'unknown instruction: "BOGUS"'),
+        ("FROM localhost/bb:latest\nRUN true\nENV ${X:?required}=1\n", 3, "X: required"),
+        ("FROM localhost/bb:latest\nHEALTHCHECK --retries=0 CMD true\n", 2, "--retries"),
+        ("FROM localhost/bb:latest\n\nSTOPSIGNAL NOSUCHSIGNAL\n", 3, "invalid signal"),
+    ],
+)
+def test_cli_malformed_dockerfile_is_error_125_with_file_and_line(
+    store: Path, busybox_rootfs_tar: Path, tmp_path: Path, dockerfile: str, line: int, message: str
+) -> None:
+    aiopod_ok("import", busybox_rootfs_tar, BASE, root=store)
+    ctx = context(tmp_path, "FROM scratch\n")
+    bad = tmp_path / "bad.Dockerfile"
+    bad.write_text(dockerfile)
+    proc = aiopod("build", "-f", bad, "-t", "never", ctx, root=store)
+    assert proc.returncode == 125, proc
+    [error] = proc.stderr.splitlines()
+    assert error.startswith(f"Error: {bad}:{line}: "), proc.stderr
+    assert message in error
+    assert "Traceback" not in proc.stderr
+    assert "localhost/never" not in aiopod_ok("images", root=store).stdout
+
+
+async def test_api_malformed_dockerfile_raises_dockerfile_error(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN true\nCOPY onlyone\n")
+    with pytest.raises(DockerfileError, match=rf"^{re.escape(str(ctx))}/Dockerfile:3: ") as caught:
+        await build(rt, ctx)
+    assert caught.value.line == 3
+
+
+# -- what a build makes --------------------------------------------------------------------------
+
+
+async def test_api_build_returns_the_tagged_image_with_its_config(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(
+        tmp_path,
+        'FROM localhost/bb:latest\nENV A=1\nRUN echo $A > /a\nUSER app\nCMD ["sh"]\n',
+    )
+    image = await build(rt, ctx, tags=["app"])
+    assert image.names == ("localhost/app:latest",)
+    config = (await rt.inspect_image("app"))["Config"]
+    assert config["Env"][-1] == "A=1"
+    assert (config["User"], config["Cmd"]) == ("app", ["sh"])
+    assert (await image_files(rt, "app")).joinpath("a").read_text() == "1\n"
+
+
+async def test_timestamp_zero_gives_the_same_image_id_in_another_store(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """--timestamp 0 makes a build reproducible: a second store with the same base image
+    (saved and loaded) builds the same image ID, RUN and COPY layers included."""
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nRUN echo run > /run.txt && mkdir /d\nCOPY a.txt /d/\n",
+        {"a.txt": "copied\n"},
+    )
+    first = await build(rt, ctx, timestamp=0)
+    assert first.created is not None and first.created.timestamp() == 0
+    archive = tmp_path / "base.tar"
+    await rt.save(archive, [BASE])
+    async with Runtime(tmp_path / "other-store") as other:
+        await other.load(archive)
+        assert (await build(other, ctx, timestamp=0)).id == first.id
+    assert (await build(rt, ctx, timestamp=0)).id == first.id
+    # The control: without --timestamp the creation time makes every build different.
+    assert (await build(rt, ctx)).id != (await build(rt, ctx)).id
+
+
+LAYERED = """\
+FROM localhost/bb:latest
+ARG A=1
+ENV E=$A
+COPY a.txt /a.txt
+RUN sleep 1 && echo "$E" > /e
+LABEL l=1
+WORKDIR /w
+USER app
+CMD ["sh"]
+"""
+
+
+async def test_layers_rebuild_takes_every_step_from_the_cache(rt: Runtime, tmp_path: Path) -> None:
+    ctx = context(tmp_path, LAYERED, {"a.txt": "a\n"})
+    start = time.monotonic()
+    first = await build(rt, ctx, layers=True, tags=["layered"])
+    cold = time.monotonic() - start
+    progress = Progress()
+    start = time.monotonic()
+    second = await build(rt, ctx, layers=True, tags=["layered"], progress=progress)
+    warm = time.monotonic() - start
+    steps = progress.cached()
+    assert len(steps) == 8 and all(steps.values()), progress.text
+    assert second.id == first.id
+    assert warm < cold / 2, (warm, cold)  # the RUN (a one-second sleep) did not run again
+    # --no-cache builds every step again.
+    progress = Progress()
+    await build(rt, ctx, layers=True, no_cache=True, progress=progress)
+    assert not any(progress.cached().values())
+
+
+async def test_a_changed_build_arg_misses_from_the_first_run_that_has_it_in_scope(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nRUN echo before > /before\nARG V=1\nENV KEEP=1\n"
+        "RUN echo $V > /v\nRUN echo after > /after\n",
+    )
+    await build(rt, ctx, layers=True, build_args={"V": "one"})
+    progress = Progress()
+    image = await build(rt, ctx, layers=True, build_args={"V": "two"}, progress=progress)
+    assert progress.cached() == {
+        "RUN echo before > /before": True,
+        "ARG V=1": True,
+        "ENV KEEP=1": True,
+        "RUN echo $V > /v": False,
+        "RUN echo after > /after": False,
+    }
+    assert (await image_files(rt, image.id)).joinpath("v").read_text() == "two\n"
+    progress = Progress()
+    await build(rt, ctx, layers=True, build_args={"V": "one"}, progress=progress)
+    assert all(progress.cached().values())
+
+
+async def test_env_from_a_changed_build_arg_is_not_served_from_the_cache(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """The history text ``ENV E=$V`` is the same for every value; the cached image's
+    config is not, so aiopod misses (buildah 1.28 would reuse the stale value)."""
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nARG V\nENV E=$V\n")
+    await build(rt, ctx, layers=True, build_args={"V": "one"})
+    progress = Progress()
+    image = await build(rt, ctx, layers=True, build_args={"V": "two"}, progress=progress)
+    assert progress.cached() == {"ARG V": True, "ENV E=$V": False}
+    assert "E=two" in (await rt.inspect_image(image.id))["Config"]["Env"]
+
+
+async def test_copy_cache_follows_content_and_mode_not_mtime(rt: Runtime, tmp_path: Path) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nCOPY src/ /src/\nRUN cat /src/f > /copy\n",
+        {"src/f": "one\n", "src/g": "g\n"},
+    )
+
+    async def steps() -> dict[str, bool]:
+        progress = Progress()
+        await build(rt, ctx, layers=True, progress=progress)
+        return progress.cached()
+
+    await build(rt, ctx, layers=True)
+    os.utime(ctx / "src" / "f", (1, 1))
+    assert await steps() == {"COPY src/ /src/": True, "RUN cat /src/f > /copy": True}
+    (ctx / "src" / "f").write_text("two\n")
+    assert await steps() == {"COPY src/ /src/": False, "RUN cat /src/f > /copy": False}
+    (ctx / "src" / "g").chmod(0o600)
+    assert await steps() == {"COPY src/ /src/": False, "RUN cat /src/f > /copy": False}
+    assert await steps() == {"COPY src/ /src/": True, "RUN cat /src/f > /copy": True}
+
+
+async def test_intermediate_images_are_a_chain_of_parents_and_children(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(tmp_path, LAYERED, {"a.txt": "a\n"})
+    final = await build(rt, ctx, layers=True, tags=["layered"])
+    base = await rt.get_image(BASE)
+    everything = {image.id: image for image in await rt.images(all=True)}
+    chain = []
+    current = everything[final.id]
+    while current.parent_id:
+        current = everything[current.parent_id]
+        chain.append(current)
+    assert chain[-1].id == base.id
+    intermediates = chain[:-1]
+    assert len(intermediates) == 7  # one image per step after FROM; the last is the result
+    assert all(i.intermediate and not i.names for i in intermediates)
+    assert set(everything) == {final.id, base.id, *(i.id for i in intermediates)}
+    assert {i.id for i in await rt.images()} == {final.id, base.id}
+
+
+@pytest.mark.parametrize("policy", ["podman", "libpod"])
+async def test_rmi_of_a_layered_build_follows_the_rules_about_children(
+    rt: Runtime, tmp_path: Path, policy: Any
+) -> None:
+    """podman deletes the image and then every parent left dangling, up to the named base;
+    libpod deletes only the image, and refuses an intermediate that has children."""
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN echo 1 > /1\nRUN echo 2 > /2\n")
+    final = await build(rt, ctx, layers=True, tags=["layered"])
+    base = await rt.get_image(BASE)
+    middle = (await rt.get_image(final.id)).parent_id
+    assert middle and (await rt.get_image(middle)).parent_id == base.id
+    if policy == "libpod":
+        refused = await rt.remove_images([middle], policy="libpod")
+        assert "dependent child images" in str(refused.errors[0])
+    report = await rt.remove_images(["layered"], policy=policy)
+    assert report.exit_code == 0, report.errors
+    left = {image.id for image in await rt.images(all=True)}
+    if policy == "podman":
+        assert report.deleted == [final.id, middle]
+        assert left == {base.id}
+    else:
+        assert report.deleted == [final.id]
+        assert left == {base.id, middle}
+        assert (await rt.get_image(middle)).dangling
+    assert (await rt.check()).ok
+
+
+async def test_every_committed_image_has_a_built_event(rt: Runtime, tmp_path: Path) -> None:
+    dockerfile = "FROM localhost/bb:latest AS one\nRUN echo 1 > /1\nFROM one\nENV B=2\n"
+    ctx = context(tmp_path, dockerfile)
+
+    async def built_events(**options: Any) -> tuple[Any, list[tuple[str, str | None]]]:
+        async with rt.events.subscribe(kinds=[EventKind.BUILT]) as events:
+            image = await build(rt, ctx, **options)
+            seen = []
+            while events.pending:
+                event = events.receive_nowait()
+                assert isinstance(event, Event), event
+                seen.append((event.id, event.name))
+        return image, seen
+
+    # Without --layers: the stage used as a base, then the result.
+    plain, seen = await built_events(tags=["plain"])
+    assert [name for _, name in seen] == [None, "localhost/plain:latest"]
+    assert seen[1][0] == plain.id
+    assert (await rt.get_image(plain.id)).parent_id == seen[0][0]
+    # With --layers: one image per step (RUN of stage one, ENV of the last stage); the
+    # last step's image is the result.
+    layered, seen = await built_events(tags=["layered"], layers=True, no_cache=True)
+    assert [name for _, name in seen] == [None, None, "localhost/layered:latest"]
+    assert seen[1][0] == seen[2][0] == layered.id
+    assert {i for i, _ in seen} <= {image.id for image in await rt.images(all=True)}
+
+
+# -- working containers and failures -------------------------------------------------------------
+
+
+async def test_working_containers_exist_only_while_the_build_runs(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest AS first\nRUN true\n"
+        "FROM localhost/bb:latest\nCOPY --from=first /etc/passwd /p\nRUN sleep 0.5\n",
+    )
+    last_run = anyio.Event()
+
+    def progress(text: str) -> None:
+        if "RUN sleep 0.5" in text:
+            last_run.set()
+
+    seen: list[Any] = []
+
+    async def look() -> None:
+        await last_run.wait()
+        seen.extend(await rt.containers(external=True))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(look)
+        image = await build(rt, ctx, progress=progress, tags=["built"])
+    # Stage "first", the final stage, and the one COPY --from unpacked.
+    assert len(seen) == 3
+    assert all(c.external and c.state == "storage" for c in seen)
+    assert await rt.containers(external=True) == []
+    assert image.names == ("localhost/built:latest",)
+    assert (await rt.check()).ok
+
+
+async def test_a_failing_run_names_step_command_exit_code_and_output(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nRUN echo fine\nRUN echo about to fail; echo oops >&2; exit 3\n",
+    )
+    with pytest.raises(BuildError) as caught:
+        await build(rt, ctx, tags=["never"])
+    message = str(caught.value)
+    assert 'building at STEP "RUN echo about to fail; echo oops >&2; exit 3"' in message
+    assert "exit status 3" in message
+    assert "about to fail\noops" in message
+    assert await rt.containers(external=True) == []
+    assert {i.id for i in await rt.images(all=True)} == {(await rt.get_image(BASE)).id}
+    assert (await rt.check()).ok
+
+
+def test_cli_failing_run_is_error_125_without_traceback(
+    store: Path, busybox_rootfs_tar: Path, tmp_path: Path
+) -> None:
+    aiopod_ok("import", busybox_rootfs_tar, BASE, root=store)
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN echo failing-output; exit 7\n")
+    proc = aiopod("build", ctx, root=store)
+    assert proc.returncode == 125
+    assert proc.stderr.startswith('Error: building at STEP "RUN echo failing-output; exit 7"')
+    assert "exit status 7" in proc.stderr and "failing-output" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert aiopod_ok("ps", "--external", "-q", root=store).stdout == ""
+
+
+async def test_a_cancelled_build_kills_run_and_leaves_nothing_behind(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    seconds = 600_000 + os.getpid() % 100_000  # a sleep of its own, to find it by
+    marker = f"aiopod-cancel-{os.getpid()}"
+    ctx = context(
+        tmp_path,
+        f"FROM localhost/bb:latest\nRUN echo running; sleep {seconds}; echo {marker}\n",
+    )
+    running = anyio.Event()
+
+    def progress(text: str) -> None:
+        if "running" in text.splitlines():
+            running.set()
+
+    async with anyio.create_task_group() as tg:
+
+        async def cancel_when_running() -> None:
+            await running.wait()
+            assert len(processes_mentioning(marker, f"sleep\0{seconds}")) == 2
+            assert len(await rt.containers(external=True)) == 1
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(cancel_when_running)
+        with anyio.fail_after(60):
+            await rt.build(ctx, progress=progress, tags=["never"])
+    assert processes_mentioning(marker, f"sleep\0{seconds}") == []
+    assert await rt.containers(external=True) == []
+    assert [i.names for i in await rt.images(all=True)] == [(BASE,)]
+    assert (await rt.check()).ok
+
+
+async def test_unknown_base_image_and_target_are_clear_errors(rt: Runtime, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM localhost/nosuch:1\nRUN true\n")
+    with pytest.raises(BuildError, match="'localhost/nosuch:1' is not in the store"):
+        await build(rt, ctx)
+    ctx = context(tmp_path / "t", "FROM localhost/bb:latest AS only\n")
+    with pytest.raises(BuildError, match='the target "other" was not found'):
+        await build(rt, ctx, target="other")
+    assert await rt.containers(external=True) == []
+
+
+async def test_b6_add_of_a_url_is_a_clear_error_for_now(rt: Runtime, tmp_path: Path) -> None:
+    """Remote ADD sources are not supported yet: a BuildError, nothing fetched or stored.
+    (When they are, the archive must be stored as a file, never extracted: B6.)"""
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nADD http://127.0.0.1:9/evil.tar.gz /\n")
+    with pytest.raises(BuildError, match="remote sources are not supported yet"):
+        await build(rt, ctx)
+    assert await rt.containers(external=True) == []
+
+
+# -- hostile inputs (reliability.md §2.3 table B) ------------------------------------------------
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """A stand-in for the host: ``<tmp_path>/host`` with a secret and a directory."""
+    return make_tree(
+        tmp_path / "host", {"secret": "HOST SECRET\n", "dir/keep": "host file\n", "dir/": 0o755}
+    )
+
+
+async def test_b1_sources_outside_the_context_are_refused(
+    rt: Runtime, tmp_path: Path, host: Path
+) -> None:
+    before = tree_state(host)
+    escape = "../host/secret"  # from <tmp_path>/ctx
+    ctx = context(tmp_path, f"FROM localhost/bb:latest\nCOPY {escape} /x\n")
+    with pytest.raises(BuildError, match="possible escaping context directory"):
+        await build(rt, ctx)
+    # An absolute source is relative to the context: not there, so not found ...
+    (ctx / "Dockerfile").write_text(f"FROM localhost/bb:latest\nADD {host}/secret /x\n")
+    with pytest.raises(BuildError, match="no such file or directory"):
+        await build(rt, ctx)
+    # ... and the context's own file when it is.
+    make_tree(ctx, {f"{str(host).lstrip('/')}/secret": "context file\n"})
+    image = await build(rt, ctx)
+    assert (await image_files(rt, image.id)).joinpath("x").read_text() == "context file\n"
+    assert tree_state(host) == before
+
+
+async def test_b2_context_symlinks_resolve_inside_the_context(
+    rt: Runtime, tmp_path: Path, host: Path
+) -> None:
+    before = tree_state(host)
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nCOPY leak/secret /from-absolute\n"
+        "COPY up/secret /from-relative\nCOPY leak /dir/\n",
+        {
+            "leak@": str(host),  # an absolute link: the context is its root
+            "up@": "../../../../../../../..",  # .. stops at the context's root
+            f"{str(host).lstrip('/')}/secret": "decoy in the context\n",
+            "secret": "top of the context\n",
+        },
+    )
+    image = await build(rt, ctx)
+    files = await image_files(rt, image.id)
+    assert (files / "from-absolute").read_text() == "decoy in the context\n"
+    assert (files / "from-relative").read_text() == "top of the context\n"
+    assert sorted(os.listdir(files / "dir")) == ["secret"]
+    assert (files / "dir" / "secret").read_text() == "decoy in the context\n"
+    assert tree_state(host) == before
+
+
+async def test_b3_copy_from_a_stage_resolves_its_symlinks_inside_the_stage(
+    rt: Runtime, tmp_path: Path, host: Path
+) -> None:
+    """The stage has ``<tmp>/rootlink -> /``: ``COPY --from`` through it reads the stage's
+    own ``<host>/secret``, never the stand-in's."""
+    before = tree_state(host)
+    rootlink = tmp_path / "rootlink"
+    ctx = context(
+        tmp_path,
+        f"FROM localhost/bb:latest AS stage\n"
+        f"RUN mkdir -p {host} && echo stage file > {host}/secret && ln -s / {rootlink}\n"
+        f"FROM localhost/bb:latest\nCOPY --from=stage {rootlink}{host}/secret /x\n",
+    )
+    image = await build(rt, ctx)
+    assert (await image_files(rt, image.id)).joinpath("x").read_text() == "stage file\n"
+    assert tree_state(host) == before
+    assert not rootlink.exists()
+
+
+async def test_b4_destinations_stay_in_the_root_file_system(
+    rt: Runtime, tmp_path: Path, host: Path
+) -> None:
+    """``COPY f /../../../..<host>/pwned`` climbs no higher than the image's root, and
+    ``COPY f <tmp>/link/`` with the image's ``<tmp>/link -> <host>/dir`` writes into the
+    image's ``<host>/dir`` (the link resolved with the image's root as ``/``)."""
+    before = tree_state(host)
+    link = tmp_path / "link"
+    ctx = context(
+        tmp_path,
+        f"FROM localhost/bb:latest\nRUN mkdir -p {tmp_path} && ln -s {host}/dir {link}\n"
+        f"COPY f /../../../..{host}/pwned\nCOPY f {link}/\n",
+        {"f": "copied\n"},
+    )
+    image = await build(rt, ctx)
+    files = await image_files(rt, image.id)
+    inside = files / str(host).lstrip("/")
+    assert (inside / "pwned").read_text() == "copied\n"
+    assert (inside / "dir" / "f").read_text() == "copied\n"
+    assert os.readlink(files / str(link).lstrip("/")) == f"{host}/dir"
+    assert tree_state(host) == before
+    assert not link.exists()
+
+
+def _evil_tar(*entries: Any) -> bytes:
+    return tar_bytes(entries)
+
+
+async def test_b5_hostile_archives_are_refused_or_confined(
+    rt: Runtime, tmp_path: Path, host: Path
+) -> None:
+    before = tree_state(host)
+    escaping = _evil_tar(tar_file("../../evil", b"escaped\n"))
+    through_link = _evil_tar(
+        tar_symlink("x", f"{host}/dir"), tar_file("x/file", b"through the link\n")
+    )
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nADD escaping.tar /\n",
+        {"escaping.tar": escaping, "link.tar": through_link},
+    )
+    with pytest.raises(BuildError, match=r"'\.\./\.\./evil'.* climbs out of the root"):
+        await build(rt, ctx)
+    assert not (tmp_path / "evil").exists() and not (tmp_path.parent / "evil").exists()
+    (ctx / "Dockerfile").write_text("FROM localhost/bb:latest\nADD link.tar /\n")
+    image = await build(rt, ctx)
+    files = await image_files(rt, image.id)
+    assert os.readlink(files / "x") == f"{host}/dir"
+    inside = files / str(host).lstrip("/") / "dir" / "file"
+    assert inside.read_text() == "through the link\n"
+    assert tree_state(host) == before
+    assert (await rt.check()).ok
+
+
+async def test_b8_a_run_leaving_a_swapping_process_cannot_redirect_the_next_copy(
+    rt: Runtime, tmp_path: Path, host: Path
+) -> None:
+    """A RUN starts a loop that keeps turning /dst into a symlink to the host stand-in and
+    back; the loop dies with the RUN, and the COPY after it lands inside the image."""
+    before = tree_state(host)
+    marker = f"aiopod-b8-{os.getpid()}"
+    dst = tmp_path / "dst"  # the same path inside the image: harmless even if run on the host
+    ctx = context(
+        tmp_path,
+        f"FROM localhost/bb:latest\n"
+        f"RUN mkdir -p {dst} && (while :; do : {marker}; rm -rf {dst}; "
+        f"ln -s {host}/dir {dst}; rm -f {dst}; mkdir {dst}; done) >/dev/null 2>&1 &\n"
+        f"COPY f {dst}/\n",
+        {"f": "copied\n"},
+    )
+    image = await build(rt, ctx)
+    assert processes_mentioning(marker) == []
+    files = await image_files(rt, image.id)
+    landed = [p for p in files.rglob("f") if p.is_file() and p.read_text() == "copied\n"]
+    assert landed and all(files in p.parents for p in landed)
+    assert tree_state(host) == before
+    assert not (dst / "f").exists() and not dst.exists()
