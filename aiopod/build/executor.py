@@ -30,7 +30,7 @@ import anyio
 import anyio.to_thread
 
 from aiopod.build.commit import commit_image, name_built_image
-from aiopod.build.image_config import DEFAULT_PATH, ImageConfig
+from aiopod.build.image_config import DEFAULT_PATH, ImageConfig, local_architecture
 from aiopod.build.instructions import (
     METADATA_INSTRUCTIONS,
     apply_metadata,
@@ -57,6 +57,23 @@ __all__ = ("BuildOptions", "BuildResult", "Progress", "build_image")
 
 #: Receives progress lines (``STEP 2/5: RUN …``) and RUN output, as they happen.
 Progress = Callable[[str], None]
+
+
+def _platform_args() -> dict[str, str]:
+    """The platform ARGs every build knows (build and target platform: this machine's)."""
+    arch = local_architecture()
+    args = {}
+    for prefix in ("BUILD", "TARGET"):
+        args.update(
+            {
+                f"{prefix}PLATFORM": f"linux/{arch}",
+                f"{prefix}OS": "linux",
+                f"{prefix}ARCH": arch,
+                f"{prefix}VARIANT": "",
+            }
+        )
+    return args
+
 
 PREDEFINED_ARGS = (
     "HTTP_PROXY",
@@ -196,7 +213,7 @@ class _Build:
 
         def ref(text: str) -> Stage | None:
             try:
-                return self._stage_ref(dockerfile, expand(text, global_args))
+                return self._stage_ref(dockerfile, expand(text, self._from_env(global_args)))
             except ExpansionError:
                 return None
 
@@ -215,6 +232,10 @@ class _Build:
 
         visit(target)
         return sorted(needed)
+
+    def _from_env(self, global_args: Mapping[str, str]) -> dict[str, str]:
+        """Variables a FROM line can use: the global ARGs and the platform ARGs."""
+        return {**_platform_args(), **global_args}
 
     def _global_args(self, dockerfile: Dockerfile) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -263,7 +284,8 @@ class _Build:
         self.stage_count = len(dockerfile.stages)
         self._say(stage, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else ""))
         try:
-            base_text = expand(stage.base, global_args)
+            base_text = expand(stage.base, self._from_env(global_args))
+            wanted_platform = expand(stage.platform or "", self._from_env(global_args))
         except ExpansionError as exc:
             raise DockerfileError(str(exc), path=self._path, line=stage.line) from None
         base_stage = self._stage_ref(dockerfile, base_text)
@@ -295,6 +317,8 @@ class _Build:
             config=ImageConfig.from_base(config_doc),
             base_layers=list(base_image.layers) if base_image is not None else [],
         )
+        if wanted_platform:
+            self._check_platform(wanted_platform, run.config, base_text)
         if not run.config.get("Env"):  # buildah: a base without Env gets the default PATH
             run.config.set_env(*DEFAULT_PATH.split("=", 1))
         triggers = list(run.config.get("OnBuild") or [])
@@ -311,6 +335,18 @@ class _Build:
         names = [str(check_tag_name(t)) for t in self.options.tags] if final else []
         image = await self._commit(run, names=names, final=final)
         return image
+
+    @staticmethod
+    def _check_platform(wanted: str, config: ImageConfig, base: str) -> None:
+        """``FROM --platform``: the base image must be of that platform (nothing is
+        pulled, so no other variant of it can be chosen)."""
+        parts = wanted.split("/")
+        have = [config.os, config.architecture]
+        if len(parts) not in (2, 3) or parts[:2] != have:
+            raise BuildError(
+                f'building at STEP "FROM --platform={wanted} {base}": the image is '
+                f"{'/'.join(have)}, not {wanted}"
+            )
 
     async def _pending_layer(self, run: _StageRun) -> None:
         """Directories WORKDIR made after the stage's last layer: a layer owned by the
@@ -371,7 +407,7 @@ class _Build:
         if keyword == "ARG":
             for key, default in self._arg_pairs(instruction, env):
                 if default is None:
-                    default = global_args.get(key)
+                    default = global_args.get(key, _platform_args().get(key))
                 value = self.options.build_args.get(key, default)
                 if value is not None:  # declared without a value: unset, as in buildah
                     run.args[key] = value
@@ -459,6 +495,8 @@ class _Build:
     async def _run(
         self, run: _StageRun, instruction: Instruction, env: Mapping[str, str], created: str
     ) -> None:
+        for flag, _ in instruction.flags:  # never run a step without what it asks for
+            raise BuildError(f"RUN --{flag} is not supported by this builder yet")
         if instruction.json_args is not None:
             argv = list(instruction.json_args)
             text = "[" + ", ".join(f'"{a}"' for a in argv) + "]"
