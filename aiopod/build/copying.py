@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 __all__ = ("copy_step",)
 
 
+#: Flags Docker knows that this builder does not implement (buildah 1.28 has none of them).
+_UNSUPPORTED_FLAGS = frozenset({"link", "exclude", "checksum", "keep-git-dir"})
+
+
 def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
@@ -112,6 +116,9 @@ async def copy_step(
     if len(words) < 2:
         raise BuildError(f"{keyword} requires at least two arguments")
     *sources, dest = words
+    for flag, value in instruction.flags:  # never copy without what the step asks for
+        if flag in _UNSUPPORTED_FLAGS and value != "false":
+            raise BuildError(f"{keyword} --{flag} is not supported by this builder yet")
     if keyword == "ADD" and any(_is_url(s) for s in sources):
         raise BuildError(f"ADD {' '.join(sources)}: remote sources are not supported yet")
     from_flag = instruction.flag("from")
