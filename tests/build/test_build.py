@@ -33,6 +33,7 @@ from peers import (
 )
 
 from aiopod import Runtime
+from aiopod.build.image_config import local_architecture
 from aiopod.errors import BuildError, DockerfileError
 from aiopod.events.model import Event, EventKind
 
@@ -43,6 +44,7 @@ pytestmark = [
 ]
 
 BASE = "localhost/bb:latest"
+LOCAL_ARCH = local_architecture()
 
 
 @pytest.fixture
@@ -503,6 +505,35 @@ async def test_unknown_base_image_and_target_are_clear_errors(rt: Runtime, tmp_p
     with pytest.raises(BuildError, match='the target "other" was not found'):
         await build(rt, ctx, target="other")
     assert await rt.containers(external=True) == []
+
+
+@pytest.mark.parametrize(
+    ("instruction", "message"),
+    [
+        ("RUN --mount=type=cache,target=/c true", "RUN --mount is not supported"),
+        ("RUN --network=none true", "RUN --network is not supported"),
+        ("COPY --link a.txt /x", "COPY --link is not supported"),
+        ("COPY --exclude=*.md . /x", "COPY --exclude is not supported"),
+        ("ADD --checksum=sha256:0 a.txt /x", "ADD --checksum is not supported"),
+        ("COPY <<EOF /x\nhello\nEOF", "COPY with a heredoc is not supported"),
+    ],
+)
+async def test_features_not_implemented_are_errors_not_ignored(
+    rt: Runtime, tmp_path: Path, instruction: str, message: str
+) -> None:
+    ctx = context(tmp_path, f"FROM localhost/bb:latest\n{instruction}\n", {"a.txt": "a"})
+    with pytest.raises(BuildError, match=message):
+        await build(rt, ctx)
+    assert await rt.containers(external=True) == []
+
+
+async def test_from_platform_must_be_the_base_images(rt: Runtime, tmp_path: Path) -> None:
+    other = "linux/arm64" if LOCAL_ARCH != "arm64" else "linux/amd64"
+    ctx = context(tmp_path, f"FROM --platform={other} localhost/bb:latest\nRUN true\n")
+    with pytest.raises(BuildError, match=f"the image is linux/{LOCAL_ARCH}, not {other}"):
+        await build(rt, ctx)
+    (ctx / "Dockerfile").write_text(f"FROM --platform=linux/{LOCAL_ARCH} localhost/bb:latest\n")
+    await build(rt, ctx)
 
 
 async def test_b6_add_of_a_url_is_a_clear_error_for_now(rt: Runtime, tmp_path: Path) -> None:

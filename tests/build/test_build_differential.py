@@ -94,6 +94,16 @@ RUN echo platform > /platform
 """,
     ),
     Scenario(
+        "platform-args",
+        """\
+FROM --platform=$BUILDPLATFORM localhost/bb:latest
+ARG TARGETARCH
+ARG BUILDPLATFORM
+ARG TARGETOS=declared-default
+RUN echo "[$TARGETARCH] [$BUILDPLATFORM] [$TARGETOS] [$TARGETPLATFORM]" > /platform
+""",
+    ),
+    Scenario(
         "from-scratch",
         """\
 FROM scratch
