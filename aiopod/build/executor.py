@@ -75,18 +75,6 @@ def _platform_args() -> dict[str, str]:
     return args
 
 
-PREDEFINED_ARGS = (
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-)
-
-
 @dataclass(frozen=True)
 class BuildOptions:
     """What to build: the context, the Dockerfile and the flags of ``podman build``."""
@@ -489,8 +477,9 @@ class _Build:
         return run.snapshot
 
     def _run_args(self, run: _StageRun) -> list[tuple[str, str]]:
-        env_keys = set(run.config.env_map())
-        return [(k, v) for k, v in run.args.items() if k not in env_keys or k in PREDEFINED_ARGS]
+        """The ARGs in scope for RUN's history, an ENV of the same name winning (buildah)."""
+        env = run.config.env_map()
+        return [(k, env.get(k, v)) for k, v in run.args.items()]
 
     async def _run(
         self, run: _StageRun, instruction: Instruction, env: Mapping[str, str], created: str
