@@ -73,7 +73,7 @@ RUN echo "$GREETING, $TARGET" > /greeting && mkdir -p /out && echo one > /out/1
 RUN ["/bin/sh", "-c", "echo exec form $GREETING > /exec.txt"]
 RUN ["/bin/echo", "$GREETING not expanded"]
 RUN rm /out/1 && echo two > /out/2 && chmod 0640 /out/2 && ln -s /greeting /out/link \\
- && rm /etc/group && touch /bin/busybox
+ && ln /out/2 /out/hard && rm /etc/group && touch /bin/busybox && echo x > /etc/passwd
 """,
     ),
     Scenario(
@@ -161,7 +161,9 @@ FROM localhost/bb:latest
 ARG FIRST=one
 ENV E1=env
 ARG SECOND
-RUN echo "$FIRST $SECOND $E1" > /tmp/values && pwd > /tmp/pwd-root
+ARG SHADOWED=from-arg
+ENV SHADOWED=from-env
+RUN echo "$FIRST $SECOND $E1 $SHADOWED" > /tmp/values && pwd > /tmp/pwd-root
 USER app
 WORKDIR /home/app
 RUN id -u > ids && id -g >> ids && echo "$HOME" > home && pwd > pwd && echo mine > mine
@@ -178,6 +180,7 @@ FROM localhost/bb:latest
 COPY *.txt /globbed/
 COPY a.txt b.md /several
 COPY a.txt /renamed.txt
+COPY b.md /etc/passwd
 COPY d /dir-contents/
 COPY d/sub /sub-to-new-dir
 COPY ["c.txt", "/json form/"]
@@ -261,7 +264,7 @@ WORKDIR /numeric
         """\
 FROM localhost/bb:latest
 ARG PORT=8080
-EXPOSE 80 53/udp $PORT
+EXPOSE 80 53/udp $PORT 9000-9002
 VOLUME /data
 VOLUME ["/json/vol", "/other"]
 STOPSIGNAL SIGQUIT
@@ -357,6 +360,18 @@ ONBUILD ENV FROM_TRIGGER=yes
 """,
             ),
         ),
+    ),
+    Scenario(
+        "onbuild-of-an-earlier-stage",
+        """\
+FROM localhost/bb:latest AS parent
+ONBUILD RUN echo from-trigger > /trigger
+ONBUILD ENV TRIGGERED=1
+RUN echo parent > /parent
+FROM parent
+RUN echo "$TRIGGERED" > /child
+""",
+        docker_format=True,
     ),
     Scenario(
         "onbuild-stored-in-the-parent",
