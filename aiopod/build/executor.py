@@ -50,7 +50,7 @@ from aiopod.removal.executor import execute_plan
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.lookup import lookup_image
-from aiopod.storage.records import ImageRecord, LayerRecord
+from aiopod.storage.records import HistoryEntry, ImageRecord, LayerRecord
 from aiopod.storage.store import Store
 
 __all__ = ("BuildOptions", "BuildResult", "Progress", "build_image")
@@ -589,11 +589,11 @@ class _Build:
     async def use_cache(self, run: _StageRun, created_by: str, *, adds_layer: bool) -> bool:
         """With ``layers``, adopt an intermediate image made by the same step before.
 
-        A stored image is the same step when its history is this stage's history plus
-        one entry with *created_by* (with a layer when the step *adds_layer*), its layers
-        are this stage's plus that one, and its runtime config equals the one the step
-        leaves (so an instruction whose text is the same but whose values differ, such
-        as ``ENV X=$ARG``, misses).
+        A stored image is the same step when its history is this stage's history (every
+        field, as buildah compares it) plus one entry with *created_by* (with a layer
+        when the step *adds_layer*), its layers are this stage's plus that one, and its
+        runtime config equals the one the step leaves (so an instruction whose text is
+        the same but whose values differ, such as ``ENV X=$ARG``, misses).
         """
         if not self.options.layers or self.options.no_cache:
             return False
@@ -612,10 +612,8 @@ class _Build:
                 or len(record.diff_ids) != expected
             ):
                 continue
-            if [h.created_by for h in record.history[:-1]] != [
-                str(h.get("created_by", "")) for h in history
-            ]:
-                continue
+            if list(record.history[:-1]) != [HistoryEntry.from_config(h) for h in history]:
+                continue  # another base, or another build's steps (created times differ)
             config_doc = await anyio.to_thread.run_sync(
                 self._read_json, self.store.blob_path(record.config_digest)
             )
