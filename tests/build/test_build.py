@@ -304,6 +304,22 @@ async def test_env_from_a_changed_build_arg_is_not_served_from_the_cache(
     assert "E=two" in (await rt.inspect_image(image.id))["Config"]["Env"]
 
 
+async def test_the_cache_is_only_for_the_same_base_image(
+    rt: Runtime, tmp_path: Path, busybox_rootfs_tar: Path
+) -> None:
+    """A second import of the same tarball has the same layer but its own history: steps
+    built on the first are not reused on it, and the result is its child."""
+    other = await rt.import_image(busybox_rootfs_tar, "localhost/bb2:latest")
+    assert other.id != (await rt.get_image(BASE)).id
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN echo x > /x\n")
+    await build(rt, ctx, layers=True)
+    (ctx / "Dockerfile").write_text("FROM localhost/bb2:latest\nRUN echo x > /x\n")
+    progress = Progress()
+    image = await build(rt, ctx, layers=True, progress=progress)
+    assert progress.cached() == {"RUN echo x > /x": False}
+    assert image.parent_id == other.id
+
+
 async def test_copy_cache_follows_content_and_mode_not_mtime(rt: Runtime, tmp_path: Path) -> None:
     ctx = context(
         tmp_path,
@@ -484,7 +500,12 @@ async def test_a_cancelled_build_kills_run_and_leaves_nothing_behind(
 
         async def cancel_when_running() -> None:
             await running.wait()
-            assert len(processes_mentioning(marker, f"sleep\0{seconds}")) == 2
+            for _ in range(500):  # the shell, then (soon after "running") its sleep
+                if len(processes_mentioning(marker, f"sleep\0{seconds}")) == 2:
+                    break
+                await anyio.sleep(0.02)
+            else:
+                pytest.fail("the RUN's shell and sleep never both ran")
             assert len(await rt.containers(external=True)) == 1
             tg.cancel_scope.cancel()
 
