@@ -22,9 +22,11 @@ import`` on aiopod's; the base image IDs differ because podman stamps the creati
   ``io.buildah.version``), ExposedPorts, Volumes, StopSignal, and with ``--format docker``
   also Shell, Healthcheck and OnBuild (the OCI format drops them);
 * the history the build added (after the base image's own entries): the ``created_by``
-  sequence always, and with ``--layers`` the ``empty_layer`` flags and the number of
-  layers too.  Without ``--layers`` buildah commits one layer per stage, aiopod one per
-  RUN/COPY/ADD, so only the content is compared then.
+  sequence always (so COPY/ADD content summaries must be buildah's digests), and with
+  ``--layers`` the ``empty_layer`` flags, the number of layers, and every COPY layer's
+  diff_id (with ``--timestamp 0`` they are bit for bit buildah's).  Without ``--layers``
+  buildah commits one layer per stage, aiopod one per RUN/COPY/ADD, so only the content
+  is compared then.
 
 Everything runs on private roots under the test's directory; buildah's run root is a
 short directory under /tmp (podman limits its length) removed by the ``podman`` fixture.
@@ -137,6 +139,19 @@ class Built:
     def diff_ids(self) -> list[str]:
         ids: list[str] = self.config["rootfs"]["diff_ids"]
         return ids
+
+    def step_layers(self) -> list[str | None]:
+        """For each entry of :attr:`history`, the diff_id of its layer (None: empty)."""
+        entries = self.config.get("history") or []
+        index = sum(1 for h in entries[: self.base_history] if not h.get("empty_layer"))
+        out: list[str | None] = []
+        for entry in self.history:
+            if entry.get("empty_layer"):
+                out.append(None)
+            else:
+                out.append(self.diff_ids[index])
+                index += 1
+        return out
 
     def tree(self) -> dict[str, tuple[Any, ...]]:
         """The root file system without mount-point stubs (empty dirs and files)."""
@@ -313,6 +328,12 @@ def explain_differences(scenario: Scenario, theirs: Built, mine: Built) -> str:
             problems.append(
                 f"layer count: aiopod {len(mine.diff_ids)} != buildah {len(theirs.diff_ids)}"
             )
+        else:
+            for by, their_layer, my_layer in zip(
+                their_by, theirs.step_layers(), mine.step_layers(), strict=True
+            ):
+                if "#(nop) COPY " in by and their_layer != my_layer:
+                    problems.append(f"COPY layer of {by!r}: aiopod {my_layer} != {their_layer}")
     if problems:
         problems.append(f"--- aiopod output ---\n{mine.output[-2000:]}")
     return "\n".join(problems)

@@ -591,3 +591,11 @@ def test_the_comparison_sees_every_kind_of_difference(tmp_path: Path) -> None:
     other = built("b")
     other.config["history"][1]["created_by"] = "/bin/sh -c #(nop) ENV A=2"
     assert "history created_by" in explain_differences(scenario, built("a"), other)
+    layered = Scenario("self-test", "", layers=True)
+    copy, other = built("a"), built("b")
+    for doc in (copy.config, other.config):
+        doc["history"][1] = {"created_by": "/bin/sh -c #(nop) COPY file:1 in / "}
+        doc["rootfs"]["diff_ids"].append("sha256:2")
+    assert explain_differences(layered, copy, other) == ""
+    other.config["rootfs"]["diff_ids"][1] = "sha256:3"
+    assert "COPY layer" in explain_differences(layered, copy, other)
