@@ -58,11 +58,13 @@ async def commit_image(
     created: str,
     names: Sequence[str] = (),
     event_attributes: dict[str, str] | None = None,
+    new_ids: list[str] | None = None,
 ) -> tuple[ImageRecord, list[Event]]:
     """Store the image made of *base_layers* + *new_layers* with *config*.
 
     Returns the stored record (an image with the same ID keeps its old names too) and
-    the recorded events.  The commit is shielded from cancellation once it starts.
+    the recorded events; the ID is appended to *new_ids* when no such image existed.
+    The commit is shielded from cancellation once it starts.
     """
     layers = [*base_layers, *(staged_layer_record(b) for b in new_layers)]
     record, blobs = await anyio.to_thread.run_sync(_assemble, area, config, created, layers, names)
@@ -72,6 +74,8 @@ async def commit_image(
             for blob in [*blobs, *new_layers]:
                 txn.add_blob(blob)
             stored = record
+            if new_ids is not None:
+                new_ids.append(record.id)
         else:
             stored = existing.with_names([*existing.names, *names])
         if existing is None or stored != existing:
