@@ -47,6 +47,8 @@ from aiopod.errors import AiopodError, BuildError, DockerfileError, ImageNotKnow
 from aiopod.events.model import Event
 from aiopod.reference import check_tag_name
 from aiopod.removal.executor import execute_plan
+from aiopod.removal.plan import RemovalOptions
+from aiopod.removal.podman import plan_podman
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.lookup import lookup_image
@@ -130,6 +132,9 @@ class _Build:
         self.progress = progress
         self.events: list[Event] = []
         self.intermediates: list[str] = []
+        self.stage_images: list[str] = []
+        """Images this build stored for stages other than the target (without ``layers``)."""
+        self.result_id: str | None = None
         self.results: dict[int, ImageRecord] = {}
         self.containers: list[str] = []
         self.area: StagingArea | None = None
@@ -160,6 +165,7 @@ class _Build:
                 stage = dockerfile.stages[index]
                 final = index == target.index
                 self.results[index] = await self._run_stage(dockerfile, stage, global_args, final)
+            self.result_id = self.results[target.index].id
         finally:
             with anyio.CancelScope(shield=True):
                 await self._cleanup()
@@ -255,9 +261,30 @@ class _Build:
 
             await execute_plan(self.store, planner)
             self.containers.clear()
+        if self.stage_images:
+            await self._remove_stage_images()
         if self.area is not None:
             await anyio.to_thread.run_sync(self.area.close)
             self.area = None
+
+    async def _remove_stage_images(self) -> None:
+        """Without ``layers``, the images of stages other than the target are the build's
+        own business: removed when it ends (as buildah does), unless one of them is the
+        result or has been named since.  The base images they were built on stay."""
+        ids = list(self.stage_images)
+        self.stage_images.clear()
+
+        def planner(state: Any, failures: Mapping[str, str]) -> Any:
+            doomed = [
+                i
+                for i in ids
+                if i in state.images and not state.images[i].names and i != self.result_id
+            ]
+            options = RemovalOptions(no_prune=True)
+            return plan_podman(state, doomed, options, container_failures=failures)
+
+        report = await execute_plan(self.store, planner)
+        self.events.extend(report.events)
 
     # -- one stage ---------------------------------------------------------------------
 
@@ -674,6 +701,7 @@ class _Build:
             config=run.config,
             created=created,
             names=names,
+            new_ids=self.stage_images if not final and not self.options.layers else None,
         )
         self.events.extend(events)
         run.base_layers = list(record.layers)
