@@ -61,6 +61,19 @@ __all__ = ("BuildOptions", "BuildResult", "Progress", "build_image")
 Progress = Callable[[str], None]
 
 
+#: Build args RUN sees when given, without an ARG declaring them (kept out of history).
+PROXY_ARGS = (
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
+
+
 def _platform_args() -> dict[str, str]:
     """The platform ARGs every build knows (build and target platform: this machine's)."""
     arch = local_architecture()
@@ -426,7 +439,8 @@ class _Build:
                 value = self.options.build_args.get(key, default)
                 if value is not None:  # declared without a value: unset, as in buildah
                     run.args[key] = value
-            names = " ".join(sorted(run.args))
+            given = {k for k in PROXY_ARGS if k in self.options.build_args}
+            names = " ".join(sorted(set(run.args) | given))
             await self._metadata_step(run, created, f"/bin/sh -c #(nop) ARG {names}")
         elif keyword in METADATA_INSTRUCTIONS:
             apply_metadata(
@@ -530,6 +544,9 @@ class _Build:
         run_env = dict(run.config.env_map())
         for key, value in run.args.items():
             run_env.setdefault(key, value)
+        for key in PROXY_ARGS:  # given with --build-arg, they need no ARG (nor history)
+            if key in self.options.build_args:
+                run_env.setdefault(key, self.options.build_args[key])
 
         def output(data: bytes) -> None:
             self.progress(data.decode("utf-8", "replace"))
