@@ -6,9 +6,10 @@ level here (B1-B6, B8); B7, B9, B10 and B11 are properties of RUN's isolation an
 proved in ``test_isolation.py``.
 
 Safety: RUN steps execute as root in a chroot.  Every path a Dockerfile here writes to,
-and every symlink target, is a path *inside tmp_path* (``HOST``, a stand-in for the host),
-so that even if isolation or confinement were broken nothing outside tmp_path could be
-touched; the tests then check that the stand-in is exactly as before.
+and every symlink target, is a path *inside tmp_path* (the ``host`` fixture is a
+stand-in for the host), so that even if isolation or confinement were broken nothing
+outside tmp_path could be touched; the tests then check that the stand-in is exactly as
+before.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from peers import (
     tar_bytes,
 )
 
-from aiopod import Runtime
+from aiopod import Image, Runtime
 from aiopod.build.image_config import local_architecture
 from aiopod.errors import BuildError, DockerfileError
 from aiopod.events.model import Event, EventKind
@@ -53,7 +54,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def rt(store: Path, busybox_rootfs_tar: Path) -> Any:
+async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
     """A runtime on a fresh store holding the busybox base image."""
     async with Runtime(store) as runtime:
         await runtime.import_image(busybox_rootfs_tar, BASE)
@@ -90,7 +91,7 @@ class Progress:
         return result
 
 
-async def build(rt: Runtime, ctx: Path, **options: Any) -> Any:
+async def build(rt: Runtime, ctx: Path, **options: Any) -> Image:
     with anyio.fail_after(120):
         return await rt.build(ctx, **options)
 

@@ -248,6 +248,22 @@ RUN echo "$OTHER" > /other
         args=("--build-arg", "VERSION=1.2.3"),
     ),
     Scenario(
+        "proxy-build-args-need-no-arg",
+        """\
+FROM localhost/bb:latest
+ARG no_proxy
+RUN echo "[$HTTP_PROXY] [$no_proxy] [$UNDECLARED]" > /proxy
+""",
+        args=(
+            "--build-arg",
+            "HTTP_PROXY=http://proxy.invalid:3128",
+            "--build-arg",
+            "no_proxy=localhost",
+            "--build-arg",
+            "UNDECLARED=not seen",
+        ),
+    ),
+    Scenario(
         "workdir-created-owned-by-user",
         """\
 FROM localhost/bb:latest
