@@ -4,9 +4,32 @@ Each scenario is built by ``buildah bud --isolation chroot --timestamp 0`` and b
 build --timestamp 0`` on private stores holding the same busybox base, and the results are
 compared as ``build_scenarios.explain_differences`` describes: root file systems unpacked
 by umoci, the config fields a user sees, and the history the build added (with
-``--layers`` the layer structure too).  Together the scenarios use every instruction and
-every flag the builder supports; the Dockerfile features that do not match buildah yet
-are listed in the final test's docstring.
+``--layers`` the layer structure and the COPY layers' diff_ids too).  Together the
+scenarios use every instruction and every flag the builder supports.
+
+Where aiopod does not (yet) do what buildah 1.28 does:
+
+* ``ADD <url>`` is refused (BuildError); buildah downloads it (mode 0600, not extracted).
+* ``RUN --mount`` (bind, cache, tmpfs, secret, ssh) is refused; buildah 1.28 has them.
+* ``COPY <<EOF`` / ``ADD <<EOF`` are refused; ``RUN <<EOF`` works (buildah 1.28 has no
+  heredocs: the scenario compares with the equivalent ``RUN``).
+* Without ``--layers`` aiopod commits one layer per RUN/COPY/ADD, buildah one per stage
+  (same files; the history's ``empty_layer`` flags differ).
+* With ``--layers`` aiopod makes a WORKDIR directory when the instruction runs, owned by
+  USER; buildah makes it only when a later step needs it (a COPY makes it root's).
+* Stage names are case-insensitive (``AS Build`` / ``--from=build``), as in Docker;
+  buildah 1.28 matches them exactly.
+* ``ENV X=$ARG`` with another ``--build-arg`` value misses the layer cache (the cached
+  config is compared); buildah 1.28 reuses the stale value.
+* No ``--format docker``: aiopod writes OCI images and keeps Shell, Healthcheck and
+  OnBuild in them (buildah's OCI format drops them); no base-image annotations, no
+  ``io.buildah.version`` label, no ``FROM <image>`` history comments.
+* RUN leaves the empty ``dev/``, ``proc/`` and ``etc/{hosts,hostname,resolv.conf}`` stubs
+  but not buildah's ``sys/`` and ``run/`` (aiopod mounts no /sys).
+* ``FROM --platform`` must name the base image's own platform (nothing is pulled).
+
+Matched on purpose although Docker differs: SHELL does not wrap shell-form CMD and
+ENTRYPOINT; ``# escape=`` changes line continuation but not word expansion.
 """
 
 from __future__ import annotations
