@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -145,61 +146,85 @@ async def create_container(
         )
     argv = tuple(command) or _default_command(config_bytes)
     if not argv and not external:
-        for fd in fds:
-            os.close(fd)
+        _close_all(fds)
         raise UsageError("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
+
+    def image_still_there(state: StoreState) -> None:
+        if image.id not in state.images:
+            raise ImageNotKnown(reference)
+
+    return await _make_container(
+        store,
+        lambda rootfs: unpack_layers(rootfs, fds),
+        image_id=image.id,
+        image_name=resolved or image.id,
+        name=name,
+        name_hint=resolved or None,
+        command=argv,
+        external=external,
+        check=image_still_there,
+        on_abandon=lambda: _close_all(fds),
+    )
+
+
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+async def _create_scratch(store: Store, name: str | None) -> tuple[ContainerRecord, list[Event]]:
+    """A working container with an empty root file system (``FROM scratch``)."""
+    return await _make_container(
+        store,
+        lambda rootfs: rootfs.mkdir(mode=0o755, parents=True),
+        image_id="",
+        image_name="scratch",
+        name=name,
+        name_hint=None,
+        command=(),
+        external=True,
+    )
+
+
+async def _make_container(
+    store: Store,
+    populate: Callable[[Path], object],
+    *,
+    image_id: str,
+    image_name: str,
+    name: str | None,
+    name_hint: str | None,
+    command: tuple[str, ...],
+    external: bool,
+    check: Callable[[StoreState], None] | None = None,
+    on_abandon: Callable[[], object] | None = None,
+) -> tuple[ContainerRecord, list[Event]]:
+    """Prepare a container's root file system in a staging area with *populate* (outside
+    the store lock), then commit its directory and record in one transaction."""
     container_id = secrets.token_hex(32)
-    area = await anyio.to_thread.run_sync(store.new_staging_area)
+    try:
+        area = await anyio.to_thread.run_sync(store.new_staging_area)
+    except BaseException:
+        if on_abandon is not None:
+            on_abandon()
+        raise
     try:
         staged = area.path / container_id
-        await anyio.to_thread.run_sync(unpack_layers, staged / "rootfs", fds)
+        await anyio.to_thread.run_sync(populate, staged / "rootfs")
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         async with store.transaction() as txn:
-            if image.id not in txn.state.images:
-                raise ImageNotKnown(reference)
+            if check is not None:
+                check(txn.state)
             taken = {c.name for c in txn.state.containers.values()}
-            final_name = _choose_name(txn, name, taken, resolved or None, external)
-            image_name = resolved or image.id
-            record = ContainerRecord(
-                id=container_id,
-                name=final_name,
-                image_id=image.id,
-                created=created,
-                runtime=None if external else RuntimeConfig(final_name, argv, image_name),
-            )
+            final_name = _choose_name(txn, name, taken, name_hint, external)
+            runtime = None if external else RuntimeConfig(final_name, command, image_name)
+            record = ContainerRecord(container_id, final_name, image_id, created, runtime)
             event = Event(
                 EventKind.CREATED,
                 "container",
                 container_id,
                 final_name,
                 attributes={"image": image_name, "external": str(external).lower()},
-            )
-            txn.add_container(record, staged)
-            txn.emit([event])
-        return record, txn.recorded or [event]
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(area.close)
-
-
-async def _create_scratch(store: Store, name: str | None) -> tuple[ContainerRecord, list[Event]]:
-    """A working container with an empty root file system (``FROM scratch``)."""
-    container_id = secrets.token_hex(32)
-    area = await anyio.to_thread.run_sync(store.new_staging_area)
-    try:
-        staged = area.path / container_id
-        await anyio.to_thread.run_sync(lambda: (staged / "rootfs").mkdir(mode=0o755, parents=True))
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        async with store.transaction() as txn:
-            taken = {c.name for c in txn.state.containers.values()}
-            final_name = _choose_name(txn, name, taken, None, True)
-            record = ContainerRecord(container_id, final_name, "", created)
-            event = Event(
-                EventKind.CREATED,
-                "container",
-                container_id,
-                final_name,
-                attributes={"image": "scratch", "external": "true"},
             )
             txn.add_container(record, staged)
             txn.emit([event])
