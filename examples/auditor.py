@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tarfile
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -36,7 +35,9 @@ import anyio.abc
 import aiopod
 from aiopod.events import EventBus, Lagged, to_native_json
 
-HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).parent))
+from quickstart import make_rootfs_tarball  # the same example image as the quickstart
+
 
 #: Most events written in one go (a burst larger than this is written in several).
 BATCH = 512
@@ -80,14 +81,6 @@ async def audit(
         finally:
             with anyio.CancelScope(shield=True):  # close the file even when cancelled
                 await out.close()
-
-
-def make_rootfs_tarball(target: Path) -> Path:
-    """Pack ``examples/rootfs`` as a root file system tarball."""
-    with tarfile.open(target, "w") as tar:
-        for path in sorted((HERE / "rootfs").rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(HERE / "rootfs")), recursive=False)
-    return target
 
 
 async def main(workdir: Path) -> None:
