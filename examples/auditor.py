@@ -38,7 +38,6 @@ from aiopod.events import EventBus, Lagged, to_native_json
 sys.path.insert(0, str(Path(__file__).parent))
 from quickstart import make_rootfs_tarball  # the same example image as the quickstart
 
-
 #: Most events written in one go (a burst larger than this is written in several).
 BATCH = 512
 
