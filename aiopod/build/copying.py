@@ -108,6 +108,7 @@ async def copy_step(
     keyword = instruction.keyword
     if instruction.heredocs:
         raise BuildError(f"{keyword} with a heredoc is not supported by this builder yet")
+    await build.ready(run)
     words = (
         list(instruction.json_args)
         if instruction.json_args is not None

@@ -126,6 +126,9 @@ class _StageRun:
     snapshot: Snapshot | None = None
     """The root file system as of the last layer, when it may have changed since."""
     pending: bool = False
+    #: Layers recorded but not yet applied to the root file system (digest, staged file):
+    #: applied only before a step reads it, so a last COPY or cached step costs no unpack.
+    unapplied: list[tuple[str, Path | None]] = field(default_factory=list)
     """WORKDIR made directories that no layer holds yet (``snapshot`` is from before)."""
     image: ImageRecord | None = None
 
@@ -376,9 +379,26 @@ class _Build:
                 f"{'/'.join(have)}, not {wanted}"
             )
 
+    async def ready(self, run: _StageRun) -> None:
+        """Apply the layers recorded but not yet applied, before a step reads the root
+        file system (RUN, COPY/ADD, WORKDIR)."""
+        if not run.unapplied:
+            return
+        layers, run.unapplied = run.unapplied, []
+
+        def apply() -> None:
+            for digest, staged in layers:
+                path = staged if staged is not None and staged.exists() else None
+                with (path or self.store.blob_path(digest)).open("rb") as stream:
+                    apply_layer(run.rootfs, stream)
+
+        await anyio.to_thread.run_sync(apply)
+        run.snapshot = None
+
     async def _pending_layer(self, run: _StageRun) -> None:
         """Directories WORKDIR made after the stage's last layer: a layer owned by the
         last history entry (buildah commits a stage's changes with its last step)."""
+        await self.ready(run)
         before = run.snapshot
         assert before is not None
         volumes = list((run.config.get("Volumes") or {}).keys())
@@ -475,6 +495,7 @@ class _Build:
         with ``layers``, where (as in buildah) they are not committed then."""
         from aiopod.build.context import destination_hints
 
+        await self.ready(run)
         workdir = run.config.get("WorkingDir") or "/"
         is_dir, _ = await anyio.to_thread.run_sync(destination_hints, run.rootfs, workdir, "/")
         if is_dir:
@@ -527,6 +548,7 @@ class _Build:
     ) -> None:
         for flag, _ in instruction.flags:  # never run a step without what it asks for
             raise BuildError(f"RUN --{flag} is not supported by this builder yet")
+        await self.ready(run)
         if instruction.json_args is not None:
             argv = list(instruction.json_args)
             text = "[" + ", ".join(f'"{a}"' for a in argv) + "]"
@@ -604,12 +626,7 @@ class _Build:
 
         blob = await anyio.to_thread.run_sync(produce)
         if apply:
-
-            def apply_blob() -> None:
-                with blob.path.open("rb") as stream:
-                    apply_layer(run.rootfs, stream)
-
-            await anyio.to_thread.run_sync(apply_blob)
+            run.unapplied.append((blob.digest, blob.path))
         run.new_layers.append(blob)
         run.config.add_layer(blob.digest)
         run.config.add_history(created, created_by, empty_layer=False)
@@ -675,14 +692,7 @@ class _Build:
         run.config = ImageConfig.from_base(config_doc)
         run.cmd_set = cmd_set
         if adds_layer:
-            layer = record.layers[-1]
-            path = self.store.blob_path(layer.digest)
-
-            def apply() -> None:
-                with path.open("rb") as stream:
-                    apply_layer(run.rootfs, stream)
-
-            await anyio.to_thread.run_sync(apply)
+            run.unapplied.append((record.layers[-1].digest, None))
             run.snapshot = None
             run.pending = False
         run.base_layers = list(record.layers)
