@@ -156,14 +156,22 @@ def _validate(pattern: str) -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _glob_body(pattern: str) -> str:
+def _glob_body(pattern: str, double_star: bool = False) -> str:
+    """The regex body of a glob: Go's ``filepath.Match`` syntax, plus (``double_star``,
+    for ignore files) ``**`` matching any number of directories."""
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         i += 1
         if c == "*":
-            out.append("[^/]*")
+            if double_star and i < n and pattern[i] == "*":
+                i += 1
+                if i < n and pattern[i] == "/":
+                    i += 1
+                out.append(".*" if i >= n else "(?:.*/)?")
+            else:
+                out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
@@ -199,34 +207,8 @@ def go_match(pattern: str, name: str) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _ignore_regex(pattern: str) -> re.Pattern[str]:
     """containers/storage's translation of one cleaned ignore pattern into a regex."""
-    out: list[str] = [r"\A"]
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            if i < n and pattern[i] == "*":
-                i += 1
-                if i < n and pattern[i] == "/":
-                    i += 1
-                out.append(".*" if i >= n else "(?:.*/)?")
-            else:
-                out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            regex, i = _class_regex(pattern, i)
-            out.append(regex)
-        elif c == "\\":
-            if i >= n:
-                raise _BadPattern("syntax error in pattern")
-            out.append(re.escape(pattern[i]))
-            i += 1
-        else:
-            out.append(re.escape(c))
-    out.append(r"(?:/.*)?\Z")
     # Go's "." does not match a newline, and neither does Python's without DOTALL.
-    return re.compile("".join(out))
+    return re.compile(r"\A" + _glob_body(pattern, double_star=True) + r"(?:/.*)?\Z")
 
 
 @dataclass(frozen=True)
