@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from httpfiles import HttpFiles, serve_files
 from peers import (
     DOCKERFILE_APP,
     DOCKERFILE_OTHER,
@@ -42,6 +43,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def store(tmp_path: Path) -> Path:
     """A fresh aiopod store root (not yet created: aiopod creates it on first use)."""
     return tmp_path / "store"
+
+
+@pytest.fixture
+def http_files(tmp_path: Path) -> Iterator[HttpFiles]:
+    """A loopback HTTP server for ``<tmp_path>/http`` (see ``httpfiles.serve_files``)."""
+    root = tmp_path / "http"
+    root.mkdir()
+    with serve_files(root) as files:
+        yield files
 
 
 # --------------------------------------------------------------------------------------------

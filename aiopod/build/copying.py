@@ -7,17 +7,22 @@ The layer is written straight from the sources (:func:`write_copy_layer`) and th
 applied to the working container through the root-confined applier; ``ADD`` of a local
 tar archive extracts it at the destination instead (applied through the same applier,
 so a hostile archive cannot escape: B5), and its layer is the difference of the root
-file system.  History: ``/bin/sh -c #(nop) COPY <file|dir|multi>:<digest> in <dest> ``,
+file system.  ``ADD <url>`` and heredoc documents (``COPY <<EOF /dest``) are first written
+into the staging area (:mod:`aiopod.build.materialized`) and copied like context files; a
+download is never extracted (B6).  History: ``/bin/sh -c #(nop) COPY <file|dir|multi>:<digest> in <dest> ``,
 which the layer cache compares.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import os
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +30,8 @@ import anyio
 import anyio.to_thread
 
 from aiopod.build.context import (
+    CopyPlan,
+    SourceEntry,
     copy_plan,
     destination_hints,
     open_in_root,
@@ -33,7 +40,8 @@ from aiopod.build.context import (
 )
 from aiopod.build.ignore import IgnoreRules
 from aiopod.build.layer_writer import go_tar_header, write_copy_layer
-from aiopod.build.parser import Instruction
+from aiopod.build.materialized import Downloaded, download, is_url, url_summary, write_heredoc
+from aiopod.build.parser import Heredoc, Instruction
 from aiopod.build.snapshot import write_diff_layer
 from aiopod.build.users import resolve_user
 from aiopod.build.words import expand, expand_words
@@ -52,10 +60,6 @@ __all__ = ("copy_step",)
 
 #: Flags Docker knows that this builder does not implement (buildah 1.28 has none of them).
 _UNSUPPORTED_FLAGS = frozenset({"link", "exclude", "checksum", "keep-git-dir"})
-
-
-def _is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
 
 
 def _chown(run: _StageRun, value: str | None) -> tuple[int, int] | None:
@@ -106,8 +110,6 @@ async def copy_step(
 ) -> None:
     """Run one COPY or ADD (see the module docstring)."""
     keyword = instruction.keyword
-    if instruction.heredocs:
-        raise BuildError(f"{keyword} with a heredoc is not supported by this builder yet")
     await build.ready(run)
     words = (
         list(instruction.json_args)
@@ -120,8 +122,6 @@ async def copy_step(
     for flag, value in instruction.flags:  # never copy without what the step asks for
         if flag in _UNSUPPORTED_FLAGS and value != "false":
             raise BuildError(f"{keyword} --{flag} is not supported by this builder yet")
-    if keyword == "ADD" and any(_is_url(s) for s in sources):
-        raise BuildError(f"ADD {' '.join(sources)}: remote sources are not supported yet")
     from_flag = instruction.flag("from")
     chown = _chown(run, expand(instruction.flag("chown") or "", env))
     chmod = _chmod(expand(instruction.flag("chmod") or "", env))
@@ -130,10 +130,21 @@ async def copy_step(
         context, strip = (await _source_root(build, run, expand(from_flag, env)))[0], False
     else:
         context, strip = build.options.context, True
+    extra = await _materialize(build, instruction, sources, env, from_flag is not None)
+    local = [(i, s) for i, s in enumerate(sources) if i not in extra]
 
     def prepare() -> tuple[Any, Any, str]:
-        ignore = IgnoreRules.load(context) if strip else IgnoreRules()
-        entries = resolve_sources(context, sources, ignore, check_archives=keyword == "ADD")
+        entries: list[SourceEntry] = []
+        if local:
+            ignore = IgnoreRules.load(context) if strip else IgnoreRules()
+            found = resolve_sources(
+                context, [s for _, s in local], ignore, check_archives=keyword == "ADD"
+            )
+            entries = [dataclasses.replace(e, index=local[e.index][0]) for e in found]
+        for index, (directory, name, _) in extra.items():
+            (entry,) = resolve_sources(directory, [name], IgnoreRules())
+            entries.append(dataclasses.replace(entry, source=sources[index], index=index))
+        entries.sort(key=lambda e: e.index)  # stable: a glob's matches keep their order
         is_dir, is_file = destination_hints(run.rootfs, dest, workdir)
         extract = keyword == "ADD"
         plan = copy_plan(
@@ -145,7 +156,8 @@ async def copy_step(
             extract=extract,
             nsources=len(sources),
         )
-        summary = _summary(entries, plan, chown, chmod, strip, extract)
+        downloads = {i: d for i, (_, _, d) in extra.items() if d is not None}
+        summary = _summary(entries, plan, chown, chmod, strip, extract, downloads)
         return entries, plan, summary
 
     entries, plan, summary = await anyio.to_thread.run_sync(prepare)
@@ -192,13 +204,24 @@ async def copy_step(
 
 
 def _summary(
-    entries: Any, plan: Any, chown: Any, chmod: int | None, strip: bool, extract: bool
+    entries: Sequence[SourceEntry],
+    plan: CopyPlan,
+    chown: tuple[int, int] | None,
+    chmod: int | None,
+    strip: bool,
+    extract: bool,
+    downloads: Mapping[int, Downloaded],
 ) -> str:
     """The content summary of the history (see :func:`sources_digest`); an archive ``ADD``
     extracts stands for its contents, as in buildah (a ``.tar`` and the same ``.tar.gz``
-    give the same summary)."""
+    give the same summary), and a download for its tar stream (:func:`url_summary`, with
+    no ``file:`` prefix, as in buildah)."""
 
-    def one(entry: Any) -> str:
+    def one(entry: SourceEntry) -> str:
+        downloaded = downloads.get(entry.index)
+        if downloaded is not None:
+            name = plan.rename or downloaded.url_name
+            return url_summary(downloaded, name=name, chown=chown, chmod=chmod)
         if extract and entry.is_archive:
             return f"file:{_archive_digest(entry)}"
         return sources_digest(
@@ -210,7 +233,7 @@ def _summary(
             strip_setid=strip,
         )
 
-    if not any(extract and e.is_archive for e in entries):
+    if not downloads and not any(extract and e.is_archive for e in entries):
         return sources_digest(
             entries, plan, chown=chown, chmod=chmod, preserve_ownership=not strip, strip_setid=strip
         )
@@ -218,6 +241,50 @@ def _summary(
     if len(parts) == 1:
         return parts[0]
     return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
+
+
+async def _materialize(
+    build: _Build,
+    instruction: Instruction,
+    sources: Sequence[str],
+    env: Mapping[str, str],
+    with_from: bool,
+) -> dict[int, tuple[Path, str, Downloaded | None]]:
+    """Write the sources that are not context files (``ADD`` URLs, heredoc documents) each
+    into its own directory of the staging area: ``{index: (directory, name, download)}``.
+    """
+    keyword = instruction.keyword
+    heredocs = list(instruction.heredocs)
+    wanted: dict[int, Heredoc | str] = {}
+    for index, source in enumerate(sources):
+        if heredocs and source.startswith("<<"):
+            marker = source[2:].removeprefix("-")
+            if marker == heredocs[0].name:
+                wanted[index] = heredocs.pop(0)
+                continue
+        if keyword == "ADD" and is_url(source):
+            wanted[index] = source
+    if not wanted:
+        return {}
+    if with_from:
+        raise BuildError(f"{keyword} --from cannot be combined with a URL or heredoc source")
+    assert build.area is not None
+    base = build.area.new_path("-sources")
+    mtime = build.options.timestamp
+    if mtime is None:
+        mtime = int(datetime.now(UTC).timestamp())
+    made: dict[int, tuple[Path, str, Downloaded | None]] = {}
+    for index, what in wanted.items():
+        directory = base / str(index)
+        await anyio.to_thread.run_sync(functools.partial(directory.mkdir, 0o700, parents=True))
+        if isinstance(what, str):
+            downloaded = await download(what, directory)
+            made[index] = (directory, downloaded.name, downloaded)
+        else:
+            write = functools.partial(write_heredoc, mtime=mtime, keyword=keyword)
+            name = await anyio.to_thread.run_sync(write, what, directory, env)
+            made[index] = (directory, name, None)
+    return made
 
 
 _TAR_TYPES = {

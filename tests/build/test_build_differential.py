@@ -9,10 +9,9 @@ scenarios use every instruction and every flag the builder supports.
 
 Where aiopod does not (yet) do what buildah 1.28 does:
 
-* ``ADD <url>`` is refused (BuildError); buildah downloads it (mode 0600, not extracted).
 * ``RUN --mount`` (bind, cache, tmpfs, secret, ssh) is refused; buildah 1.28 has them.
-* ``COPY <<EOF`` / ``ADD <<EOF`` are refused; ``RUN <<EOF`` works (buildah 1.28 has no
-  heredocs: the scenario compares with the equivalent ``RUN``).
+* buildah 1.28 has no heredocs; aiopod follows Docker (``RUN <<EOF``, ``COPY <<EOF``,
+  ``ADD <<EOF``), and the scenarios compare with the equivalent Dockerfile without them.
 * Without ``--layers`` aiopod commits one layer per RUN/COPY/ADD, buildah one per stage
   (same files; the history's ``empty_layer`` flags differ).
 * With ``--layers`` aiopod makes a WORKDIR directory when the instruction runs, owned by
@@ -36,6 +35,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from build_scenarios import (
     build_both,
     explain_differences,
 )
+from httpfiles import HttpFiles
 from peers import (
     Podman,
     Tool,
@@ -464,6 +465,30 @@ RUN echo first > /heredoc.txt && echo second >> /heredoc.txt
         compare_history=False,
     ),
     Scenario(
+        "heredoc-copy",
+        """\
+FROM localhost/bb:latest
+ARG WHO=builder
+COPY <<EOF /etc/motd
+hello $WHO
+EOF
+COPY --chmod=755 <<run.sh <<'notes.txt' /opt/
+#!/bin/sh
+echo run
+run.sh
+$NOT expanded
+notes.txt
+""",
+        buildah_dockerfile="""\
+FROM localhost/bb:latest
+ARG WHO=builder
+RUN echo "hello $WHO" > /etc/motd && chmod 644 /etc/motd && mkdir -p /opt \\
+ && printf '#!/bin/sh\\necho run\\n' > /opt/run.sh && printf '$NOT expanded\\n' > /opt/notes.txt \\
+ && chmod 755 /opt/run.sh /opt/notes.txt
+""",
+        compare_history=False,
+    ),
+    Scenario(
         "escape-directive",
         """\
 # escape=`
@@ -532,6 +557,53 @@ def test_aiopod_build_matches_buildah(
     busybox_rootfs_tar: Path,
     tmp_path: Path,
 ) -> None:
+    theirs, mine = build_both(
+        scenario,
+        podman=podman,
+        skopeo=skopeo,
+        umoci=umoci,
+        store=store,
+        base_tar=busybox_rootfs_tar,
+        work=tmp_path / "work",
+    )
+    problems = explain_differences(scenario, theirs, mine)
+    if problems:
+        pytest.fail(f"aiopod's image differs from buildah's:\n{problems}", pytrace=False)
+
+
+@pytest.mark.parametrize("layers", [False, True], ids=["one-layer", "layers"])
+def test_add_of_urls_matches_buildah(
+    layers: bool,
+    http_files: HttpFiles,
+    podman: Podman,
+    skopeo: Tool,
+    umoci: Tool,
+    store: Path,
+    busybox_rootfs_tar: Path,
+    tmp_path: Path,
+) -> None:
+    """``ADD <url>`` from a loopback server: the same files (mode 0600, never extracted,
+    named after the URL or the destination), the same history summaries (a bare digest of
+    the download's tar stream) and, with ``--layers``, the same layer diff_ids."""
+    (http_files.root / "pub").mkdir()
+    (http_files.root / "pub/file.txt").write_bytes(b"payload\n")
+    (http_files.root / "r.tar.gz").write_bytes(gzip.compress(ARCHIVE, mtime=0))
+    for name in ("pub/file.txt", "r.tar.gz"):
+        os.utime(http_files.root / name, (1_683_356_889, 1_683_356_889))
+    url = http_files.url
+    scenario = Scenario(
+        "add-url",
+        f"""\
+FROM localhost/bb:latest
+ADD {url}/pub/file.txt /dl/
+ADD {url}/pub/file.txt /renamed
+ADD --chmod=644 --chown=app {url}/pub/file.txt /opt/owned
+ADD {url}/r.tar.gz /archives/
+ADD a.txt {url}/pub/file.txt /mixed/
+""",
+        SOURCES,
+        layers=layers,
+    )
     theirs, mine = build_both(
         scenario,
         podman=podman,
