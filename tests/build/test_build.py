@@ -2,7 +2,7 @@
 
 Every build starts from the busybox root file system imported into a fresh store under
 ``tmp_path``.  The hostile cases of reliability.md §2.3 table B are proved at the build
-level here (B1-B6, B8); B7, B9, B10 and B11 are properties of RUN's isolation and are
+level here (B1-B5, B8; B6 in ``test_url_and_heredoc_sources.py``); B7, B9, B10 and B11 are properties of RUN's isolation and are
 proved in ``test_isolation.py``.
 
 Safety: RUN steps execute as root in a chroot.  Every path a Dockerfile here writes to,
@@ -575,15 +575,6 @@ async def test_from_platform_must_be_the_base_images(rt: Runtime, tmp_path: Path
         await build(rt, ctx)
     (ctx / "Dockerfile").write_text(f"FROM --platform=linux/{LOCAL_ARCH} localhost/bb:latest\n")
     await build(rt, ctx)
-
-
-async def test_b6_add_of_a_url_is_a_clear_error_for_now(rt: Runtime, tmp_path: Path) -> None:
-    """Remote ADD sources are not supported yet: a BuildError, nothing fetched or stored.
-    (When they are, the archive must be stored as a file, never extracted: B6.)"""
-    ctx = context(tmp_path, "FROM localhost/bb:latest\nADD http://127.0.0.1:9/evil.tar.gz /\n")
-    with pytest.raises(BuildError, match="remote sources are not supported yet"):
-        await build(rt, ctx)
-    assert await rt.containers(external=True) == []
 
 
 # -- hostile inputs (reliability.md §2.3 table B) ------------------------------------------------
