@@ -23,7 +23,8 @@ Every error a user can hit has its own class, and every class derives from
     └── UsageError              a command or call was given wrong arguments
 
 ``exit_code`` is the command line's exit status for the error, as podman uses them:
-1 for "image not known", 2 for "in use by a container", 125 for everything else.
+1 for "image not known", 2 for "in use by a container", 125 for everything else (a
+failed ``RUN``: the command's own exit status, as ``podman build``).
 """
 
 from __future__ import annotations
@@ -154,4 +155,24 @@ class DockerfileError(AiopodError):
 
 class BuildError(AiopodError):
     """A build step failed; the message names the step (and for RUN the command, its exit
-    code and the tail of its output)."""
+    code and the tail of its output).
+
+    A failed RUN sets ``exit_code`` to the command's exit status (podman's ``build`` exits
+    with it) and ``output_tail`` to the end of its output: ``str()`` of the error ends with
+    that tail, :attr:`message` (what the command line prints, after the output it already
+    showed) does not.
+    """
+
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, output_tail: str = ""
+    ) -> None:
+        super().__init__(f"{message}\n{output_tail}" if output_tail else message)
+        self._summary = message
+        self.output_tail = output_tail
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        """The error without the output tail, as the command line prints it."""
+        return self._summary

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
+from aiopod.build.progress import ProgressTarget
 from aiopod.containers import (
     Container,
     container_from_record,
@@ -449,18 +450,42 @@ class Runtime:
         timestamp: int | None = None,
         target: str | None = None,
         no_cache: bool = False,
-        progress: Callable[[str], None] | None = None,
+        progress: ProgressTarget | None = None,
     ) -> Image:
         """Build a Dockerfile (default ``CONTEXT/Dockerfile``) into the store.
 
         The build's working containers are storage containers of this store (``ps
-        --external`` shows them while it runs; they are removed when it ends).
-        *progress* receives the step lines and RUN output as they come.  With *layers*
-        every step commits an intermediate image that later builds reuse.  Cancelling
-        the call kills the running step and removes the working containers.
+        --external`` shows them while it runs; they are removed when it ends).  With
+        *layers* every step commits an intermediate image that later builds reuse.
+        Cancelling the call kills the running step and removes the working containers.
+
+        *progress* receives the build's records as they happen (:mod:`aiopod.build.progress`:
+        ``StepStarted``, ``StepOutput``, ``StepCached``, ``StepCommitted``,
+        ``ImageCommitted``, ``BuildFinished``), each with podman's line(s) as ``.text``.
+        It is either
+
+        * a callable, called in the event loop's thread with each record: it must not
+          block (it holds up the build, RUN output included); an exception it raises
+          fails the build (a RUN running then is killed); or
+        * the send end of an anyio memory object stream, which the build closes when it
+          ends, however it ends, so that ``async for`` on the receive end finishes::
+
+              send, receive = anyio.create_memory_object_stream[ProgressRecord](64)
+              async with anyio.create_task_group() as tg:
+                  tg.start_soon(show, receive)       # async for record in receive: ...
+                  image = await rt.build("ctx", progress=send)
+
+          A slow consumer delays the build only between steps: every record but RUN
+          output is sent with ``await send.send()`` (waiting for room).  RUN output never
+          waits, so a running command is never stalled: what does not fit is held (up
+          to ``OUTPUT_BACKLOG``, 1 MiB) and the oldest is dropped beyond that, an
+          ``OutputDropped(size)`` record taking its place.  If the consumer closes the
+          receive end, the build goes on unreported.
 
         :raises ~aiopod.errors.DockerfileError: the Dockerfile is malformed.
-        :raises ~aiopod.errors.BuildError: a step failed (the message says which and why).
+        :raises ~aiopod.errors.BuildError: a step failed (the message says which and why;
+            for RUN ``exit_code`` is the command's exit status and ``str()`` ends with the
+            tail of its output).
         """
         from aiopod.build.executor import BuildOptions, build_image
 

@@ -77,11 +77,18 @@ async def commit_image(
             if new_ids is not None:
                 new_ids.append(record.id)
         else:
-            stored = existing.with_names([*existing.names, *names])
+            stored = existing.with_names(_merged_names(existing.names, names))
         if existing is None or stored != existing:
             txn.put(stored)
         txn.emit([_built_event(stored.id, names, event_attributes)])
     return txn.state.images[stored.id], txn.recorded
+
+
+def _merged_names(old: Sequence[str], new: Sequence[str]) -> list[str]:
+    """The names of an image that had *old* once a build names it *new*, in podman's
+    order: the first new name, the old ones, then the other new ones (containers/image
+    sets the committed name before the old ones; the other tags are added after)."""
+    return [*new[:1], *old, *new[1:]]
 
 
 def _built_event(image_id: str, names: Sequence[str], attributes: dict[str, str] | None) -> Event:
@@ -105,7 +112,7 @@ async def name_built_image(
     result: give it *names* (moved from any other image) and record a ``Built`` event."""
     async with store.transaction() as txn:
         existing = txn.state.images[image_id]
-        stored = existing.with_names([*existing.names, *names])
+        stored = existing.with_names(_merged_names(existing.names, names))
         if stored != existing:
             txn.put(stored)
         txn.emit([_built_event(image_id, names, event_attributes)])

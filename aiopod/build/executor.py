@@ -11,6 +11,9 @@ instruction one history entry.  With ``layers=True`` every step commits an inter
 image, and a later build reuses one when the parent, the instruction and (for COPY/ADD)
 the content digest of the sources match.
 
+Progress: the build reports its steps, RUN output, cache hits and commits as the records
+of :mod:`aiopod.build.progress`, in the order and with the text ``podman build`` prints.
+
 Cancellation: a cancelled build kills its RUN process tree, removes its working
 containers and leaves no image of its own behind (intermediates already committed stay,
 as with buildah).
@@ -40,6 +43,15 @@ from aiopod.build.instructions import (
 )
 from aiopod.build.isolation import run_isolated
 from aiopod.build.parser import Dockerfile, Instruction, Stage, parse_dockerfile
+from aiopod.build.progress import (
+    BuildFinished,
+    ImageCommitted,
+    ProgressTarget,
+    Reporter,
+    StepCached,
+    StepCommitted,
+    StepStarted,
+)
 from aiopod.build.snapshot import Snapshot, write_diff_layer
 from aiopod.build.words import ExpansionError, expand, parse_arg_definitions
 from aiopod.containers import create_container, plan_container_removal
@@ -55,10 +67,7 @@ from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import HistoryEntry, ImageRecord, LayerRecord
 from aiopod.storage.store import Store
 
-__all__ = ("BuildOptions", "BuildResult", "Progress", "build_image")
-
-#: Receives progress lines (``STEP 2/5: RUN …``) and RUN output, as they happen.
-Progress = Callable[[str], None]
+__all__ = ("BuildOptions", "BuildResult", "build_image")
 
 
 #: Build args RUN sees when given, without an ARG declaring them (kept out of history).
@@ -142,10 +151,10 @@ def _rfc3339(when: datetime) -> str:
 
 
 class _Build:
-    def __init__(self, store: Store, options: BuildOptions, progress: Progress) -> None:
+    def __init__(self, store: Store, options: BuildOptions, reporter: Reporter) -> None:
         self.store = store
         self.options = options
-        self.progress = progress
+        self.reporter = reporter
         self.events: list[Event] = []
         self.intermediates: list[str] = []
         self.stage_images: list[str] = []
@@ -154,9 +163,15 @@ class _Build:
         self.results: dict[int, ImageRecord] = {}
         self.containers: list[str] = []
         self.area: StagingArea | None = None
-        self.step = 0
-        self.steps = 0
         self.stage_count = 1
+        """Stages up to the target (podman's ``[stage/count]``)."""
+        self.base_stages: set[int] = set()
+        """Stages a later stage builds on (podman shows their image ID without layers)."""
+        self.last_step = False
+        """The step running is the final stage's last: its image is the result."""
+        self.step_cached = False
+        """The step running was taken from the cache."""
+        self.dockerfile_lines: list[str] = []
         self.dockerfile: Dockerfile | None = None
 
     # -- time --------------------------------------------------------------------------
@@ -169,12 +184,28 @@ class _Build:
     # -- the whole build ---------------------------------------------------------------
 
     async def run(self) -> BuildResult:
+        """Build, then report :class:`BuildFinished`; the reporter is closed either way."""
+        try:
+            result = await self._build()
+            names = tuple(result.image.names) if self.options.tags else ()
+            await self.reporter.send(BuildFinished(result.image.id, names))
+        except anyio.get_cancelled_exc_class():
+            self.reporter.close_nowait()
+            raise
+        except BaseException:
+            await self.reporter.aclose()
+            raise
+        await self.reporter.aclose()
+        return result
+
+    async def _build(self) -> BuildResult:
         dockerfile = await self._read_dockerfile()
         self.dockerfile = dockerfile
         target = self._target(dockerfile)
         global_args = self._global_args(dockerfile)
         needed = self._needed_stages(dockerfile, target, global_args)
-        self.steps = sum(len(dockerfile.stages[i].instructions) + 1 for i in needed)
+        self.stage_count = target.index + 1
+        self.base_stages = self._base_stages(dockerfile, needed, global_args)
         self.area = await anyio.to_thread.run_sync(self.store.new_staging_area)
         try:
             for index in needed:
@@ -188,16 +219,32 @@ class _Build:
         return BuildResult(self.results[target.index], self.intermediates, self.events)
 
     async def _read_dockerfile(self) -> Dockerfile:
+        path, text = await anyio.to_thread.run_sync(self._dockerfile_text)
+        self.dockerfile_lines = text.splitlines()
+        return parse_dockerfile(text, path=str(path))
+
+    def _dockerfile_text(self) -> tuple[Path, str]:
+        """The Dockerfile and its text: ``-f`` as given or else in the context (where
+        podman looks too), by default ``Dockerfile`` or ``Containerfile`` in the context.
+        A missing context, file or content is an error worded as podman's."""
         options = self.options
+        if not options.context.is_dir():
+            raise BuildError(f'context must be a directory: "{os.path.abspath(options.context)}"')
         path = options.dockerfile or (options.context / "Dockerfile")
         if not path.exists() and options.dockerfile is None:
             alternative = options.context / "Containerfile"
             path = alternative if alternative.exists() else path
+        elif not path.exists() and not path.is_absolute():
+            path = options.context / path
         try:
-            text = await anyio.to_thread.run_sync(path.read_text)
+            text = path.read_text()
+        except FileNotFoundError:
+            raise BuildError(f"stat {os.path.abspath(path)}: no such file or directory") from None
         except OSError as exc:
             raise BuildError(f"reading Dockerfile {path}: {exc.strerror}") from None
-        return parse_dockerfile(text, path=str(path))
+        if not text.strip():
+            raise BuildError(f'no contents in "{os.path.abspath(path)}"')
+        return path, text
 
     def _target(self, dockerfile: Dockerfile) -> Stage:
         if self.options.target is None:
@@ -242,6 +289,21 @@ class _Build:
 
         visit(target)
         return sorted(needed)
+
+    def _base_stages(
+        self, dockerfile: Dockerfile, needed: Sequence[int], global_args: Mapping[str, str]
+    ) -> set[int]:
+        """The stages among *needed* that a later needed stage names in its FROM."""
+        bases: set[int] = set()
+        for index in needed:
+            stage = dockerfile.stages[index]
+            try:
+                base = self._stage_ref(dockerfile, expand(stage.base, self._from_env(global_args)))
+            except ExpansionError:
+                continue
+            if base is not None and base.index < stage.index:
+                bases.add(base.index)
+        return bases
 
     def _from_env(self, global_args: Mapping[str, str]) -> dict[str, str]:
         """Variables a FROM line can use: the global ARGs and the platform ARGs."""
@@ -304,16 +366,29 @@ class _Build:
 
     # -- one stage ---------------------------------------------------------------------
 
-    def _say(self, stage: Stage, instruction_text: str) -> None:
-        self.step += 1
-        prefix = f"[{stage.index + 1}/{self.stage_count}] " if self.stage_count > 1 else ""
-        self.progress(f"{prefix}STEP {self.step}/{self.steps}: {instruction_text}\n")
+    async def _step(self, stage: Stage, step: int, instruction_text: str) -> None:
+        self.step_cached = False
+        steps = len(stage.instructions) + 1
+        await self.reporter.send(
+            StepStarted(
+                stage.index + 1, self.stage_count, stage.name, step, steps, instruction_text
+            )
+        )
+
+    def _written_name(self, stage: Stage) -> str:
+        """The stage's ``AS`` name as the FROM line spells it (the parser lowers it)."""
+        assert stage.name is not None
+        line = (
+            self.dockerfile_lines[stage.line - 1]
+            if stage.line <= len(self.dockerfile_lines)
+            else ""
+        )
+        words = line.split()
+        return words[-1] if words and words[-1].lower() == stage.name else stage.name
 
     async def _run_stage(
         self, dockerfile: Dockerfile, stage: Stage, global_args: dict[str, str], final: bool
     ) -> ImageRecord:
-        self.stage_count = len(dockerfile.stages)
-        self._say(stage, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else ""))
         try:
             base_text = expand(stage.base, self._from_env(global_args))
             wanted_platform = expand(stage.platform or "", self._from_env(global_args))
@@ -323,7 +398,12 @@ class _Build:
         base_image: ImageRecord | None = None
         if base_stage is not None and base_stage.index in self.results:
             base_image = self.results[base_stage.index]
-        elif base_text != "scratch":
+        # podman shows the base expanded, an earlier stage's by its image ID.
+        shown = base_image.id if base_image is not None else base_text
+        named = f" AS {self._written_name(stage)}" if stage.name else ""
+        self.last_step = final and not stage.instructions
+        await self._step(stage, 1, f"FROM {shown}{named}")
+        if base_image is None and base_text != "scratch":
             state = await self.store.snapshot()
             try:
                 base_image, _ = lookup_image(state, base_text)
@@ -358,13 +438,14 @@ class _Build:
             parsed = parse_dockerfile(f"FROM scratch\n{trigger}\n", path="ONBUILD")
             for instruction in parsed.stages[0].instructions:
                 await self._instruction(run, instruction, global_args)
-        for instruction in stage.instructions:
-            self._say(stage, instruction.original)
+        for number, instruction in enumerate(stage.instructions, start=2):
+            self.last_step = final and number == len(stage.instructions) + 1
+            await self._step(stage, number, instruction.original)
             await self._instruction(run, instruction, global_args)
         if run.pending and not self.options.layers:
             await self._pending_layer(run)
         names = [str(check_tag_name(t)) for t in self.options.tags] if final else []
-        image = await self._commit(run, names=names, final=final)
+        image = await self._commit(run, names=names, final=final, stage_end=True)
         return image
 
     @staticmethod
@@ -570,21 +651,25 @@ class _Build:
             if key in self.options.build_args:
                 run_env.setdefault(key, self.options.build_args[key])
 
-        def output(data: bytes) -> None:
-            self.progress(data.decode("utf-8", "replace"))
-
-        result = await run_isolated(
-            run.rootfs,
-            argv,
-            env=run_env,
-            workdir=run.config.get("WorkingDir") or "/",
-            user=run.config.get("User") or "",
-            on_output=output,
-        )
+        reporter = self.reporter
+        try:
+            result = await run_isolated(
+                run.rootfs,
+                argv,
+                env=run_env,
+                workdir=run.config.get("WorkingDir") or "/",
+                user=run.config.get("User") or "",
+                on_output=lambda data: reporter.output("stdout", data),
+                on_stderr=lambda data: reporter.output("stderr", data),
+            )
+        finally:
+            reporter.end_output()
         if result.exit_code != 0:
             raise BuildError(
                 f'building at STEP "RUN {text}": while running runtime: exit status '
-                f"{result.exit_code}\n{result.output_tail}"
+                f"{result.exit_code}",
+                exit_code=result.exit_code,
+                output_tail=result.output_tail,
             )
         volumes = list((run.config.get("Volumes") or {}).keys())
         await self.add_layer(
@@ -681,7 +766,10 @@ class _Build:
             if (config_doc.get("config") or {}) != run.config.config:
                 continue
             await self._adopt(run, record, config_doc, adds_layer)
-            self.progress(f"--> Using cache {record.id}\n")
+            self.step_cached = True
+            await self.reporter.send(StepCached(record.id))
+            if not self.last_step:  # the result's ID comes with its COMMIT
+                await self.reporter.send(StepCommitted(record.id))
             return True
         return False
 
@@ -699,7 +787,13 @@ class _Build:
         run.new_layers = []
         run.image = record
 
-    async def _commit(self, run: _StageRun, *, names: Sequence[str], final: bool) -> ImageRecord:
+    async def _commit(
+        self, run: _StageRun, *, names: Sequence[str], final: bool, stage_end: bool = False
+    ) -> ImageRecord:
+        """Commit the stage's image (*final*: the result, named *names*) and report it as
+        podman does: every step's image with ``layers`` but the last one's, which is the
+        result's COMMIT; without ``layers`` a stage's only when a later stage builds on it
+        (*stage_end*: the commit at the end of a stage)."""
         up_to_date = (
             run.image is not None
             and not run.new_layers
@@ -716,7 +810,10 @@ class _Build:
             if record.id in self.intermediates:
                 self.intermediates.remove(record.id)
             run.image = record
-            self.progress(f"COMMIT {names[0] if names else ''}\n--> {record.id[:12]}\n")
+            if self.step_cached and not names:  # podman: nothing committed, nothing named
+                await self.reporter.send(StepCommitted(record.id))
+            else:
+                await self._report_result(run, record)
             return record
         assert self.area is not None
         created = self.created()
@@ -736,14 +833,27 @@ class _Build:
         run.image = record
         if not final:
             self.intermediates.append(record.id)
+            shown = run.stage.index in self.base_stages if stage_end else not self.last_step
+            if shown:
+                await self.reporter.send(StepCommitted(record.id))
         else:
-            self.progress(f"COMMIT {names[0] if names else ''}\n--> {record.id[:12]}\n")
+            await self._report_result(run, record)
         return record
+
+    async def _report_result(self, run: _StageRun, record: ImageRecord) -> None:
+        """``COMMIT`` with the first tag as the caller wrote it, and the result's ID."""
+        name = self.options.tags[0] if self.options.tags else None
+        stage = run.stage.index + 1
+        await self.reporter.send(ImageCommitted(record.id, name, stage, self.stage_count))
 
 
 async def build_image(
-    store: Store, options: BuildOptions, *, progress: Progress | None = None
+    store: Store, options: BuildOptions, *, progress: ProgressTarget | None = None
 ) -> BuildResult:
-    """Build *options*' Dockerfile into *store*; see the module docstring."""
-    build = _Build(store, options, progress or (lambda _text: None))
+    """Build *options*' Dockerfile into *store*; see the module docstring.
+
+    *progress* receives the build's records as :class:`~aiopod.build.progress.Reporter`
+    describes (a memory object stream is closed when the build ends, however it ends).
+    """
+    build = _Build(store, options, Reporter(progress))
     return await build.run()

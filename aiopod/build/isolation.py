@@ -15,8 +15,9 @@ namespace mapping the caller to root).  The module documentation of
   (reliability.md B11).  All mounts live only in the private mount namespace.
 * The root is entered with ``pivot_root`` and the host's file systems are detached.
 * The command has only descriptors 0-2 (B7): stdin is ``/dev/null``, stdout and stderr are
-  one pipe streamed to ``on_output`` as it arrives.  Its capabilities are the container
-  default set (``0x800405fb``, as buildah's), its user the resolved ``USER``.
+  one pipe streamed to ``on_output`` as it arrives (two pipes when ``on_stderr`` is given,
+  stderr's streamed to it).  Its capabilities are the container default set
+  (``0x800405fb``, as buildah's), its user the resolved ``USER``.
 * When the command exits, its PID namespace's init (the runner) exits and the kernel kills
   everything left in the namespace before :func:`run_isolated` returns (B8).
 * ``USER`` is resolved here, before anything runs, from the image's ``/etc/passwd`` and
@@ -102,6 +103,7 @@ async def run_isolated(
     workdir: str = "/",
     user: str = "",
     on_output: Callable[[bytes], None] | None = None,
+    on_stderr: Callable[[bytes], None] | None = None,
     hostname: str | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - part of the API; applied with fail_after
 ) -> RunResult:
@@ -111,7 +113,10 @@ async def run_isolated(
     a ``/``.  ``workdir`` is resolved inside the root (symlinks included) and created when
     missing.  ``user`` is a Dockerfile ``USER`` value (``name``, ``uid``, ``name:group``,
     ``uid:gid``; empty for root).  ``on_output`` receives the combined output in chunks of
-    at most 64 KiB as it arrives; nothing else of the output is kept but the tail.
+    at most 64 KiB as it arrives; nothing else of the output is kept but the tail.  With
+    ``on_stderr``, stderr is a pipe of its own streamed to it (as podman shows a RUN's
+    stdout and stderr apart), and ``on_output`` receives stdout only; the tail holds both,
+    in the order they were read.
     ``hostname`` defaults to 12 random hex digits, as buildah's container IDs.
 
     Returns a :class:`RunResult` whatever the command's exit status.  Raises
@@ -125,7 +130,7 @@ async def run_isolated(
     :class:`TimeoutError` is raised), the namespace's init is sent SIGKILL, so the kernel
     kills every process of the command's tree (before init is known, the runner's whole
     process group is), and the call returns only once they are all gone.  If ``on_output``
-    raises, the same happens and its exception propagates.
+    or ``on_stderr`` raises, the same happens and its exception propagates.
     """
     argv = list(argv)
     _check_arguments(argv, env, workdir)
@@ -156,7 +161,7 @@ async def run_isolated(
             "parent_pid": os.getpid(),
             "pivot_root": _USE_PIVOT_ROOT,
         }
-        return await _supervise(root_fd, json.dumps(spec).encode(), on_output)
+        return await _supervise(root_fd, json.dumps(spec).encode(), on_output, on_stderr)
 
 
 # -- arguments and preparation --------------------------------------------------------------
@@ -329,7 +334,10 @@ class _Tail:
 
 
 async def _supervise(
-    root_fd: int, spec: bytes, on_output: Callable[[bytes], None] | None
+    root_fd: int,
+    spec: bytes,
+    on_output: Callable[[bytes], None] | None,
+    on_stderr: Callable[[bytes], None] | None = None,
 ) -> RunResult:
     try:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -344,7 +352,7 @@ async def _supervise(
                 command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if on_stderr is None else subprocess.PIPE,
                 cwd="/",
                 env=environment,
                 start_new_session=True,
@@ -363,11 +371,19 @@ async def _supervise(
         async with anyio.create_task_group() as tg:
             tg.start_soon(_feed, process, spec)
             tg.start_soon(status.follow)
-            pumped = anyio.Event()
-            tg.start_soon(_pump, process, on_output, tail, pumped, failures, tg.cancel_scope)
+            pumps = [(process.stdout, on_output)]
+            if on_stderr is not None:
+                pumps.append((process.stderr, on_stderr))
+            pumped = []
+            for stream, callback in pumps:
+                assert stream is not None
+                done = anyio.Event()
+                pumped.append(done)
+                tg.start_soon(_pump, stream, callback, tail, done, failures, tg.cancel_scope)
             await process.wait()
             with anyio.move_on_after(_DRAIN_GRACE):
-                await pumped.wait()
+                for done in pumped:
+                    await done.wait()
             tg.cancel_scope.cancel()
         if failures:
             raise failures[0]
@@ -388,18 +404,17 @@ async def _feed(process: anyio.abc.Process, spec: bytes) -> None:
 
 
 async def _pump(
-    process: anyio.abc.Process,
+    stream: anyio.abc.ByteReceiveStream,
     on_output: Callable[[bytes], None] | None,
     tail: _Tail,
     done: anyio.Event,
     failures: list[Exception],
     scope: anyio.CancelScope,
 ) -> None:
-    assert process.stdout is not None
     try:
         while True:
             try:
-                chunk = await process.stdout.receive(_READ_CHUNK)
+                chunk = await stream.receive(_READ_CHUNK)
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             tail.add(chunk)

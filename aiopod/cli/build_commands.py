@@ -1,15 +1,37 @@
-"""``build``: a Dockerfile build into the store, with podman's step output."""
+"""``build``: a Dockerfile build into the store, with podman's step output.
+
+Standard output is ``podman build``'s, record by record (:mod:`aiopod.build.progress`):
+the steps, RUN's standard output, cache hits, commits, ``Successfully tagged`` for every
+name of the result when tags are given, and its full ID.  RUN's standard error goes to
+standard error.  With ``-q`` only the ID is printed (and RUN's standard error).  A failed
+RUN exits with the command's exit status after ``Error: building at STEP "RUN …": while
+running runtime: exit status N``, as podman does.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 import click
 
+from aiopod.build.progress import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+
+def _write(out: TextIO, data: bytes) -> None:
+    """Write *data* as it is (RUN output need not be UTF-8) and flush."""
+    out.flush()
+    binary = getattr(out, "buffer", None)
+    if binary is not None:
+        binary.write(data)
+        binary.flush()
+    else:  # a text-only stream (tests that replace sys.stdout)
+        out.write(data.decode("utf-8", "replace"))
+        out.flush()
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -51,12 +73,18 @@ def build_command(
 ) -> None:
     """Build an image from a Dockerfile in CONTEXT."""
 
-    def progress(text: str) -> None:
-        if not quiet:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    def progress(record: ProgressRecord) -> None:
+        if isinstance(record, StepOutput):
+            if record.stream == "stderr":
+                _write(sys.stderr, record.data)
+            elif not quiet:
+                _write(sys.stdout, record.data)
+        elif isinstance(record, BuildFinished) and quiet:
+            _write(sys.stdout, f"{record.image_id}\n".encode())
+        elif not quiet:
+            _write(sys.stdout, record.text.encode())
 
-    image = run(
+    run(
         ctx,
         lambda rt: rt.build(
             context,
@@ -70,7 +98,3 @@ def build_command(
             progress=progress,
         ),
     )
-    if not quiet:
-        for name in image.names:
-            click.echo(f"Successfully tagged {name}")
-    click.echo(image.id)

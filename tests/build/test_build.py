@@ -35,6 +35,17 @@ from peers import (
 
 from aiopod import Image, Runtime
 from aiopod.build.image_config import local_architecture
+from aiopod.build.progress import (
+    OUTPUT_BACKLOG,
+    BuildFinished,
+    ImageCommitted,
+    OutputDropped,
+    ProgressRecord,
+    StepCached,
+    StepCommitted,
+    StepOutput,
+    StepStarted,
+)
 from aiopod.errors import BuildError, DockerfileError
 from aiopod.events.model import Event, EventKind
 
@@ -69,25 +80,24 @@ def context(tmp_path: Path, dockerfile: str, files: Mapping[str, Any] | None = N
 
 
 class Progress:
-    """Collects what a build reports and tells which steps came from the cache."""
+    """Collects the records a build reports and tells which steps came from the cache."""
 
     def __init__(self) -> None:
-        self.chunks: list[str] = []
+        self.records: list[ProgressRecord] = []
 
-    def __call__(self, text: str) -> None:
-        self.chunks.append(text)
+    def __call__(self, record: ProgressRecord) -> None:
+        self.records.append(record)
 
     @property
     def text(self) -> str:
-        return "".join(self.chunks)
+        return "".join(record.text for record in self.records)
 
     def cached(self) -> dict[str, bool]:
-        """{instruction: whether that step said ``Using cache``} for every step after FROM."""
+        """{instruction: whether that step was a ``StepCached``} for every step after FROM."""
         result: dict[str, bool] = {}
-        for section in re.split(r"(?m)^(?:\[\d+/\d+\] )?STEP \d+/\d+: ", self.text)[1:]:
-            instruction, _, rest = section.partition("\n")
-            if not instruction.startswith("FROM "):
-                result[instruction] = rest.startswith("--> Using cache ")
+        for record, following in zip(self.records, [*self.records[1:], None], strict=True):
+            if isinstance(record, StepStarted) and record.step > 1:
+                result[record.instruction] = isinstance(following, StepCached)
         return result
 
 
@@ -134,7 +144,7 @@ def test_cli_prints_steps_run_output_commit_and_the_image_id(
         "built-by-run",
         'STEP 3/3: CMD ["sh"]',
         "COMMIT localhost/app:1",
-        f"--> {image_id[:12]}",
+        f"--> {image_id[:11]}",
         "Successfully tagged localhost/app:1",
         "Successfully tagged localhost/app:2",
         image_id,
@@ -154,11 +164,11 @@ def test_cli_quiet_prints_only_the_id_and_stages_are_numbered(
     quiet = aiopod_ok("build", "-q", "-t", "two", ctx, root=store).stdout
     assert re.fullmatch(r"[0-9a-f]{64}\n", quiet)
     loud = aiopod_ok("build", "-t", "two", ctx, root=store).stdout.splitlines()
-    assert [line for line in loud if "STEP" in line] == [
-        "[1/2] STEP 1/4: FROM localhost/bb:latest AS one",
-        "[1/2] STEP 2/4: RUN echo one > /one",
-        "[2/2] STEP 3/4: FROM localhost/bb:latest",
-        "[2/2] STEP 4/4: COPY --from=one /one /copied",
+    assert [line for line in loud if "STEP" in line] == [  # numbered in each stage
+        "[1/2] STEP 1/2: FROM localhost/bb:latest AS one",
+        "[1/2] STEP 2/2: RUN echo one > /one",
+        "[2/2] STEP 1/2: FROM localhost/bb:latest",
+        "[2/2] STEP 2/2: COPY --from=one /one /copied",
     ]
 
 
@@ -194,6 +204,118 @@ async def test_api_malformed_dockerfile_raises_dockerfile_error(
     with pytest.raises(DockerfileError, match=rf"^{re.escape(str(ctx))}/Dockerfile:3: ") as caught:
         await build(rt, ctx)
     assert caught.value.line == 3
+
+
+# -- progress records ----------------------------------------------------------------------------
+
+
+async def test_api_progress_records_of_a_build_and_of_its_cached_rebuild(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest\nRUN echo out; echo err >&2\nENV E=1\n",
+    )
+    progress = Progress()
+    image = await build(rt, ctx, layers=True, tags=["app:1"], progress=progress)
+    [started, run_step, _] = [r for r in progress.records if isinstance(r, StepStarted)]
+    assert (started.stage, started.stages, started.step, started.steps) == (1, 1, 1, 3)
+    assert started.instruction == "FROM localhost/bb:latest"
+    assert (run_step.step, run_step.instruction) == (2, "RUN echo out; echo err >&2")
+    output = [r for r in progress.records if isinstance(r, StepOutput)]
+    assert {(r.stream, r.text) for r in output} == {("stdout", "out\n"), ("stderr", "err\n")}
+    [intermediate] = [r for r in progress.records if isinstance(r, StepCommitted)]
+    assert progress.records[-2:] == [
+        ImageCommitted(image.id, "app:1", 1, 1),
+        BuildFinished(image.id, ("localhost/app:1",)),
+    ]
+    assert progress.records[-2].text == f"COMMIT app:1\n--> {image.id[:11]}\n"
+    # The rebuild: every step from the cache; no name given, so no COMMIT (as podman).
+    progress = Progress()
+    again = await build(rt, ctx, layers=True, progress=progress)
+    assert again.id == image.id
+    assert [type(r) for r in progress.records] == [
+        StepStarted,
+        StepStarted,
+        StepCached,
+        StepCommitted,
+        StepStarted,
+        StepCached,
+        StepCommitted,
+        BuildFinished,
+    ]
+    assert progress.records[2:4] == [StepCached(intermediate.image_id), intermediate]
+    assert progress.records[-1] == BuildFinished(image.id, ())
+
+
+async def test_api_progress_stream_is_closed_and_never_stalls_a_run(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """A consumer that stops reading while a RUN writes 3 MiB: the RUN is not held up
+    (output beyond the backlog is dropped and counted), every other record arrives, and
+    the stream ends with the build."""
+    size = 3 * 1024 * 1024
+    ctx = context(tmp_path, f"FROM localhost/bb:latest\nRUN head -c {size} /dev/zero\nENV E=1\n")
+    send, receive = anyio.create_memory_object_stream[ProgressRecord](4)
+    records: list[ProgressRecord] = []
+
+    async def consume() -> None:
+        async with receive:
+            async for record in receive:
+                records.append(record)
+                if isinstance(record, StepStarted) and record.instruction.startswith("RUN"):
+                    await anyio.sleep(3)  # the RUN runs and ends meanwhile
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        image = await build(rt, ctx, progress=send, tags=["big"])
+    output = sum(len(r.data) for r in records if isinstance(r, StepOutput))
+    dropped = sum(r.size for r in records if isinstance(r, OutputDropped))
+    assert output + dropped == size
+    assert dropped >= size - OUTPUT_BACKLOG - 4 * 65536
+    assert [r.instruction for r in records if isinstance(r, StepStarted)] == [
+        "FROM localhost/bb:latest",
+        f"RUN head -c {size} /dev/zero",
+        "ENV E=1",
+    ]
+    assert records[-1] == BuildFinished(image.id, ("localhost/big:latest",))
+
+
+async def test_api_progress_stream_closed_by_the_consumer_does_not_stop_the_build(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN echo one\nRUN echo two\n")
+    send, receive = anyio.create_memory_object_stream[ProgressRecord](0)
+
+    async def consume_one() -> None:
+        with receive:
+            await receive.receive()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume_one)
+        image = await build(rt, ctx, progress=send, tags=["done"])
+    assert image.names == ("localhost/done:latest",)
+    with pytest.raises(anyio.ClosedResourceError):
+        send.send_nowait(StepOutput(b"x"))  # the build closed it
+
+
+async def test_api_a_failing_build_still_delivers_its_output_and_closes_the_stream(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN echo last words; exit 4\n")
+    send, receive = anyio.create_memory_object_stream[ProgressRecord](1)
+    records: list[ProgressRecord] = []
+
+    async def consume() -> None:
+        async with receive:
+            async for record in receive:
+                records.append(record)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        with pytest.raises(BuildError, match="exit status 4"):
+            await build(rt, ctx, progress=send)
+    assert [r.text for r in records if isinstance(r, StepOutput)] == ["last words\n"]
 
 
 # -- what a build makes --------------------------------------------------------------------------
@@ -449,8 +571,8 @@ async def test_working_containers_exist_only_while_the_build_runs(
     )
     last_run = anyio.Event()
 
-    def progress(text: str) -> None:
-        if "RUN sleep 0.5" in text:
+    def progress(record: ProgressRecord) -> None:
+        if isinstance(record, StepStarted) and record.instruction == "RUN sleep 0.5":
             last_run.set()
 
     seen: list[Any] = []
@@ -483,21 +605,25 @@ async def test_a_failing_run_names_step_command_exit_code_and_output(
     assert 'building at STEP "RUN echo about to fail; echo oops >&2; exit 3"' in message
     assert "exit status 3" in message
     assert "about to fail\noops" in message
+    assert caught.value.exit_code == 3  # what the command line exits with, as podman
+    assert caught.value.message == message.partition("\n")[0]
     assert await rt.containers(external=True) == []
     assert {i.id for i in await rt.images(all=True)} == {(await rt.get_image(BASE)).id}
     assert (await rt.check()).ok
 
 
-def test_cli_failing_run_is_error_125_without_traceback(
+def test_cli_failing_run_exits_with_the_commands_status(
     store: Path, busybox_rootfs_tar: Path, tmp_path: Path
 ) -> None:
     aiopod_ok("import", busybox_rootfs_tar, BASE, root=store)
     ctx = context(tmp_path, "FROM localhost/bb:latest\nRUN echo failing-output; exit 7\n")
     proc = aiopod("build", ctx, root=store)
-    assert proc.returncode == 125
-    assert proc.stderr.startswith('Error: building at STEP "RUN echo failing-output; exit 7"')
-    assert "exit status 7" in proc.stderr and "failing-output" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 7  # the command's exit status, as podman
+    assert proc.stdout.splitlines()[-1] == "failing-output"  # shown as it ran ...
+    assert proc.stderr == (  # ... so not repeated in the error
+        'Error: building at STEP "RUN echo failing-output; exit 7": while running runtime: '
+        "exit status 7\n"
+    )
     assert aiopod_ok("ps", "--external", "-q", root=store).stdout == ""
 
 
@@ -512,8 +638,8 @@ async def test_a_cancelled_build_kills_run_and_leaves_nothing_behind(
     )
     running = anyio.Event()
 
-    def progress(text: str) -> None:
-        if "running" in text.splitlines():
+    def progress(record: ProgressRecord) -> None:
+        if isinstance(record, StepOutput) and "running" in record.text.splitlines():
             running.set()
 
     async with anyio.create_task_group() as tg:

@@ -122,6 +122,21 @@ async def test_stdout_and_stderr_are_merged_and_stdin_is_empty(rootfs: Path) -> 
     assert result.output_tail == "out\nerr\nend\n"
 
 
+async def test_stderr_has_a_pipe_of_its_own_when_asked(rootfs: Path) -> None:
+    out: list[bytes] = []
+    err: list[bytes] = []
+    result = await run(
+        rootfs,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; echo more; echo again >&2",
+        on_output=out.append,
+        on_stderr=err.append,
+    )
+    assert (b"".join(out), b"".join(err)) == (b"out\nmore\n", b"err\nagain\n")
+    assert sorted(result.output_tail.splitlines()) == ["again", "err", "more", "out"]
+
+
 async def test_output_is_bounded_and_only_the_tail_is_kept(rootfs: Path) -> None:
     sizes: list[int] = []
     result = await run(
