@@ -44,8 +44,10 @@ written or mounted through a symlink of the image):
   replaced, never followed), with a tmpfs mounted on it; the device files ``null``,
   ``zero``, ``full``, ``random``, ``urandom`` and ``tty`` are bind mounts of the host's
   onto files created *in that tmpfs*, plus ``fd``, ``stdin``, ``stdout``, ``stderr``,
-  ``ptmx`` symlinks, a tmpfs ``shm`` and a private ``devpts``.  Nothing under ``/dev`` is
-  written into the image.
+  ``ptmx`` symlinks, a tmpfs ``shm`` and a private ``devpts``.  Scripts the description
+  carries (a ``RUN <<EOF`` document starting with ``#!``) are files of mode 0755 on a tmpfs
+  of their own at ``/dev/pipes`` (executable, unlike the rest of ``/dev``), remounted
+  read-only once written.  Nothing under ``/dev`` is written into the image.
 * ``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf``: ``/etc`` is resolved in the root
   (created if missing); the file is created empty (mode 0755, like buildah's stubs) when
   missing, and a symlink or other non-regular file there is replaced by one (B11); a file
@@ -413,7 +415,7 @@ def _enter_root(spec: Mapping[str, Any], root_fd: int) -> bool:
     with RootDir(_fd_path(new_root)) as root:
         _mount_proc(root)
         _bind_etc_files(root, spec["etc_files"])
-        _mount_dev(root)
+        _mount_dev(root, spec.get("scripts") or {})
     os.fchdir(new_root)
     if tree >= 0:
         with _step("entering the root file system"):
@@ -495,7 +497,7 @@ def _mount_proc(root: RootDir) -> None:
         os.close(proc)
 
 
-def _mount_dev(root: RootDir) -> None:
+def _mount_dev(root: RootDir, scripts: Mapping[str, str]) -> None:
     with _step("mounting /dev"):
         dev = _mount_on(
             root.fd, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k"
@@ -526,6 +528,8 @@ def _mount_dev(root: RootDir) -> None:
                     "mode=1777,size=65536k",
                 )
             )
+        if scripts:
+            _mount_scripts(dev, scripts)
         # A pseudo-terminal multiplexer of our own, if the kernel lets us; optional.
         with contextlib.suppress(OSError, SetupError):
             os.close(
@@ -540,6 +544,25 @@ def _mount_dev(root: RootDir) -> None:
             )
     finally:
         os.close(dev)
+
+
+def _mount_scripts(dev: int, scripts: Mapping[str, str]) -> None:
+    """``/dev/pipes/<name>`` for every script (mode 0755), on a read-only tmpfs."""
+    with _step("mounting /dev/pipes"):
+        flags = MS_NOSUID | MS_NODEV
+        pipes = _mount_on(dev, "pipes", "tmpfs", "tmpfs", flags, "mode=755,size=65536k")
+    try:
+        for name, text in scripts.items():
+            with _step(f"writing /dev/pipes/{name}"):
+                if not name or "/" in name or name in (".", ".."):
+                    raise SetupError(f"writing /dev/pipes: {name!r} is not a file name")
+                fd = os.open(name, _CREATE_FLAGS, 0o755, dir_fd=pipes)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(text.encode("utf-8", "surrogateescape"))
+        with _step("making /dev/pipes read-only"):
+            _mount(None, _fd_path(pipes), None, MS_REMOUNT | MS_RDONLY | flags)
+    finally:
+        os.close(pipes)
 
 
 def _bind_etc_files(root: RootDir, contents: Mapping[str, str]) -> None:

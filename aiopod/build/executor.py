@@ -630,16 +630,8 @@ class _Build:
         for flag, _ in instruction.flags:  # never run a step without what it asks for
             raise BuildError(f"RUN --{flag} is not supported by this builder yet")
         await self.ready(run)
-        if instruction.json_args is not None:
-            argv = list(instruction.json_args)
-            text = "[" + ", ".join(f'"{a}"' for a in argv) + "]"
-        elif instruction.heredocs and instruction.args.strip().startswith("<<"):
-            body = instruction.heredocs[0].content
-            argv = shell_form(run.config, body)
-            text = instruction.args
-        else:
-            argv = shell_form(run.config, instruction.args)
-            text = instruction.args
+        command = run_command(run.config, instruction)
+        text = command.text
         created_by = run_history_text(text, self._run_args(run))
         if await self.use_cache(run, created_by, adds_layer=True):
             return
@@ -655,12 +647,13 @@ class _Build:
         try:
             result = await run_isolated(
                 run.rootfs,
-                argv,
+                command.argv,
                 env=run_env,
                 workdir=run.config.get("WorkingDir") or "/",
                 user=run.config.get("User") or "",
                 on_output=lambda data: reporter.output("stdout", data),
                 on_stderr=lambda data: reporter.output("stderr", data),
+                scripts=dict([command.script]) if command.script else None,
             )
         finally:
             reporter.end_output()

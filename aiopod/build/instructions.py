@@ -12,13 +12,14 @@ import posixpath
 import re
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aiopod.build.image_config import ImageConfig
-from aiopod.build.parser import Instruction
+from aiopod.build.parser import Instruction, parse_heredoc_marker
 from aiopod.build.words import expand, expand_words, parse_key_values
 from aiopod.errors import DockerfileError
 
-__all__ = ("METADATA_INSTRUCTIONS", "apply_metadata", "shell_form")
+__all__ = ("METADATA_INSTRUCTIONS", "RunCommand", "apply_metadata", "run_command", "shell_form")
 
 METADATA_INSTRUCTIONS = frozenset(
     {
@@ -54,6 +55,43 @@ def shell_form(config: ImageConfig, text: str) -> list[str]:
     """The argv of a shell-form command: the SHELL (default ``/bin/sh -c``) plus *text*."""
     shell = config.get("Shell") or ["/bin/sh", "-c"]
     return [*shell, text]
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """What a RUN executes: ``argv``, the ``text`` its history records, and ``script``,
+    ``(name, content)`` of a heredoc to provide as the executable ``/dev/pipes/<name>``
+    (``argv`` is then that path)."""
+
+    argv: list[str]
+    text: str
+    script: tuple[str, str] | None = None
+
+
+def run_command(config: ImageConfig, instruction: Instruction) -> RunCommand:
+    """The command of a RUN, heredocs included, as BuildKit builds it.
+
+    * exec form: the strings as they are;
+    * ``RUN <<EOF`` alone: the document is the shell command (leading tabs stripped for
+      ``<<-``), or, when it starts with ``#!``, a script run by its own interpreter;
+    * heredocs after a command (``RUN cat <<EOF > /f``, several documents): the line and
+      every document with its delimiter line, given to the shell to read.
+    """
+    if instruction.json_args is not None:
+        argv = list(instruction.json_args)
+        return RunCommand(argv, "[" + ", ".join(f'"{a}"' for a in argv) + "]")
+    text = instruction.args
+    if not instruction.heredocs:
+        return RunCommand(shell_form(config, text), text)
+    single = text.strip().startswith("<<") and len(text.split("<<")) == 2
+    if single and parse_heredoc_marker(text.strip()) is not None:
+        document = instruction.heredocs[0]
+        if document.body.startswith("#!"):
+            path = f"/dev/pipes/{document.name}"
+            return RunCommand([path], text, (document.name, document.body))
+        return RunCommand(shell_form(config, document.content), text)
+    full = text + "".join(f"\n{doc.body}{doc.name}" for doc in instruction.heredocs)
+    return RunCommand(shell_form(config, full), text)
 
 
 def _command(instruction: Instruction) -> list[str]:

@@ -105,6 +105,7 @@ async def run_isolated(
     on_output: Callable[[bytes], None] | None = None,
     on_stderr: Callable[[bytes], None] | None = None,
     hostname: str | None = None,
+    scripts: Mapping[str, str] | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - part of the API; applied with fail_after
 ) -> RunResult:
     """Run ``argv`` with ``rootfs`` as its root file system, isolated as the module says.
@@ -117,7 +118,9 @@ async def run_isolated(
     ``on_stderr``, stderr is a pipe of its own streamed to it (as podman shows a RUN's
     stdout and stderr apart), and ``on_output`` receives stdout only; the tail holds both,
     in the order they were read.
-    ``hostname`` defaults to 12 random hex digits, as buildah's container IDs.
+    ``hostname`` defaults to 12 random hex digits, as buildah's container IDs.  ``scripts``
+    (``{name: text}``) are provided as executable files ``/dev/pipes/<name>`` (BuildKit's
+    place for a ``RUN <<EOF`` script that starts with ``#!``).
 
     Returns a :class:`RunResult` whatever the command's exit status.  Raises
     :class:`~aiopod.build.users.UserLookupError` (a :class:`~aiopod.errors.BuildError`)
@@ -160,6 +163,7 @@ async def run_isolated(
             "userns": rootless,
             "parent_pid": os.getpid(),
             "pivot_root": _USE_PIVOT_ROOT,
+            "scripts": dict(scripts or {}),
         }
         return await _supervise(root_fd, json.dumps(spec).encode(), on_output, on_stderr)
 

@@ -682,7 +682,6 @@ async def test_unknown_base_image_and_target_are_clear_errors(rt: Runtime, tmp_p
         ("COPY --link a.txt /x", "COPY --link is not supported"),
         ("COPY --exclude=*.md . /x", "COPY --exclude is not supported"),
         ("ADD --checksum=sha256:0 a.txt /x", "ADD --checksum is not supported"),
-        ("COPY <<EOF /x\nhello\nEOF", "COPY with a heredoc is not supported"),
     ],
 )
 async def test_features_not_implemented_are_errors_not_ignored(
@@ -692,6 +691,36 @@ async def test_features_not_implemented_are_errors_not_ignored(
     with pytest.raises(BuildError, match=message):
         await build(rt, ctx)
     assert await rt.containers(external=True) == []
+
+
+async def test_run_heredocs_take_every_form_docker_gives_them(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """``RUN <<EOF`` alone runs the document with the shell (``<<-`` strips tabs); one
+    that starts with ``#!`` runs with its interpreter from ``/dev/pipes`` (nothing of it
+    in the image); documents after a command are read by the shell, several of them too."""
+    dockerfile = (
+        "FROM localhost/bb:latest\n"
+        "RUN <<-EOF\n"
+        "\techo plain > /plain\n"
+        "\tEOF\n"
+        "RUN <<script\n"
+        "#!/bin/sh -e\n"
+        'echo "$0" > /script\n'
+        "script\n"
+        "RUN cat <<one > /one && cat <<'two' > /two\n"
+        "first $HOSTNAME_UNSET-x\n"
+        "one\n"
+        "second $NOT_EXPANDED\n"
+        "two\n"
+    )
+    image = await build(rt, context(tmp_path, dockerfile))
+    files = await image_files(rt, image.id)
+    assert (files / "plain").read_text() == "plain\n"
+    assert (files / "script").read_text() == "/dev/pipes/script\n"
+    assert (files / "one").read_text() == "first -x\n"
+    assert (files / "two").read_text() == "second $NOT_EXPANDED\n"
+    assert not (files / "dev/pipes").exists()
 
 
 async def test_from_platform_must_be_the_base_images(rt: Runtime, tmp_path: Path) -> None:
