@@ -38,8 +38,8 @@ from aiopod.build.instructions import (
     METADATA_INSTRUCTIONS,
     apply_metadata,
     history_text,
+    run_command,
     run_history_text,
-    shell_form,
 )
 from aiopod.build.isolation import run_isolated
 from aiopod.build.parser import Dockerfile, Instruction, Stage, parse_dockerfile
