@@ -369,10 +369,9 @@ class _Build:
     async def _step(self, stage: Stage, step: int, instruction_text: str) -> None:
         self.step_cached = False
         steps = len(stage.instructions) + 1
+        name = self._written_name(stage) if stage.name else None
         await self.reporter.send(
-            StepStarted(
-                stage.index + 1, self.stage_count, stage.name, step, steps, instruction_text
-            )
+            StepStarted(stage.index + 1, self.stage_count, name, step, steps, instruction_text)
         )
 
     def _written_name(self, stage: Stage) -> str:

@@ -70,10 +70,10 @@ class StepStarted:
     ``stage`` is the stage's 1-based position in the Dockerfile and ``stages`` how many
     stages the build has up to its target (podman's ``[stage/stages]``; stages the target
     does not need are skipped, so numbers can be missing).  ``step`` counts from 1 in each
-    stage, whose ``steps`` are its instructions and its FROM.  ``instruction`` is the text
-    podman shows: the instruction as written, continuation lines joined; for FROM the base
-    with build args expanded (the image ID when the base is an earlier stage), then
-    ``AS name``.
+    stage, whose ``steps`` are its instructions and its FROM.  ``stage_name`` is the
+    stage's ``AS`` name as written, if it has one.  ``instruction`` is the text podman
+    shows: the instruction as written, continuation lines joined; for FROM the base with
+    build args expanded (the image ID when the base is an earlier stage), then ``AS name``.
     """
 
     stage: int
