@@ -9,8 +9,8 @@ tar archive extracts it at the destination instead (applied through the same app
 so a hostile archive cannot escape: B5), and its layer is the difference of the root
 file system.  ``ADD <url>`` and heredoc documents (``COPY <<EOF /dest``) are first written
 into the staging area (:mod:`aiopod.build.materialized`) and copied like context files; a
-download is never extracted (B6).  History: ``/bin/sh -c #(nop) COPY <file|dir|multi>:<digest> in <dest> ``,
-which the layer cache compares.
+download is never extracted (B6).  History: ``/bin/sh -c #(nop) COPY
+<file|dir|multi>:<digest> in <dest> ``, which the layer cache compares.
 """
 
 from __future__ import annotations

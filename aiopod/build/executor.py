@@ -225,16 +225,19 @@ class _Build:
 
     def _dockerfile_text(self) -> tuple[Path, str]:
         """The Dockerfile and its text: ``-f`` as given or else in the context (where
-        podman looks too), by default ``Dockerfile`` or ``Containerfile`` in the context.
-        A missing context, file or content is an error worded as podman's."""
+        podman looks too), by default ``Containerfile`` or else ``Dockerfile`` in the
+        context (podman's order).  A missing context, file or content is an error worded as
+        podman's."""
         options = self.options
         if not options.context.is_dir():
             raise BuildError(f'context must be a directory: "{os.path.abspath(options.context)}"')
-        path = options.dockerfile or (options.context / "Dockerfile")
-        if not path.exists() and options.dockerfile is None:
-            alternative = options.context / "Containerfile"
-            path = alternative if alternative.exists() else path
-        elif not path.exists() and not path.is_absolute():
+        if options.dockerfile is None:
+            path = options.context / "Containerfile"
+            if not path.exists():
+                path = options.context / "Dockerfile"
+        else:
+            path = options.dockerfile
+        if not path.exists() and not path.is_absolute():
             path = options.context / path
         try:
             text = path.read_text()

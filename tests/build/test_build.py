@@ -2,8 +2,8 @@
 
 Every build starts from the busybox root file system imported into a fresh store under
 ``tmp_path``.  The hostile cases of reliability.md §2.3 table B are proved at the build
-level here (B1-B5, B8; B6 in ``test_url_and_heredoc_sources.py``); B7, B9, B10 and B11 are properties of RUN's isolation and are
-proved in ``test_isolation.py``.
+level here (B1-B5, B8; B6 in ``test_url_and_heredoc_sources.py``); B7, B9, B10 and B11
+are properties of RUN's isolation and are proved in ``test_isolation.py``.
 
 Safety: RUN steps execute as root in a chroot.  Every path a Dockerfile here writes to,
 and every symlink target, is a path *inside tmp_path* (the ``host`` fixture is a
@@ -693,9 +693,7 @@ async def test_features_not_implemented_are_errors_not_ignored(
     assert await rt.containers(external=True) == []
 
 
-async def test_run_heredocs_take_every_form_docker_gives_them(
-    rt: Runtime, tmp_path: Path
-) -> None:
+async def test_run_heredocs_take_every_form_docker_gives_them(rt: Runtime, tmp_path: Path) -> None:
     """``RUN <<EOF`` alone runs the document with the shell (``<<-`` strips tabs); one
     that starts with ``#!`` runs with its interpreter from ``/dev/pipes`` (nothing of it
     in the image); documents after a command are read by the shell, several of them too."""
@@ -882,3 +880,14 @@ async def test_b8_a_run_leaving_a_swapping_process_cannot_redirect_the_next_copy
     assert landed and all(files in p.parents for p in landed)
     assert tree_state(host) == before
     assert not (dst / "f").exists() and not dst.exists()
+
+
+async def test_without_a_file_option_containerfile_wins_over_dockerfile(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """podman's order: ``Containerfile``, else ``Dockerfile``."""
+    ctx = context(tmp_path, "FROM scratch\nENV FROM=dockerfile\n")
+    assert "FROM=dockerfile" in (await rt.inspect_image((await build(rt, ctx)).id))["Config"]["Env"]
+    (ctx / "Containerfile").write_text("FROM scratch\nENV FROM=containerfile\n")
+    image = await build(rt, ctx)
+    assert "FROM=containerfile" in (await rt.inspect_image(image.id))["Config"]["Env"]
