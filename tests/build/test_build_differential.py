@@ -36,6 +36,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -547,40 +548,39 @@ EXPOSE 1234
 )
 
 
+@pytest.fixture
+def same_as_buildah(
+    podman: Podman, skopeo: Tool, umoci: Tool, store: Path, busybox_rootfs_tar: Path, tmp_path: Path
+) -> Callable[[Scenario], None]:
+    """Build a scenario with both tools and fail the test on any difference."""
+
+    def check(scenario: Scenario) -> None:
+        theirs, mine = build_both(
+            scenario,
+            podman=podman,
+            skopeo=skopeo,
+            umoci=umoci,
+            store=store,
+            base_tar=busybox_rootfs_tar,
+            work=tmp_path / "work",
+        )
+        problems = explain_differences(scenario, theirs, mine)
+        if problems:
+            pytest.fail(f"aiopod's image differs from buildah's:\n{problems}", pytrace=False)
+
+    return check
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
 def test_aiopod_build_matches_buildah(
-    scenario: Scenario,
-    podman: Podman,
-    skopeo: Tool,
-    umoci: Tool,
-    store: Path,
-    busybox_rootfs_tar: Path,
-    tmp_path: Path,
+    scenario: Scenario, same_as_buildah: Callable[[Scenario], None]
 ) -> None:
-    theirs, mine = build_both(
-        scenario,
-        podman=podman,
-        skopeo=skopeo,
-        umoci=umoci,
-        store=store,
-        base_tar=busybox_rootfs_tar,
-        work=tmp_path / "work",
-    )
-    problems = explain_differences(scenario, theirs, mine)
-    if problems:
-        pytest.fail(f"aiopod's image differs from buildah's:\n{problems}", pytrace=False)
+    same_as_buildah(scenario)
 
 
 @pytest.mark.parametrize("layers", [False, True], ids=["one-layer", "layers"])
 def test_add_of_urls_matches_buildah(
-    layers: bool,
-    http_files: HttpFiles,
-    podman: Podman,
-    skopeo: Tool,
-    umoci: Tool,
-    store: Path,
-    busybox_rootfs_tar: Path,
-    tmp_path: Path,
+    layers: bool, http_files: HttpFiles, same_as_buildah: Callable[[Scenario], None]
 ) -> None:
     """``ADD <url>`` from a loopback server: the same files (mode 0600, never extracted,
     named after the URL or the destination), the same history summaries (a bare digest of
@@ -604,18 +604,7 @@ ADD a.txt {url}/pub/file.txt /mixed/
         SOURCES,
         layers=layers,
     )
-    theirs, mine = build_both(
-        scenario,
-        podman=podman,
-        skopeo=skopeo,
-        umoci=umoci,
-        store=store,
-        base_tar=busybox_rootfs_tar,
-        work=tmp_path / "work",
-    )
-    problems = explain_differences(scenario, theirs, mine)
-    if problems:
-        pytest.fail(f"aiopod's image differs from buildah's:\n{problems}", pytrace=False)
+    same_as_buildah(scenario)
 
 
 SAVED = Scenario(
