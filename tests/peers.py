@@ -193,6 +193,8 @@ class Podman:
 
     base: Path
     runroot: Path
+    events_backend: str = "none"
+    """podman's ``--events-backend``: ``file`` keeps its event log under the private tmpdir."""
 
     @property
     def root(self) -> Path:
@@ -203,9 +205,16 @@ class Podman:
         return self.base / "tmp"
 
     @classmethod
-    def create(cls, base: Path) -> Podman:
+    def create(
+        cls, base: Path, template: Path | None = None, *, events_backend: str = "none"
+    ) -> Podman:
+        """A store at *base*: empty, or a copy of the c/storage root *template*."""
         require_peer("podman")
-        self = cls(base, Path(tempfile.mkdtemp(prefix="aiopod-rr-", dir="/tmp")))
+        runroot = Path(tempfile.mkdtemp(prefix="aiopod-rr-", dir="/tmp"))
+        self = cls(base, runroot, events_backend)
+        if template is not None:
+            base.mkdir(parents=True, exist_ok=True)
+            run(["cp", "-a", "--reflink=auto", template, self.root])
         for d in (self.root, self.tmpdir):
             d.mkdir(parents=True, exist_ok=True)
         (base / "storage.conf").write_text(
@@ -235,7 +244,7 @@ class Podman:
             "--tmpdir",
             str(self.tmpdir),
             "--events-backend",
-            "none",
+            self.events_backend,
             "--cgroup-manager",
             "cgroupfs",
             *args,
@@ -265,6 +274,16 @@ class Podman:
             context,
         )
         return self.image_id(tag)
+
+    def skopeo(self, *args: Arg) -> subprocess.CompletedProcess[str]:
+        """skopeo with this store's environment (``--insecure-policy``)."""
+        require_peer("skopeo")
+        return run(["skopeo", "--insecure-policy", *args], env=self.env())
+
+    def containers(self) -> dict[str, str]:
+        """{container ID: name} of every container, libpod's and external ones."""
+        out = self("ps", "-a", "--external", "--format", "json").stdout
+        return {row["Id"]: row["Names"][0] for row in json.loads(out)}
 
     def storage_ref(self, name: str) -> str:
         """A ``containers-storage:`` reference to ``name`` in this store, for skopeo."""

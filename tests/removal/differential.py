@@ -32,7 +32,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,11 +42,11 @@ from typing import Any
 from peers import (
     REPO_ROOT,
     Arg,
+    Podman,
     images_json_by_id,
     require_peer,
     run,
     strip_sha256,
-    unmount_under,
 )
 
 __all__ = (
@@ -181,9 +180,9 @@ def build_catalogue(base: Path, rootfs_tar: Path) -> Catalogue:
     """Import busybox into a private podman store, build the catalogue with buildah, and
     export every image into one OCI layout with skopeo."""
     require_peer("skopeo")
-    builder = PodmanStore.create(base / "builder")
+    builder = Podman.create(base / "builder", events_backend="file")
     try:
-        builder.podman("import", rootfs_tar, "localhost/bb:latest")
+        builder("import", rootfs_tar, "localhost/bb:latest")
         context = base / "context"
         context.mkdir()
         for role, text in DOCKERFILES.items():
@@ -370,112 +369,6 @@ def rfc3339_nanos(text: str) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# podman on a private store
-
-
-@dataclasses.dataclass
-class PodmanStore:
-    """podman, buildah and skopeo on one private vfs store under *base*, with podman's
-    ``file`` events backend (its log lives under the private tmpdir)."""
-
-    base: Path
-    runroot: Path
-
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
-
-    @property
-    def tmpdir(self) -> Path:
-        return self.base / "tmp"
-
-    @classmethod
-    def create(cls, base: Path, template: Path | None = None) -> PodmanStore:
-        """A store at *base*: empty, or a copy of the c/storage root *template*."""
-        require_peer("podman")
-        base.mkdir(parents=True)
-        # podman limits the run root to 50 characters: a short directory of its own.
-        store = cls(base, Path(tempfile.mkdtemp(prefix="aiopod-rr-", dir="/tmp")))
-        if template is not None:
-            run(["cp", "-a", "--reflink=auto", template, store.root])
-        store.root.mkdir(exist_ok=True)
-        store.tmpdir.mkdir()
-        (base / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\ngraphroot = "{store.root}"\nrunroot = "{store.runroot}"\n'
-        )
-        return store
-
-    def cleanup(self) -> None:
-        unmount_under(self.runroot)
-        shutil.rmtree(self.runroot, ignore_errors=True)
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["CONTAINERS_STORAGE_CONF"] = str(self.base / "storage.conf")
-        env["TMPDIR"] = str(self.tmpdir)
-        return env
-
-    def _storage(self) -> list[Arg]:
-        return ["--root", self.root, "--runroot", self.runroot, "--storage-driver", "vfs"]
-
-    def podman(
-        self, *args: Arg, check: bool = True, input: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        cmd: list[Arg] = [
-            "podman",
-            *self._storage(),
-            "--tmpdir",
-            self.tmpdir,
-            "--events-backend",
-            "file",
-            "--cgroup-manager",
-            "cgroupfs",
-            *args,
-        ]
-        return run(cmd, check=check, input=input, env=self.env())
-
-    def buildah(self, *args: Arg) -> subprocess.CompletedProcess[str]:
-        require_peer("buildah")
-        return run(["buildah", *self._storage(), *args], env=self.env())
-
-    def skopeo(self, *args: Arg) -> subprocess.CompletedProcess[str]:
-        require_peer("skopeo")
-        return run(["skopeo", "--insecure-policy", *args], env=self.env())
-
-    def build(self, context: Path, dockerfile: Path, tag: str) -> None:
-        self.buildah(
-            "bud",
-            "--isolation",
-            "chroot",
-            "--layers",
-            "--timestamp",
-            "0",
-            "--pull=never",
-            "-q",
-            "-f",
-            dockerfile,
-            "-t",
-            tag,
-            context,
-        )
-
-    def storage_ref(self, name: str) -> str:
-        return f"containers-storage:[vfs@{self.root}+{self.runroot}]{name}"
-
-    def image_id(self, ref: str) -> str:
-        out = self.podman("image", "inspect", "--format", "{{.Id}}", ref).stdout
-        return strip_sha256(out.strip())
-
-    def images(self) -> dict[str, list[str]]:
-        return images_json_by_id(json.loads(self.podman("images", "-a", "--format", "json").stdout))
-
-    def containers(self) -> dict[str, str]:
-        """{container ID: name} of every container, libpod's and external ones."""
-        out = self.podman("ps", "-a", "--external", "--format", "json").stdout
-        return {row["Id"]: row["Names"][0] for row in json.loads(out)}
-
-
-# --------------------------------------------------------------------------------------------
 # Running a scenario on each side
 
 
@@ -565,7 +458,7 @@ class SideRunner:
     def podman_template(self, images: tuple[tuple[str, tuple[str, ...]], ...]) -> Path:
         key = ("podman", images)
         if key not in self._templates:
-            store = PodmanStore.create(self._new_dir("podman-template") / "p")
+            store = Podman.create(self._new_dir("podman-template") / "p", events_backend="file")
             try:
                 layout = self.catalogue.layout
                 for role, names in images:
@@ -581,25 +474,25 @@ class SideRunner:
 
     def run_podman(self, scenario: Scenario, facts: Facts) -> Outcome:
         images = _placed(scenario, facts)
-        store = PodmanStore.create(self._new_dir("podman") / "p", self.podman_template(images))
+        store = Podman.create(
+            self._new_dir("podman") / "p", self.podman_template(images), events_backend="file"
+        )
         try:
             for ctr in scenario.containers:
                 image = facts(ctr.image)
                 if ctr.external:
                     store.buildah("from", "--pull=never", "--name", ctr.name, image)
                 else:
-                    store.podman("create", "--name", ctr.name, image, "true")
+                    store("create", "--name", ctr.name, image, "true")
             containers = store.containers() if scenario.containers else {}
             since = _since()
             command = [facts(part) for part in scenario.command]
-            proc = store.podman(*command, check=False, input=scenario.input)
-            listing = json.loads(store.podman("images", "-a", "--format", "json").stdout)
+            proc = store(*command, check=False, input=scenario.input)
+            listing = json.loads(store("images", "-a", "--format", "json").stdout)
             left = store.containers() if scenario.containers else {}
             events = None
             if proc.returncode == 0:
-                out = store.podman(
-                    "events", "--stream=false", "--format", "json", "--since", since
-                ).stdout
+                out = store("events", "--stream=false", "--format", "json", "--since", since).stdout
                 events = _events(out, containers)
             return _outcome(proc, listing, containers, left, events, self.image_ids)
         finally:
