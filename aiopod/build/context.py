@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiopod.build.digest_cache import DigestCache, active as active_digest_cache
 from aiopod.build.ignore import (
     IgnoreRules,
     go_clean,
@@ -596,6 +597,20 @@ class _Names:
             self._groups = self._table("etc/group")
         return self._groups.get(gid, "")
 
+    def sources(self) -> list[tuple[str, os.stat_result | None]]:
+        """The stat of each file the names come from, resolved as :meth:`_table` reads
+        it (``None``: nothing readable there); for the digest cache's fingerprint."""
+        out: list[tuple[str, os.stat_result | None]] = []
+        with RootDir(self.context) as root:
+            for relpath in ("etc/passwd", "etc/group"):
+                try:
+                    _, st = resolve_in_root(root, relpath, max_final_hops=root.max_symlink_hops)
+                except OSError:
+                    out.append((relpath, None))
+                else:
+                    out.append((relpath, st))
+        return out
+
 
 @dataclass
 class _DigestOptions:
@@ -717,6 +732,12 @@ def _entry_digest(
     return h.hexdigest()
 
 
+#: The revision of the digest below: bump it whenever the same sources would get another
+#: digest, so that digests cached by an older aiopod (:mod:`aiopod.build.digest_cache`)
+#: are not served.
+DIGEST_REVISION = 1
+
+
 def sources_digest(
     entries: Sequence[SourceEntry],
     plan: CopyPlan | None = None,
@@ -725,6 +746,7 @@ def sources_digest(
     chmod: int | None = None,
     preserve_ownership: bool = False,
     strip_setid: bool = True,
+    cache: DigestCache | None = None,
 ) -> str:
     """buildah's content summary of a ``COPY``/``ADD``: ``file:<hex>`` or ``dir:<hex>`` for
     one item, ``multi:<hex>`` for several (the sha256 of ``"file:<hex>,dir:<hex>,..."``),
@@ -741,19 +763,41 @@ def sources_digest(
     reproduces buildah 1.28's digests bit for bit (tests compare them).  A ``touch``
     keeps the digest; a ``chmod`` or content change alters it.
 
-    Blocking: reads every source file once.
+    Each entry's hex comes from *cache* (by default the active
+    :class:`~aiopod.build.digest_cache.DigestCache`, if any) when its files' ``lstat``
+    fields are those it was recorded with, and is recorded there otherwise.
+
+    Blocking: reads every source file once (none for an entry the cache holds), and the
+    cache file.
     """
     opts = _DigestOptions(chown, chmod, preserve_ownership, strip_setid)
     rename = plan.rename if plan is not None else None
+    cache = cache if cache is not None else active_digest_cache()
+    options = (chown, chmod, preserve_ownership, strip_setid, rename)
     reader = _ContextReader()
     names: dict[Path, _Names] = {}
+    name_sources: dict[Path, list[tuple[str, os.stat_result | None]]] = {}
     parts: list[str] = []
     try:
         for entry in entries:
             table = names.setdefault(entry.context, _Names(entry.context))
-            parts.append(f"{entry.kind}:{_entry_digest(entry, rename, opts, table, reader)}")
+            if cache is None or not cache.serves(entry.context):
+                parts.append(f"{entry.kind}:{_entry_digest(entry, rename, opts, table, reader)}")
+                continue
+            if entry.context not in name_sources:
+                name_sources[entry.context] = table.sources()
+            key = cache.fingerprint(
+                entry, options=options, names=name_sources[entry.context], revision=DIGEST_REVISION
+            )
+            hexdigest = cache.lookup(key)
+            if hexdigest is None:
+                hexdigest = _entry_digest(entry, rename, opts, table, reader)
+                cache.record(key, hexdigest)
+            parts.append(f"{entry.kind}:{hexdigest}")
     finally:
         reader.close()
+        if cache is not None:
+            cache.flush()
     if not parts:
         return ""
     if len(parts) == 1:

@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 
 from aiopod.build.commit import commit_image, name_built_image
+from aiopod.build.digest_cache import DigestCache, activated, cache_path
 from aiopod.build.image_config import DEFAULT_PATH, ImageConfig, local_architecture
 from aiopod.build.instructions import (
     METADATA_INSTRUCTIONS,
@@ -851,4 +852,10 @@ async def build_image(
     describes (a memory object stream is closed when the build ends, however it ends).
     """
     build = _Build(store, options, Reporter(progress))
-    return await build.run()
+    # The context's source digests are cached in the store (the cache does its I/O in the
+    # worker threads that compute digests; creating and activating it does none).
+    cache = DigestCache(
+        cache_path(store.layout.meta), context=options.context, lookups=not options.no_cache
+    )
+    with activated(cache):
+        return await build.run()
