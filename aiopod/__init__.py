@@ -9,10 +9,16 @@ A daemonless store of OCI images that programs drive with ``await``::
 
 Layers (each depends only on those below it): the command line (:mod:`aiopod.cli`), the
 runtime (:class:`Runtime`), the exchange formats (:mod:`aiopod.transports`) and the store
-(:mod:`aiopod.storage`).  Everything public is re-exported here.
+(:mod:`aiopod.storage`).  Everything public is re-exported here, imported on first use
+(``aiopod.Runtime`` imports the runtime; ``import aiopod`` alone imports only the errors), so
+that the command line starts without loading what its command does not need.
 """
 
-from aiopod.containers import Container as Container
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from aiopod.errors import (
     AiopodError as AiopodError,
     ContainerNotKnown as ContainerNotKnown,
@@ -31,20 +37,58 @@ from aiopod.errors import (
     UnsafeLayer as UnsafeLayer,
     UsageError as UsageError,
 )
-from aiopod.events import (
-    Event as Event,
-    EventBus as EventBus,
-    EventFilter as EventFilter,
-    EventKind as EventKind,
-    EventLog as EventLog,
-    Lagged as Lagged,
-    Subscription as Subscription,
-)
-from aiopod.images import Image as Image
-from aiopod.reference import Reference as Reference
-from aiopod.removal.plan import RemovalReport as RemovalReport
-from aiopod.runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
-from aiopod.storage.check import CheckReport as CheckReport
+
+if TYPE_CHECKING:
+    from aiopod.containers import Container as Container
+    from aiopod.events import (
+        Event as Event,
+        EventBus as EventBus,
+        EventFilter as EventFilter,
+        EventKind as EventKind,
+        EventLog as EventLog,
+        Lagged as Lagged,
+        Subscription as Subscription,
+    )
+    from aiopod.images import Image as Image
+    from aiopod.reference import Reference as Reference
+    from aiopod.removal.plan import RemovalReport as RemovalReport
+    from aiopod.runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
+    from aiopod.storage.check import CheckReport as CheckReport
+
+#: The lazily imported names and their modules.
+_LAZY = {
+    "CheckReport": "aiopod.storage.check",
+    "Container": "aiopod.containers",
+    "Image": "aiopod.images",
+    "Policy": "aiopod.runtime",
+    "Reference": "aiopod.reference",
+    "RemovalReport": "aiopod.removal.plan",
+    "Runtime": "aiopod.runtime",
+    "SaveFormat": "aiopod.runtime",
+    "Event": "aiopod.events",
+    "EventBus": "aiopod.events",
+    "EventFilter": "aiopod.events",
+    "EventKind": "aiopod.events",
+    "EventLog": "aiopod.events",
+    "Lagged": "aiopod.events",
+    "Subscription": "aiopod.events",
+}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no other name
+
+    def __getattr__(name: str) -> object:
+        """Import a lazily re-exported name on first use (then it is a module global)."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})
+
 
 __all__ = (
     # runtime

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -39,16 +39,18 @@ from aiopod.removal.libpod import plan_libpod
 from aiopod.removal.plan import Plan, RemovalOptions, RemovalReport
 from aiopod.removal.podman import plan_podman
 from aiopod.removal.prune import plan_prune, pruned_ids
-from aiopod.storage.check import CheckReport, check_store
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.layout import StoreLayout
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, Transaction, default_root
-from aiopod.transports.docker_archive import write_docker_archive
 from aiopod.transports.jsonutil import parse_json_object
-from aiopod.transports.load import import_tarball, load_archive
-from aiopod.transports.oci_layout import write_oci_layout
+
+if TYPE_CHECKING:
+    from aiopod.storage.check import CheckReport
+
+# Imported where used, not here, so that a command that needs none of them starts
+# faster: the transports (load, import, save) and the store check.
 
 __all__ = ("POLICIES", "SAVE_FORMATS", "Policy", "Runtime", "SaveFormat")
 
@@ -251,6 +253,8 @@ class Runtime:
 
         :raises ~aiopod.errors.InvalidArchive: the input is malformed (the message says how).
         """
+        from aiopod.transports.load import load_archive
+
         self._check_open()
         records, events = await load_archive(self.store, Path(path))
         self._publish(events)
@@ -259,6 +263,8 @@ class Runtime:
 
     async def import_image(self, path: str | os.PathLike[str], name: str | None = None) -> Image:
         """Make a one-layer image from a root file system tarball, optionally named."""
+        from aiopod.transports.load import import_tarball
+
         self._check_open()
         names = [str(check_tag_name(name))] if name else []
         [record], events = await import_tarball(self.store, Path(path), names)
@@ -294,10 +300,14 @@ class Runtime:
             images = list(chosen.values())
             target = Path(path)
             if format == "docker-archive":
+                from aiopod.transports.docker_archive import write_docker_archive
+
                 await anyio.to_thread.run_sync(
                     write_docker_archive, target, images, self.store.blob_path
                 )
             else:
+                from aiopod.transports.oci_layout import write_oci_layout
+
                 archive = format == "oci-archive"
                 await anyio.to_thread.run_sync(
                     lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
@@ -509,6 +519,8 @@ class Runtime:
 
     async def check(self, *, repair: bool = False) -> CheckReport:
         """Verify the store (blobs, metadata, orphans); with ``repair`` fix what is wrong."""
+        from aiopod.storage.check import check_store
+
         if self._state != "open":
             raise RuntimeStopped()
         async with self._lock:

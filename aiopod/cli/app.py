@@ -8,20 +8,52 @@ on stderr; the exit code is the error's (1 image not known, 2 in use, 125 otherw
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import anyio
 import click
 
 from aiopod.errors import AiopodError
-from aiopod.runtime import Runtime
+
+if TYPE_CHECKING:
+    from aiopod.runtime import Runtime
 
 __all__ = ("CliContext", "cli", "fail", "main", "run")
 
 T = TypeVar("T")
+
+#: The modules that define the commands (each registers its own on import), imported
+#: only when the command line names one of their commands: ``aiopod build`` loads
+#: neither the image transports nor the event formats.  A name missing here makes every
+#: module load, so a new command works before it is listed.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "build": ("build_commands",),
+    "create": ("container_commands",),
+    "from": ("container_commands",),
+    "rm": ("container_commands",),
+    "ps": ("container_commands",),
+    "events": ("event_commands",),
+    "images": ("image_commands",),
+    "image": ("image_commands", "removal_commands"),
+    "inspect": ("image_commands",),
+    "tag": ("image_commands",),
+    "untag": ("image_commands",),
+    "load": ("image_commands",),
+    "save": ("image_commands",),
+    "import": ("image_commands",),
+    "rmi": ("removal_commands",),
+    "system": ("system_commands",),
+}
+ALL_COMMAND_MODULES = tuple(sorted({m for ms in COMMAND_MODULES.values() for m in ms}))
+
+
+def load_commands(modules: Sequence[str] = ALL_COMMAND_MODULES) -> None:
+    """Import command modules of :mod:`aiopod.cli` (registering their commands)."""
+    for module in modules:
+        importlib.import_module(f"aiopod.cli.{module}")
 
 
 class CliContext:
@@ -33,6 +65,8 @@ class CliContext:
 
     def runtime(self) -> Runtime:
         """A runtime on the chosen store."""
+        from aiopod.runtime import Runtime
+
         return Runtime(root=self.root, policy=self.policy)  # type: ignore[arg-type]
 
 
@@ -55,6 +89,8 @@ def run(
     ``save`` exit 125 even for "image not known"; only ``rmi`` uses 1 and 2).
     """
 
+    import anyio
+
     async def body() -> T:
         async with ctx.runtime() as rt:
             return await func(rt)
@@ -74,7 +110,19 @@ def run(
 
 
 class PodmanGroup(click.Group):
-    """A group that reports usage errors as podman does: ``Error: …``, exit 125."""
+    """A group that reports usage errors as podman does: ``Error: …``, exit 125, and
+    imports a command's module only when the command is used (:data:`COMMAND_MODULES`)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            load_commands(COMMAND_MODULES.get(cmd_name, ALL_COMMAND_MODULES))
+        if cmd_name not in self.commands:
+            load_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
 
     def main(self, args: Sequence[str] | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
@@ -114,14 +162,5 @@ def cli(ctx: click.Context, root: str | None, policy: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    from aiopod.cli import (  # noqa: F401  (importing registers the commands)
-        build_commands,
-        container_commands,
-        event_commands,
-        image_commands,
-        removal_commands,
-        system_commands,
-    )
-
+    """Console-script entry point (commands are imported as they are used)."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="aiopod")

@@ -38,7 +38,6 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
 from aiopod.errors import LimitExceeded, UnsafeLayer
@@ -425,8 +424,13 @@ class _Applier:
     def _mtime_ns(member: TarMember) -> int | None:
         text = member.pax_headers.get("mtime")
         try:
-            ns = int(Decimal(text) * 1_000_000_000) if text else int(member.mtime) * 10**9
-        except (InvalidOperation, ValueError, OverflowError):
+            if text:
+                from decimal import Decimal  # here: a PAX mtime is rare; decimal is slow to load
+
+                ns = int(Decimal(text) * 1_000_000_000)
+            else:
+                ns = int(member.mtime) * 10**9
+        except (ArithmeticError, ValueError):  # decimal.InvalidOperation is an ArithmeticError
             return None
         return ns if -(2**63) < ns < 2**63 else None
 

@@ -26,8 +26,6 @@ import zlib
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, BinaryIO, Protocol, cast
 
-import zstandard
-
 from aiopod.errors import LimitExceeded, UnsafeLayer
 
 if TYPE_CHECKING:
@@ -193,6 +191,9 @@ class _ZstdReader:
     """zstd through ``zstandard``'s stream reader, with truncation detected by a frame walker."""
 
     def __init__(self, source: _Source) -> None:
+        import zstandard  # here: loading its C library costs start-up time
+
+        self._error = zstandard.ZstdError
         self._frames = _ZstdFrameWalker()
         source.observer = self._frames.feed
         self._reader = zstandard.ZstdDecompressor().stream_reader(
@@ -202,7 +203,7 @@ class _ZstdReader:
     def read(self, size: int, /) -> bytes:
         try:
             out = self._reader.read(size)
-        except zstandard.ZstdError as exc:
+        except self._error as exc:
             raise UnsafeLayer(f"corrupt zstd stream: {exc}") from exc
         if not out and not self._frames.complete():
             raise UnsafeLayer("truncated zstd stream")
