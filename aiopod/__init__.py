@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 from aiopod.errors import (
     AiopodError as AiopodError,
+    BuildError as BuildError,
     ContainerNotKnown as ContainerNotKnown,
     DigestMismatch as DigestMismatch,
+    DockerfileError as DockerfileError,
     ImageConflict as ImageConflict,
     ImageInUse as ImageInUse,
     ImageNotKnown as ImageNotKnown,
@@ -39,6 +41,16 @@ from aiopod.errors import (
 )
 
 if TYPE_CHECKING:
+    from aiopod.build.progress import (
+        BuildFinished as BuildFinished,
+        ImageCommitted as ImageCommitted,
+        OutputDropped as OutputDropped,
+        ProgressRecord as ProgressRecord,
+        StepCached as StepCached,
+        StepCommitted as StepCommitted,
+        StepOutput as StepOutput,
+        StepStarted as StepStarted,
+    )
     from aiopod.containers import Container as Container
     from aiopod.events import (
         Event as Event,
@@ -72,6 +84,14 @@ _LAZY = {
     "EventLog": "aiopod.events",
     "Lagged": "aiopod.events",
     "Subscription": "aiopod.events",
+    "BuildFinished": "aiopod.build.progress",
+    "ImageCommitted": "aiopod.build.progress",
+    "OutputDropped": "aiopod.build.progress",
+    "ProgressRecord": "aiopod.build.progress",
+    "StepCached": "aiopod.build.progress",
+    "StepCommitted": "aiopod.build.progress",
+    "StepOutput": "aiopod.build.progress",
+    "StepStarted": "aiopod.build.progress",
 }
 
 
@@ -108,10 +128,21 @@ __all__ = (
     "EventLog",
     "Lagged",
     "Subscription",
+    # build progress
+    "BuildFinished",
+    "ImageCommitted",
+    "OutputDropped",
+    "ProgressRecord",
+    "StepCached",
+    "StepCommitted",
+    "StepOutput",
+    "StepStarted",
     # errors
     "AiopodError",
+    "BuildError",
     "ContainerNotKnown",
     "DigestMismatch",
+    "DockerfileError",
     "ImageConflict",
     "ImageInUse",
     "ImageNotKnown",
