@@ -54,6 +54,22 @@ written or mounted through a symlink of the image):
   holding the text the parent sent is bind-mounted over it.  Those files live on a scratch
   tmpfs of the namespace, detached once they are bound: nothing is written on the host.
 
+* ``RUN --mount`` (the description's ``mounts``, in order, after everything above).  The
+  parent opened every source; a bind's descriptor names a mount of the parent's namespace,
+  which cannot be bound from here, so the runner opens the source again by the path the
+  parent gave, right after ``unshare``, and refuses it unless it is the very same file
+  (device, inode and type).  The target is resolved in the root like ``/etc`` above
+  (symlinks of the image followed inside the root; missing directories made, mode 0755;
+  a missing mount point is made empty, a directory or a file as the source is).  A bind
+  is bound there (``nosuid``, ``nodev``, read-only unless asked).  A writable bind whose
+  writes are discarded is an overlay (the source as its lower layer, upper and work
+  directories on a scratch tmpfs) and a secret a file copied to that scratch tmpfs (its
+  mode and owner set); both are made while the scratch sits on ``/dev`` (before ``/dev``'s
+  own tmpfs), cloned as detached mounts (``open_tree``) and the scratch detached before
+  the clones are moved onto their targets (``move_mount``): no path to the scratch ever
+  exists in the root.  A tmpfs is mounted new.  The mount points the runner created are
+  reported to the parent (``mount_points``) before the command starts.
+
 The stubs (``proc/``, ``dev/``, the three ``etc`` files, missing ``WORKDIR`` directories)
 stay in the root file system, as buildah's do; what goes into the layer is the builder's
 decision.  Every mount vanishes with the mount namespace.  ``/sys`` is not mounted and the
@@ -101,7 +117,21 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_RELATIME = 0x200000
 MNT_DETACH = 0x2
+# statvfs flags of a mount (ST_*) and the mount flags they correspond to: a remount must
+# keep these when the mount came from a more privileged user namespace (they are locked).
+_LOCKED_FLAGS = (
+    (os.ST_RDONLY, MS_RDONLY),
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
 
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
@@ -141,6 +171,7 @@ DEV_LINKS = (
     ("stderr", "/proc/self/fd/2"),
     ("ptmx", "pts/ptmx"),
 )
+MAX_TARGET_SYMLINKS = 40
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -284,6 +315,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
             after = os.fstat(root_fd)
             if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino):
                 raise SetupError("opening the root file system: it was replaced")
+        sources = _reopen_sources(spec.get("mounts") or [])
         with _step("setting the host name"):
             name = spec["hostname"].encode()
             _check(_libc.sethostname(name, len(name)), "sethostname")
@@ -295,9 +327,11 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
     pid = os.fork()
     if pid == 0:
         os.close(alive_w)
-        _init(spec, status, root_fd, alive_r)
+        _init(spec, status, root_fd, alive_r, sources)
     os.close(alive_r)
     os.close(root_fd)
+    for fd in sources.values():
+        os.close(fd)
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -331,6 +365,37 @@ def _read_spec() -> dict[str, Any]:
     return spec
 
 
+def _reopen_sources(mounts: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """``{index: descriptor}`` of every bind mount's source opened again in this mount
+    namespace by its path (the final component never followed), refused unless it is the
+    file the parent opened; the parent's descriptors are closed."""
+    sources: dict[int, int] = {}
+    olds: set[int] = set()
+    for index, mount in enumerate(mounts):
+        if mount["kind"] != "bind":
+            continue
+        with _step(f"opening the source of the mount on {mount['target']}"):
+            old = int(mount["fd"])
+            before = os.fstat(old)
+            fd = os.open(str(mount["path"]), _PATH_FLAGS)
+            after = os.fstat(fd)
+            same = (before.st_dev, before.st_ino, stat.S_IFMT(before.st_mode)) == (
+                after.st_dev,
+                after.st_ino,
+                stat.S_IFMT(after.st_mode),
+            )
+            if not same:
+                os.close(fd)
+                raise SetupError(
+                    f"opening the source of the mount on {mount['target']}: it was replaced"
+                )
+            olds.add(old)
+            sources[index] = fd
+    for old in olds:
+        os.close(old)
+    return sources
+
+
 def _write_file(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
@@ -342,7 +407,13 @@ def _write_file(path: str, text: str) -> None:
 # -- init (PID 1) ---------------------------------------------------------------------------
 
 
-def _init(spec: Mapping[str, Any], status: socket.socket, root_fd: int, alive: int) -> NoReturn:
+def _init(
+    spec: Mapping[str, Any],
+    status: socket.socket,
+    root_fd: int,
+    alive: int,
+    sources: Mapping[int, int],
+) -> NoReturn:
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         # getppid() is 0 across the PID namespace boundary: the runner's end of the pipe
@@ -357,9 +428,11 @@ def _init(spec: Mapping[str, Any], status: socket.socket, root_fd: int, alive: i
         os.umask(0)
         with _step("reading the capability count"), open("/proc/sys/kernel/cap_last_cap") as f:
             cap_last = int(f.read())
-        pivoted = _enter_root(spec, root_fd)
+        pivoted, mount_points = _enter_root(spec, root_fd, sources)
         sys.path[:] = []  # nothing is imported from the image's files, ever
         sys.path_importer_cache.clear()
+        if mount_points:
+            _send(status, {"mount_points": mount_points})
         child = os.fork()
         if child == 0:
             _command(spec, status, cap_last, pivoted)
@@ -376,10 +449,13 @@ def _init(spec: Mapping[str, Any], status: socket.socket, root_fd: int, alive: i
             os._exit(_exit_code(wait_status))
 
 
-def _enter_root(spec: Mapping[str, Any], root_fd: int) -> bool:
+def _enter_root(
+    spec: Mapping[str, Any], root_fd: int, sources: Mapping[int, int]
+) -> tuple[bool, list[str]]:
     """Mount what the command needs in the root, then make it ``/``: with ``pivot_root``
     (true is returned), or with ``chroot`` on kernels without ``open_tree`` (or when the
-    description asks for it, which only tests do)."""
+    description asks for it, which only tests do).  Also returned: the mount points of
+    ``RUN --mount`` made here, as root-relative paths."""
     tree = -1
     with _step("preparing the root file system"):
         try:
@@ -412,10 +488,17 @@ def _enter_root(spec: Mapping[str, Any], root_fd: int) -> bool:
                 os.close(tree)
             tree = -1  # a kernel older than 5.2: chroot below
     new_root = tree if tree >= 0 else root_fd
+    mounts = spec.get("mounts") or []
     with RootDir(_fd_path(new_root)) as root:
         _mount_proc(root)
         _bind_etc_files(root, spec["etc_files"])
-        _mount_dev(root, spec.get("scripts") or {})
+        clones = _prepare_mounts(root, mounts, sources, userns=bool(spec["userns"]))
+        try:
+            _mount_dev(root, spec.get("scripts") or {})
+            mount_points = _attach_mounts(root, mounts, sources, clones)
+        finally:
+            for fd in clones.values():
+                os.close(fd)
     os.fchdir(new_root)
     if tree >= 0:
         with _step("entering the root file system"):
@@ -429,7 +512,7 @@ def _enter_root(spec: Mapping[str, Any], root_fd: int) -> bool:
     os.chdir("/")
     if os.getcwd() != "/":
         raise SetupError("entering the root file system: the working directory is outside")
-    return tree >= 0
+    return tree >= 0, mount_points
 
 
 def _dir_mount_point(dir_fd: int, name: str) -> int:
@@ -630,6 +713,271 @@ def _set_modes(root: RootDir, created: Sequence[tuple[str, ...]], mode: int = 0o
                 os.close(fd)
         finally:
             os.close(opened.fd)
+
+
+# -- RUN --mount ----------------------------------------------------------------------------
+
+
+def _open_tree(fd: int, flags: int) -> int:
+    """``open_tree(fd, "", flags | AT_EMPTY_PATH)``: with ``OPEN_TREE_CLONE`` a detached
+    copy of the mount at ``fd`` (rooted at ``fd``'s file)."""
+    result = _libc.syscall(
+        ctypes.c_long(SYS_OPEN_TREE),
+        ctypes.c_int(fd),
+        ctypes.c_char_p(b""),
+        ctypes.c_uint(flags | AT_EMPTY_PATH | os.O_CLOEXEC),
+    )
+    return _check(result, "open_tree")
+
+
+def _move_mount(tree: int, target: int) -> None:
+    """Attach the detached mount ``tree`` on the file ``target`` (both descriptors)."""
+    result = _libc.syscall(
+        ctypes.c_long(SYS_MOVE_MOUNT),
+        ctypes.c_int(tree),
+        ctypes.c_char_p(b""),
+        ctypes.c_int(target),
+        ctypes.c_char_p(b""),
+        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+    )
+    _check(result, "move_mount")
+
+
+def _mount_id(fd: int) -> int:
+    """The ID of the mount ``fd`` is on (``/proc/self/fdinfo``)."""
+    with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key == "mnt_id":
+                return int(value)
+    raise SetupError("reading a mount ID: /proc/self/fdinfo has none")
+
+
+def _prepare_mounts(
+    root: RootDir,
+    mounts: Sequence[Mapping[str, Any]],
+    sources: Mapping[int, int],
+    *,
+    userns: bool,
+) -> dict[int, int]:
+    """The mounts that need files of their own, as detached mounts ``{index: fd}``: a
+    secret's copy and the overlay of a bind whose writes are discarded.  They are made on
+    a scratch tmpfs mounted for the moment on ``/dev`` (before ``/dev``'s own) and detached
+    once they are cloned, so no path leads to the scratch afterwards."""
+    wanted = [
+        index
+        for index, mount in enumerate(mounts)
+        if mount["kind"] == "secret" or (mount["kind"] == "bind" and mount.get("overlay"))
+    ]
+    if not wanted:
+        return {}
+    with _step("preparing RUN --mount"):
+        scratch = _mount_on(root.fd, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
+    clones: dict[int, int] = {}
+    try:
+        for index in wanted:
+            mount = mounts[index]
+            with _step(f"preparing the mount on {mount['target']}"):
+                if mount["kind"] == "secret":
+                    clones[index] = _secret_copy(scratch, index, mount)
+                else:
+                    clones[index] = _overlay(scratch, index, mount, sources[index], userns)
+    except BaseException:
+        for fd in clones.values():
+            os.close(fd)
+        raise
+    finally:
+        with _step("detaching the scratch file system"):
+            try:
+                _check(_libc.umount2(_fd_path(scratch).encode(), MNT_DETACH), "umount2")
+            finally:
+                os.close(scratch)
+    return clones
+
+
+def _secret_copy(scratch: int, index: int, mount: Mapping[str, Any]) -> int:
+    """The secret read from its descriptor into a file of the scratch tmpfs (mode and
+    owner set): a detached mount of that file."""
+    name = f"secret-{index}"
+    source = int(mount["fd"])
+    fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=scratch)
+    try:
+        offset = 0
+        while chunk := os.pread(source, 65536, offset):
+            offset += len(chunk)
+            while chunk:
+                chunk = chunk[os.write(fd, chunk) :]
+        os.fchown(fd, int(mount["uid"]), int(mount["gid"]))
+        mode = mount.get("mode")
+        os.fchmod(fd, 0o400 if mode is None else int(mode) & 0o7777)
+    finally:
+        os.close(fd)
+    os.close(source)
+    path = os.open(name, _PATH_FLAGS, dir_fd=scratch)
+    try:
+        return _open_tree(path, OPEN_TREE_CLONE)
+    finally:
+        os.close(path)
+
+
+def _overlay(scratch: int, index: int, mount: Mapping[str, Any], lower: int, userns: bool) -> int:
+    """An overlay of the directory ``lower`` whose upper and work directories are on the
+    scratch tmpfs (the upper one with the lower one's mode and owner, as the overlay's root
+    shows them): a detached mount of it, or of its file ``child``."""
+    upper, work, point = f"upper-{index}", f"work-{index}", f"overlay-{index}"
+    for name in (upper, work, point):
+        os.mkdir(name, 0o755, dir_fd=scratch)
+    st = os.fstat(lower)
+    with contextlib.suppress(OSError):  # a user namespace maps only root
+        os.chown(upper, st.st_uid, st.st_gid, dir_fd=scratch, follow_symlinks=False)
+    os.chmod(upper, stat.S_IMODE(st.st_mode), dir_fd=scratch, follow_symlinks=False)
+    base = _fd_path(scratch)
+    data = f"lowerdir={_fd_path(lower)},upperdir={base}/{upper},workdir={base}/{work}"
+    if userns:
+        data += ",userxattr"
+    fd = os.open(point, _PATH_FLAGS | os.O_DIRECTORY, dir_fd=scratch)
+    try:
+        _mount("overlay", _fd_path(fd), "overlay", MS_NOSUID | MS_NODEV, data)
+    finally:
+        os.close(fd)
+    mounted = os.open(point, _PATH_FLAGS | os.O_DIRECTORY, dir_fd=scratch)
+    try:
+        child = mount.get("child")
+        if child is None:
+            return _open_tree(mounted, OPEN_TREE_CLONE)
+        fd = os.open(str(child), _PATH_FLAGS, dir_fd=mounted)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SetupError(f"mounting on {mount['target']}: the source is not a file")
+            return _open_tree(fd, OPEN_TREE_CLONE)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(mounted)
+
+
+def _attach_mounts(
+    root: RootDir,
+    mounts: Sequence[Mapping[str, Any]],
+    sources: Mapping[int, int],
+    clones: dict[int, int],
+) -> list[str]:
+    """Mount every ``RUN --mount`` on its target, in order; the mount points made here."""
+    made: list[str] = []
+    for index, mount in enumerate(mounts):
+        target = str(mount["target"])
+        kind = mount["kind"]
+        with _step(f"mounting on {target}"):
+            if kind == "tmpfs":
+                is_dir = True
+            elif kind == "secret" or mount.get("child") is not None:
+                is_dir = False
+            else:
+                is_dir = stat.S_ISDIR(os.fstat(sources[index]).st_mode)
+            parent, name, created = _mount_point(root, target, is_dir)
+            try:
+                if created is not None:
+                    made.append("/".join(created))
+                point = os.open(name, _PATH_FLAGS, dir_fd=parent)
+                try:
+                    if stat.S_ISDIR(os.fstat(point).st_mode) != is_dir:
+                        raise SetupError(f"mounting on {target}: it was replaced meanwhile")
+                    below = _mount_id(point)
+                    if kind == "tmpfs":
+                        mode = mount.get("mode")
+                        data = f"mode={0o1777 if mode is None else int(mode) & 0o7777:o}"
+                        if mount.get("size") is not None:
+                            data += f",size={int(mount['size'])}"
+                        flags = MS_NOSUID | MS_NODEV | (MS_RDONLY if mount["readonly"] else 0)
+                        _mount("tmpfs", _fd_path(point), "tmpfs", flags, data)
+                    elif index in clones:
+                        _move_mount(clones.pop(index), point)
+                    else:
+                        _mount(_fd_path(sources[index]), _fd_path(point), None, MS_BIND)
+                finally:
+                    os.close(point)
+                if kind != "tmpfs":
+                    readonly = kind == "secret" or bool(mount["readonly"])
+                    _restrict(parent, name, below, readonly=readonly, noexec=kind == "secret")
+            finally:
+                os.close(parent)
+    return made
+
+
+def _restrict(parent: int, name: str, below: int, *, readonly: bool, noexec: bool) -> None:
+    """Remount the mount on ``name`` (in ``parent``) ``nosuid``, ``nodev`` (``ro`` and
+    ``noexec`` when asked), keeping the flags its origin locks."""
+    fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
+    try:
+        if _mount_id(fd) == below:
+            raise SetupError("the new mount is not where it was made")
+        present = os.fstatvfs(fd).f_flag
+        flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV
+        flags |= (MS_RDONLY if readonly else 0) | (MS_NOEXEC if noexec else 0)
+        for st_flag, ms_flag in _LOCKED_FLAGS:
+            if present & st_flag:
+                flags |= ms_flag
+        _mount(None, _fd_path(fd), None, flags)
+    finally:
+        os.close(fd)
+
+
+def _mount_point(
+    root: RootDir, target: str, is_dir: bool
+) -> tuple[int, str, tuple[str, ...] | None]:
+    """The mount point ``target`` resolved in the root (symlinks followed inside it,
+    missing directories made with mode 0755, a missing mount point made empty, a directory
+    when ``is_dir``, else a file): an ``O_PATH`` descriptor of its directory, its name, and
+    its real path when it was made here."""
+    parts = [p for p in target.split("/") if p]
+    for _ in range(MAX_TARGET_SYMLINKS + 1):
+        created: list[tuple[str, ...]] = []
+        if is_dir:
+            try:
+                opened = root.open_dir(parts, create=True, created=created)
+            except NotADirectoryError:
+                raise SetupError(f"mounting on {target}: it is not a directory") from None
+            _set_modes(root, created)
+            os.close(opened.fd)
+            if not opened.path:
+                raise SetupError(f"mounting on {target}: it is the root directory")
+            parent = root.open_dir(opened.path[:-1])
+            made = opened.path if opened.path in created else None
+            return parent.fd, opened.path[-1], made
+        parent = root.open_dir(parts[:-1], create=True, created=created)
+        _set_modes(root, created)
+        name = parts[-1]
+        st = lstat_at(parent.fd, name)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            link = os.readlink(name, dir_fd=parent.fd)
+            base = () if link.startswith("/") else parent.path
+            os.close(parent.fd)
+            parts = _join_in_root(base, link)
+            if not parts:
+                raise SetupError(f"mounting on {target}: it is the root directory")
+            continue
+        if st is None:
+            os.close(os.open(name, _CREATE_FLAGS, 0o644, dir_fd=parent.fd))
+            return parent.fd, name, (*parent.path, name)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(parent.fd)
+            raise SetupError(f"mounting a file on {target}: it is not a regular file")
+        return parent.fd, name, None
+    raise SetupError(f"mounting on {target}: too many levels of symbolic links")
+
+
+def _join_in_root(base: Sequence[str], link: str) -> list[str]:
+    """``link`` followed from the real directory ``base``: ``..`` stops at the root."""
+    parts = list(base)
+    for part in link.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(part)
+    return parts
 
 
 # -- command --------------------------------------------------------------------------------

@@ -37,6 +37,15 @@ The mount-point stubs the set-up leaves in the root file system (``/proc``, ``/d
 ``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf``, a missing working directory) are
 the ones buildah's first ``RUN`` layer has; whether they go into a layer is the builder's
 decision, not this module's.
+
+``RUN --mount`` (:class:`RunMount`): the caller opens every source itself (an ``O_PATH``
+descriptor of a directory or file it resolved where it wanted, a readable descriptor of
+a secret) and the runner mounts it on its target, resolved inside the root as above
+(symlinks of the image followed inside the root, never to the host).  Binds are
+read-only, or read-write, or writable through an overlay whose upper layer lives in the
+namespace (``discard_writes``: nothing reaches the source); a secret is a copy on a tmpfs
+of the namespace; a tmpfs is new.  :attr:`RunResult.mount_points` lists the mount points
+the runner had to create (buildah removes them after the step; so does the builder).
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -62,7 +71,7 @@ import anyio.abc
 from aiopod.build.users import ResolvedUser, UserLookupError, resolve_user
 from aiopod.errors import BuildError, UsageError
 
-__all__ = ("DEFAULT_PATH", "OUTPUT_TAIL_BYTES", "RunResult", "run_isolated")
+__all__ = ("DEFAULT_PATH", "OUTPUT_TAIL_BYTES", "RunMount", "RunResult", "run_isolated")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """``PATH`` of a command whose environment has none (buildah's default)."""
@@ -93,6 +102,47 @@ class RunResult:
     output_tail: str
     """The last :data:`OUTPUT_TAIL_BYTES` of stdout and stderr together, decoded as UTF-8
     with replacement characters."""
+    mount_points: tuple[str, ...] = ()
+    """The mount points of ``mounts`` the runner created (empty directories or files, their
+    parents excluded), as real paths relative to the root (``"mnt/data"``)."""
+
+
+@dataclass(frozen=True)
+class RunMount:
+    """One mount of ``RUN --mount`` as :func:`run_isolated` makes it on ``target`` (an
+    absolute, clean path, resolved inside the root; missing directories are created, mode
+    0755, and a missing mount point is an empty directory, or an empty file for a file).
+
+    ``kind``:
+
+    * ``"bind"``: ``fd`` is an ``O_PATH`` descriptor of the source, a directory or a
+      regular file.  ``readonly``, else writable; with ``discard_writes`` the command may
+      write but the writes go to an overlay whose upper layer is a tmpfs of the namespace,
+      so nothing reaches the source (``fd`` is then a directory, and ``child`` names the
+      file in it to mount when a file is wanted).  Binds are ``nosuid`` and ``nodev``.
+    * ``"tmpfs"``: a new tmpfs of ``size`` bytes (None: the kernel's default), mode
+      ``mode`` (default 0o1777), ``readonly`` if asked.
+    * ``"secret"``: ``fd`` is a readable descriptor of a regular file; its contents are
+      copied to a file on a tmpfs of the namespace (mode ``mode``, default 0o400, owner
+      ``uid``:``gid``) bound read-only, ``nosuid``, ``nodev``, ``noexec`` on ``target``.
+
+    The descriptors stay the caller's: :func:`run_isolated` neither closes nor moves them.
+    A bind's source is also opened again by its path in the runner's mount namespace (a
+    descriptor of the caller's namespace cannot be bound there) and must be the same file;
+    without root that is done as the calling user, so every directory above the source
+    must be searchable by it.
+    """
+
+    kind: Literal["bind", "tmpfs", "secret"]
+    target: str
+    fd: int = -1
+    readonly: bool = True
+    discard_writes: bool = False
+    child: str | None = None
+    size: int | None = None
+    mode: int | None = None
+    uid: int = 0
+    gid: int = 0
 
 
 async def run_isolated(
@@ -106,6 +156,7 @@ async def run_isolated(
     on_stderr: Callable[[bytes], None] | None = None,
     hostname: str | None = None,
     scripts: Mapping[str, str] | None = None,
+    mounts: Sequence[RunMount] = (),
     timeout: float | None = None,  # noqa: ASYNC109 - part of the API; applied with fail_after
 ) -> RunResult:
     """Run ``argv`` with ``rootfs`` as its root file system, isolated as the module says.
@@ -120,7 +171,9 @@ async def run_isolated(
     in the order they were read.
     ``hostname`` defaults to 12 random hex digits, as buildah's container IDs.  ``scripts``
     (``{name: text}``) are provided as executable files ``/dev/pipes/<name>`` (BuildKit's
-    place for a ``RUN <<EOF`` script that starts with ``#!``).
+    place for a ``RUN <<EOF`` script that starts with ``#!``).  ``mounts`` are made in
+    order after everything else (see :class:`RunMount`); a target that cannot be mounted
+    on (a file where a directory is needed, a path under ``/proc``) fails the set-up.
 
     Returns a :class:`RunResult` whatever the command's exit status.  Raises
     :class:`~aiopod.build.users.UserLookupError` (a :class:`~aiopod.errors.BuildError`)
@@ -137,6 +190,7 @@ async def run_isolated(
     """
     argv = list(argv)
     _check_arguments(argv, env, workdir)
+    _check_mounts(mounts)
     name = _check_hostname(hostname)
     rootless = os.geteuid() != 0
     with anyio.fail_after(timeout):
@@ -151,6 +205,11 @@ async def run_isolated(
         command_env.setdefault("PATH", DEFAULT_PATH)
         with anyio.CancelScope(shield=True):  # the descriptor must reach _supervise
             etc_files, root_fd = await anyio.to_thread.run_sync(_prepare, rootfs, name)
+        try:
+            mount_specs = await anyio.to_thread.run_sync(_mount_specs, mounts)
+        except BaseException:
+            os.close(root_fd)
+            raise
         spec = {
             "argv": argv,
             "env": list(command_env.items()),
@@ -164,8 +223,15 @@ async def run_isolated(
             "parent_pid": os.getpid(),
             "pivot_root": _USE_PIVOT_ROOT,
             "scripts": dict(scripts or {}),
+            "mounts": mount_specs,
         }
-        return await _supervise(root_fd, json.dumps(spec).encode(), on_output, on_stderr)
+        return await _supervise(
+            root_fd,
+            json.dumps(spec).encode(),
+            on_output,
+            on_stderr,
+            extra_fds=tuple(m.fd for m in mounts if m.fd >= 0),
+        )
 
 
 # -- arguments and preparation --------------------------------------------------------------
@@ -184,6 +250,51 @@ def _check_arguments(argv: Sequence[str], env: Mapping[str, str], workdir: str) 
             raise UsageError(f"environment variable {key} contains a NUL character")
     if "\0" in workdir:
         raise UsageError(f"working directory {workdir!r} contains a NUL character")
+
+
+def _check_mounts(mounts: Sequence[RunMount]) -> None:
+    targets: set[str] = set()
+    for mount in mounts:
+        target = mount.target
+        if not target.startswith("/") or "\0" in target or os.path.normpath(target) != target:
+            raise UsageError(f"mount target {target!r} is not a clean absolute path")
+        if target == "/":
+            raise UsageError("a mount target cannot be /")
+        if target in targets:
+            raise UsageError(f"{target}: duplicate mount destination")
+        targets.add(target)
+        if mount.kind not in ("bind", "tmpfs", "secret"):
+            raise UsageError(f"mount type {mount.kind!r} is not known")
+        if mount.kind != "tmpfs" and mount.fd < 0:
+            raise UsageError(f"the {mount.kind} mount on {target} needs a descriptor")
+        child = mount.child
+        if child is not None and (
+            not mount.discard_writes or "/" in child or child in ("", ".", "..")
+        ):
+            raise UsageError(f"the mount on {target} names a child {child!r} it cannot use")
+
+
+def _mount_specs(mounts: Sequence[RunMount]) -> list[dict[str, Any]]:
+    """The runner's description of ``mounts``: a bind's source also by its path, which the
+    runner opens again in its own mount namespace (and checks to be the same file)."""
+    specs: list[dict[str, Any]] = []
+    for mount in mounts:
+        spec: dict[str, Any] = {
+            "kind": mount.kind,
+            "target": mount.target,
+            "fd": mount.fd,
+            "readonly": mount.readonly,
+            "overlay": mount.discard_writes,
+            "child": mount.child,
+            "size": mount.size,
+            "mode": mount.mode,
+            "uid": mount.uid,
+            "gid": mount.gid,
+        }
+        if mount.kind == "bind":
+            spec["path"] = os.readlink(f"/proc/self/fd/{mount.fd}")
+        specs.append(spec)
+    return specs
 
 
 def _check_hostname(hostname: str | None) -> str:
@@ -258,6 +369,7 @@ class _Status:
         self.sock = sock
         self.pidfd: int | None = None
         self.started = False
+        self.mount_points: tuple[str, ...] = ()
         self.error: str | None = None
         self.closed = False
 
@@ -300,6 +412,9 @@ class _Status:
             return
         if message.get("started"):
             self.started = True
+        points = message.get("mount_points")
+        if isinstance(points, list):
+            self.mount_points = tuple(str(p) for p in points)
         error = message.get("error")
         if error is not None and self.error is None:
             self.error = str(error)
@@ -342,6 +457,8 @@ async def _supervise(
     spec: bytes,
     on_output: Callable[[bytes], None] | None,
     on_stderr: Callable[[bytes], None] | None = None,
+    *,
+    extra_fds: Sequence[int] = (),
 ) -> RunResult:
     try:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -360,7 +477,7 @@ async def _supervise(
                 cwd="/",
                 env=environment,
                 start_new_session=True,
-                pass_fds=(theirs.fileno(), root_fd),
+                pass_fds=(theirs.fileno(), root_fd, *extra_fds),
             )
     except BaseException:
         status.close()
@@ -475,4 +592,4 @@ def _result(process: anyio.abc.Process, status: _Status, tail: _Tail) -> RunResu
         )
     if code < 0:
         code = 128 - code
-    return RunResult(exit_code=code, output_tail=tail.text())
+    return RunResult(exit_code=code, output_tail=tail.text(), mount_points=status.mount_points)
