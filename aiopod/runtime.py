@@ -460,6 +460,7 @@ class Runtime:
         timestamp: int | None = None,
         target: str | None = None,
         no_cache: bool = False,
+        secrets: Mapping[str, str | os.PathLike[str]] | None = None,
         progress: ProgressTarget | None = None,
     ) -> Image:
         """Build a Dockerfile (default ``CONTEXT/Dockerfile``) into the store.
@@ -492,6 +493,10 @@ class Runtime:
           ``OutputDropped(size)`` record taking its place.  If the consumer closes the
           receive end, the build goes on unreported.
 
+        *secrets* maps secret IDs to files for ``RUN --mount=type=secret,id=ID`` (``podman
+        build --secret id=ID,src=FILE``): a step that mounts one reads the file then; its
+        contents are never stored in the image or its history.
+
         :raises ~aiopod.errors.DockerfileError: the Dockerfile is malformed.
         :raises ~aiopod.errors.BuildError: a step failed (the message says which and why;
             for RUN ``exit_code`` is the command's exit status and ``str()`` ends with the
@@ -509,6 +514,7 @@ class Runtime:
             timestamp=timestamp,
             target=target,
             no_cache=no_cache,
+            secrets={key: Path(value) for key, value in (secrets or {}).items()},
         )
         result = await build_image(self.store, options, progress=progress)
         self._publish(result.events)

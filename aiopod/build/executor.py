@@ -53,6 +53,12 @@ from aiopod.build.progress import (
     StepCommitted,
     StepStarted,
 )
+from aiopod.build.run_mounts import (
+    mount_stage_refs,
+    parse_run_mounts,
+    prepared_mounts,
+    remove_mount_points,
+)
 from aiopod.build.snapshot import Snapshot, write_diff_layer
 from aiopod.build.words import ExpansionError, expand, parse_arg_definitions
 from aiopod.containers import create_container, plan_container_removal
@@ -112,6 +118,9 @@ class BuildOptions:
     timestamp: int | None = None
     target: str | None = None
     no_cache: bool = False
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    """``RUN --mount=type=secret,id=ID`` sources: the file of each secret ID (read when a
+    step mounts it; never stored in the image or its history)."""
 
 
 @dataclass
@@ -174,6 +183,8 @@ class _Build:
         """The step running was taken from the cache."""
         self.dockerfile_lines: list[str] = []
         self.dockerfile: Dockerfile | None = None
+        self.mount_roots: dict[str, Path] = {}
+        """Root file systems of the images ``RUN --mount from=`` used, by image ID."""
 
     # -- time --------------------------------------------------------------------------
 
@@ -286,10 +297,13 @@ class _Build:
             if base is not None and base.index < stage.index:
                 visit(base)
             for instruction in stage.instructions:
-                source = instruction.flag("from") if instruction.keyword == "COPY" else None
-                found = ref(source) if source is not None else None
-                if found is not None and found.index < stage.index:
-                    visit(found)
+                sources = mount_stage_refs(instruction)  # RUN --mount=...,from=<stage>
+                if instruction.keyword == "COPY" and instruction.flag("from") is not None:
+                    sources.append(instruction.flag("from") or "")
+                for source in sources:
+                    found = ref(source)
+                    if found is not None and found.index < stage.index:
+                        visit(found)
 
         visit(target)
         return sorted(needed)
@@ -631,10 +645,15 @@ class _Build:
         self, run: _StageRun, instruction: Instruction, env: Mapping[str, str], created: str
     ) -> None:
         for flag, _ in instruction.flags:  # never run a step without what it asks for
-            raise BuildError(f"RUN --{flag} is not supported by this builder yet")
+            if flag != "mount":
+                raise BuildError(f"RUN --{flag} is not supported by this builder yet")
+        escape = self.dockerfile.escape if self.dockerfile is not None else "\\"
+        mounts = parse_run_mounts(instruction, env, escape=escape)
         await self.ready(run)
         command = run_command(run.config, instruction)
-        text = command.text
+        # buildah's history (and cache key) is the text after "RUN" as written, flags
+        # included (node.Original[4:]); without flags that is the command's text.
+        text = instruction.original[4:] if instruction.flags else command.text
         created_by = run_history_text(text, self._run_args(run))
         if await self.use_cache(run, created_by, adds_layer=True):
             return
@@ -647,19 +666,23 @@ class _Build:
                 run_env.setdefault(key, self.options.build_args[key])
 
         reporter = self.reporter
-        try:
-            result = await run_isolated(
-                run.rootfs,
-                command.argv,
-                env=run_env,
-                workdir=run.config.get("WorkingDir") or "/",
-                user=run.config.get("User") or "",
-                on_output=lambda data: reporter.output("stdout", data),
-                on_stderr=lambda data: reporter.output("stderr", data),
-                scripts=dict([command.script]) if command.script else None,
-            )
-        finally:
-            reporter.end_output()
+        async with prepared_mounts(self, mounts) as run_mounts:
+            try:
+                result = await run_isolated(
+                    run.rootfs,
+                    command.argv,
+                    env=run_env,
+                    workdir=run.config.get("WorkingDir") or "/",
+                    user=run.config.get("User") or "",
+                    on_output=lambda data: reporter.output("stdout", data),
+                    on_stderr=lambda data: reporter.output("stderr", data),
+                    scripts=dict([command.script]) if command.script else None,
+                    mounts=run_mounts,
+                )
+            finally:
+                reporter.end_output()
+        if result.mount_points:  # as buildah: the mount points made are not in the layer
+            await anyio.to_thread.run_sync(remove_mount_points, run.rootfs, result.mount_points)
         if result.exit_code != 0:
             raise BuildError(
                 f'building at STEP "RUN {text}": while running runtime: exit status '

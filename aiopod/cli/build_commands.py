@@ -48,6 +48,25 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     return args
 
 
+def _secrets(values: tuple[str, ...]) -> dict[str, str]:
+    """``--secret id=ID,src=FILE`` (``type=file`` may be given; ``source`` is ``src``)."""
+    secrets: dict[str, str] = {}
+    for value in values:
+        fields: dict[str, str] = {}
+        for item in value.split(","):
+            key, eq, rest = item.partition("=")
+            if not eq:
+                fail(f"invalid --secret {value!r}: use id=ID,src=FILE")
+            fields["src" if key == "source" else key] = rest
+        unknown = set(fields) - {"id", "src", "type"}
+        if fields.get("type", "file") != "file" or unknown:
+            fail(f"invalid --secret {value!r}: only id=ID,src=FILE secrets are supported")
+        if not fields.get("id") or not fields.get("src"):
+            fail(f"invalid --secret {value!r}: use id=ID,src=FILE")
+        secrets[fields["id"]] = fields["src"]
+    return secrets
+
+
 @cli.command("build")
 @click.option("-t", "--tag", "tags", multiple=True, metavar="NAME", help="Name the image.")
 @click.option("-f", "--file", "dockerfile", default=None, metavar="FILE", help="The Dockerfile.")
@@ -56,6 +75,13 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--timestamp", type=int, default=None, metavar="N", help="Created time (seconds).")
 @click.option("--target", default=None, metavar="STAGE", help="Stop at this stage.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached steps.")
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    metavar="id=ID,src=FILE",
+    help="A secret for RUN --mount=type=secret.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.argument("context", default=".")
 @pass_cli
@@ -68,6 +94,7 @@ def build_command(
     timestamp: int | None,
     target: str | None,
     no_cache: bool,
+    secrets: tuple[str, ...],
     quiet: bool,
     context: str,
 ) -> None:
@@ -84,6 +111,7 @@ def build_command(
         elif not quiet:
             _write(sys.stdout, record.text.encode())
 
+    secret_files = _secrets(secrets)
     run(
         ctx,
         lambda rt: rt.build(
@@ -95,6 +123,7 @@ def build_command(
             timestamp=timestamp,
             target=target,
             no_cache=no_cache,
+            secrets=secret_files,
             progress=progress,
         ),
     )
