@@ -103,7 +103,8 @@ class Scenario:
     with ``--format docker`` on buildah's side (parents too) and compares the Docker-only
     config fields.  ``dockerfile_in_context`` writes the Dockerfile into the context (as
     ``Dockerfile``) instead of next to it.  ``compare_history`` is false when the two
-    Dockerfiles differ (heredocs).
+    Dockerfiles differ (heredocs).  ``secrets`` (``{id: contents}``) are written to files
+    outside the context and given to both builders as ``--secret id=ID,src=FILE``.
     """
 
     name: str
@@ -116,6 +117,7 @@ class Scenario:
     buildah_dockerfile: str | None = None
     dockerfile_in_context: bool = False
     compare_history: bool = True
+    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.name
@@ -193,6 +195,17 @@ def _buildah_config(podman: Podman, name: str, docker_format: bool) -> dict[str,
     return config
 
 
+def _secret_args(scenario: Scenario, work: Path) -> list[str]:
+    """``--secret id=ID,src=FILE`` for each of the scenario's secrets (files under *work*)."""
+    args: list[str] = []
+    for secret_id, contents in scenario.secrets.items():
+        path = work / "secrets" / secret_id
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(contents)
+        args += ["--secret", f"id={secret_id},src={path}"]
+    return args
+
+
 def _write_dockerfile(base: Path, context: Path, name: str, text: str, in_context: bool) -> Path:
     path = context / "Dockerfile" if in_context else base / f"{name}.Dockerfile"
     path.write_text(text)
@@ -224,7 +237,8 @@ def buildah_side(
     text = scenario.buildah_dockerfile or scenario.dockerfile
     df = _write_dockerfile(work, context, "scenario", text, scenario.dockerfile_in_context)
     name = f"localhost/{scenario.name}:buildah"
-    proc = podman.buildah("bud", *common, *scenario.args, "-f", df, "-t", name, context)
+    args = [*scenario.args, *_secret_args(scenario, work)]
+    proc = podman.buildah("bud", *common, *args, "-f", df, "-t", name, context)
     layout = work / "oci"
     skopeo("copy", "-q", podman.storage_ref(name), f"oci:{layout}:{name}")
     umoci("unpack", "--image", f"{layout}:{name}", work / "bundle")
@@ -247,7 +261,8 @@ def aiopod_side(scenario: Scenario, store: Path, umoci: Tool, base_tar: Path, wo
         work, context, "scenario", scenario.dockerfile, scenario.dockerfile_in_context
     )
     name = f"localhost/{scenario.name}:aiopod"
-    proc = aiopod_ok("build", *common, *scenario.args, "-f", df, "-t", name, context, root=store)
+    args = [*scenario.args, *_secret_args(scenario, work)]
+    proc = aiopod_ok("build", *common, *args, "-f", df, "-t", name, context, root=store)
     umoci("unpack", "--image", f"{store}:{name}", work / "bundle")
     return Built(
         work / "bundle" / "rootfs",

@@ -9,7 +9,12 @@ scenarios use every instruction and every flag the builder supports.
 
 Where aiopod does not (yet) do what buildah 1.28 does:
 
-* ``RUN --mount`` (bind, cache, tmpfs, secret, ssh) is refused; buildah 1.28 has them.
+* ``RUN --mount``: a ``rw`` bind never writes into the context (buildah 1.28 does), a
+  source never leaves the context through a symlink or ``..`` (buildah follows context
+  symlinks on the host and clamps ``..``), a missing source is an error (buildah skips the
+  mount with a warning), an existing target keeps its contents (buildah deletes it),
+  ``type=ssh`` is refused (buildah ignores it), and tmpfs takes Docker's ``size`` besides
+  buildah's ``tmpfs-size``.  The scenarios use what both do alike.
 * buildah 1.28 has no heredocs; aiopod follows Docker (``RUN <<EOF``, ``COPY <<EOF``,
   ``ADD <<EOF``), and the scenarios compare with the equivalent Dockerfile without them.
 * Without ``--layers`` aiopod commits one layer per RUN/COPY/ADD, buildah one per stage
@@ -531,6 +536,46 @@ WORKDIR /second
 RUN echo run > here
 """,
         SOURCES,
+        layers=True,
+    ),
+    Scenario(
+        "run-mount-bind-context-and-stage",
+        """\
+FROM localhost/bb:latest AS stage
+RUN mkdir -p /out/sub && echo from-stage > /out/sub/x
+FROM localhost/bb:latest
+ARG SRC=d
+RUN --mount=type=bind,source=$SRC,target=/mnt/ctx cp -r /mnt/ctx /copied && ls -A /mnt > /mnt-list
+RUN --mount=type=bind,from=stage,source=/out,target=/opt/in/stage cat /opt/in/stage/sub/x > /y
+RUN --mount=type=bind,source=a.txt,target=/etc/a.txt cat /etc/a.txt > /a-copy
+RUN --mount=from=0,target=/st,source=out/sub ls /st > /listed
+""",
+        SOURCES,
+    ),
+    Scenario(
+        "run-mount-cache-and-tmpfs",
+        """\
+FROM localhost/bb:latest
+RUN --mount=type=cache,target=/var/cache/app echo first > /var/cache/app/f
+RUN --mount=type=cache,target=/var/cache/app cp /var/cache/app/f /from-cache
+RUN --mount=type=cache,id=owned,target=/home/c,uid=1000,gid=1000,mode=0700 \
+    stat -c '%a %u %g' /home/c > /cache-attrs
+RUN --mount=type=tmpfs,target=/scratch/t echo tmp > /scratch/t/f && cp /scratch/t/f /kept \
+ && stat -c '%a' /scratch/t > /tmpfs-mode
+RUN ls -A /var/cache /scratch > /after
+""",
+    ),
+    Scenario(
+        "run-mount-secret",
+        """\
+FROM localhost/bb:latest
+RUN --mount=type=secret,id=token cp /run/secrets/token /copied-on-purpose \
+ && stat -c '%a %u %g' /run/secrets/token > /attrs
+RUN --mount=type=secret,id=token,target=/opt/tok,mode=0440,uid=1000,gid=1000 \
+    stat -c '%a %u %g' /opt/tok > /attrs2 && cat /opt/tok > /second-copy
+RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo absent > /absent
+""",
+        secrets={"token": "not-so-secret-after-all\n"},
         layers=True,
     ),
     Scenario(
