@@ -21,7 +21,6 @@ build removes with the area.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import posixpath
@@ -86,6 +85,8 @@ def _check_name(name: str, what: str) -> None:
 def _last_modified(url: str, value: str | None) -> int:
     if not value:
         return 0
+    import email.utils  # only builds with remote sources pay for the import
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
