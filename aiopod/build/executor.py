@@ -181,7 +181,6 @@ class _Build:
         """The step running is the final stage's last: its image is the result."""
         self.step_cached = False
         """The step running was taken from the cache."""
-        self.dockerfile_lines: list[str] = []
         self.dockerfile: Dockerfile | None = None
         self.mount_roots: dict[str, Path] = {}
         """Root file systems of the images ``RUN --mount from=`` used, by image ID."""
@@ -232,7 +231,6 @@ class _Build:
 
     async def _read_dockerfile(self) -> Dockerfile:
         path, text = await anyio.to_thread.run_sync(self._dockerfile_text)
-        self.dockerfile_lines = text.splitlines()
         return parse_dockerfile(text, path=str(path))
 
     def _dockerfile_text(self) -> tuple[Path, str]:
@@ -387,21 +385,10 @@ class _Build:
     async def _step(self, stage: Stage, step: int, instruction_text: str) -> None:
         self.step_cached = False
         steps = len(stage.instructions) + 1
-        name = self._written_name(stage) if stage.name else None
+        name = stage.written_name
         await self.reporter.send(
             StepStarted(stage.index + 1, self.stage_count, name, step, steps, instruction_text)
         )
-
-    def _written_name(self, stage: Stage) -> str:
-        """The stage's ``AS`` name as the FROM line spells it (the parser lowers it)."""
-        assert stage.name is not None
-        line = (
-            self.dockerfile_lines[stage.line - 1]
-            if stage.line <= len(self.dockerfile_lines)
-            else ""
-        )
-        words = line.split()
-        return words[-1] if words and words[-1].lower() == stage.name else stage.name
 
     async def _run_stage(
         self, dockerfile: Dockerfile, stage: Stage, global_args: dict[str, str], final: bool
@@ -417,7 +404,7 @@ class _Build:
             base_image = self.results[base_stage.index]
         # podman shows the base expanded, an earlier stage's by its image ID.
         shown = base_image.id if base_image is not None else base_text
-        named = f" AS {self._written_name(stage)}" if stage.name else ""
+        named = f" AS {stage.written_name}" if stage.written_name else ""
         self.last_step = final and not stage.instructions
         await self._step(stage, 1, f"FROM {shown}{named}")
         if base_image is None and base_text != "scratch":

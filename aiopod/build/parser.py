@@ -240,6 +240,8 @@ class Stage:
     """The stage's instructions after its FROM."""
     line: int
     """The line of the FROM."""
+    written_name: str | None = None
+    """The ``AS`` name as written (podman shows it so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,7 +759,8 @@ class _Parser:
                 close_stage()
                 current = []
                 words = _blank_split(inst.args)
-                name = words[2].lower() if len(words) == 3 else None
+                written = words[2] if len(words) == 3 else None
+                name = written.lower() if written is not None else None
                 if name is not None:
                     if name in names:
                         raise self.error(f'FROM: duplicate stage name "{name}"', number)
@@ -770,6 +773,7 @@ class _Parser:
                         platform=inst.flag("platform"),
                         instructions=(),
                         line=number,
+                        written_name=written,
                     )
                 )
             elif not stages:

@@ -70,6 +70,7 @@ def test_stages_names_and_indexes() -> None:
         (1, "test", "alpine", None, 9),
         (2, None, "${BASE:-alpine}", None, 12),
     ]
+    assert [s.written_name for s in df.stages] == ["Build", "test", None]
     assert [i.keyword for i in df.stages[0].instructions] == ["WORKDIR", "RUN"]
     assert [i.line for i in df.stages[0].instructions] == [6, 7]
     assert [i.keyword for i in df.stages[2].instructions] == ["COPY", "CMD"]
