@@ -46,10 +46,9 @@ from aiopod.build.snapshot import write_diff_layer
 from aiopod.build.users import resolve_user
 from aiopod.build.words import expand, expand_words
 from aiopod.containers import create_container
-from aiopod.errors import BuildError, ImageNotKnown
+from aiopod.errors import BuildError
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.compression import open_decompressed
-from aiopod.storage.lookup import lookup_image
 from aiopod.storage.rootfs_path import RootDir
 
 if TYPE_CHECKING:
@@ -86,19 +85,7 @@ def _chmod(value: str | None) -> int | None:
 
 async def _source_root(build: _Build, run: _StageRun, source: str) -> tuple[Path, bool]:
     """The directory ``COPY --from=<source>`` reads from, and whether it is a context."""
-    dockerfile_stage = build.stage_by_ref(source)
-    if dockerfile_stage is not None:
-        image = build.results.get(dockerfile_stage.index)
-        if image is None:
-            raise BuildError(f"COPY --from={source}: stage {source!r} is not built before this one")
-        reference = image.id
-    else:
-        state = await build.store.snapshot()
-        try:
-            record, _ = lookup_image(state, source)
-        except ImageNotKnown:
-            raise BuildError(f"COPY --from={source}: no stage or image of that name") from None
-        reference = record.id
+    reference = await build.image_by_ref(source, f"COPY --from={source}")
     container, events = await create_container(build.store, reference, external=True)
     build.containers.append(container.id)
     build.events.extend(events)

@@ -274,6 +274,23 @@ class _Build:
         """The stage of this build named or numbered *text* (``COPY --from``)."""
         return None if self.dockerfile is None else self.dockerfile.find_stage(text)
 
+    async def image_by_ref(self, text: str, what: str) -> str:
+        """The ID of the image a ``--from``/``from=`` *text* names: an earlier stage of this
+        build (by name or number), else an image of the store.  *what* starts the
+        message of the :class:`BuildError` raised for anything else."""
+        stage = self.stage_by_ref(text)
+        if stage is not None:
+            image = self.results.get(stage.index)
+            if image is None:
+                raise BuildError(f"{what}: stage {text!r} is not built before this step")
+            return image.id
+        state = await self.store.snapshot()
+        try:
+            record, _ = lookup_image(state, text)
+        except ImageNotKnown:
+            raise BuildError(f"{what}: no stage or image of that name") from None
+        return record.id
+
     def _needed_stages(
         self, dockerfile: Dockerfile, target: Stage, global_args: Mapping[str, str]
     ) -> list[int]:

@@ -80,9 +80,8 @@ from aiopod.build.isolation import RunMount
 from aiopod.build.parser import Instruction
 from aiopod.build.words import expand
 from aiopod.containers import create_container
-from aiopod.errors import BuildError, ImageNotKnown
+from aiopod.errors import BuildError
 from aiopod.storage.fsutil import make_private_dir, remove_tree
-from aiopod.storage.lookup import lookup_image
 from aiopod.storage.rootfs_path import RootDir, TooManySymlinks, lstat_at, split_path
 
 if TYPE_CHECKING:
@@ -401,19 +400,7 @@ async def _source_root(build: _Build, name: str | None) -> tuple[Path, str]:
     made once per build and shared by every mount of it (they never write into it)."""
     if name is None:
         return build.options.context, "build context"
-    stage = build.stage_by_ref(name)
-    if stage is not None:
-        image = build.results.get(stage.index)
-        if image is None:
-            raise BuildError(f"from={name}: stage {name!r} is not built before this step")
-        reference = image.id
-    else:
-        state = await build.store.snapshot()
-        try:
-            record, _ = lookup_image(state, name)
-        except ImageNotKnown:
-            raise BuildError(f"from={name}: no stage or image of that name") from None
-        reference = record.id
+    reference = await build.image_by_ref(name, f"from={name}")
     what = f"mount source {name!r}"
     root = build.mount_roots.get(reference)
     if root is None:
