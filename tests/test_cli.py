@@ -216,11 +216,19 @@ def test_image_inspect_of_an_unknown_image(store: Path) -> None:
     assert result.stderr == "Error: inspecting object: nosuch: image not known\n"
 
 
-def test_inspect_of_an_unknown_image(store: Path) -> None:
-    result = fails("inspect", "nosuch", root=store)
+def test_inspect_of_unknown_objects_says_no_such_object_as_podman(filled: Path) -> None:
+    """Measured with podman 4.3.1 (``inspect`` looks for any kind of object)."""
+    result = fails("inspect", "nosuch", root=filled)
     assert result.stdout == "[]\n"
-    assert result.stderr.startswith("Error: inspecting object: ")
-    assert "nosuch" in result.stderr
+    assert result.stderr == 'Error: inspecting object: no such object: "nosuch"\n'
+    result = aiopod("inspect", "nosuch", "old:1", "BAD:::x", "other", root=filled)
+    assert result.returncode == 125
+    assert [doc["Id"] for doc in json.loads(result.stdout)] == [OLD.id]
+    assert result.stderr == (
+        'error inspecting object: no such object: "BAD:::x"\n'
+        'error inspecting object: no such object: "other"\n'
+        'Error: inspecting object: no such object: "nosuch"\n'
+    )
 
 
 def test_inspect_of_a_known_and_an_unknown_image(filled: Path) -> None:

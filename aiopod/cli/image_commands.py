@@ -92,23 +92,33 @@ def images_command(
     click.echo(render_table(rows), nl=False)
 
 
-def _inspect(ctx: CliContext, references: tuple[str, ...]) -> None:
-    async def body(rt: Runtime) -> tuple[list[dict[str, Any]], list[AiopodError]]:
+def _inspect(ctx: CliContext, references: tuple[str, ...], *, generic: bool = False) -> None:
+    """``image inspect`` (and, with *generic*, ``inspect``): the objects found as JSON, then
+    podman's error text for the rest.  ``image inspect`` gives each lookup's own message
+    (several as a list); ``inspect`` looks for any kind of object, so whatever it cannot
+    find is ``no such object``: the first is the error, the others are logged before it."""
+
+    async def body(rt: Runtime) -> tuple[list[dict[str, Any]], list[tuple[str, AiopodError]]]:
         found, errors = [], []
         for ref in references:
             try:
                 found.append(await rt.inspect_image(ref))
             except AiopodError as exc:
-                errors.append(exc)
+                errors.append((ref, exc))
         return found, errors
 
     found, errors = run(ctx, body)
     click.echo(render_json(found, indent="     "), nl=False)
-    if errors:
-        if len(errors) == 1:
-            fail(f"inspecting object: {errors[0].message}")
-        lines = "".join(f"\n\t* inspecting object: {e.message}" for e in errors)
-        fail(f"{len(errors)} errors occurred:{lines}")
+    if not errors:
+        return
+    if generic:
+        for ref, _ in errors[1:]:
+            click.echo(f'error inspecting object: no such object: "{ref}"', err=True)
+        fail(f'inspecting object: no such object: "{errors[0][0]}"')
+    if len(errors) == 1:
+        fail(f"inspecting object: {errors[0][1].message}")
+    lines = "".join(f"\n\t* inspecting object: {e.message}" for _, e in errors)
+    fail(f"{len(errors)} errors occurred:{lines}")
 
 
 @cli.group("image")
@@ -129,7 +139,7 @@ def image_inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
 @pass_cli
 def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
     """Show an image's configuration as JSON."""
-    _inspect(ctx, references)
+    _inspect(ctx, references, generic=True)
 
 
 @cli.command("tag")
