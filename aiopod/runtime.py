@@ -34,6 +34,7 @@ from aiopod.events.log import EventLog
 from aiopod.events.model import Event, EventKind
 from aiopod.images import Image, image_from_record, inspect_document
 from aiopod.reference import check_tag_name, check_untag_name
+from aiopod.removal.docker import check_docker_usage, plan_docker
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.libpod import plan_libpod
 from aiopod.removal.plan import Plan, RemovalOptions, RemovalReport
@@ -54,8 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ("POLICIES", "SAVE_FORMATS", "Policy", "Runtime", "SaveFormat")
 
-Policy = Literal["libpod", "podman"]
-POLICIES: tuple[Policy, ...] = ("libpod", "podman")
+Policy = Literal["libpod", "podman", "docker"]
+POLICIES: tuple[Policy, ...] = ("libpod", "podman", "docker")
 
 SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
 SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
@@ -333,7 +334,9 @@ class Runtime:
         chosen = policy or self.policy
         if chosen not in POLICIES:
             raise UsageError(f"unknown policy {chosen!r}: use one of {', '.join(POLICIES)}")
-        plan = plan_podman if chosen == "podman" else plan_libpod
+        if chosen == "docker":
+            check_docker_usage(references, options)
+        plan = {"podman": plan_podman, "docker": plan_docker}.get(chosen, plan_libpod)
         return lambda state, failures: plan(state, references, options, failures)
 
     async def remove_images(
@@ -381,6 +384,11 @@ class Runtime:
         The report's ``deleted`` lists every image removed, parents included.
         """
         policy = self.policy
+        if policy == "docker":
+            raise UsageError(
+                "image prune is not implemented for the docker policy: "
+                "use --policy podman or libpod"
+            )
 
         def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
             plan = plan_prune(state, all=all, policy=policy, container_failures=failures)

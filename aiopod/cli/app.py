@@ -149,7 +149,7 @@ class PodmanGroup(click.Group):
 )
 @click.option(
     "--policy",
-    type=click.Choice(["libpod", "podman"]),
+    type=click.Choice(["libpod", "podman", "docker"]),
     default="libpod",
     show_default=True,
     help="Removal policy.",

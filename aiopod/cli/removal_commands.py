@@ -11,7 +11,8 @@ import click
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.image_commands import image_group
 from aiopod.errors import AiopodError
-from aiopod.removal.plan import RemovalReport
+from aiopod.removal.docker import familiar_name
+from aiopod.removal.plan import DeleteImage, RemovalReport, Untag
 
 __all__ = ("print_errors",)
 
@@ -28,7 +29,24 @@ def print_errors(errors: Sequence[AiopodError]) -> None:
         click.echo(f"Error: {len(errors)} errors occurred:{lines}", err=True)
 
 
+def _finish_docker(report: RemovalReport) -> None:
+    """docker's ``rmi`` output: the lines in the order things happened (a layer's chain
+    ID after its image), then every error, ``Error response from daemon: <message>``."""
+    for step in report.plan.steps if report.plan else ():
+        if isinstance(step, Untag):
+            click.echo(f"Untagged: {familiar_name(step.name)}")
+        elif isinstance(step, DeleteImage) and step.reported:
+            click.echo(f"Deleted: sha256:{step.image_id}")
+            for chain_id in step.released_layers:
+                click.echo(f"Deleted: {chain_id}")
+    for error in report.errors:
+        click.echo(f"Error response from daemon: {error.message}", err=True)
+    sys.exit(report.exit_code)
+
+
 def _finish(report: RemovalReport) -> None:
+    if report.plan is not None and report.plan.policy == "docker":
+        _finish_docker(report)
     for name in report.untagged:
         click.echo(f"Untagged: {name}")
     for image_id in report.deleted:

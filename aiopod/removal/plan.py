@@ -71,6 +71,9 @@ class DeleteImage:
     image_id: str
     reported: bool = True
     time: datetime = field(default_factory=utc_now)
+    #: The ``docker`` policy: chain IDs of the layers docker would release with the image
+    #: (its extra ``Deleted: <chain ID>`` lines), top layer first.
+    released_layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,12 @@ class Plan:
 
 def exit_code_for(errors: Sequence[AiopodError]) -> int:
     """podman's rule: 2 if any error is "in use by a container", 1 if every error is
-    "not known" (an image or a container), 125 otherwise, 0 without errors."""
+    "not known" (an image or a container), 125 otherwise, 0 without errors.
+
+    Errors whose ``exit_code`` is 0 are reported but do not fail the call (docker's
+    ``rmi -f`` with names it cannot find).
+    """
+    errors = [e for e in errors if e.exit_code != 0]
     if not errors:
         return 0
     if any(e.exit_code == 2 for e in errors):

@@ -1,0 +1,288 @@
+"""The ``docker`` removal policy: Docker engine 20.10's ``docker rmi`` (the daemon's image
+delete with its hard and soft conflicts, and the CLI's per-argument loop).  Pure.
+
+Rules, per argument in order (each one looked up in the state the previous ones left; a
+name is not de-duplicated, ``rmi x x`` fails the second time):
+
+1. Not found: ``No such image: <name>:latest`` (the name with ``:latest`` added when it
+   has no tag; ``sha256:<hex>`` for a full ID).  With ``-f`` it is still printed, but
+   does not fail the call.
+2. By name (the input is not a prefix of the image's ID): with one reference left and
+   without ``-f``, any container using the image is a conflict ("unable to remove
+   repository reference ... (must force)").  Otherwise the name is untagged; if other
+   names remain that is all, else the image is deleted *quietly*: a conflict (children, a
+   container) keeps it, untagged, without an error.
+3. By ID: with exactly one reference, the conflicts are checked first (children always,
+   containers without ``-f``) and the reference is untagged; with several references
+   ``-f`` is needed ("image is referenced in multiple repositories"), and then every
+   reference is untagged with the deletion.
+4. Deleting checks, in order: dependent child images (hard: "cannot be forced"), then
+   without ``-f`` remaining references and containers (soft: "must be forced").  Then
+   every name is untagged and the image deleted: ``Deleted: sha256:<id>`` and one
+   ``Deleted: <chain ID>`` per layer no other image (nor container) still holds, top
+   layer first.  Unless ``--no-prune`` its parent follows if it is dangling, quietly: any
+   conflict ends the pruning without an error.
+
+Mapping to aiopod's model:
+
+* Docker's parent links are aiopod's layer tree (podman's parent rule: the child's layers
+  and history extend the parent's).  They agree for images docker built, and for images
+  ``docker load`` read with ``Parent`` links; docker sees no child where it has no link.
+* aiopod has no running containers: every container, runtime (``create``) or storage
+  (``from``, a build's working container), is a docker *stopped* container: a soft
+  conflict.  docker's ``-f`` leaves the containers of a deleted image in place; aiopod
+  cannot keep a container without its image, so ``-f`` removes them, silently (docker
+  prints nothing for them).  The layers such a container holds in docker are not
+  reported as released in that call, so the output stays docker's; a later call does
+  not know of them any more and reports them when their last image goes.
+* Digest references (``name@sha256:...``) are not docker's repository digests: they are
+  names like the others here (docker's clean-up of digest references is not modelled).
+* docker's ``rmi`` has neither ``-a`` nor ``-i``: both are usage errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aiopod.errors import AiopodError, ImageConflict, ImageNotKnown, UsageError
+from aiopod.removal.plan import (
+    DeleteImage,
+    Plan,
+    RemovalOptions,
+    RemoveContainer,
+    Simulation,
+    Untag,
+)
+from aiopod.storage.lookup import lookup_image
+from aiopod.storage.records import StoreState, chain_ids
+
+__all__ = (
+    "DockerConflict",
+    "DockerNotFound",
+    "check_docker_usage",
+    "familiar_name",
+    "not_found_name",
+    "plan_docker",
+)
+
+_FULL_ID = re.compile(r"[0-9a-f]{64}")
+
+
+class DockerConflict(ImageConflict):
+    """docker's ``conflict: unable to ...`` (the daemon's 409); ``rmi`` exits 1."""
+
+    exit_code = 1
+
+
+class DockerNotFound(ImageNotKnown):
+    """docker's ``No such image: X``; with ``-f`` reported but not failing (exit 0)."""
+
+    def __init__(self, reference: str, *, forced: bool) -> None:
+        super().__init__(reference, f"No such image: {not_found_name(reference)}")
+        self.exit_code = 0 if forced else 1
+
+
+def familiar_name(name: str) -> str:
+    """docker's short form of a full name: without ``docker.io/library/`` (``docker.io/``)."""
+    rest = name.removeprefix("docker.io/library/")
+    if rest != name and "/" not in rest.split("@", 1)[0]:
+        return rest
+    return name.removeprefix("docker.io/")
+
+
+def _tagged(name: str) -> str:
+    """*name* with ``:latest`` when it has neither tag nor digest (docker's TagNameOnly)."""
+    if "@" in name or ":" in name.rsplit("/", 1)[-1]:
+        return name
+    return name + ":latest"
+
+
+def not_found_name(reference: str) -> str:
+    """How docker names a reference it cannot find in ``No such image: ...``."""
+    if _FULL_ID.fullmatch(reference):
+        return "sha256:" + reference
+    if reference.startswith("sha256:"):
+        return reference
+    return familiar_name(_tagged(reference))
+
+
+def _short(identifier: str) -> str:
+    return identifier.removeprefix("sha256:")[:12]
+
+
+def _is_id_prefix(image_id: str, reference: str) -> bool:
+    """docker's test: the input is a prefix of ``sha256:<id>`` or of ``<id>``."""
+    return ("sha256:" + image_id).startswith(reference) or image_id.startswith(reference)
+
+
+def _is_single_reference(names: Sequence[str]) -> bool:
+    """One tag reference (digest references of that same repository aside)."""
+    tags = [n for n in names if "@" not in n]
+    digests = {n.split("@", 1)[0] for n in names if "@" in n}
+    if len(names) <= 1:
+        return len(names) == 1
+    if len(tags) > 1:
+        return False
+    single = tags[0].rsplit(":", 1)[0] if tags else names[0].split("@", 1)[0]
+    return len(digests) == 1 and single in digests
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    hard: bool
+    used: bool
+    message: str
+
+
+class _Planner:
+    """One ``docker rmi`` call on a simulation."""
+
+    def __init__(self, sim: Simulation, options: RemovalOptions) -> None:
+        self.sim = sim
+        self.options = options
+        # Chain IDs the containers removed by force hold in docker (which keeps them).
+        self.held: set[str] = set()
+
+    def conflict(self, image_id: str, *, soft: bool, references: bool = True) -> _Conflict | None:
+        """docker's checks in order: children (hard), references and containers (soft)."""
+        state = self.sim.state
+        if self.sim.tree.has_children(image_id):
+            return _Conflict(True, False, "image has dependent child images")
+        if soft and references and state.images[image_id].names:
+            return _Conflict(False, False, "image is referenced in multiple repositories")
+        users = state.containers_of(image_id)
+        if soft and users:
+            return _Conflict(
+                False, True, f"image is being used by stopped container {_short(users[0].id)}"
+            )
+        return None
+
+    def fail(self, image_id: str, conflict: _Conflict) -> None:
+        """Record docker's conflict error for *image_id*."""
+        how = "cannot be forced" if conflict.hard else "must be forced"
+        self.sim.fail(
+            DockerConflict(
+                f"conflict: unable to delete {_short(image_id)} ({how}) - {conflict.message}"
+            )
+        )
+
+    def released(self, image_id: str) -> tuple[str, ...]:
+        """Chain IDs (top first) of *image_id*'s layers that nothing else holds."""
+        state = self.sim.state
+        held = set(self.held)
+        for other in state.images.values():
+            if other.id != image_id:
+                held.update(chain_ids(other.diff_ids))
+        mine = chain_ids(state.images[image_id].diff_ids)
+        if state.containers_of(image_id):
+            held.update(mine)  # docker keeps a forced image's containers, and their layers
+        return tuple(dict.fromkeys(c for c in reversed(mine) if c not in held))
+
+    def delete(self, image_id: str, *, force: bool, prune: bool, quiet: bool) -> bool:
+        """docker's delete helper; False if it stopped with an error."""
+        sim = self.sim
+        conflict = self.conflict(image_id, soft=not force)
+        if conflict is not None:
+            dangling = not sim.state.images[image_id].names and not sim.tree.has_children(image_id)
+            if quiet and (not dangling or conflict.used):
+                return True
+            self.fail(image_id, conflict)
+            return False
+        users = sim.state.containers_of(image_id)
+        for container in users:
+            cause = sim.container_failures.get(container.id)
+            if cause is not None:
+                sim.fail(
+                    DockerConflict(
+                        f"conflict: unable to delete {_short(image_id)} (cannot be forced) - "
+                        f"container {_short(container.id)} could not be removed: {cause}"
+                    )
+                )
+                return False
+        parent = sim.tree.parent.get(image_id)
+        for name in sim.state.images[image_id].names:
+            sim.do(Untag(image_id, name))
+        released = self.released(image_id)
+        if users:
+            self.held.update(chain_ids(sim.state.images[image_id].diff_ids))
+        for container in users:
+            sim.do(RemoveContainer(container.id, image_id, container.runtime is not None))
+        sim.do(DeleteImage(image_id, released_layers=released))
+        if prune and parent is not None and parent in sim.state.images:
+            return self.delete(parent, force=False, prune=True, quiet=True)
+        return True
+
+    def remove(self, reference: str) -> None:
+        """One argument of ``docker rmi``."""
+        sim = self.sim
+        force = self.options.force
+        try:
+            record, resolved = lookup_image(sim.state, reference)
+        except ImageNotKnown:
+            sim.fail(DockerNotFound(reference, forced=force))
+            return
+        except AiopodError as exc:
+            sim.fail(exc)
+            return
+        image_id = record.id
+        names = record.names
+        quiet = False
+        if not _is_id_prefix(image_id, reference):
+            users = sim.state.containers_of(image_id)
+            if not force and _is_single_reference(names) and users:
+                sim.fail(
+                    DockerConflict(
+                        f'conflict: unable to remove repository reference "{reference}" '
+                        f"(must force) - container {_short(users[0].id)} is using its "
+                        f"referenced image {_short(image_id)}"
+                    )
+                )
+                return
+            if resolved in names:
+                sim.do(Untag(image_id, resolved))
+            if sim.state.images[image_id].names:
+                return
+            quiet = True
+        elif _is_single_reference(names):
+            conflict = self.conflict(image_id, soft=not force, references=False)
+            if conflict is not None:
+                self.fail(image_id, conflict)
+                return
+            for name in names:
+                sim.do(Untag(image_id, name))
+        self.delete(image_id, force=force, prune=not self.options.no_prune, quiet=quiet)
+
+
+def check_docker_usage(references: Sequence[str], options: RemovalOptions) -> None:
+    """The usage errors of ``rmi`` under the docker policy.
+
+    :raises ~aiopod.errors.UsageError: no references, or ``all``/``ignore`` (docker's
+        ``rmi`` has neither).
+    """
+    if options.all or options.ignore:
+        raise UsageError(
+            "the docker policy's rmi has no --all or --ignore (docker rmi has neither)"
+        )
+    if not references:
+        raise UsageError('"docker rmi" requires at least 1 argument')
+
+
+def plan_docker(
+    state: StoreState,
+    references: Sequence[str],
+    options: RemovalOptions,
+    container_failures: Mapping[str, str] | None = None,
+) -> Plan:
+    """Plan ``docker rmi`` (pure; *state* is not changed).
+
+    :raises ~aiopod.errors.UsageError: no references, or ``all``/``ignore`` (docker's
+        ``rmi`` has neither).
+    """
+    check_docker_usage(references, options)
+    sim = Simulation(state, container_failures or {})
+    planner = _Planner(sim, options)
+    for reference in references:
+        planner.remove(reference)
+    return sim.plan("docker")
