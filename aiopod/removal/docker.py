@@ -35,6 +35,9 @@ Mapping to aiopod's model:
   prints nothing for them).  The layers such a container holds in docker are not
   reported as released in that call, so the output stays docker's; a later call does
   not know of them any more and reports them when their last image goes.
+* Names: aiopod gives a name without a registry ``localhost/`` where docker gives it
+  ``docker.io/library/``; ``Untagged:`` lines show both as docker's short form
+  (``x:1``).  A name really in ``localhost/`` is shown short too (docker would keep it).
 * Digest references (``name@sha256:...``) are not docker's repository digests: they are
   names like the others here (docker's clean-up of digest references is not modelled).
 * docker's ``rmi`` has neither ``-a`` nor ``-i``: both are usage errors.
@@ -84,12 +87,20 @@ class DockerNotFound(ImageNotKnown):
         self.exit_code = 0 if forced else 1
 
 
-def familiar_name(name: str) -> str:
+def _docker_familiar(name: str) -> str:
     """docker's short form of a full name: without ``docker.io/library/`` (``docker.io/``)."""
     rest = name.removeprefix("docker.io/library/")
     if rest != name and "/" not in rest.split("@", 1)[0]:
         return rest
     return name.removeprefix("docker.io/")
+
+
+def familiar_name(name: str) -> str:
+    """How ``Untagged:`` shows an aiopod name: docker's short form, where aiopod's
+    ``localhost/`` (what it gives a name without a registry, docker's ``docker.io/``)
+    counts as docker's default registry: ``localhost/x:1`` is ``x:1``, as docker shows
+    the ``x:1`` of the same archive."""
+    return _docker_familiar(name.removeprefix("localhost/"))
 
 
 def _tagged(name: str) -> str:
@@ -105,7 +116,7 @@ def not_found_name(reference: str) -> str:
         return "sha256:" + reference
     if reference.startswith("sha256:"):
         return reference
-    return familiar_name(_tagged(reference))
+    return _docker_familiar(_tagged(reference))
 
 
 def _short(identifier: str) -> str:

@@ -265,7 +265,32 @@ def test_rmi_as_docker_does(
         assert ours.images() == docker.images(), f"after rmi {' '.join(args)}"
 
 
+SHORT = make_image("short:1", "me/short:2", seed="dk-short")
+
+
 @pytest.mark.peer("docker", "dockerd")
+def test_short_names_untag_as_docker_shows_them(dockerd: Docker, tmp_path: Path) -> None:
+    """Names without a registry: docker's ``docker.io/library/short:1`` is aiopod's
+    ``localhost/short:1``; both are typed and printed ``short:1``."""
+    archive = write_docker_archive(tmp_path / "short.tar", [SHORT])
+    store = tmp_path / "store"
+    dockerd("rmi", "-f", SHORT.id, check=False)
+    dockerd("load", "-i", archive)
+    aiopod_ok("load", "-i", archive, root=store)
+    try:
+        for args in (["short:1", "short:1"], ["me/short", SHORT.id[:12]], ["-f", SHORT.id[:12]]):
+            expected = dockerd("rmi", *args, check=False)
+            got = aiopod("--policy", "docker", "rmi", *args, root=store)
+            assert (got.stdout, got.stderr, got.returncode) == (
+                expected.stdout,
+                expected.stderr,
+                expected.returncode,
+            ), args
+    finally:
+        dockerd("rmi", "-f", SHORT.id, check=False)
+    assert aiopod_images(store) == {}
+
+
 def test_docker_rmi_all_and_prune_are_refused(tmp_path: Path) -> None:
     root = tmp_path / "store"
     for args in (["rmi", "-a"], ["rmi", "-i", "x"], ["image", "prune", "-f"], ["rmi"]):
@@ -407,5 +432,8 @@ def test_names() -> None:
     assert familiar_name("docker.io/library/x:1") == "x:1"
     assert familiar_name("docker.io/me/x:1") == "me/x:1"
     assert familiar_name("example.com/x:1") == "example.com/x:1"
+    assert familiar_name("localhost/x:1") == "x:1"
+    assert familiar_name("localhost/me/x:1") == "me/x:1"
+    assert not_found_name("localhost/x") == "localhost/x:latest"
     assert not_found_name("x") == "x:latest"
     assert not_found_name("a/b:2") == "a/b:2"
