@@ -6,7 +6,8 @@ name is not de-duplicated, ``rmi x x`` fails the second time):
 
 1. Not found: ``No such image: <name>:latest`` (the name with ``:latest`` added when it
    has no tag; ``sha256:<hex>`` for a full ID).  With ``-f`` it is still printed, but
-   does not fail the call.
+   does not fail the call.  ``sha256:<ID prefix>`` is an ID prefix; a malformed name is
+   ``invalid reference format: ...`` (exit 1, as every docker error).
 2. By name (the input is not a prefix of the image's ID): with one reference left and
    without ``-f``, any container using the image is a conflict ("unable to remove
    repository reference ... (must force)").  Otherwise the name is untagged; if other
@@ -49,7 +50,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiopod.errors import AiopodError, ImageConflict, ImageNotKnown, UsageError
+from aiopod.errors import (
+    AiopodError,
+    ImageConflict,
+    ImageNotKnown,
+    InvalidReference,
+    UsageError,
+)
 from aiopod.removal.plan import (
     DeleteImage,
     Plan,
@@ -59,10 +66,11 @@ from aiopod.removal.plan import (
     Untag,
 )
 from aiopod.storage.lookup import lookup_image
-from aiopod.storage.records import StoreState, chain_ids
+from aiopod.storage.records import ImageRecord, StoreState, chain_ids
 
 __all__ = (
     "DockerConflict",
+    "DockerInvalidReference",
     "DockerNotFound",
     "check_docker_usage",
     "familiar_name",
@@ -71,10 +79,17 @@ __all__ = (
 )
 
 _FULL_ID = re.compile(r"[0-9a-f]{64}")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 class DockerConflict(ImageConflict):
     """docker's ``conflict: unable to ...`` (the daemon's 409); ``rmi`` exits 1."""
+
+    exit_code = 1
+
+
+class DockerInvalidReference(InvalidReference):
+    """docker's ``invalid reference format...`` (the daemon's 400); ``rmi`` exits 1."""
 
     exit_code = 1
 
@@ -138,6 +153,20 @@ def _is_single_reference(names: Sequence[str]) -> bool:
         return False
     single = tags[0].rsplit(":", 1)[0] if tags else names[0].split("@", 1)[0]
     return len(digests) == 1 and single in digests
+
+
+def _lookup(state: StoreState, reference: str) -> tuple[ImageRecord, str]:
+    """aiopod's lookup, and docker's ``sha256:<ID prefix>`` (an ID prefix for docker).
+
+    :raises ~aiopod.errors.ImageNotKnown: nothing, or more than one image, matches.
+    """
+    hex_part = reference.removeprefix("sha256:")
+    if hex_part != reference and 0 < len(hex_part) < 64 and _HEX.fullmatch(hex_part):
+        found = [record for i, record in state.images.items() if i.startswith(hex_part)]
+        if len(found) != 1:
+            raise ImageNotKnown(reference)
+        return found[0], reference
+    return lookup_image(state, reference)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +259,15 @@ class _Planner:
         sim = self.sim
         force = self.options.force
         try:
-            record, resolved = lookup_image(sim.state, reference)
+            record, resolved = _lookup(sim.state, reference)
         except ImageNotKnown:
             sim.fail(DockerNotFound(reference, forced=force))
             return
         except AiopodError as exc:
-            sim.fail(exc)
+            message = exc.message
+            if not message.startswith("invalid reference format"):
+                message = f"invalid reference format: {message}"
+            sim.fail(DockerInvalidReference(message))
             return
         image_id = record.id
         names = record.names

@@ -191,6 +191,7 @@ CASES: list[tuple[str, list[tuple[str, bool]], list[list[str]]]] = [
     ("no prune", [], [["--no-prune", "example.com/empty:1", "example.com/leaf:1"]]),
     ("by ID, one name", [], [[short(LONE)], [short(LONE)]]),
     ("by full ID", [], [["sha256:" + LONE.id]]),
+    ("by sha256: and an ID prefix", [], [["sha256:" + short(MID, 6)], ["sha256:" + short(LEAF)]]),
     ("by ID, several repositories", [], [[short(TOP)], ["-f", short(TOP, 5)]]),
     ("by ID, two tags of one repository", [], [[short(BASE)]]),
     ("by ID, a dangling parent with a child", [], [[short(HIDDEN)], ["-f", short(HIDDEN)]]),
@@ -235,6 +236,9 @@ CASES: list[tuple[str, list[tuple[str, bool]], list[list[str]]]] = [
             ["-f", "nope", "example.com/lone:1", "nope2"],
             ["0" * 64],
             ["sha256:" + "0" * 64],
+            ["sha256:" + "0" * 6],
+            ["Nope", "example.com/Nope:1"],
+            ["-f", "nope", short(BASE)],
         ],
     ),
     (
