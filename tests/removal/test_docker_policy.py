@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagefactory import FakeImage, child_image, make_image, write_docker_archive
+from imagefactory import FakeImage, child_image, load_images, make_image, write_docker_archive
 from peers import Docker, aiopod, aiopod_images, aiopod_ok
 
+from aiopod import Runtime
 from aiopod.errors import UsageError
 from aiopod.removal.docker import familiar_name, not_found_name, plan_docker
 from aiopod.removal.plan import DeleteImage, RemovalOptions, RemoveContainer, Untag, exit_code_for
@@ -441,3 +442,51 @@ def test_names() -> None:
     assert not_found_name("localhost/x") == "localhost/x:latest"
     assert not_found_name("x") == "x:latest"
     assert not_found_name("a/b:2") == "a/b:2"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_runtime_docker_policy_report_and_dry_run(tmp_path: Path) -> None:
+    """``Runtime(policy="docker")``: the report, a dry run that changes nothing, and the
+    containers ``-f`` takes away."""
+    async with Runtime(tmp_path / "store", policy="docker") as rt:
+        await load_images(rt, tmp_path, HIDDEN, LEAF, LONE)
+        container = await rt.create_container("example.com/lone:1")
+        dry = await rt.remove_images(["example.com/leaf:1"], dry_run=True)
+        assert dry.dry_run and dry.untagged == ["example.com/leaf:1"]
+        assert dry.deleted == [LEAF.id, HIDDEN.id]
+        assert {i.id for i in await rt.images(all=True)} == {HIDDEN.id, LEAF.id, LONE.id}
+        report = await rt.remove_images(["example.com/leaf:1", "nope", LONE.id[:8]])
+        assert report.deleted == [LEAF.id, HIDDEN.id]
+        assert [e.message for e in report.errors] == [
+            "No such image: nope:latest",
+            f"conflict: unable to delete {LONE.id[:12]} (must be forced) - "
+            f"image is being used by stopped container {container.id[:12]}",
+        ]
+        assert report.exit_code == 1
+        forced = await rt.remove_images([LONE.id[:8]], force=True)
+        assert forced.removed_containers == [container.id]
+        assert forced.exit_code == 0
+        assert await rt.images(all=True) == []
+        assert await rt.containers(external=True) == []
+        with pytest.raises(UsageError):
+            await rt.remove_images(all=True)
+
+
+def test_image_rm_is_rmi_under_the_docker_policy(tmp_path: Path) -> None:
+    archive = write_docker_archive(tmp_path / "lone.tar", [LONE])
+    root = tmp_path / "store"
+    aiopod_ok("load", "-i", archive, root=root)
+    proc = aiopod("--policy", "docker", "image", "rm", "nope", "example.com/lone:1", root=root)
+    chain = chain_ids(LONE.diff_ids)
+    assert proc.stdout.splitlines() == [
+        "Untagged: example.com/lone:1",
+        f"Deleted: sha256:{LONE.id}",
+        f"Deleted: {chain[0]}",
+    ]
+    assert proc.stderr == "Error response from daemon: No such image: nope:latest\n"
+    assert proc.returncode == 1
