@@ -39,6 +39,9 @@ Mapping to aiopod's model:
 * Names: aiopod gives a name without a registry ``localhost/`` where docker gives it
   ``docker.io/library/``; ``Untagged:`` lines show both as docker's short form
   (``x:1``).  A name really in ``localhost/`` is shown short too (docker would keep it).
+* Lookup is docker's: a name without a registry is ``localhost/`` or
+  ``docker.io/[library/]`` exactly; podman's short-name search (``mid:1`` finding
+  ``example.com/mid:1``) does not apply, nor do transports (``containers-storage:``).
 * Digest references (``name@sha256:...``) are not docker's repository digests: they are
   names like the others here (docker's clean-up of digest references is not modelled).
 * docker's ``rmi`` has neither ``-a`` nor ``-i``: both are usage errors.
@@ -57,6 +60,7 @@ from aiopod.errors import (
     InvalidReference,
     UsageError,
 )
+from aiopod.reference import ReferenceParseError, normalize_local
 from aiopod.removal.plan import (
     DeleteImage,
     Plan,
@@ -65,7 +69,7 @@ from aiopod.removal.plan import (
     Simulation,
     Untag,
 )
-from aiopod.storage.lookup import lookup_image
+from aiopod.storage.lookup import match_id_prefix
 from aiopod.storage.records import ImageRecord, StoreState, chain_ids
 
 __all__ = (
@@ -156,7 +160,8 @@ def _is_single_reference(names: Sequence[str]) -> bool:
 
 
 def _lookup(state: StoreState, reference: str) -> tuple[ImageRecord, str]:
-    """aiopod's lookup, and docker's ``sha256:<ID prefix>`` (an ID prefix for docker).
+    """docker's lookup: a full ID, ``sha256:<ID prefix>``, the name exactly (normalised
+    as docker does, no short-name search), else a unique ID prefix.
 
     :raises ~aiopod.errors.ImageNotKnown: nothing, or more than one image, matches.
     """
@@ -166,7 +171,34 @@ def _lookup(state: StoreState, reference: str) -> tuple[ImageRecord, str]:
         if len(found) != 1:
             raise ImageNotKnown(reference)
         return found[0], reference
-    return lookup_image(state, reference)
+    if _FULL_ID.fullmatch(hex_part):
+        record = state.images.get(hex_part)
+        if record is None:
+            raise ImageNotKnown(reference)
+        return record, reference
+    full = str(normalize_local(reference))
+    for candidate in _name_candidates(full, reference):
+        image_id = state.by_name.get(candidate)
+        if image_id is not None:
+            return state.images[image_id], candidate
+    record = match_id_prefix(state, reference)
+    if record is None:
+        raise ImageNotKnown(reference)
+    return record, reference
+
+
+def _name_candidates(full: str, typed: str) -> list[str]:
+    """The stored names docker's normalised *typed* name can be: for a name without a
+    registry, aiopod's ``localhost/`` form and docker's ``docker.io/`` one; for a
+    ``docker.io`` name, aiopod's ``localhost/`` form too."""
+    candidates = [full]
+    if full.startswith("localhost/") and not typed.startswith("localhost/"):
+        rest = full.removeprefix("localhost/")
+        path = rest.split("@", 1)[0].rsplit(":", 1)[0]
+        candidates.append(("docker.io/" if "/" in path else "docker.io/library/") + rest)
+    elif full.startswith("docker.io/"):
+        candidates.append("localhost/" + _docker_familiar(full))
+    return candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +296,7 @@ class _Planner:
             sim.fail(DockerNotFound(reference, forced=force))
             return
         except AiopodError as exc:
-            message = exc.message
+            message = exc.reason if isinstance(exc, ReferenceParseError) else exc.message
             if not message.startswith("invalid reference format"):
                 message = f"invalid reference format: {message}"
             sim.fail(DockerInvalidReference(message))

@@ -55,6 +55,7 @@ EMPTY = child_image(LEAF, "example.com/empty:1")  # an empty layer: LEAF's layer
 IMAGES = (BASE, MID, TOP, LONE, HIDDEN, LEAF, EMPTY)
 PARENTS = {MID.id: BASE.id, TOP.id: MID.id, LEAF.id: HIDDEN.id, EMPTY.id: LEAF.id}
 IDS = {image.id for image in IMAGES}
+assert MID.id[0] == LONE.id[0] and BASE.id[0] not in {i.id[0] for i in IMAGES if i != BASE}
 
 
 def write_archive(path: Path) -> Path:
@@ -240,6 +241,9 @@ CASES: list[tuple[str, list[tuple[str, bool]], list[list[str]]]] = [
             ["sha256:" + "0" * 6],
             ["Nope", "example.com/Nope:1"],
             ["-f", "nope", short(BASE)],
+            [MID.id[0]],  # an ambiguous prefix (MID and LONE start alike)
+            [short(BASE, 1)],
+            ["mid:1", "lone", "containers-storage:example.com/lone:1", "a/Nope"],
         ],
     ),
     (
@@ -283,7 +287,12 @@ def test_short_names_untag_as_docker_shows_them(dockerd: Docker, tmp_path: Path)
     dockerd("load", "-i", archive)
     aiopod_ok("load", "-i", archive, root=store)
     try:
-        for args in (["short:1", "short:1"], ["me/short", SHORT.id[:12]], ["-f", SHORT.id[:12]]):
+        for args in (
+            ["short:1", "short:1"],
+            ["docker.io/library/short:1", "short", "docker.io/me/short:2"],
+            ["me/short", SHORT.id[:12]],
+            ["-f", SHORT.id[:12]],
+        ):
             expected = dockerd("rmi", *args, check=False)
             got = aiopod("--policy", "docker", "rmi", *args, root=store)
             assert (got.stdout, got.stderr, got.returncode) == (
