@@ -254,7 +254,7 @@ CASES: list[tuple[str, list[tuple[str, bool]], list[list[str]]]] = [
 ]
 
 
-@pytest.mark.peer("docker", "dockerd")
+@pytest.mark.peer("docker")
 @pytest.mark.parametrize(
     ("containers", "commands"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -277,7 +277,7 @@ def test_rmi_as_docker_does(
 SHORT = make_image("short:1", "me/short:2", seed="dk-short")
 
 
-@pytest.mark.peer("docker", "dockerd")
+@pytest.mark.peer("docker")
 def test_short_names_untag_as_docker_shows_them(dockerd: Docker, tmp_path: Path) -> None:
     """Names without a registry: docker's ``docker.io/library/short:1`` is aiopod's
     ``localhost/short:1``; both are typed and printed ``short:1``."""
