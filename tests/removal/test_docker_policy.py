@@ -242,7 +242,9 @@ CASES: list[tuple[str, list[tuple[str, bool]], list[list[str]]]] = [
             ["Nope", "example.com/Nope:1"],
             ["-f", "nope", short(BASE)],
             [MID.id[0]],  # an ambiguous prefix (MID and LONE start alike)
-            [short(BASE, 1)],
+            # A unique prefix: long enough to stay unique in an engine that holds other
+            # tests' images too (CI shares one dockerd; docker searches all its images).
+            [short(BASE, 6)],
             ["mid:1", "lone", "containers-storage:example.com/lone:1", "a/Nope"],
         ],
     ),
