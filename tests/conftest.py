@@ -40,6 +40,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (aiofiles, and the loop notebooks give aiopod)."""
+    return "asyncio"
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> Path:
     """A fresh aiopod store root (not yet created: aiopod creates it on first use)."""
     return tmp_path / "store"

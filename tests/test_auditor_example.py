@@ -20,11 +20,6 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "auditor.py"
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # aiofiles runs on asyncio only
-
-
 @pytest.fixture(scope="module")
 def auditor() -> ModuleType:
     spec = importlib.util.spec_from_file_location("auditor_example", EXAMPLE)

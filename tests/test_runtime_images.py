@@ -28,11 +28,6 @@ from aiopod import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 LOCAL_DUP = make_image("localhost/dup:1", seed="local-dup")
 DOCKER_DUP = make_image("docker.io/library/dup:1", seed="docker-dup")
 QUAY_Y = make_image("quay.io/x/y:2", seed="quay-y")

@@ -62,11 +62,6 @@ LOCAL_ARCH = local_architecture()
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
     """A runtime on a fresh store holding the busybox base image."""
     async with Runtime(store) as runtime:

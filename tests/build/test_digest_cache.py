@@ -347,11 +347,6 @@ async def test_the_active_cache_reaches_worker_threads(ctx: Path, cache_file: Pa
 # -- a build --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 @pytest.mark.skipif(os.geteuid() != 0, reason="builds apply layers as root")
 async def test_a_layers_rebuild_misses_after_a_change_and_hits_when_nothing_changed(

@@ -43,11 +43,6 @@ def rootfs(tmp_path: Path) -> Path:
     return busybox_rootfs(tmp_path)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def run(rootfs: Path, *argv: str, **options: object) -> RunResult:
     options.setdefault("env", {})
     with anyio.fail_after(60):

@@ -29,11 +29,6 @@ pytestmark = pytest.mark.anyio
 ID = "0fc259a6738150bedee6233908b5a619a0f98ed96dcd559d796514548fd61fe6"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_each_record_has_podmans_text() -> None:
     assert (
         StepStarted(1, 1, None, 2, 4, "COPY a.txt /a.txt").text == "STEP 2/4: COPY a.txt /a.txt\n"

@@ -68,11 +68,6 @@ BASE = "localhost/bb:latest"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
     """A runtime on a fresh store holding the busybox base image."""
     async with Runtime(store) as runtime:

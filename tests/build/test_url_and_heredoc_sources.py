@@ -31,11 +31,6 @@ LAST_MODIFIED = 1_683_356_889  # 2023-05-06 07:08:09 UTC
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def rt(store: Path) -> AsyncIterator[Runtime]:
     async with Runtime(store) as runtime:
         yield runtime

@@ -17,11 +17,6 @@ from aiopod.events import Event, EventBus, EventFilter, EventKind, Lagged, Subsc
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 IMAGE = "a" * 64
 OTHER = "b" * 64
 CONTAINER = "c" * 64

@@ -455,11 +455,6 @@ def test_names() -> None:
     assert not_found_name("a/b:2") == "a/b:2"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_runtime_docker_policy_report_and_dry_run(tmp_path: Path) -> None:
     """``Runtime(policy="docker")``: the report, a dry run that changes nothing, and the

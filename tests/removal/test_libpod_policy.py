@@ -47,11 +47,6 @@ GRANDCHILD = child_image(CHILD, "localhost/grandchild:latest", files={"etc/gc": 
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
     """A libpod-policy runtime on a fresh store."""
     async with Runtime(tmp_path / "store", policy="libpod") as runtime:

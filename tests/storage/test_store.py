@@ -30,11 +30,6 @@ from aiopod.storage.records import ImageRecord, StoreState
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 APP = make_image("localhost/app:1", seed="app")
 OTHER = make_image("localhost/other:1", seed="other")
 
