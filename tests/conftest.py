@@ -8,12 +8,13 @@ skipped when NAME is missing locally and fails when ``CI=true`` (see ``peers.req
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from httpfiles import HttpFiles, serve_files
 from peers import (
+    BUSYBOX_IMAGE,
     DOCKERFILE_APP,
     DOCKERFILE_OTHER,
     Docker,
@@ -27,6 +28,8 @@ from peers import (
     wait_until,
     write_busybox_rootfs,
 )
+
+from aiopod import Runtime
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -49,6 +52,26 @@ def anyio_backend() -> str:
 def store(tmp_path: Path) -> Path:
     """A fresh aiopod store root (not yet created: aiopod creates it on first use)."""
     return tmp_path / "store"
+
+
+@pytest.fixture
+async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
+    """A runtime on a fresh store holding the busybox base image (``BUSYBOX_IMAGE``);
+    modules that want another runtime define their own ``rt``."""
+    async with Runtime(store) as runtime:
+        await runtime.import_image(busybox_rootfs_tar, BUSYBOX_IMAGE)
+        yield runtime
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """A stand-in for the host: ``<tmp_path>/host`` with a secret and a directory (hostile
+    inputs aim at it; tests then check it is exactly as before)."""
+    from conftest_context import make_tree  # tests/build's helper: only build tests use this
+
+    return make_tree(
+        tmp_path / "host", {"secret": "HOST SECRET\n", "dir/keep": "host file\n", "dir/": 0o755}
+    )
 
 
 @pytest.fixture
@@ -146,7 +169,7 @@ def peer_images(
     except BaseException:
         podman.cleanup()
         raise
-    names = ["localhost/bb:latest", "localhost/app:1", "localhost/app:2", "localhost/other:latest"]
+    names = [BUSYBOX_IMAGE, "localhost/app:1", "localhost/app:2", "localhost/other:latest"]
     ids = {name: podman.image_id(name) for name in names}
     workdir = base / "archives"
     workdir.mkdir()
@@ -155,7 +178,7 @@ def peer_images(
 
 
 def build_peer_images(podman: Podman, busybox_rootfs_tar: Path, base: Path) -> None:
-    podman("import", busybox_rootfs_tar, "localhost/bb:latest")
+    podman("import", busybox_rootfs_tar, BUSYBOX_IMAGE)
     ctx = base / "context"
     ctx.mkdir()
     (ctx / "Dockerfile.app").write_text(DOCKERFILE_APP)

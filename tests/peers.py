@@ -119,6 +119,10 @@ def run(
     return proc
 
 
+#: The busybox image tests import from ``busybox_rootfs_tar`` and build on.
+BUSYBOX_IMAGE = "localhost/bb:latest"
+
+
 def aiopod_env() -> dict[str, str]:
     """The environment for an aiopod subprocess: this checkout first on ``PYTHONPATH``."""
     env = dict(os.environ)

@@ -43,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from conftest_context import make_tree
-from peers import Podman, Tool, aiopod_ok, diff_trees, strip_sha256, tree_snapshot
+from peers import (
+    BUSYBOX_IMAGE,
+    Podman,
+    Tool,
+    aiopod_ok,
+    diff_trees,
+    strip_sha256,
+    tree_snapshot,
+)
 
 __all__ = (
     "BASE",
@@ -57,7 +65,7 @@ __all__ = (
 )
 
 #: The busybox base both sides import.
-BASE = "localhost/bb:latest"
+BASE = BUSYBOX_IMAGE
 
 #: ``--platform`` value of this machine (FROM --platform for the local platform only).
 LOCAL_PLATFORM = "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(

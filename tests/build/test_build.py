@@ -18,12 +18,12 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from build_helpers import BASE, build, context, image_files
 from conftest_context import make_tree, tree_state
 from peers import (
     aiopod,
@@ -35,7 +35,7 @@ from peers import (
     tar_bytes,
 )
 
-from aiopod import Image, Runtime
+from aiopod import Runtime
 from aiopod.build.image_config import local_architecture
 from aiopod.build.progress import (
     OUTPUT_BACKLOG,
@@ -57,23 +57,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="RUN needs root (namespaces, chroot)"),
 ]
 
-BASE = "localhost/bb:latest"
 LOCAL_ARCH = local_architecture()
-
-
-@pytest.fixture
-async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
-    """A runtime on a fresh store holding the busybox base image."""
-    async with Runtime(store) as runtime:
-        await runtime.import_image(busybox_rootfs_tar, BASE)
-        yield runtime
-
-
-def context(tmp_path: Path, dockerfile: str, files: Mapping[str, Any] | None = None) -> Path:
-    """A build context ``<tmp_path>/ctx`` with ``Dockerfile`` and ``files`` (make_tree)."""
-    ctx = make_tree(tmp_path / "ctx", dict(files or {}))
-    (ctx / "Dockerfile").write_text(dockerfile)
-    return ctx
 
 
 class Progress:
@@ -96,17 +80,6 @@ class Progress:
             if isinstance(record, StepStarted) and record.step > 1:
                 result[record.instruction] = isinstance(following, StepCached)
         return result
-
-
-async def build(rt: Runtime, ctx: Path, **options: Any) -> Image:
-    with anyio.fail_after(120):
-        return await rt.build(ctx, **options)
-
-
-async def image_files(rt: Runtime, reference: str) -> Path:
-    """The root file system of *reference*, unpacked as a working container's."""
-    container = await rt.create_working_container(reference)
-    return rt.store.container_dir(container.id) / "rootfs"
 
 
 def processes_mentioning(*markers: str) -> list[int]:
@@ -775,14 +748,6 @@ async def test_from_platform_must_be_the_base_images(rt: Runtime, tmp_path: Path
 
 
 # -- hostile inputs (reliability.md §2.3 table B) ------------------------------------------------
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Path:
-    """A stand-in for the host: ``<tmp_path>/host`` with a secret and a directory."""
-    return make_tree(
-        tmp_path / "host", {"secret": "HOST SECRET\n", "dir/keep": "host file\n", "dir/": 0o755}
-    )
 
 
 async def test_b1_sources_outside_the_context_are_refused(

@@ -38,14 +38,14 @@ from typing import Any
 
 import pytest
 from conftest_context import make_tree
-from peers import Podman, aiopod, aiopod_ok
+from peers import BUSYBOX_IMAGE, Podman, aiopod, aiopod_ok
 
 pytestmark = [
     pytest.mark.peer("podman", "runc", "busybox"),
     pytest.mark.skipif(os.geteuid() != 0, reason="podman's RUN needs root here"),
 ]
 
-BASE = "localhost/bb:latest"
+BASE = BUSYBOX_IMAGE
 
 #: containers/image's copy progress, which podman prints on stderr when it commits
 #: without --layers (aiopod has no such copy).

@@ -23,16 +23,17 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import pytest
+from build_helpers import BASE, build, context, image_files
 from conftest_context import layer_members, make_tree, tree_state
 from peers import aiopod, aiopod_ok
 
-from aiopod import Image, Runtime
+from aiopod import Runtime
 from aiopod.build.parser import parse_dockerfile
 from aiopod.build.progress import ProgressRecord, StepCached, StepStarted
 from aiopod.build.run_mounts import (
@@ -62,41 +63,6 @@ def _root_only(func: F) -> F:
     for mark in _NEEDS_ROOT:
         func = mark(func)
     return func
-
-
-BASE = "localhost/bb:latest"
-
-
-@pytest.fixture
-async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
-    """A runtime on a fresh store holding the busybox base image."""
-    async with Runtime(store) as runtime:
-        await runtime.import_image(busybox_rootfs_tar, BASE)
-        yield runtime
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Path:
-    """A stand-in for the host: ``<tmp_path>/host`` with a secret and a directory."""
-    return make_tree(
-        tmp_path / "host", {"secret": "HOST SECRET\n", "dir/keep": "host file\n", "dir/": 0o755}
-    )
-
-
-def context(tmp_path: Path, dockerfile: str, files: Mapping[str, Any] | None = None) -> Path:
-    ctx = make_tree(tmp_path / "ctx", dict(files or {}))
-    (ctx / "Dockerfile").write_text(dockerfile)
-    return ctx
-
-
-async def build(rt: Runtime, ctx: Path, **options: Any) -> Image:
-    with anyio.fail_after(120):
-        return await rt.build(ctx, **options)
-
-
-async def image_files(rt: Runtime, reference: str) -> Path:
-    container = await rt.create_working_container(reference)
-    return rt.store.container_dir(container.id) / "rootfs"
 
 
 async def layers_and_config(rt: Runtime, image_id: str) -> tuple[list[bytes], bytes]:

@@ -13,12 +13,11 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
+from build_helpers import build, context, image_files
 from conftest_context import make_tree, tree_state
 from httpfiles import HttpFiles
 
@@ -32,6 +31,7 @@ LAST_MODIFIED = 1_683_356_889  # 2023-05-06 07:08:09 UTC
 
 @pytest.fixture
 async def rt(store: Path) -> AsyncIterator[Runtime]:
+    """A runtime on an empty store (these builds start FROM scratch: no busybox needed)."""
     async with Runtime(store) as runtime:
         yield runtime
 
@@ -43,22 +43,6 @@ def served(files: HttpFiles, name: str, data: bytes, mtime: int = LAST_MODIFIED)
     path.write_bytes(data)
     os.utime(path, (mtime, mtime))
     return f"{files.url}/{name}"
-
-
-def context(tmp_path: Path, dockerfile: str, files: Mapping[str, Any] | None = None) -> Path:
-    ctx = make_tree(tmp_path / "ctx", dict(files or {}))
-    (ctx / "Dockerfile").write_text(dockerfile)
-    return ctx
-
-
-async def build(rt: Runtime, ctx: Path, **options: Any) -> Image:
-    with anyio.fail_after(120):
-        return await rt.build(ctx, **options)
-
-
-async def rootfs(rt: Runtime, image: Image) -> Path:
-    container = await rt.create_working_container(image.id)
-    return rt.store.container_dir(container.id) / "rootfs"
 
 
 async def created_by(rt: Runtime, image: Image) -> list[str]:
@@ -74,8 +58,8 @@ async def test_a_download_is_stored_under_its_url_name_with_mode_0600_and_its_da
 ) -> None:
     url = served(http_files, "pub/file.txt", b"payload\n")
     image = await build(rt, context(tmp_path, f"FROM scratch\nADD {url} /dl/\n"))
-    st = os.lstat(await rootfs(rt, image) / "dl/file.txt")
-    assert (await rootfs(rt, image) / "dl/file.txt").read_bytes() == b"payload\n"
+    st = os.lstat(await image_files(rt, image.id) / "dl/file.txt")
+    assert (await image_files(rt, image.id) / "dl/file.txt").read_bytes() == b"payload\n"
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 0)
     assert int(st.st_mtime) == LAST_MODIFIED
     # buildah's summary: a bare sha256 of the download's tar stream, no "file:" prefix.
@@ -90,7 +74,7 @@ async def test_a_destination_that_names_a_file_renames_it_and_flags_apply(
     url = served(http_files, "file.txt", b"payload\n")
     dockerfile = f"FROM scratch\nADD {url} /plain\nADD --chmod=755 --chown=5:6 {url} /opt/tool\n"
     image = await build(rt, context(tmp_path, dockerfile))
-    root = await rootfs(rt, image)
+    root = await image_files(rt, image.id)
     assert (root / "plain").read_bytes() == b"payload\n"
     st = os.lstat(root / "opt/tool")
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, 5, 6)
@@ -114,7 +98,7 @@ async def test_b6_a_remote_archive_is_stored_as_a_file_never_extracted(
     before = tree_state(host)
     url = served(http_files, "evil.tar.gz", evil)
     image = await build(rt, context(tmp_path, f"FROM scratch\nADD {url} /\n"))
-    root = await rootfs(rt, image)
+    root = await image_files(rt, image.id)
     assert sorted(os.listdir(root)) == ["evil.tar.gz"]
     assert (root / "evil.tar.gz").read_bytes() == evil
     assert not (root.parent / "escaped").exists()
@@ -127,7 +111,7 @@ async def test_redirects_are_followed_and_the_name_comes_from_the_url_written(
     served(http_files, "target.txt", b"moved\n")
     dockerfile = f"FROM scratch\nADD {http_files.url}/redirect/target.txt /r/\n"
     image = await build(rt, context(tmp_path, dockerfile))
-    assert (await rootfs(rt, image) / "r/target.txt").read_bytes() == b"moved\n"
+    assert (await image_files(rt, image.id) / "r/target.txt").read_bytes() == b"moved\n"
     assert http_files.requests == ["/redirect/target.txt", "/target.txt"]
 
 
@@ -137,7 +121,7 @@ async def test_without_last_modified_the_file_dates_from_the_epoch(
     served(http_files, "undated.txt", b"no date\n")
     dockerfile = f"FROM scratch\nADD {http_files.url}/undated/undated.txt /u/\n"
     image = await build(rt, context(tmp_path, dockerfile))
-    assert os.lstat(await rootfs(rt, image) / "u/undated.txt").st_mtime == 0
+    assert os.lstat(await image_files(rt, image.id) / "u/undated.txt").st_mtime == 0
 
 
 async def test_local_and_remote_sources_go_into_one_directory_in_order(
@@ -147,7 +131,7 @@ async def test_local_and_remote_sources_go_into_one_directory_in_order(
     ctx = context(tmp_path, f"FROM scratch\nADD a.txt {url} b.txt /mixed\n")
     make_tree(ctx, {"a.txt": "a\n", "b.txt": "b\n"})
     image = await build(rt, ctx)
-    root = await rootfs(rt, image)
+    root = await image_files(rt, image.id)
     assert sorted(os.listdir(root / "mixed")) == ["a.txt", "b.txt", "remote.txt"]
     (summary,) = [c for c in await created_by(rt, image) if " ADD " in c]
     assert summary.split()[4].startswith("multi:")
@@ -176,7 +160,7 @@ async def test_a_url_without_a_name_is_fine_when_the_destination_names_the_file(
 ) -> None:
     (http_files.root / "index.html").write_bytes(b"<html/>\n")
     image = await build(rt, context(tmp_path, f"FROM scratch\nADD {http_files.url}/ /index\n"))
-    assert (await rootfs(rt, image) / "index").read_bytes() == b"<html/>\n"
+    assert (await image_files(rt, image.id) / "index").read_bytes() == b"<html/>\n"
 
 
 async def test_an_unreachable_server_is_a_clear_error(rt: Runtime, tmp_path: Path) -> None:
@@ -196,7 +180,7 @@ async def test_the_layer_cache_reuses_a_download_only_while_it_is_the_same(
     served(http_files, "data.txt", b"two\n")
     changed = await build(rt, ctx, layers=True)
     assert changed.id != first.id
-    assert (await rootfs(rt, changed) / "data.txt").read_bytes() == b"two\n"
+    assert (await image_files(rt, changed.id) / "data.txt").read_bytes() == b"two\n"
     assert http_files.requests == ["/data.txt"] * 3
 
 
@@ -228,7 +212,7 @@ not $EXPANDED
 EOF
 """
     image = await build(rt, context(tmp_path, dockerfile))
-    root = await rootfs(rt, image)
+    root = await image_files(rt, image.id)
     greeting = root / "etc/greeting"
     assert greeting.read_text() == "hello builder from here\n'quotes' and \"quotes\" stay\n"
     assert (root / "etc/raw").read_text() == "not $EXPANDED\n"
@@ -253,7 +237,7 @@ async def test_several_heredocs_into_a_directory_are_named_after_their_delimiter
         "run.sh\n"
     )
     image = await build(rt, context(tmp_path, dockerfile))
-    root = await rootfs(rt, image)
+    root = await image_files(rt, image.id)
     assert sorted(os.listdir(root / "docs")) == ["one.txt", "two.txt"]
     assert (root / "docs/one.txt").read_text() == "first\n"
     assert (root / "docs/two.txt").read_text() == "second, tabs stripped\n"
@@ -268,7 +252,7 @@ async def test_a_heredoc_mixes_with_context_files_and_rebuilds_identically(
     ctx = context(tmp_path, "FROM scratch\nCOPY a.txt <<note.txt /mixed/\nnoted\nnote.txt\n")
     make_tree(ctx, {"a.txt": "a\n"})
     first = await build(rt, ctx, timestamp=0)
-    assert sorted(os.listdir(await rootfs(rt, first) / "mixed")) == ["a.txt", "note.txt"]
+    assert sorted(os.listdir(await image_files(rt, first.id) / "mixed")) == ["a.txt", "note.txt"]
     assert (await build(rt, ctx, timestamp=0)).id == first.id
     cached = await build(rt, ctx, layers=True)
     assert (await build(rt, ctx, layers=True)).id == cached.id
