@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest_busybox import busybox_rootfs
+from rootless import give_to_nobody, run_as_nobody
 
 from aiopod.build.isolation import DEFAULT_PATH, OUTPUT_TAIL_BYTES, RunResult, run_isolated
 from aiopod.build.users import AccountFileError, UserLookupError
@@ -685,31 +686,10 @@ def test_rootless_runs_as_root_of_a_user_namespace(rootfs: Path) -> None:
     """Runs a Python process as uid/gid 65534 (nobody) without any capability but
     CAP_DAC_READ_SEARCH, which only lets it read this machine's interpreter and source
     tree (under /root); aiopod then takes the user-namespace path."""
-    for dirpath, dirnames, filenames in os.walk(rootfs):
-        for name in [*dirnames, *filenames, "."]:
-            os.lchown(os.path.join(dirpath, name), 65534, 65534)
+    give_to_nobody(rootfs)
     fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY)
     try:
-        done = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all,+dac_read_search",
-                "--ambient-caps=-all,+dac_read_search",
-                "--bounding-set=-all,+dac_read_search",
-                sys.executable,
-                "-c",
-                ROOTLESS_SCRIPT,
-                f"/proc/self/fd/{fd}",
-            ],
-            pass_fds=(fd,),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_as_nobody(ROOTLESS_SCRIPT, f"/proc/self/fd/{fd}", pass_fds=(fd,))
     finally:
         os.close(fd)
     assert done.returncode == 0, done.stderr

@@ -19,8 +19,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -32,6 +30,7 @@ import pytest
 from build_helpers import BASE, build, context, image_files
 from conftest_context import layer_members, make_tree, tree_state
 from peers import aiopod, aiopod_ok
+from rootless import give_to_nobody, run_as_nobody
 
 from aiopod import Runtime
 from aiopod.build.parser import parse_dockerfile
@@ -580,29 +579,9 @@ def _rootless_mounts(tmp_path: Path) -> None:
     make_busybox_rootfs(tmp_path / "rootfs")
     make_tree(tmp_path / "ctx", {"f": "from the context\n"})
     (tmp_path / "secret").write_text("sec\n")
-    for dirpath, dirnames, filenames in os.walk(tmp_path):
-        for name in [*dirnames, *filenames, "."]:
-            os.lchown(os.path.join(dirpath, name), 65534, 65534)
+    give_to_nobody(tmp_path)
     before = tree_state(tmp_path / "ctx")
-    done = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all,+dac_read_search",
-            "--ambient-caps=-all,+dac_read_search",
-            "--bounding-set=-all,+dac_read_search",
-            sys.executable,
-            "-c",
-            ROOTLESS_SCRIPT,
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_as_nobody(ROOTLESS_SCRIPT, str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "0 ['ro', 'run/secrets/s', 'rw', 't']",
