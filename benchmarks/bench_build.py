@@ -665,29 +665,28 @@ class Bench:
         context = inputs / "context"
         write_run_context(context, steps)
 
-        def buildah_run(layers: bool) -> Callable[[], Sample]:
+        def build_with(
+            new: Callable[[str], Buildah | Aiopod], layers: bool
+        ) -> Callable[[], Sample]:
+            """A fresh store of one tool (``new_buildah`` or ``new_aiopod``), the base
+            imported (not timed), then the timed build."""
+
             def run() -> Sample:
-                buildah = self.new_buildah("c")
+                tool = new("c")
                 try:
-                    buildah.import_base(tar)
+                    tool.import_base(tar)
                     self.settle()
-                    return buildah.build(context, layers=layers)
+                    return tool.build(context, layers=layers)
                 finally:
-                    buildah.drop()
+                    tool.drop()
 
             return run
+
+        def buildah_run(layers: bool) -> Callable[[], Sample]:
+            return build_with(self.new_buildah, layers)
 
         def aiopod_run(layers: bool) -> Callable[[], Sample]:
-            def run() -> Sample:
-                aiopod = self.new_aiopod("c")
-                try:
-                    aiopod.import_base(tar)
-                    self.settle()
-                    return aiopod.build(context, layers=layers)
-                finally:
-                    aiopod.drop()
-
-            return run
+            return build_with(self.new_aiopod, layers)
 
         samples = self.alternate(buildah_run(False), aiopod_run(False))
         operation = f"{steps} RUN steps on busybox, fresh store"

@@ -367,6 +367,16 @@ async def test_cache_id_mode_owner_and_read_only(rt: Runtime, tmp_path: Path) ->
     assert (files / "result").read_text() == "refused\n"
 
 
+async def build_two_at_once(rt: Runtime, tmp_path: Path, step: str) -> None:
+    """Two builds of *step* at once, in different contexts (so neither is the other's
+    cache hit)."""
+    one = context(tmp_path / "one", f"FROM localhost/bb:latest\n{step}")
+    two = context(tmp_path / "two", f"FROM localhost/bb:latest\nENV OTHER=1\n{step}")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(build, rt, one)
+        tg.start_soon(build, rt, two)
+
+
 @_root_only
 async def test_locked_cache_steps_never_overlap(rt: Runtime, tmp_path: Path) -> None:
     """Two builds at once: each step takes ``/c/held`` and would fail if the other had it."""
@@ -374,11 +384,7 @@ async def test_locked_cache_steps_never_overlap(rt: Runtime, tmp_path: Path) -> 
         "RUN --mount=type=cache,target=/c,sharing=locked mkdir /c/held && sleep 1"
         " && rmdir /c/held\n"
     )
-    one = context(tmp_path / "one", f"FROM localhost/bb:latest\n{step}")
-    two = context(tmp_path / "two", f"FROM localhost/bb:latest\nENV OTHER=1\n{step}")
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(build, rt, one)
-        tg.start_soon(build, rt, two)
+    await build_two_at_once(rt, tmp_path, step)
 
 
 @_root_only
@@ -389,11 +395,7 @@ async def test_a_private_cache_in_use_gives_a_throwaway_directory(
         "RUN --mount=type=cache,target=/c,sharing=private mkdir /c/held && sleep 1"
         " && ls -A /c > /seen\n"
     )
-    one = context(tmp_path / "one", f"FROM localhost/bb:latest\n{step}")
-    two = context(tmp_path / "two", f"FROM localhost/bb:latest\nENV OTHER=1\n{step}")
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(build, rt, one)
-        tg.start_soon(build, rt, two)
+    await build_two_at_once(rt, tmp_path, step)
     kept = cache_mount_dir(rt.store.layout.meta, "/c") / "cache"
     assert os.listdir(kept) == ["held"]  # one build's directory was kept, the other not
     assert not list((rt.store.layout.tmp).glob("*/cache-mount-*"))
