@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.build.progress import ProgressTarget
 from aiopod.containers import (
     Container,
     container_from_record,
@@ -48,10 +47,11 @@ from aiopod.storage.store import Store, Transaction, default_root
 from aiopod.transports.jsonutil import parse_json_object
 
 if TYPE_CHECKING:
+    from aiopod.build.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
 
 # Imported where used, not here, so that a command that needs none of them starts
-# faster: the transports (load, import, save) and the store check.
+# faster: the transports (load, import, save), the store check and the builder.
 
 __all__ = ("POLICIES", "SAVE_FORMATS", "Policy", "Runtime", "SaveFormat")
 
