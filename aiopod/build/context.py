@@ -33,7 +33,6 @@ Everything here is blocking; async callers run it in a worker thread.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -42,13 +41,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiopod.build.account_names import AccountNames, lookup_account_names
 from aiopod.build.digest_cache import DigestCache, active as active_digest_cache
 from aiopod.build.ignore import (
     IgnoreRules,
     go_clean,
     go_pattern_regex,
     has_glob_meta,
-    read_file_in_root,
 )
 from aiopod.build.layer_writer import (
     TYPE_BLOCK,
@@ -63,7 +62,15 @@ from aiopod.build.layer_writer import (
 )
 from aiopod.errors import BuildError
 from aiopod.storage.compression import open_decompressed
-from aiopod.storage.rootfs_path import RootDir, TooManySymlinks, lstat_at
+from aiopod.storage.rootfs_path import (
+    RootDir,
+    TooManySymlinks,
+    lstat_at,
+    open_in_root,
+    open_parent_in_root,
+    path_components,
+    resolve_in_root,
+)
 
 __all__ = (
     "CopyPlan",
@@ -71,9 +78,6 @@ __all__ = (
     "SourceEntry",
     "copy_plan",
     "destination_hints",
-    "open_in_root",
-    "open_parent_in_root",
-    "resolve_in_root",
     "resolve_sources",
     "sources_digest",
 )
@@ -83,76 +87,6 @@ MAX_SOURCE_SYMLINKS = 16
 _RELEVANT_XATTRS = ("security.capability", "security.ima")
 
 Xattrs = tuple[tuple[str, bytes], ...]
-
-
-# -- in-root lookups ---------------------------------------------------------------------------
-
-
-def _components(path: str) -> list[str]:
-    return [p for p in path.split("/") if p not in ("", ".")]
-
-
-def resolve_in_root(
-    root: RootDir,
-    path: str | Sequence[str],
-    *,
-    follow_final: bool = True,
-    max_final_hops: int = MAX_SOURCE_SYMLINKS,
-) -> tuple[tuple[str, ...], os.stat_result]:
-    """The real path (components, no symlinks) of ``path`` inside ``root`` and its
-    ``lstat``.  Symlinks on the way are followed inside the root; with ``follow_final`` so
-    is a chain of symlinks at the end (at most ``max_final_hops``).  Raises
-    ``FileNotFoundError``, ``NotADirectoryError`` or :class:`TooManySymlinks` (``ELOOP``).
-    """
-    parts = _components(path) if isinstance(path, str) else [p for p in path if p not in ("", ".")]
-    hops = 0
-    while True:
-        if not parts or parts[-1] == "..":
-            resolved = root.open_dir(parts)
-            try:
-                return resolved.path, os.fstat(resolved.fd)
-            finally:
-                os.close(resolved.fd)
-        parent = root.open_dir(parts[:-1])
-        try:
-            name = parts[-1]
-            st = lstat_at(parent.fd, name)
-            if st is None:
-                raise FileNotFoundError(errno.ENOENT, "no such file or directory", "/".join(parts))
-            if not (follow_final and stat.S_ISLNK(st.st_mode)):
-                return (*parent.path, name), st
-            target = os.readlink(name, dir_fd=parent.fd)
-            base = parent.path
-        finally:
-            os.close(parent.fd)
-        hops += 1
-        if hops > max_final_hops:
-            raise TooManySymlinks(errno.ELOOP, "too many levels of symbolic links", "/".join(parts))
-        tparts = _components(target)
-        parts = tparts if target.startswith("/") else [*base, *tparts]
-
-
-def open_parent_in_root(root: RootDir, dirpath: str) -> int:
-    """An ``O_RDONLY`` descriptor of the directory ``dirpath`` resolved inside ``root``."""
-    resolved = root.open_dir(_components(dirpath))
-    try:
-        return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=resolved.fd)
-    finally:
-        os.close(resolved.fd)
-
-
-def open_in_root(root: RootDir, path: str | Sequence[str]) -> int:
-    """Open ``path`` for reading inside ``root`` (symlinks, a final one too, followed
-    inside it); never blocks on a FIFO.  The caller closes the descriptor."""
-    real, _ = resolve_in_root(root, path, max_final_hops=root.max_symlink_hops)
-    if not real:
-        return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root.fd)
-    parent = root.open_dir(real[:-1])
-    try:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        return os.open(real[-1], flags, dir_fd=parent.fd)
-    finally:
-        os.close(parent.fd)
 
 
 def _xattrs_at(dir_fd: int, name: str) -> Xattrs:
@@ -388,7 +322,7 @@ def resolve_sources(
                     f"{source!r} is outside of the build context"
                 )
             rel = _relative(context_abs, source)
-            parts = tuple(_components(rel))
+            parts = tuple(path_components(rel))
             try:
                 for p in parts:
                     go_pattern_regex(p)
@@ -429,7 +363,7 @@ def _entry(
     rel = "/".join(match) or "."
     shown = "/" + "/".join(match)
     try:
-        real, st = resolve_in_root(root, match)
+        real, st = resolve_in_root(root, match, max_final_hops=MAX_SOURCE_SYMLINKS)
     except FileNotFoundError:
         raise BuildError(f"reading {source!r}: {shown!r}: no such file or directory") from None
     except NotADirectoryError:
@@ -485,9 +419,9 @@ class CopyPlan:
     extract: bool = False
 
 
-def _root_components(path: str) -> tuple[str, ...]:
+def _rootpath_components(path: str) -> tuple[str, ...]:
     """``path`` as root-relative components, ``..`` stopping at the root (Go's Clean)."""
-    return tuple(_components(go_clean("/" + path)))
+    return tuple(path_components(go_clean("/" + path)))
 
 
 def copy_plan(
@@ -532,7 +466,7 @@ def copy_plan(
         if first.is_dir or (first.is_archive and extract):
             must_be_dir = True
         can_be_file = first.is_regular
-    parts = _root_components(dest_abs)
+    parts = _rootpath_components(dest_abs)
     rename: str | None = None
     if dest_is_dir_hint or not parts:
         pass
@@ -554,62 +488,13 @@ def destination_hints(rootfs: Path, dest: str, workdir: str) -> tuple[bool, bool
     dest_abs = dest if dest.startswith("/") else go_clean(work + "/" + dest)
     with RootDir(rootfs) as root:
         try:
-            _, st = resolve_in_root(root, _root_components(dest_abs), max_final_hops=40)
+            _, st = resolve_in_root(root, _rootpath_components(dest_abs), max_final_hops=40)
         except (FileNotFoundError, NotADirectoryError, TooManySymlinks):
             return False, False
     return stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
 
 
 # -- the content digest ---------------------------------------------------------------------------
-
-
-class _Names:
-    """The user and group names buildah's copier puts into its stream: it runs chrooted in
-    the context, so they come from the context's own ``etc/passwd`` and ``etc/group``
-    (read inside the context), except that uid 0 is always ``root``."""
-
-    def __init__(self, context: Path) -> None:
-        self.context = context
-        self._users: dict[int, str] | None = None
-        self._groups: dict[int, str] | None = None
-
-    def _table(self, relpath: str) -> dict[int, str]:
-        try:
-            data = read_file_in_root(self.context, relpath, limit=4 << 20)
-        except BuildError:
-            data = None
-        table: dict[int, str] = {}
-        for line in (data or b"").decode("utf-8", "surrogateescape").splitlines():
-            fields = line.split(":")
-            if len(fields) >= 3 and fields[2].isdigit():
-                table.setdefault(int(fields[2]), fields[0])
-        return table
-
-    def user(self, uid: int) -> str:
-        if uid == 0:
-            return "root"
-        if self._users is None:
-            self._users = self._table("etc/passwd")
-        return self._users.get(uid, "")
-
-    def group(self, gid: int) -> str:
-        if self._groups is None:
-            self._groups = self._table("etc/group")
-        return self._groups.get(gid, "")
-
-    def sources(self) -> list[tuple[str, os.stat_result | None]]:
-        """The stat of each file the names come from, resolved as :meth:`_table` reads
-        it (``None``: nothing readable there); for the digest cache's fingerprint."""
-        out: list[tuple[str, os.stat_result | None]] = []
-        with RootDir(self.context) as root:
-            for relpath in ("etc/passwd", "etc/group"):
-                try:
-                    _, st = resolve_in_root(root, relpath, max_final_hops=root.max_symlink_hops)
-                except OSError:
-                    out.append((relpath, None))
-                else:
-                    out.append((relpath, st))
-        return out
 
 
 @dataclass
@@ -625,7 +510,7 @@ def _stream_header(
     st: os.stat_result,
     link: str | None,
     xattrs: Xattrs,
-    names: _Names,
+    names: AccountNames,
     opts: _DigestOptions,
     hardlink_to: str | None = None,
 ) -> tuple[bytes, int]:
@@ -679,11 +564,31 @@ def _stream_header(
     return header, size
 
 
+def _entry_stats(entry: SourceEntry) -> list[os.stat_result]:
+    return [member.stat for member in entry.members] if entry.is_dir else [entry.stat]
+
+
+def _entry_names(entry: SourceEntry) -> AccountNames:
+    """The names of the owners of *entry*'s files, as buildah's copier gives them."""
+    stats = _entry_stats(entry)
+    return lookup_account_names(
+        entry.context, (st.st_uid for st in stats), (st.st_gid for st in stats)
+    )
+
+
+def _name_items(names: AccountNames) -> list[tuple[str, str]]:
+    """*names* as the digest cache hashes them."""
+    return [
+        *((f"uid {uid}", name) for uid, name in sorted(names.users.items())),
+        *((f"gid {gid}", name) for gid, name in sorted(names.groups.items())),
+    ]
+
+
 def _entry_digest(
     entry: SourceEntry,
     rename: str | None,
     opts: _DigestOptions,
-    names: _Names,
+    names: AccountNames,
     reader: _ContextReader,
 ) -> str:
     h = hashlib.sha256()
@@ -735,7 +640,7 @@ def _entry_digest(
 #: The revision of the digest below: bump it whenever the same sources would get another
 #: digest, so that digests cached by an older aiopod (:mod:`aiopod.build.digest_cache`)
 #: are not served.
-DIGEST_REVISION = 1
+DIGEST_REVISION = 2
 
 
 def sources_digest(
@@ -757,11 +662,12 @@ def sources_digest(
     to a directory source (no trailing ``/``) or the file's (renamed) base name, permission
     bits without file-type bits (setuid/setgid stripped unless ``strip_setid`` is false;
     ``chmod`` replaces them, symlinks included), ids 0:0 or ``chown`` (or the file's with
-    ``preserve_ownership``), ``uname`` "root" for uid 0 and otherwise the names in the
-    context's own ``etc/passwd`` and ``etc/group``, hard links inside a directory as
-    links, the relevant xattrs as PAX records, the data, and the two zero blocks.  This
-    reproduces buildah 1.28's digests bit for bit (tests compare them).  A ``touch``
-    keeps the digest; a ``chmod`` or content change alters it.
+    ``preserve_ownership``), the user and group names of the file's own ids as buildah's
+    copier finds them in its ``chroot`` (:mod:`aiopod.build.account_names`: the root's
+    ``etc/passwd`` and ``etc/group`` and the host's other name services), hard links
+    inside a directory as links, the relevant xattrs as PAX records, the data, and the two
+    zero blocks.  This reproduces buildah 1.28's digests bit for bit (tests compare them).
+    A ``touch`` keeps the digest; a ``chmod`` or content change alters it.
 
     Each entry's hex comes from *cache* (by default the active
     :class:`~aiopod.build.digest_cache.DigestCache`, if any) when its files' ``lstat``
@@ -775,23 +681,19 @@ def sources_digest(
     cache = cache if cache is not None else active_digest_cache()
     options = (chown, chmod, preserve_ownership, strip_setid, rename)
     reader = _ContextReader()
-    names: dict[Path, _Names] = {}
-    name_sources: dict[Path, list[tuple[str, os.stat_result | None]]] = {}
     parts: list[str] = []
     try:
         for entry in entries:
-            table = names.setdefault(entry.context, _Names(entry.context))
+            names = _entry_names(entry)
             if cache is None or not cache.serves(entry.context):
-                parts.append(f"{entry.kind}:{_entry_digest(entry, rename, opts, table, reader)}")
+                parts.append(f"{entry.kind}:{_entry_digest(entry, rename, opts, names, reader)}")
                 continue
-            if entry.context not in name_sources:
-                name_sources[entry.context] = table.sources()
             key = cache.fingerprint(
-                entry, options=options, names=name_sources[entry.context], revision=DIGEST_REVISION
+                entry, options=options, names=_name_items(names), revision=DIGEST_REVISION
             )
             hexdigest = cache.lookup(key)
             if hexdigest is None:
-                hexdigest = _entry_digest(entry, rename, opts, table, reader)
+                hexdigest = _entry_digest(entry, rename, opts, names, reader)
                 cache.record(key, hexdigest)
             parts.append(f"{entry.kind}:{hexdigest}")
     finally:

@@ -34,7 +34,6 @@ from aiopod.build.context import (
     SourceEntry,
     copy_plan,
     destination_hints,
-    open_in_root,
     resolve_sources,
     sources_digest,
 )
@@ -49,7 +48,7 @@ from aiopod.containers import create_container
 from aiopod.errors import BuildError
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.compression import open_decompressed
-from aiopod.storage.rootfs_path import RootDir
+from aiopod.storage.rootfs_path import RootDir, open_in_root
 
 if TYPE_CHECKING:
     from aiopod.build.executor import _Build, _StageRun

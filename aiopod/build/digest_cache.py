@@ -17,8 +17,8 @@ The fingerprint of one entry (one match of a source argument) is the sha256 of
   ``st_size``, ``st_mtime_ns``, ``st_ctime_ns``, ``st_nlink`` and ``st_rdev``, a
   symlink's target and the extended attributes the digest carries; for a file, the
   same of the file itself (under the name it is copied as);
-* the same stat fields of the context's ``etc/passwd`` and ``etc/group`` (resolved inside
-  the context), which give the digest its user and group names.
+* the user and group names the digest gives the entry's owners
+  (:mod:`aiopod.build.account_names`).
 
 A content change always changes ``st_ctime_ns`` (which no process can set back, unlike
 ``st_mtime``), so a file rewritten with the same size and its old mtime restored is seen.
@@ -203,14 +203,14 @@ class DigestCache:
         entry: SourceEntry,
         *,
         options: Sequence[object],
-        names: Iterable[tuple[str, os.stat_result | None]],
+        names: Iterable[tuple[str, str]],
         revision: object = 0,
     ) -> Fingerprint:
         """The fingerprint of *entry* (see the module docstring).
 
         *options* are the digest's options (their ``repr`` is hashed: ints, bools,
-        ``None`` and tuples of them); *names* the stat (``None``: missing) of each file
-        the user and group names come from; *revision* the digest algorithm's revision.
+        ``None`` and tuples of them); *names* the ``(id, name)`` pairs of the user and group
+        names the digest uses; *revision* the digest algorithm's revision.
         Blocking only in that it hashes the entry's metadata (no file is opened).
         """
         context = os.path.abspath(entry.context)
@@ -218,11 +218,9 @@ class DigestCache:
         slot = hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()
         h = hashlib.sha256()
         newest = 0
-        for relpath, st in names:
-            _field(h, os.fsencode(relpath))
-            _field(h, _stat_fields(st) if st is not None else b"-")
-            if st is not None:
-                newest = max(newest, _newest(st))
+        for ident, name in names:
+            _field(h, ident.encode())
+            _field(h, name.encode("utf-8", "surrogateescape"))
         if entry.is_dir:
             for member in entry.members:
                 st = member.stat

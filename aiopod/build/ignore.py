@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiopod.errors import BuildError
-from aiopod.storage.rootfs_path import RootDir
+from aiopod.storage.rootfs_path import RootDir, open_in_root
 
 __all__ = (
     "IgnorePattern",
@@ -268,7 +268,6 @@ def read_file_in_root(root: Path, relpath: str, *, limit: int = _MAX_IGNORE_FILE
     FIFO or other non-regular file raises :class:`BuildError`, so does a file larger than
     ``limit``.  Blocking.
     """
-    from aiopod.build.context import open_in_root  # cycle: context uses this module
 
     with RootDir(root) as rootdir:
         try:

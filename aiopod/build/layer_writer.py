@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from aiopod.errors import BuildError
-from aiopod.storage.rootfs_path import RootDir, lstat_at
+from aiopod.storage.rootfs_path import RootDir, lstat_at, open_parent_in_root
 
 if TYPE_CHECKING:
     from aiopod.build.context import CopyPlan, SourceEntry
@@ -879,7 +879,6 @@ class _ContextReader:
     def open(self, entry: SourceEntry, realpath: str, expected: os.stat_result) -> int:
         """A read descriptor of ``realpath`` in the entry's context; it must still be the
         regular file (same inode and size) the walk saw."""
-        from aiopod.build.context import open_parent_in_root
 
         root = self._roots.get(entry.context)
         if root is None:

@@ -75,14 +75,19 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.build.context import resolve_in_root
 from aiopod.build.isolation import RunMount
 from aiopod.build.parser import Instruction
 from aiopod.build.words import expand
 from aiopod.containers import create_container
 from aiopod.errors import BuildError
 from aiopod.storage.fsutil import make_private_dir, remove_tree
-from aiopod.storage.rootfs_path import RootDir, TooManySymlinks, lstat_at, split_path
+from aiopod.storage.rootfs_path import (
+    RootDir,
+    TooManySymlinks,
+    lstat_at,
+    resolve_in_root,
+    split_path,
+)
 
 if TYPE_CHECKING:
     from aiopod.build.executor import _Build

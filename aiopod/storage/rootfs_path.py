@@ -34,7 +34,11 @@ __all__ = (
     "RootDir",
     "TooManySymlinks",
     "lstat_at",
+    "open_in_root",
+    "open_parent_in_root",
+    "path_components",
     "remove_at",
+    "resolve_in_root",
     "split_path",
 )
 
@@ -230,3 +234,78 @@ class RootDir:
 
 def _real_path(stack: Sequence[tuple[int, str]]) -> tuple[str, ...]:
     return tuple(name for _, name in stack[1:])
+
+
+# -- opening and resolving by path inside a root -------------------------------------------
+
+
+def path_components(path: str) -> list[str]:
+    """The components of ``path`` without empty ones and ``.`` (``..`` kept)."""
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def resolve_in_root(
+    root: RootDir,
+    path: str | Sequence[str],
+    *,
+    follow_final: bool = True,
+    max_final_hops: int | None = None,
+) -> tuple[tuple[str, ...], os.stat_result]:
+    """The real path (components, no symlinks) of ``path`` inside ``root`` and its
+    ``lstat``.  Symlinks on the way are followed inside the root; with ``follow_final`` so
+    is a chain of symlinks at the end (at most ``max_final_hops``, by default the root's
+    ``max_symlink_hops``).  Raises
+    ``FileNotFoundError``, ``NotADirectoryError`` or :class:`TooManySymlinks` (``ELOOP``).
+    """
+    parts = (
+        path_components(path) if isinstance(path, str) else [p for p in path if p not in ("", ".")]
+    )
+    limit = root.max_symlink_hops if max_final_hops is None else max_final_hops
+    hops = 0
+    while True:
+        if not parts or parts[-1] == "..":
+            resolved = root.open_dir(parts)
+            try:
+                return resolved.path, os.fstat(resolved.fd)
+            finally:
+                os.close(resolved.fd)
+        parent = root.open_dir(parts[:-1])
+        try:
+            name = parts[-1]
+            st = lstat_at(parent.fd, name)
+            if st is None:
+                raise FileNotFoundError(errno.ENOENT, "no such file or directory", "/".join(parts))
+            if not (follow_final and stat.S_ISLNK(st.st_mode)):
+                return (*parent.path, name), st
+            target = os.readlink(name, dir_fd=parent.fd)
+            base = parent.path
+        finally:
+            os.close(parent.fd)
+        hops += 1
+        if hops > limit:
+            raise TooManySymlinks(errno.ELOOP, "too many levels of symbolic links", "/".join(parts))
+        tparts = path_components(target)
+        parts = tparts if target.startswith("/") else [*base, *tparts]
+
+
+def open_parent_in_root(root: RootDir, dirpath: str) -> int:
+    """An ``O_RDONLY`` descriptor of the directory ``dirpath`` resolved inside ``root``."""
+    resolved = root.open_dir(path_components(dirpath))
+    try:
+        return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=resolved.fd)
+    finally:
+        os.close(resolved.fd)
+
+
+def open_in_root(root: RootDir, path: str | Sequence[str]) -> int:
+    """Open ``path`` for reading inside ``root`` (symlinks, a final one too, followed
+    inside it); never blocks on a FIFO.  The caller closes the descriptor."""
+    real, _ = resolve_in_root(root, path)
+    if not real:
+        return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root.fd)
+    parent = root.open_dir(real[:-1])
+    try:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        return os.open(real[-1], flags, dir_fd=parent.fd)
+    finally:
+        os.close(parent.fd)
