@@ -7,7 +7,8 @@ podman 4.3.1 uses), and the normalisations are libimage's (containers/common 0.5
 * :func:`normalize_docker` - Docker's ``docker.io/library/...:latest`` normalisation;
 * :func:`normalize_local` - podman's ``localhost/...:latest`` normalisation (tag, untag, load);
 * :func:`parse_lookup_input`, :func:`lookup_candidates` - how an ``rmi``/``inspect``/``tag``
-  source argument is classified before the store is searched (rules 9-13);
+  source argument is classified before the store is searched (B9-B13 of
+  ``docs/design/removal-rules.md``);
 * :func:`check_tag_name`, :func:`check_untag_name` - the NAME checks of ``tag`` and ``untag``;
 * :func:`is_fully_qualified`, :func:`is_id_prefix`, :func:`parse_sha256_id`,
   :func:`split_transport`, :func:`go_quote`, :func:`command_error_message` - helpers.
@@ -747,8 +748,8 @@ class LookupInput:
 
     ``text`` is the input with the tag dropped when it also has a digest (``a:1@sha256:…``
     → ``a@sha256:…``); it is the ``<text>`` of ``<text>: image not known`` and the name
-    of steps 5–6 of rule 12. ``image_id`` is set for ``sha256:<64 hex>`` input.
-    ``candidates`` are the names to try, in order (rule 12 steps 2 and 4; empty for an ID
+    of B12.5–B12.6. ``image_id`` is set for ``sha256:<64 hex>`` input.
+    ``candidates`` are the names to try, in order (B12.2 and B12.4; empty for an ID
     or a transport). ``transport`` is ``"containers-storage"`` for that transport (the rest
     is in ``text``; podman reports a miss there as just ``image not known``).
     """
@@ -761,17 +762,17 @@ class LookupInput:
 
     @property
     def fully_qualified(self) -> bool:
-        """Whether the input named its registry (rule 12 then skips steps 1–3 and 7)."""
+        """Whether the input named its registry (B12 then skips B12.1–B12.3 and B12.7)."""
         return self.reference is not None and self.reference.fully_qualified
 
     @property
     def digest(self) -> str | None:
-        """The input's digest, for the digest scan of rule 12 step 6."""
+        """The input's digest, for the digest scan of B12.6."""
         return None if self.reference is None else self.reference.digest
 
 
 def parse_lookup_input(text: str) -> LookupInput:
-    """Classify a user's image input the way libimage's ``LookupImage`` does (rule 12).
+    """Classify a user's image input the way libimage's ``LookupImage`` does (B12).
 
     Order: a transport (``containers-storage:`` is returned, any other raises
     ``unsupported transport "<name>" for looking up local images``); the strict parse
@@ -810,7 +811,7 @@ def parse_lookup_input(text: str) -> LookupInput:
 
 
 def lookup_candidates(text: str) -> list[str]:
-    """The names podman tries first for *text* (rule 12 steps 2 and 4, no aliases and no
+    """The names podman tries first for *text* (B12.2 and B12.4, no aliases and no
     search registries): ``app`` → ``[localhost/app:latest, docker.io/library/app:latest]``;
     a fully qualified name → just that name, normalised, with ``:latest`` when it has no
     tag and no digest; a tag is dropped when a digest is present. ``sha256:<id>`` input

@@ -1,7 +1,7 @@
 """The runtime's image API: finding images as podman does, names, the layer tree, errors.
 
-Lookup follows podman-rules.md §B rule 12 and names §F (tag / untag); the layer tree
-follows rule 21.  Images are built in Python (``imagefactory``), no peer is needed.
+Lookup follows removal-rules.md B12 and names F26-F27 (tag / untag); the layer tree
+follows C21.  Images are built in Python (``imagefactory``), no peer is needed.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ async def test_an_ambiguous_id_prefix_is_not_known(store: Path, tmp_path: Path) 
 
 
 async def test_a_name_wins_over_an_id_prefix(store: Path, tmp_path: Path) -> None:
-    """podman S52: with a tag ``localhost/<hex>`` present, ``<hex>`` means that tag."""
+    """B12: with a tag ``localhost/<hex>`` present, ``<hex>`` means that tag."""
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, APP, QUAY_Y)
         prefix = QUAY_Y.id[:8]
@@ -134,7 +134,7 @@ async def test_a_digest_finds_the_image_whatever_the_repository(
 
 
 async def test_a_bare_manifest_digest_is_not_an_image_id(store: Path, tmp_path: Path) -> None:
-    """podman S16: ``sha256:<manifest digest>`` is looked up as an ID, not as a digest."""
+    """B11: ``sha256:<manifest digest>`` is looked up as an ID, not as a digest."""
     async with Runtime(store) as rt:
         [app] = await load_images(rt, tmp_path, APP)
         with pytest.raises(ImageNotKnown):

@@ -1,6 +1,6 @@
 """Archives in and out without peers: hostile inputs are refused, round trips are exact.
 
-Every malformed input of reliability.md §2.3 table A (plus truncated and non-tar input) is
+Every malformed input of hostile-input.md table A (plus truncated and non-tar input) is
 loaded through :meth:`Runtime.load` *and* through ``aiopod load`` (exit 125, ``Error: ``
 on stderr, no traceback).  After each, every file of the store is as it was and
 ``system check`` is clean.  Round trips cover docker-archive, oci-archive and OCI

@@ -21,7 +21,8 @@ Three processes take part:
     reaps
     every orphan until ``command`` exits, and exits with its status.  When PID 1 exits
     the kernel SIGKILLs everything left in the namespace and the exit completes only after
-    they are gone, so nothing a command starts outlives it (B8).
+    they are gone, so nothing a command starts outlives it (B8 of
+    ``docs/design/hostile-input.md``, like the other labels here).
 ``command``
     Closes every descriptor but 0-2 (B7), creates and enters the working directory inside
     the root and checks ``getcwd``, limits capabilities to the container default set,

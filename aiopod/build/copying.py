@@ -2,7 +2,8 @@
 
 Sources come from the build context (with its ignore rules) or, with ``--from``, from an
 earlier stage's or an image's root file system (unpacked into a temporary working
-container; sources are resolved inside it, so its symlinks never reach the host: B3).
+container; sources are resolved inside it, so its symlinks never reach the host:
+``hostile-input.md`` B3).
 The layer is written straight from the sources (:func:`write_copy_layer`) and then
 applied to the working container through the root-confined applier; ``ADD`` of a local
 tar archive extracts it at the destination instead (applied through the same applier,

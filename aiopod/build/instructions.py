@@ -2,7 +2,7 @@
 
 ENV, LABEL, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK,
 ONBUILD, MAINTAINER and the config part of WORKDIR, with the semantics buildah 1.28
-implements (``research/build-oci.md`` §1.3).  Pure: the file-system side of WORKDIR,
+implements (observed with ``buildah bud``).  Pure: the file-system side of WORKDIR,
 and RUN, COPY and ADD, are the executor's.
 """
 

@@ -12,7 +12,7 @@ namespace mapping the caller to root).  The module documentation of
   ``/etc/resolv.conf`` are files made by aiopod (on a tmpfs of the namespace; the host's
   ``resolv.conf``, as buildah copies it) and bind-mounted over the image's.  A
   symlink of the image at any of these places is replaced inside the root, never followed
-  (reliability.md B11).  All mounts live only in the private mount namespace.
+  (hostile-input.md B11).  All mounts live only in the private mount namespace.
 * The root is entered with ``pivot_root`` and the host's file systems are detached.
 * The command has only descriptors 0-2 (B7): stdin is ``/dev/null``, stdout and stderr are
   one pipe streamed to ``on_output`` as it arrives (two pipes when ``on_stderr`` is given,

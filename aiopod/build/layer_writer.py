@@ -10,7 +10,7 @@ buildah 1.28 commits (checked at the byte level in ``tests/build/test_layer_writ
   Go names it, records sorted) only when needed: a long or non-ASCII name or link target,
   an id, size or time that does not fit, or extended attributes (``SCHILY.xattr.*``).
 * The mode field carries the file-type bits as Go's tools write them (``0100644``,
-  ``0040755``, ``0120777``); :mod:`tarfile` cannot write them (research §2.9), which is one
+  ``0040755``, ``0120777``); :mod:`tarfile` drops them (it keeps ``mode & 0o7777``), which is one
   reason this module encodes headers itself.  Numbers are zero-padded octal with a NUL,
   the checksum is six digits, NUL, space.
 * Directory names end in ``/``; names are relative with no ``./``; ``uname`` and ``gname``

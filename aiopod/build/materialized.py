@@ -6,7 +6,7 @@ and then copied exactly like a context file (same destination rules, ``--chown``
 
 * ``ADD <url>`` (:func:`download`): fetched with httpx, following redirects; the file gets
   mode 0600 and the ``Last-Modified`` time of the response (else the Unix epoch), and it is
-  never extracted, even when it is an archive (``reliability.md`` B6, CVE-2020-10696).
+  never extracted, even when it is an archive (``hostile-input.md`` B6, CVE-2020-10696).
   Its name is the last component of the URL's path unless the destination names the
   file.  The history summary is buildah's: the hex sha256 of the one-entry tar stream
   buildah's downloader writes (Go's tar header with that name, mode, owner and time, the

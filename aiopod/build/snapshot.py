@@ -3,7 +3,7 @@
 :meth:`Snapshot.take` records every path of a root file system (type, mode, owner, size,
 times, inode, link target) before the step; :func:`write_diff_layer` walks it again
 afterwards and writes the difference as a layer, the way buildah 1.28 commits a ``RUN``
-with the vfs driver (containers/storage's naive diff; observed, research §2.4):
+with the vfs driver (containers/storage's naive diff, as observed on buildah's layers):
 
 * New and changed entries are written whole: a change of metadata alone (``chmod``,
   ``touch``, ``setcap``) re-sends the file's data.  A directory counts as changed when its

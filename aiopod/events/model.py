@@ -1,9 +1,9 @@
 """The event model: what happened to which image or container, and when.
 
 Every state change the runtime makes is described by :class:`Event` objects, published
-to in-process subscribers and appended to the store's event log.  Kinds follow DESIGN §4:
-for images ``Tagged``, ``Untagged``, ``Deleted``, ``Pruned``, ``Loaded``, ``Saved``,
-``Built``, ``Pulled``, ``Pushed`` and ``Removed`` (podman's ``remove``: "rmi processed this
+to in-process subscribers and appended to the store's event log.  The kinds: for images
+``Tagged``, ``Untagged``, ``Deleted``, ``Pruned``, ``Loaded``, ``Saved``, ``Built``,
+``Pulled``, ``Pushed`` and ``Removed`` (podman's ``remove``: "rmi processed this
 image", written even when the image was only untagged; only the ``podman`` policy emits it
 for images); for containers ``Created``, ``Removed``, ``Started``, ``Stopped``.
 """

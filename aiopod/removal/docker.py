@@ -26,9 +26,10 @@ name is not de-duplicated, ``rmi x x`` fails the second time):
 
 Mapping to aiopod's model:
 
-* Docker's parent links are aiopod's layer tree (podman's parent rule: the child's layers
-  and history extend the parent's).  They agree for images docker built, and for images
-  ``docker load`` read with ``Parent`` links; docker sees no child where it has no link.
+* Docker's parent links are aiopod's layer tree (podman's parent rule, C21 of
+  ``docs/design/removal-rules.md``: the child's layers and history extend the parent's).
+  They agree for images docker built, and for images ``docker load`` read with
+  ``Parent`` links; docker sees no child where it has no link.
 * aiopod has no running containers: every container, runtime (``create``) or storage
   (``from``, a build's working container), is a docker *stopped* container: a soft
   conflict.  docker's ``-f`` leaves the containers of a deleted image in place; aiopod

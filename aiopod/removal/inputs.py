@@ -1,6 +1,7 @@
-"""Resolving what the user asked to remove: every input is looked up first (podman rule
-12), failures are recorded and skipped, and the images found are grouped by ID in the
-order their first input appeared, each with the inputs that led to it.  Pure.
+"""Resolving what the user asked to remove: every input is looked up first
+(``docs/design/removal-rules.md`` A2 and B12), failures are recorded and skipped, and the
+images found are grouped by ID in the order their first input appeared, each with the
+inputs that led to it.  Pure.
 """
 
 from __future__ import annotations

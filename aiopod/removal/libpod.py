@@ -1,18 +1,19 @@
 """The ``libpod`` removal policy (the default): libpod's ``RemoveImage``, step by step, as
-``research/libpod-rules.md`` restates it, with its known defect fixed.  Pure.
+LP1-LP6 of ``docs/design/removal-rules.md`` state it, with its known defect fixed.  Pure.
 
 Per image, with N its names, R the input, C its runtime containers, S its external
-(storage-only) containers, and F force:
+(storage-only) containers, and F force (LP1, the lock, is the runtime's):
 
-2. C not empty and |N| <= 1: without F an error; with F the runtime containers go first.
-3. (|N| > 1 and R is not an ID) or the image has children: untag the name R matches;
-   no match is an error (``cannot be forced`` when it has children).
-4. |N| > 1, R an ID, no F: ``must force``.
-5. Delete: containers still using it block without F; with F they go (runtime ones as
-   containers: the defect fix), then the image.
-6. Report every name it still had as untagged, then the deletion.
+* LP2: C not empty and |N| <= 1: without F an error; with F the runtime containers go
+  first.
+* LP3: (|N| > 1 and R is not an ID) or the image has children: untag the name R matches;
+  no match is an error (``cannot be forced`` when it has children).
+* LP4: |N| > 1, R an ID, no F: ``must force``.
+* LP5: delete: containers still using it block without F; with F they go (runtime ones
+  as containers: the defect fix), then the image.
+* LP6: report every name it still had as untagged, then the deletion.
 
-``-a`` removes every image (R empty: steps 3-4 never apply), children before parents.
+``-a`` removes every image (R empty: LP3-LP4 never apply), children before parents.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
     by_id = every or _is_id_input(typed, image_id)
     users = state.containers_of(image_id)
     runtime = [c.id for c in users if c.runtime is not None]
-    # Step 2: runtime containers block an image with at most one name.
+    # LP2: runtime containers block an image with at most one name.
     if runtime and len(names) <= 1:
         if not force:
             sim.fail(
@@ -90,7 +91,7 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
             return
         if not _remove_containers(sim, image_id, [(c, True) for c in runtime]):
             return
-    # Step 3: an untag, never a deletion.
+    # LP3: an untag, never a deletion.
     has_children = sim.tree.has_children(image_id)
     if not every and ((len(names) > 1 and not by_id) or has_children):
         match = _match_name(record, typed, resolved)
@@ -115,7 +116,7 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
             )
         )
         return
-    # Step 4: several names, removed by ID.
+    # LP4: several names, removed by ID.
     if not every and len(names) > 1 and not force:
         sim.fail(
             ImageConflict(
@@ -123,7 +124,7 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
             )
         )
         return
-    # Step 5: containers still using the image (all of them, runtime ones included).
+    # LP5: containers still using the image (all of them, runtime ones included).
     remaining = [(c.id, c.runtime is not None) for c in sim.state.containers_of(image_id)]
     if remaining:
         if not force:
@@ -131,7 +132,7 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
             return
         if not _remove_containers(sim, image_id, remaining):
             return
-    # Step 6: report the names, then the deletion.
+    # LP6: report the names, then the deletion.
     for name in sim.state.images[image_id].names:
         sim.do(Untag(image_id, name))
     sim.do(DeleteImage(image_id))

@@ -181,8 +181,9 @@ class Plan:
 
 
 def exit_code_for(errors: Sequence[AiopodError]) -> int:
-    """podman's rule: 2 if any error is "in use by a container", 1 if every error is
-    "not known" (an image or a container), 125 otherwise, 0 without errors.
+    """podman's rule (``docs/design/removal-rules.md`` A6): 2 if any error is "in use by a
+    container", 1 if every error is "not known" (an image or a container), 125 otherwise,
+    0 without errors.
 
     Errors whose ``exit_code`` is 0 are reported but do not fail the call (docker's
     ``rmi -f`` with names it cannot find).

@@ -1,8 +1,9 @@
 """The ``podman`` removal policy: Podman 4.3's ``rmi`` (libimage ``RemoveImages`` with
-``removeRecursive``), as ``research/podman-rules.md`` §A–§D measured it.  Pure.
+``removeRecursive``), rules A1–D22 of ``docs/design/removal-rules.md``.  Pure.
 
-Differences kept on purpose: the "same image referenced twice" quirk (rule 3) is left
-out, and events are recorded even when the call fails (rule 30 is a podman defect).
+Differences kept on purpose: podman's quirk with an image named twice after it was
+deleted with children (A3) is left out, and events are recorded even when the call
+fails (G30 is a podman defect).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ("plan_podman", "remove_recursive")
 
 
 def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool) -> bool:
-    """Rule 20: containers (with force), the record, the names, then a dangling parent."""
+    """C20: containers (with force), the record, the names, then a dangling parent."""
     state = sim.state
     users = state.containers_of(image_id)
     if users and not force:
@@ -63,9 +64,9 @@ def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool) -> bool
 def remove_recursive(
     sim: Simulation, image_id: str, resolved: str, *, force: bool, no_prune: bool
 ) -> None:
-    """Rules 15-20 for one image and the name R it was found by ("" removes it whole)."""
+    """C15-C20 for one image and the name R it was found by ("" removes it whole)."""
     if image_id in sim.deleted:
-        # Rule 16: nothing happens, but libimage's removeRecursive has already deferred
+        # C16: nothing happens, but libimage's removeRecursive has already deferred
         # its ``remove`` event (it is written for every reference: ``rmi other other``).
         sim.do(ImageProcessed(image_id, resolved, now()))
         return

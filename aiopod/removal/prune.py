@@ -1,5 +1,6 @@
 """``image prune``: remove dangling images (``-a``: every image no container uses), as
-Podman 4.3 does (podman-rules.md §E), until a pass removes nothing.  Pure.
+Podman 4.3 does (``docs/design/removal-rules.md`` E23-E25), until a pass removes
+nothing.  Pure.
 
 Only direct use by a container protects an image; parents left dangling go too.  The
 report's ``pruned`` list is every image deleted, parents with children included.

@@ -6,7 +6,8 @@ directories are resolved inside the root with chroot semantics
 (:mod:`aiopod.storage.rootfs_path`), the final name is never followed, files are created
 with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and their metadata set through the descriptor.
 ``tarfile.extractall`` is not used: its filters either break real images or have been
-bypassed (see ``research/reliability.md`` §2).
+bypassed.  The hostile layers this applier withstands are L1-L23 of
+``docs/design/hostile-input.md``.
 
 Layer semantics (OCI image-spec, as containers/storage applies them):
 

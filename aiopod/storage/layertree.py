@@ -1,4 +1,4 @@
-"""Parent and child images, computed as podman's layer tree does (podman-rules.md rule 21).
+"""Parent and child images, computed as podman's layer tree does (removal-rules.md C21).
 
 An image C is a child of P when P's diff_ids are a prefix of C's, C's top layer is P's
 top layer or a layer directly on top of it, C has exactly one more history entry than P,

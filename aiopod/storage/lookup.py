@@ -1,12 +1,14 @@
-"""Finding the image a user means, in podman 4.3's order (podman-rules.md rule 12).
+"""Finding the image a user means, in podman 4.3's order (removal-rules.md B9-B14).
 
-1. ``sha256:<64 hex>`` is that image ID (anything else after ``sha256:`` is an error);
+1. ``sha256:<64 hex>`` is that image ID (anything else after ``sha256:`` is an error;
+   B11);
 2. the name candidates ``localhost/NAME[:latest]`` then ``docker.io/library/NAME[:latest]``
-   (a fully qualified name is tried only as itself);
-3. the input as a stored name, a full ID, or a *unique* ID prefix;
+   (a fully qualified name is tried only as itself; B12.2, B12.4);
+3. the input as a stored name, a full ID, or a *unique* ID prefix (B12.5);
 4. for input with a digest, the first image (in storage order) having that digest, the
-   repository part being ignored;
-5. for a short name, an image with the same tag whose repository ends in ``/NAME``.
+   repository part being ignored (B12.6);
+5. for a short name, an image with the same tag whose repository ends in ``/NAME``
+   (B12.7).
 
 Also returns the *resolved name*: the matching candidate for step 2, the input as typed
 for steps 1, 3 and 4, and the matched name for step 5.  Pure; no I/O.
@@ -40,7 +42,7 @@ def match_id_prefix(state: StoreState, prefix: str) -> ImageRecord | None:
 def lookup_image(state: StoreState, text: str) -> tuple[ImageRecord, str]:
     """The image *text* refers to and the resolved name.
 
-    For ``containers-storage:NAME`` input the resolved name is empty (podman rule 9).
+    For ``containers-storage:NAME`` input the resolved name is empty (B9).
 
     :raises ~aiopod.errors.ImageNotKnown: nothing matches.
     :raises ~aiopod.errors.InvalidReference: *text* is malformed.

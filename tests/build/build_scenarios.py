@@ -12,7 +12,7 @@ import`` on aiopod's; the base image IDs differ because podman stamps the creati
   STORE:NAME`` (the store is an OCI layout).
 
 :func:`explain_differences` compares what a user of the image sees, tolerating buildah
-1.28's documented artifacts (research/build-oci.md §1.3):
+1.28's artifacts (observed with ``buildah bud``):
 
 * the root file systems (paths, types, permission bits, owners, contents, symlink
   targets; whiteouts applied by umoci), without the mount-point stubs buildah's RUN

@@ -1,7 +1,7 @@
 """Building Dockerfiles into the store: ``Runtime.build`` and ``aiopod build``.
 
 Every build starts from the busybox root file system imported into a fresh store under
-``tmp_path``.  The hostile cases of reliability.md §2.3 table B are proved at the build
+``tmp_path``.  The hostile cases of hostile-input.md table B are proved at the build
 level here (B1-B5, B8; B6 in ``test_url_and_heredoc_sources.py``); B7, B9, B10 and B11
 are properties of RUN's isolation and are proved in ``test_isolation.py``.
 
@@ -747,7 +747,7 @@ async def test_from_platform_must_be_the_base_images(rt: Runtime, tmp_path: Path
     await build(rt, ctx)
 
 
-# -- hostile inputs (reliability.md §2.3 table B) ------------------------------------------------
+# -- hostile inputs (hostile-input.md table B) ---------------------------------------------------
 
 
 async def test_b1_sources_outside_the_context_are_refused(

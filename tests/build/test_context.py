@@ -1,5 +1,5 @@
 """COPY/ADD source resolution, destination rules and the content digest
-(aiopod.build.context), with the hostile cases of reliability.md §2.3 table B (B1, B2, B4).
+(aiopod.build.context), with the hostile cases B1, B2 and B4 of hostile-input.md.
 
 Contexts live under ``tmp_path``.  Symlinks that would reach a host path if followed on the
 host point either at a directory of the test (``<tmp_path>/host``) or, in tests that only

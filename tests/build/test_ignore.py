@@ -23,7 +23,7 @@ from aiopod.errors import BuildError
 
 # (ignore file text, path, excluded?)
 CASES = [
-    # Anchored at the context root (build-oci.md §1.4: buildah copied sub/secret.txt and
+    # Anchored at the context root (observed: buildah copied sub/secret.txt and
     # sub/deep/x.log; gitignore engines would not).
     ("secret.txt", "secret.txt", True),
     ("secret.txt", "sub/secret.txt", False),

@@ -1,7 +1,7 @@
 """RUN commands isolated in a root file system (aiopod.build.isolation).
 
 Every test runs busybox from the ``rootfs`` fixture (``<tmp_path>/rootfs``).  Hostile
-cases (reliability.md §2.3 B7-B11) point symlinks only at sentinels and directories
+cases (hostile-input.md B7-B11) point symlinks only at sentinels and directories
 *inside tmp_path*, and check that everything in tmp_path outside the root file system is
 exactly as before.  The mounts the runner makes exist only in its private mount namespace;
 no test mounts anything itself, and the only chroot (the B10 control) is into the
@@ -337,7 +337,7 @@ async def test_mount_point_stubs_are_left_like_buildahs(rootfs: Path) -> None:
     assert (rootfs / "dev").is_dir() and list((rootfs / "dev").iterdir()) == []
 
 
-# -- hostile images (reliability.md §2.3 B7-B11) --------------------------------------------
+# -- hostile images (hostile-input.md B7-B11) -----------------------------------------------
 
 
 async def test_b7_the_command_has_only_descriptors_0_to_2(rootfs: Path, tmp_path: Path) -> None:

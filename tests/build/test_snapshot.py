@@ -359,7 +359,7 @@ def test_run_layer_is_buildahs_byte_for_byte(tmp_path: Path) -> None:
     (root / "a" / "new").mkdir()
     (root / "a-c").write_text("y\n")
     os.link(root / "a-c", root / "a" / "hl")
-    # buildah's RUN leaves stubs for its mounts (research §1.3): dev, proc, run, sys and
+    # buildah's RUN leaves stubs for its mounts (observed): dev, proc, run, sys and
     # three empty 0755 files in etc.
     for name in ("dev", "proc", "run", "sys", "etc"):
         (root / name).mkdir()

@@ -3,8 +3,9 @@
 Downloads come from a loopback server over ``<tmp_path>/http`` (the ``http_files``
 fixture); nothing here reaches the network.  The bit-for-bit comparison of the history
 digests and layers with buildah is in ``test_build_differential.py``; here the behaviour
-around them: names, modes, times, errors, the cache, and B6 (a remote archive is stored,
-never extracted).  Heredoc documents follow Docker's rules (buildah 1.28 has none).
+around them: names, modes, times, errors, the cache, and hostile-input.md B6 (a remote
+archive is stored, never extracted).  Heredoc documents follow Docker's rules (buildah
+1.28 has none).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ async def test_a_destination_that_names_a_file_renames_it_and_flags_apply(
 async def test_b6_a_remote_archive_is_stored_as_a_file_never_extracted(
     rt: Runtime, http_files: HttpFiles, tmp_path: Path
 ) -> None:
-    """reliability.md B6: ``ADD http://host/evil.tar.gz /`` (CVE-2020-10696)."""
+    """hostile-input.md B6: ``ADD http://host/evil.tar.gz /`` (CVE-2020-10696)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name in ("../escaped", "pwned", "/abs"):

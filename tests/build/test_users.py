@@ -2,7 +2,7 @@
 
 The expected values are buildah 1.28's (``bud --isolation chroot``, ``RUN id; echo $HOME``
 after each ``USER``), observed with the same passwd and group files as the ``rootfs``
-fixture.  Hostile account files (reliability.md B9) are symlinks to sentinels *inside
+fixture.  Hostile account files (hostile-input.md B9) are symlinks to sentinels *inside
 tmp_path*, FIFOs and oversized files: the resolver must neither read outside the root
 nor hang.
 """

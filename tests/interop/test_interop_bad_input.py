@@ -3,7 +3,7 @@ ones (no peers needed).
 
 A bad input must give exit status 125, an ``Error: `` message on stderr, no ``Loaded image``
 line, and leave the store exactly as it was (same files, same bytes) — and never write
-outside the store. Cases follow ``research/reliability.md`` §2.3 (A1, A2, A4, A5, L1, L18).
+outside the store. Cases follow ``docs/design/hostile-input.md`` (A1, A2, A4, A5, L1, L18).
 """
 
 from __future__ import annotations

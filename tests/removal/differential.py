@@ -281,7 +281,7 @@ def _unique_prefix(image_id: str, present: Sequence[str], minimum: int = 5) -> s
 class Outcome:
     """What one side showed, normalised: container IDs become ``<CID:name>`` (``<CID>`` for
     an unknown one) and logrus times ``time="<TIME>"``.  ``events`` is None when the
-    command failed (podman writes no events then: podman-rules.md rule 30)."""
+    command failed (podman writes no events then: removal-rules.md G30)."""
 
     rc: int
     stdout: str

@@ -1,12 +1,12 @@
 """The differential scenarios: podman 4.3.1 against ``aiopod --policy podman``.
 
-Each one names the rule of ``research/podman-rules.md`` it proves.  Catalogue roles
+Each one names the rule of ``docs/design/removal-rules.md`` it proves.  Catalogue roles
 (see ``differential.py``): ``bb`` (busybox, imported), ``one``, ``two``, ``three``
 (``FROM bb`` + one ``RUN``: children of ``bb``), ``inter`` (untagged intermediate, child
 of ``bb``) and ``chain`` (child of ``inter``); ``pair-a``/``pair-b`` stand for the two
 catalogue images whose IDs share a prefix (``{ambiguous}``).
 
-Left out on purpose: the rule-3 quirk (an image deleted while it had children and named
+Left out on purpose: podman's quirk of A3 (an image deleted while it had children and named
 again in the same call is reported a second time, with logrus warnings).
 """
 

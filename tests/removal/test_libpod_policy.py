@@ -1,5 +1,6 @@
-"""The ``libpod`` removal policy (aiopod's default): one test per branch of
-``research/libpod-rules.md`` steps 1-6 and of its command-line wrapping.
+"""The ``libpod`` removal policy (aiopod's default): one test per branch of LP1-LP6 of
+``docs/design/removal-rules.md`` (``test_stepN_...`` proves LPN) and of its command-line
+wrapping.
 
 Each test checks the exact message and exit code, what is left in the store, which
 containers went, and the events.  Images are built in Python (``imagefactory``), so no
@@ -79,7 +80,7 @@ async def assert_clean(rt: Runtime) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Step 1: the lock, a stopped runtime
+# LP1: the lock, a stopped runtime
 
 
 async def test_step1_a_closed_runtime_refuses_to_remove(tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ async def test_step1_two_removals_of_one_image_in_one_runtime_are_serialised(
 
 
 # --------------------------------------------------------------------------------------------
-# Step 2: runtime containers and an image with at most one name
+# LP2: runtime containers and an image with at most one name
 
 
 async def test_step2_runtime_containers_block_an_image_with_one_name(
@@ -202,7 +203,7 @@ async def test_step2_a_container_that_cannot_be_removed_keeps_the_image(
 
 
 # --------------------------------------------------------------------------------------------
-# Step 3: an untag, never a deletion
+# LP3: an untag, never a deletion
 
 
 async def test_step3_a_name_of_an_image_with_two_names_is_untagged_whatever_uses_it(
@@ -292,7 +293,7 @@ async def test_step3_input_that_matches_no_name_is_an_error(rt: Runtime, tmp_pat
 
 
 # --------------------------------------------------------------------------------------------
-# Step 4: several names, removed by ID without force
+# LP4: several names, removed by ID without force
 
 
 @pytest.mark.parametrize("how", ["full", "short", "sha256"])
@@ -311,7 +312,7 @@ async def test_step4_an_id_of_an_image_with_several_names_must_be_forced(
 
 
 # --------------------------------------------------------------------------------------------
-# Step 5: storage containers still using the image
+# LP5: storage containers still using the image
 
 
 async def test_step5_a_storage_container_blocks_without_force(rt: Runtime, tmp_path: Path) -> None:
@@ -364,7 +365,7 @@ async def test_step5_force_deletes_many_storage_containers_concurrently(
 async def test_step5_defect_fixed_force_by_id_removes_runtime_containers_as_containers(
     rt: Runtime, tmp_path: Path
 ) -> None:
-    """|N| > 1, R an ID, F: step 2 does not apply, yet runtime containers go as containers
+    """|N| > 1, R an ID, F: LP2 does not apply, yet runtime containers go as containers
     (record, data and a Removed event), not only their storage."""
     await load(rt, tmp_path, APP)
     runtime = await rt.create_container("app:1", ["true"], name="c1")
@@ -388,7 +389,7 @@ async def test_step5_defect_fixed_force_by_id_removes_runtime_containers_as_cont
 
 
 # --------------------------------------------------------------------------------------------
-# Step 6: the report; dangling parents stay
+# LP6: the report; dangling parents stay
 
 
 async def test_step6_every_name_is_reported_untagged_then_the_deletion(

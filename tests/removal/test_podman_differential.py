@@ -4,7 +4,7 @@ what a user sees must be identical: stdout, stderr, exit code, the ``images -a``
 (IDs and names), the containers left and, for runs that exit 0, the events the command
 logged (Type, Status, ID, Name, in order, and the ``remove`` event's early time stamp).
 
-See ``differential.py`` for how the stores are made and ``research/podman-rules.md``
+See ``differential.py`` for how the stores are made and ``docs/design/removal-rules.md``
 for the rules the scenarios cover (the ``rule`` of each scenario).
 """
 

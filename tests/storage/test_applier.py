@@ -1,4 +1,4 @@
-"""The layer applier against hostile layers (reliability.md §2.3, table L) and real ones.
+"""The layer applier against hostile layers (hostile-input.md, table L) and real ones.
 
 Every hostile case applies its layer into ``<tmp>/jail/cell/root`` and then checks the
 whole temporary directory outside that root: the sentinel files under ``<tmp>/host`` keep
