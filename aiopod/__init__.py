@@ -41,7 +41,7 @@ from aiopod.errors import (
 )
 
 if TYPE_CHECKING:
-    from aiopod.build.progress import (
+    from aiopod.builder.progress import (
         BuildFinished as BuildFinished,
         ImageCommitted as ImageCommitted,
         OutputDropped as OutputDropped,
@@ -84,14 +84,14 @@ _LAZY = {
     "EventLog": "aiopod.events",
     "Lagged": "aiopod.events",
     "Subscription": "aiopod.events",
-    "BuildFinished": "aiopod.build.progress",
-    "ImageCommitted": "aiopod.build.progress",
-    "OutputDropped": "aiopod.build.progress",
-    "ProgressRecord": "aiopod.build.progress",
-    "StepCached": "aiopod.build.progress",
-    "StepCommitted": "aiopod.build.progress",
-    "StepOutput": "aiopod.build.progress",
-    "StepStarted": "aiopod.build.progress",
+    "BuildFinished": "aiopod.builder.progress",
+    "ImageCommitted": "aiopod.builder.progress",
+    "OutputDropped": "aiopod.builder.progress",
+    "ProgressRecord": "aiopod.builder.progress",
+    "StepCached": "aiopod.builder.progress",
+    "StepCommitted": "aiopod.builder.progress",
+    "StepOutput": "aiopod.builder.progress",
+    "StepStarted": "aiopod.builder.progress",
 }
 
 

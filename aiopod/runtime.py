@@ -47,7 +47,7 @@ from aiopod.storage.store import Store, Transaction, default_root
 from aiopod.transports.jsonutil import parse_json_object
 
 if TYPE_CHECKING:
-    from aiopod.build.progress import ProgressTarget
+    from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
 
 # Imported where used, not here, so that a command that needs none of them starts
@@ -478,7 +478,7 @@ class Runtime:
         *layers* every step commits an intermediate image that later builds reuse.
         Cancelling the call kills the running step and removes the working containers.
 
-        *progress* receives the build's records as they happen (:mod:`aiopod.build.progress`:
+        *progress* receives the build's records as they happen (:mod:`aiopod.builder.progress`:
         ``StepStarted``, ``StepOutput``, ``StepCached``, ``StepCommitted``,
         ``ImageCommitted``, ``BuildFinished``), each with podman's line(s) as ``.text``.
         It is either
@@ -510,7 +510,7 @@ class Runtime:
             for RUN ``exit_code`` is the command's exit status and ``str()`` ends with the
             tail of its output).
         """
-        from aiopod.build.executor import BuildOptions, build_image
+        from aiopod.builder.executor import BuildOptions, build_image
 
         self._check_open()
         options = BuildOptions(

@@ -231,7 +231,7 @@ def phase_timer() -> Iterator[dict[str, list[float]]]:
     (``anyio.to_thread.run_sync``, by function) and of its main async steps (the executor's
     module-level functions and methods, patched here for the duration: aiopod's code is
     not changed). The async steps include the thread work they await."""
-    from aiopod.build import copying, executor
+    from aiopod.builder import copying, executor
 
     times: dict[str, list[float]] = {}
 
@@ -289,7 +289,7 @@ async def worker_build(
     (into ``profile``, with ``bench_remove``'s profiler: the worker threads included)."""
     # What rt.build imports lazily, imported now: the in-process time is the build's work
     # alone (the CLI's time minus this one is start-up, imports and opening the store).
-    from aiopod.build import copying, executor  # noqa: F401
+    from aiopod.builder import copying, executor  # noqa: F401
 
     if cold:
         drop_caches()

@@ -67,7 +67,7 @@ async def rt(store: Path, busybox_rootfs_tar: Path) -> AsyncIterator[Runtime]:
 def host(tmp_path: Path) -> Path:
     """A stand-in for the host: ``<tmp_path>/host`` with a secret and a directory (hostile
     inputs aim at it; tests then check it is exactly as before)."""
-    from conftest_context import make_tree  # tests/build's helper: only build tests use this
+    from conftest_context import make_tree  # tests/builder's helper: only build tests use this
 
     return make_tree(
         tmp_path / "host", {"secret": "HOST SECRET\n", "dir/keep": "host file\n", "dir/": 0o755}

@@ -1,6 +1,6 @@
 """``build``: a Dockerfile build into the store, with podman's step output.
 
-Standard output is ``podman build``'s, record by record (:mod:`aiopod.build.progress`):
+Standard output is ``podman build``'s, record by record (:mod:`aiopod.builder.progress`):
 the steps, RUN's standard output, cache hits, commits, ``Successfully tagged`` for every
 name of the result when tags are given, and its full ID.  RUN's standard error goes to
 standard error.  With ``-q`` only the ID is printed (and RUN's standard error).  A failed
@@ -16,7 +16,7 @@ from typing import TextIO
 
 import click
 
-from aiopod.build.progress import BuildFinished, ProgressRecord, StepOutput
+from aiopod.builder.progress import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
 
 pass_cli = click.make_pass_decorator(CliContext)

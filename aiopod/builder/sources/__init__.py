@@ -1,0 +1,2 @@
+"""What ``COPY`` and ``ADD`` copy: the build context and its ignore rules, URLs and
+heredocs made into files, where each source goes, and buildah's content digest of them."""
