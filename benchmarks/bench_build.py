@@ -231,7 +231,7 @@ def phase_timer() -> Iterator[dict[str, list[float]]]:
     (``anyio.to_thread.run_sync``, by function) and of its main async steps (the executor's
     module-level functions and methods, patched here for the duration: aiopod's code is
     not changed). The async steps include the thread work they await."""
-    from aiopod.builder import copying, executor
+    from aiopod.builder import copying, executor, layer_cache
 
     times: dict[str, list[float]] = {}
 
@@ -260,8 +260,8 @@ def phase_timer() -> Iterator[dict[str, list[float]]]:
     targets: list[tuple[Any, str, str]] = [
         (copying, "copy_step", "async COPY/ADD step (copy_step)"),
         (executor._Build, "_run", "async RUN step (_Build._run)"),
-        (executor._Build, "use_cache", "async cache lookup (_Build.use_cache)"),
-        (executor._Build, "_adopt", "async cache adopt (_Build._adopt)"),
+        (executor._Build, "use_cache", "async cache lookup and adopt (_Build.use_cache)"),
+        (layer_cache.LayerCache, "find", "async cache lookup (LayerCache.find)"),
         (executor._Build, "add_layer", "async layer write (_Build.add_layer)"),
         (executor, "run_isolated", "async RUN process (run_isolated)"),
         (executor, "create_container", "async working container (create_container)"),

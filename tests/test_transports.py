@@ -51,6 +51,7 @@ from aiopod import (
     Runtime,
     UsageError,
 )
+from aiopod.platforms import local_architecture
 from aiopod.runtime import SAVE_FORMATS
 
 APP = make_image("localhost/app:1", seed="app")
@@ -842,11 +843,10 @@ def _nest(members: Members, levels: int, platforms: list[dict[str, str]] | None 
 
 
 def test_a_nested_index_is_followed_to_the_local_platform(tmp_path: Path) -> None:
-    from aiopod.transports.oci_layout import _ARCH
-
-    foreign = "s390x" if _ARCH != "s390x" else "ppc64le"
+    arch = local_architecture()
+    foreign = "s390x" if arch != "s390x" else "ppc64le"
     members = oci_layout_members([OTHER.named(), APP])
-    local = {"os": "linux", "architecture": _ARCH}
+    local = {"os": "linux", "architecture": arch}
     _nest(members, 2, [{"os": "linux", "architecture": foreign}, local])
     [image] = run(lambda rt: rt.load(write_tar(tmp_path / "n.tar", members)), tmp_path / "s")
     assert image.id == APP.id

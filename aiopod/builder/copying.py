@@ -1,16 +1,18 @@
 """COPY and ADD steps of a build.
 
 Sources come from the build context (with its ignore rules) or, with ``--from``, from an
-earlier stage's or an image's root file system (unpacked into a temporary working
-container; sources are resolved inside it, so its symlinks never reach the host:
-``hostile-input.md`` B3).
+earlier stage's or an image's root file system: the build's working container of it,
+unpacked once per build and shared with ``RUN --mount from=``
+(:meth:`~aiopod.builder.session.BuildSession.working_container`).  Sources are resolved
+inside it, so its symlinks never reach the host (``hostile-input.md`` B3).
+
 The layer is written straight from the sources (:func:`write_copy_layer`) and then
 applied to the working container through the root-confined applier; ``ADD`` of a local
 tar archive extracts it at the destination instead (applied through the same applier,
 so a hostile archive cannot escape: B5), and its layer is the difference of the root
 file system.  ``ADD <url>`` and heredoc documents (``COPY <<EOF /dest``) are first written
-into the staging area (:mod:`aiopod.builder.sources.materialized`) and copied like context files; a
-download is never extracted (B6).  History: ``/bin/sh -c #(nop) COPY
+into the staging area (:mod:`aiopod.builder.sources.materialized`) and copied like context
+files; a download is never extracted (B6).  History: ``/bin/sh -c #(nop) COPY
 <file|dir|multi>:<digest> in <dest> ``, which the layer cache compares.
 """
 
@@ -25,7 +27,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -35,6 +37,7 @@ from aiopod.builder.dockerfile.words import expand, expand_words
 from aiopod.builder.layers.snapshot import write_diff_layer
 from aiopod.builder.layers.writer import go_tar_header, write_copy_layer
 from aiopod.builder.run.users import resolve_user
+from aiopod.builder.session import BuildSession, StageRun
 from aiopod.builder.sources.context import (
     CopyPlan,
     SourceEntry,
@@ -51,14 +54,10 @@ from aiopod.builder.sources.materialized import (
     url_summary,
     write_heredoc,
 )
-from aiopod.containers import create_container
 from aiopod.errors import BuildError
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.compression import open_decompressed
-from aiopod.storage.rootfs_path import RootDir, open_in_root
-
-if TYPE_CHECKING:
-    from aiopod.builder.executor import _Build, _StageRun
+from aiopod.storage.rootfs_path import RootDir, make_dirs, open_in_root
 
 __all__ = ("copy_step",)
 
@@ -67,7 +66,7 @@ __all__ = ("copy_step",)
 _UNSUPPORTED_FLAGS = frozenset({"link", "exclude", "checksum", "keep-git-dir"})
 
 
-def _chown(run: _StageRun, value: str | None) -> tuple[int, int] | None:
+def _chown(run: StageRun, value: str | None) -> tuple[int, int] | None:
     if not value:
         return None
     try:
@@ -89,21 +88,16 @@ def _chmod(value: str | None) -> int | None:
     return mode
 
 
-async def _source_root(build: _Build, run: _StageRun, source: str) -> tuple[Path, bool]:
-    """The directory ``COPY --from=<source>`` reads from, and whether it is a context."""
-    reference = await build.image_by_ref(source, f"COPY --from={source}")
-    container, events = await create_container(build.store, reference, external=True)
-    build.containers.append(container.id)
-    build.events.extend(events)
-    return build.store.container_dir(container.id) / "rootfs", False
-
-
 async def copy_step(
-    build: _Build, run: _StageRun, instruction: Instruction, env: Mapping[str, str], created: str
+    session: BuildSession,
+    run: StageRun,
+    instruction: Instruction,
+    env: Mapping[str, str],
+    created: str,
 ) -> None:
     """Run one COPY or ADD (see the module docstring)."""
     keyword = instruction.keyword
-    await build.ready(run)
+    await session.ready(run)
     words = (
         list(instruction.json_args)
         if instruction.json_args is not None
@@ -120,10 +114,12 @@ async def copy_step(
     chmod = _chmod(expand(instruction.flag("chmod") or "", env))
     workdir = run.config.get("WorkingDir") or "/"
     if from_flag:
-        context, strip = (await _source_root(build, run, expand(from_flag, env)))[0], False
+        source = expand(from_flag, env)
+        context = await session.working_container(source, f"COPY --from={source}")
+        strip = False
     else:
-        context, strip = build.options.context, True
-    extra = await _materialize(build, instruction, sources, env, from_flag is not None)
+        context, strip = session.options.context, True
+    extra = await _materialize(session, instruction, sources, env, from_flag is not None)
     local = [(i, s) for i, s in enumerate(sources) if i not in extra]
 
     def prepare() -> tuple[Any, Any, str]:
@@ -157,7 +153,7 @@ async def copy_step(
     # buildah records the destination as written (``.``, ``relative.txt``, ``$DIR/``).
     written_dest = words[-1] if instruction.json_args is not None else instruction.words()[-1]
     created_by = f"/bin/sh -c #(nop) {keyword} {summary} in {written_dest} "
-    if await build.use_cache(run, created_by, adds_layer=True):
+    if await session.use_cache(run, created_by, adds_layer=True):
         return
     archives = [e for e in entries if e.is_archive] if keyword == "ADD" else []
 
@@ -167,7 +163,7 @@ async def copy_step(
             plan,
             chown=chown,
             chmod=chmod,
-            timestamp=build.options.timestamp,
+            timestamp=session.options.timestamp,
             out=out,
             rootfs=run.rootfs,
             preserve_ownership=not strip,
@@ -175,11 +171,11 @@ async def copy_step(
         )
 
     if not archives and not run.pending:
-        await build.add_layer(run, created, created_by, write_copy, apply=True)
+        await session.add_layer(run, created, created_by, write_copy, apply=True)
         return
     # Archives to extract, or directories WORKDIR made that belong in this layer: change
     # the root file system, and the layer is its difference.
-    before = await build.snapshot(run)
+    before = await session.snapshot(run)
 
     def change() -> None:
         for entry in entries:
@@ -191,9 +187,9 @@ async def copy_step(
     await anyio.to_thread.run_sync(change)
 
     def write(out: Any) -> Any:
-        return write_diff_layer(before, run.rootfs, out, timestamp=build.options.timestamp)
+        return write_diff_layer(before, run.rootfs, out, timestamp=session.options.timestamp)
 
-    await build.add_layer(run, created, created_by, write)
+    await session.add_layer(run, created, created_by, write)
 
 
 def _summary(
@@ -237,7 +233,7 @@ def _summary(
 
 
 async def _materialize(
-    build: _Build,
+    session: BuildSession,
     instruction: Instruction,
     sources: Sequence[str],
     env: Mapping[str, str],
@@ -261,9 +257,8 @@ async def _materialize(
         return {}
     if with_from:
         raise BuildError(f"{keyword} --from cannot be combined with a URL or heredoc source")
-    assert build.area is not None
-    base = build.area.new_path("-sources")
-    mtime = build.options.timestamp
+    base = session.new_staging_path("-sources")
+    mtime = session.options.timestamp
     if mtime is None:
         mtime = int(datetime.now(UTC).timestamp())
     made: dict[int, tuple[Path, str, Downloaded | None]] = {}
@@ -358,15 +353,7 @@ def _extract(
     with RootDir(context) as source_root:
         fd = open_in_root(source_root, entry.realpath)
     with os.fdopen(fd, "rb") as stream, RootDir(rootfs) as root:
-        created: list[tuple[str, ...]] = []
-        os.close(root.open_dir(plan.dest_dir, create=True, created=created).fd)
-        for path in created:
-            made = root.open_dir(path)
-            try:
-                os.chmod(f"/proc/self/fd/{made.fd}", 0o755)
-                os.chown(f"/proc/self/fd/{made.fd}", *(owner or (0, 0)))
-            finally:
-                os.close(made.fd)
+        make_dirs(root, plan.dest_dir, mode=0o755, owner=owner or (0, 0))
         opened = root.open_dir(plan.dest_dir)
         try:
             apply_layer(f"/proc/self/fd/{opened.fd}", stream)

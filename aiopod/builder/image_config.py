@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("DEFAULT_PATH", "ImageConfig", "local_architecture")
+from aiopod.platforms import local_architecture
+
+__all__ = ("DEFAULT_PATH", "ImageConfig")
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def local_architecture() -> str:
-    """The OCI architecture name of this machine (``amd64``, ``arm64`` …)."""
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
 @dataclass

@@ -34,6 +34,7 @@ __all__ = (
     "RootDir",
     "TooManySymlinks",
     "lstat_at",
+    "make_dirs",
     "open_in_root",
     "open_parent_in_root",
     "path_components",
@@ -309,3 +310,22 @@ def open_in_root(root: RootDir, path: str | Sequence[str]) -> int:
         return os.open(real[-1], flags, dir_fd=parent.fd)
     finally:
         os.close(parent.fd)
+
+
+def make_dirs(
+    root: RootDir, parts: Sequence[str], *, mode: int, owner: tuple[int, int]
+) -> list[tuple[str, ...]]:
+    """Make the missing directories of ``parts`` inside ``root`` (symlinks on the way
+    followed inside it) with permission bits *mode* and owner *owner* (uid, gid), as
+    buildah makes a ``WORKDIR`` or a ``COPY`` destination; the real paths of those made.
+    They are changed through descriptors, never by path."""
+    created: list[tuple[str, ...]] = []
+    os.close(root.open_dir(parts, create=True, created=created).fd)
+    for path in created:
+        made = root.open_dir(path)
+        try:
+            os.chmod(f"/proc/self/fd/{made.fd}", mode)
+            os.chown(f"/proc/self/fd/{made.fd}", *owner)
+        finally:
+            os.close(made.fd)
+    return created

@@ -22,13 +22,14 @@ import anyio.to_thread
 
 from aiopod.errors import InvalidArchive
 from aiopod.events.model import Event, EventKind
+from aiopod.platforms import local_architecture
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.store import Store
 from aiopod.transports.candidate import ImageCandidate, LayerBlob, build_record
 from aiopod.transports.docker_archive import read_docker_archive
-from aiopod.transports.oci_layout import _ARCH, read_oci_layout
+from aiopod.transports.oci_layout import read_oci_layout
 from aiopod.transports.source import ArchiveLimits, open_source
 
 __all__ = ("import_tarball", "load_archive")
@@ -82,7 +83,7 @@ def _stage_tarball(
     layer_hex = layer.uncompressed_digest.removeprefix("sha256:")
     config_doc = {
         "created": created,
-        "architecture": _ARCH,
+        "architecture": local_architecture(),
         "os": "linux",
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [layer.uncompressed_digest]},

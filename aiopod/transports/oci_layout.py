@@ -16,13 +16,13 @@ Blocking; callers run it in a worker thread.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiopod.errors import InvalidArchive, InvalidReference
+from aiopod.platforms import local_architecture
 from aiopod.reference import normalize_local
 from aiopod.storage.digest import is_digest
 from aiopod.storage.layout import INDEX_MEDIA_TYPE, LAYOUT_FILE_CONTENT, REF_NAME_ANNOTATION
@@ -37,9 +37,6 @@ __all__ = ("read_oci_layout", "write_oci_layout")
 
 _CONTAINERD_NAME = "io.containerd.image.name"
 _MAX_DEPTH = 8
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(
-    platform.machine(), platform.machine()
-)
 
 
 def _descriptor(obj: Any, what: str) -> dict[str, Any]:
@@ -87,7 +84,8 @@ def _pick_platform(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     local = [
         m
         for m in with_platform
-        if m["platform"].get("os") == "linux" and m["platform"].get("architecture") == _ARCH
+        if m["platform"].get("os") == "linux"
+        and m["platform"].get("architecture") == local_architecture()
     ]
     return local[:1]
 

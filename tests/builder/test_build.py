@@ -36,7 +36,6 @@ from peers import (
 )
 
 from aiopod import Runtime
-from aiopod.builder.image_config import local_architecture
 from aiopod.builder.progress import (
     OUTPUT_BACKLOG,
     BuildFinished,
@@ -50,6 +49,7 @@ from aiopod.builder.progress import (
 )
 from aiopod.errors import BuildError, DockerfileError
 from aiopod.events.model import Event, EventKind
+from aiopod.platforms import local_architecture
 
 pytestmark = [
     pytest.mark.anyio,

@@ -43,7 +43,7 @@ mount namespace:
   it exclusive when it is free and otherwise gives the step a fresh directory of its own,
   removed afterwards.
 * A secret is the file given to ``aiopod build --secret id=ID,src=FILE``
-  (:attr:`~aiopod.builder.executor.BuildOptions.secrets`), copied by the runner to a tmpfs
+  (:attr:`~aiopod.builder.options.BuildOptions.secrets`), copied by the runner to a tmpfs
   of the namespace; a secret that was not given is simply absent unless ``required``.
 
 What the step leaves: the mount points the runner had to create are removed afterwards
@@ -65,12 +65,11 @@ import os
 import posixpath
 import re
 import stat
-import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import anyio
 import anyio.to_thread
@@ -78,7 +77,7 @@ import anyio.to_thread
 from aiopod.builder.dockerfile.parser import Instruction
 from aiopod.builder.dockerfile.words import expand
 from aiopod.builder.run.isolation import RunMount
-from aiopod.containers import create_container
+from aiopod.builder.session import BuildSession
 from aiopod.errors import BuildError
 from aiopod.storage.fsutil import make_private_dir, remove_tree
 from aiopod.storage.rootfs_path import (
@@ -89,9 +88,6 @@ from aiopod.storage.rootfs_path import (
     split_path,
 )
 
-if TYPE_CHECKING:
-    from aiopod.builder.executor import _Build
-
 __all__ = (
     "CACHE_DIR_NAME",
     "BindMount",
@@ -100,6 +96,7 @@ __all__ = (
     "SecretMount",
     "TmpfsMount",
     "cache_mount_dir",
+    "cache_mounts_dir",
     "mount_stage_refs",
     "parse_mount",
     "parse_run_mounts",
@@ -358,11 +355,19 @@ def mount_stage_refs(instruction: Instruction) -> list[str]:
 # -- sources ----------------------------------------------------------------------------
 
 
+def cache_mounts_dir(meta_dir: str | os.PathLike[str]) -> Path:
+    """Where the store whose metadata directory is *meta_dir* keeps its caches."""
+    return Path(meta_dir) / CACHE_DIR_NAME
+
+
+def _cache_name(cache_id: str) -> str:
+    return hashlib.sha256(cache_id.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def cache_mount_dir(meta_dir: str | os.PathLike[str], cache_id: str) -> Path:
     """Where the store whose metadata directory is *meta_dir* keeps cache ``cache_id``
     (the directory holding ``cache/`` and ``lock``)."""
-    digest = hashlib.sha256(cache_id.encode("utf-8", "surrogateescape")).hexdigest()
-    return Path(meta_dir) / CACHE_DIR_NAME / digest
+    return cache_mounts_dir(meta_dir) / _cache_name(cache_id)
 
 
 def _open_source(
@@ -399,22 +404,14 @@ def _open_source(
         raise BuildError(f"source {source!r} of the {what}: no such file or directory") from None
 
 
-async def _source_root(build: _Build, name: str | None) -> tuple[Path, str]:
+async def _source_root(session: BuildSession, name: str | None) -> tuple[Path, str]:
     """The directory a mount's ``from`` names (the build context without one) and how
-    messages call it.  A stage's or image's root file system is a working container
-    made once per build and shared by every mount of it (they never write into it)."""
+    messages call it.  A stage's or image's root file system is the build's shared working
+    container of it (mounts never write into it)."""
     if name is None:
-        return build.options.context, "build context"
-    reference = await build.image_by_ref(name, f"from={name}")
-    what = f"mount source {name!r}"
-    root = build.mount_roots.get(reference)
-    if root is None:
-        container, events = await create_container(build.store, reference, external=True)
-        build.containers.append(container.id)
-        build.events.extend(events)
-        root = build.store.container_dir(container.id) / "rootfs"
-        build.mount_roots[reference] = root
-    return root, what
+        return session.options.context, "build context"
+    root = await session.working_container(name, f"from={name}")
+    return root, f"mount source {name!r}"
 
 
 def _open_cache(base: Path, request: CacheMount) -> int:
@@ -467,7 +464,7 @@ def _open_secret(path: Path, secret_id: str) -> int:
 
 @asynccontextmanager
 async def prepared_mounts(
-    build: _Build, requests: Sequence[MountRequest]
+    session: BuildSession, requests: Sequence[MountRequest]
 ) -> AsyncIterator[list[RunMount]]:
     """Open what *requests* mount, for the duration of the block: the
     :class:`~aiopod.builder.run.isolation.RunMount` list to give ``run_isolated`` (shallow
@@ -498,7 +495,7 @@ async def prepared_mounts(
                     )
                 )
             elif isinstance(request, SecretMount):
-                path = build.options.secrets.get(request.id)
+                path = session.options.secrets.get(request.id)
                 if path is None:
                     if request.required:
                         raise BuildError(
@@ -518,7 +515,7 @@ async def prepared_mounts(
                     )
                 )
             elif isinstance(request, BindMount) or request.from_ is not None:
-                root, what = await _source_root(build, request.from_)
+                root, what = await _source_root(session, request.from_)
                 discard = not request.readonly
                 opener = functools.partial(
                     _open_source, root, request.source, discard_writes=discard, what=what
@@ -536,7 +533,7 @@ async def prepared_mounts(
                     )
                 )
             else:
-                directory = await _cache(build, request, fds, throwaway)
+                directory = await _cache(session, request, fds, throwaway)
                 fd = await anyio.to_thread.run_sync(_open_dir, directory)
                 fds.append(fd)
                 mounts.append(RunMount("bind", request.target, fd, readonly=request.readonly))
@@ -549,26 +546,27 @@ async def prepared_mounts(
                 await anyio.to_thread.run_sync(remove_tree, path)
 
 
-async def _cache(build: _Build, request: CacheMount, fds: list[int], throwaway: list[Path]) -> Path:
+async def _cache(
+    session: BuildSession, request: CacheMount, fds: list[int], throwaway: list[Path]
+) -> Path:
     """The directory of a cache mount, its lock taken as ``sharing`` says (the lock's
     descriptor is appended to *fds*, whose closing releases it); a ``private`` cache in
     use elsewhere gets a throwaway directory (appended to *throwaway*)."""
-    base = cache_mount_dir(build.store.layout.meta, request.id)
+    base = session.cache_mounts_dir / _cache_name(request.id)
     lock = await anyio.to_thread.run_sync(_open_cache, base, request)
     fds.append(lock)
     if request.sharing == "private":
         if await _lock(lock, exclusive=True, wait=False):
             return base / "cache"
-        assert build.area is not None
-        area = build.area.path
+        scratch = session.new_staging_path("-cache-mount")
 
-        def scratch() -> Path:
-            path = Path(tempfile.mkdtemp(prefix="cache-mount-", dir=area))
-            throwaway.append(path)
-            _make_owned_dir(path / "cache", request)
-            return path / "cache"
+        def make_scratch() -> Path:
+            scratch.mkdir(mode=0o700)
+            throwaway.append(scratch)
+            _make_owned_dir(scratch / "cache", request)
+            return scratch / "cache"
 
-        return await anyio.to_thread.run_sync(scratch)
+        return await anyio.to_thread.run_sync(make_scratch)
     await _lock(lock, exclusive=request.sharing == "locked", wait=True)
     return base / "cache"
 

@@ -1,0 +1,119 @@
+"""The build as its step handlers see it: :class:`BuildSession` and :class:`StageRun`.
+
+The executor (:mod:`aiopod.builder.executor`) owns a build's state: its working
+containers, staging area, events and layer cache.  Step handlers that live in modules of
+their own (``COPY``/``ADD`` in :mod:`aiopod.builder.copying`, ``RUN --mount`` sources in
+:mod:`aiopod.builder.run.mounts`) reach it only through the :class:`BuildSession`
+protocol below, never through the executor's own classes, so that they neither import
+the executor nor change its bookkeeping behind its back.
+
+:class:`StageRun` is the state of the stage being built (its working container, config
+and layers so far); handlers read it and leave its changes to the session's methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiopod.builder.dockerfile.parser import Stage
+from aiopod.builder.image_config import ImageConfig
+from aiopod.builder.layers.snapshot import Snapshot
+from aiopod.builder.layers.writer import LayerInfo
+from aiopod.builder.options import BuildOptions
+from aiopod.storage.ingest import StagedBlob
+from aiopod.storage.records import ImageRecord, LayerRecord
+
+__all__ = ("BuildSession", "LayerWrite", "StageRun")
+
+#: Writes a layer tar into the binary file it is given and says what it wrote (blocking:
+#: called in a worker thread).
+LayerWrite = Callable[[Any], LayerInfo]
+
+
+@dataclass
+class StageRun:
+    """The stage being built, in its working container."""
+
+    stage: Stage
+    container_id: str
+    rootfs: Path
+    config: ImageConfig
+    base_layers: list[LayerRecord]
+    new_layers: list[StagedBlob] = field(default_factory=list)
+    args: dict[str, str] = field(default_factory=dict)
+    cmd_set: bool = False
+    snapshot: Snapshot | None = None
+    """The root file system as of the last layer, when it may have changed since."""
+    pending: bool = False
+    """WORKDIR made directories that no layer holds yet (``snapshot`` is from before)."""
+    unapplied: list[tuple[str, Path | None]] = field(default_factory=list)
+    """Layers recorded but not yet applied to the root file system (digest, staged file):
+    applied only before a step reads it, so a last COPY or cached step costs no unpack."""
+    image: ImageRecord | None = None
+
+
+class BuildSession(Protocol):
+    """What a step handler may use of the build it runs in.
+
+    Every method is called from the build's task; none may be called concurrently with
+    another step of the same build.  Cancellation: each method leaves the build's state
+    as it found it or fully changed (a working container made is registered for removal
+    before the method returns or raises).
+    """
+
+    @property
+    def options(self) -> BuildOptions:
+        """What the build was asked to do."""
+        ...
+
+    @property
+    def cache_mounts_dir(self) -> Path:
+        """Where the store keeps ``RUN --mount=type=cache`` directories."""
+        ...
+
+    def created(self) -> str:
+        """The creation time of the next history entry (RFC 3339)."""
+        ...
+
+    def new_staging_path(self, suffix: str) -> Path:
+        """A fresh, not yet existing path in the build's staging area (removed with it).
+        Blocking only in that it names a file."""
+        ...
+
+    async def working_container(self, reference: str, what: str) -> Path:
+        """The root file system of an earlier stage (named or numbered *reference*) or of
+        an image of the store, unpacked once per build into a working container that
+        every ``COPY --from`` and ``RUN --mount from=`` of it shares (they only read it);
+        removed when the build ends.  *what* starts the message of the
+        :class:`~aiopod.errors.BuildError` raised when *reference* names neither."""
+        ...
+
+    async def ready(self, run: StageRun) -> None:
+        """Apply the layers recorded but not yet applied, before a step reads *run*'s
+        root file system."""
+        ...
+
+    async def snapshot(self, run: StageRun) -> Snapshot:
+        """*run*'s root file system as of its last layer (taken now if unchanged)."""
+        ...
+
+    async def use_cache(self, run: StageRun, created_by: str, *, adds_layer: bool) -> bool:
+        """With ``layers``, adopt the image an earlier build made for the same step (the
+        step is then done); ``False`` when there is none."""
+        ...
+
+    async def add_layer(
+        self,
+        run: StageRun,
+        created: str,
+        created_by: str,
+        write: LayerWrite,
+        *,
+        apply: bool = False,
+    ) -> StagedBlob:
+        """Write a layer with *write* into the staging area and record it as the step's;
+        with *apply*, it is applied to the root file system before it is next read."""
+        ...
