@@ -14,6 +14,7 @@ before.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -360,6 +361,25 @@ async def test_layers_rebuild_takes_every_step_from_the_cache(rt: Runtime, tmp_p
     assert not any(progress.cached().values())
 
 
+async def test_layers_reuse_steps_an_earlier_stage_of_the_same_build_committed(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """The layer cache follows the store while the build commits: a stage identical to an
+    earlier one takes its steps from the images the earlier one just made."""
+    stage = "FROM localhost/bb:latest AS {}\nRUN echo same > /same\nENV SAME=1\n"
+    last = "COPY --from=one /same /copied\n"
+    ctx = context(tmp_path, stage.format("one") + stage.format("two") + last)
+    progress = Progress()
+    await build(rt, ctx, layers=True, progress=progress)
+    records = [*progress.records, None]
+    cached = [
+        (record.stage, isinstance(following, StepCached))
+        for record, following in itertools.pairwise(records)
+        if isinstance(record, StepStarted) and record.step > 1
+    ]
+    assert cached == [(1, False), (1, False), (2, True), (2, True), (2, False)], progress.text
+
+
 async def test_a_changed_build_arg_misses_from_the_first_run_that_has_it_in_scope(
     rt: Runtime, tmp_path: Path
 ) -> None:
@@ -559,6 +579,40 @@ async def test_working_containers_exist_only_while_the_build_runs(
     assert all(c.external and c.state == "storage" for c in seen)
     assert await rt.containers(external=True) == []
     assert image.names == ("localhost/built:latest",)
+    assert (await rt.check()).ok
+
+
+async def test_a_from_source_is_unpacked_once_per_build(rt: Runtime, tmp_path: Path) -> None:
+    """Two ``COPY --from`` of a stage and a ``RUN --mount from=`` of it share one working
+    container: the stage's image is unpacked once, whatever reads it."""
+    ctx = context(
+        tmp_path,
+        "FROM localhost/bb:latest AS first\nRUN echo one > /one\n"
+        "FROM localhost/bb:latest\nCOPY --from=first /one /a\nCOPY --from=first /one /b\n"
+        "RUN --mount=type=bind,from=first,source=/one,target=/m cat /m > /c\n"
+        "RUN sleep 0.5\n",
+    )
+    last_run = anyio.Event()
+
+    def progress(record: ProgressRecord) -> None:
+        if isinstance(record, StepStarted) and record.instruction == "RUN sleep 0.5":
+            last_run.set()
+
+    seen: list[Any] = []
+
+    async def look() -> None:
+        await last_run.wait()
+        seen.extend(await rt.containers(external=True))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(look)
+        await build(rt, ctx, progress=progress, tags=["shared"])
+    # Stage "first", the final stage, and stage "first"'s image once for all three readers.
+    base = await rt.get_image(BASE)
+    assert len(seen) == 3
+    assert sorted(c.image_id == base.id for c in seen) == [False, True, True]
+    files = await image_files(rt, "shared")
+    assert [(files / name).read_text() for name in ("a", "b", "c")] == ["one\n"] * 3
     assert (await rt.check()).ok
 
 
