@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest_context import Buildah, layer_members, make_tree, raw_headers, tree_state
 
-from aiopod.builder.layers.writer import LayerWriter, go_tar_header, round_mtime, write_copy_layer
+from aiopod.builder.layers.writer import LayerWriter, round_mtime, write_copy_layer
 from aiopod.builder.sources.context import copy_plan, resolve_sources
 from aiopod.builder.sources.ignore import IgnoreRules
 from aiopod.errors import BuildError
@@ -36,25 +36,6 @@ def _write(build: object, **kwargs: object) -> tuple[bytes, str, int]:
 
 
 # -- header conventions ---------------------------------------------------------------------------
-
-
-def test_a_directory_header_byte_by_byte() -> None:
-    block = go_tar_header("c/", typeflag=b"5", mode=0o40755, mtime=1650000000)
-    assert len(block) == 512
-    assert block[0:100] == b"c/" + bytes(98)
-    assert block[100:108] == b"0040755\0"  # the type bits, as Go's tools write them
-    assert block[108:116] == b"0000000\0"
-    assert block[116:124] == b"0000000\0"
-    assert block[124:136] == b"00000000000\0"
-    assert block[136:148] == b"14226200200\0"
-    assert block[156:157] == b"5"
-    assert block[157:257] == bytes(100)
-    assert block[257:265] == b"ustar\x0000"
-    assert block[265:329] == bytes(64)  # empty uname and gname
-    assert block[329:345] == b"0000000\x000000000\0"
-    assert block[345:512] == bytes(167)
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    assert block[148:156] == b"%06o\0 " % unsigned
 
 
 def test_layer_end_and_hash() -> None:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiopod.builder.layers.writer import (
+from aiopod.builder.layers.tar_header import (
     TYPE_BLOCK,
     TYPE_CHAR,
     TYPE_DIR,
@@ -49,9 +49,9 @@ from aiopod.builder.layers.writer import (
     TYPE_LINK,
     TYPE_REG,
     TYPE_SYMLINK,
-    _ContextReader,
     go_tar_header,
 )
+from aiopod.builder.layers.writer import _ContextReader
 from aiopod.builder.sources.account_names import AccountNames, lookup_account_names
 from aiopod.builder.sources.digest_cache import DigestCache, active as active_digest_cache
 from aiopod.builder.sources.ignore import (
