@@ -595,7 +595,7 @@ class _Build:
         0755, owned by the current USER.  The directories go into the stage's next layer;
         when no RUN, COPY or ADD follows, into a layer of their own at the end, except
         with ``layers``, where (as in buildah) they are not committed then."""
-        from aiopod.builder.sources.context import destination_hints
+        from aiopod.builder.sources.destination import destination_hints
 
         await self.ready(run)
         workdir = run.config.get("WorkingDir") or "/"

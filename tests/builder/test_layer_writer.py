@@ -17,7 +17,8 @@ import pytest
 from conftest_context import Buildah, layer_members, make_tree, raw_headers, tree_state
 
 from aiopod.builder.layers.writer import LayerWriter, round_mtime, write_copy_layer
-from aiopod.builder.sources.context import copy_plan, resolve_sources
+from aiopod.builder.sources.context import resolve_sources
+from aiopod.builder.sources.copy_plan import copy_plan
 from aiopod.builder.sources.ignore import IgnoreRules
 from aiopod.errors import BuildError
 from aiopod.storage.applier import apply_layer

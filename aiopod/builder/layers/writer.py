@@ -38,7 +38,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import BinaryIO, Final
 
 from aiopod.builder.layers.tar_header import (
     BLOCK,
@@ -53,11 +53,10 @@ from aiopod.builder.layers.tar_header import (
     block_padding,
     go_tar_header,
 )
+from aiopod.builder.sources.context import SourceEntry, SourceReader
+from aiopod.builder.sources.copy_plan import CopyPlan
 from aiopod.errors import BuildError
-from aiopod.storage.rootfs_path import RootDir, lstat_at, open_parent_in_root
-
-if TYPE_CHECKING:
-    from aiopod.builder.sources.context import CopyPlan, SourceEntry
+from aiopod.storage.rootfs_path import RootDir, lstat_at
 
 __all__ = (
     "LayerInfo",
@@ -462,7 +461,7 @@ def write_copy_layer(
 ) -> LayerInfo:
     """Write the layer a ``COPY``/``ADD`` of ``entries`` (from
     :func:`~aiopod.builder.sources.context.resolve_sources`) makes, as planned by
-    :func:`~aiopod.builder.sources.context.copy_plan`, reading straight from the build context.
+    :func:`~aiopod.builder.sources.copy_plan.copy_plan`, reading straight from the build context.
 
     What buildah 1.28 puts into such a layer (observed):
 
@@ -614,7 +613,7 @@ def write_copy_layer(
 
     writer = LayerWriter(out, timestamp=timestamp)
     first_link: dict[tuple[int, tuple[int, int]], str] = {}
-    opener = _ContextReader()
+    opener = SourceReader()
     try:
         for node in ordered:
             name = "/".join(node.parts)
@@ -651,7 +650,7 @@ def write_copy_layer(
                 if key is not None:
                     first_link[key] = name
                 assert node.source is not None and node.st is not None
-                fd = opener.open(node.source, node.realpath, node.st)
+                fd = opener.open(node.source.context, node.realpath, node.st)
                 try:
                     writer._file_from_fd(
                         name, fd, node.size, node.perm, node.uid, node.gid, node.mtime, node.xattrs
@@ -674,54 +673,6 @@ def write_copy_layer(
     finally:
         opener.close()
     return writer.close()
-
-
-class _ContextReader:
-    """Opens source files inside their context, caching the parent directory's fd."""
-
-    def __init__(self) -> None:
-        self._roots: dict[Path, RootDir] = {}
-        self._dir_key: tuple[Path, str] | None = None
-        self._dir_fd = -1
-
-    def open(self, entry: SourceEntry, realpath: str, expected: os.stat_result) -> int:
-        """A read descriptor of ``realpath`` in the entry's context; it must still be the
-        regular file (same inode and size) the walk saw."""
-
-        root = self._roots.get(entry.context)
-        if root is None:
-            root = self._roots[entry.context] = RootDir(entry.context)
-        head, _, name = realpath.rpartition("/")
-        key = (entry.context, head)
-        if key != self._dir_key:
-            if self._dir_fd >= 0:
-                os.close(self._dir_fd)
-                self._dir_fd = -1
-            self._dir_key = None
-            self._dir_fd = open_parent_in_root(root, head)
-            self._dir_key = key
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(name, flags, dir_fd=self._dir_fd)
-        except OSError as exc:
-            raise BuildError(f"reading {realpath!r} in the build context: {exc.strerror}") from exc
-        st = os.fstat(fd)
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_size != expected.st_size
-            or (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
-        ):
-            os.close(fd)
-            raise BuildError(f"{realpath!r} in the build context changed while being copied")
-        return fd
-
-    def close(self) -> None:
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-            self._dir_fd = -1
-        for root in self._roots.values():
-            root.close()
-        self._roots.clear()
 
 
 def _resolve_dest(
