@@ -32,9 +32,9 @@ import anyio.to_thread
 
 from aiopod.builder.dockerfile.parser import Heredoc, Instruction
 from aiopod.builder.dockerfile.words import expand, expand_words
+from aiopod.builder.layers.copy_layer import write_copy_layer
 from aiopod.builder.layers.snapshot import write_diff_layer
 from aiopod.builder.layers.tar_header import go_tar_header
-from aiopod.builder.layers.writer import write_copy_layer
 from aiopod.builder.run.users import resolve_user
 from aiopod.builder.sources.content_digest import sources_digest
 from aiopod.builder.sources.context import SourceEntry, resolve_sources

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest_context import layer_members, make_tree, sample_context
 
-from aiopod.builder.layers.writer import write_copy_layer
+from aiopod.builder.layers.copy_layer import write_copy_layer
 from aiopod.builder.sources.content_digest import sources_digest
 from aiopod.builder.sources.context import SourceEntry, resolve_sources
 from aiopod.builder.sources.copy_plan import copy_plan

@@ -1,6 +1,7 @@
-"""The destination rules of COPY/ADD (aiopod.builder.sources.copy_plan) and the destination's
-lookup in the image (aiopod.builder.sources.destination), with the hostile case B4 of
-hostile-input.md: destinations never leave the root file system.
+"""The plan of a COPY/ADD (aiopod.builder.sources.copy_plan): the destination rules and the
+layer's entries, planned from what the walk recorded; and the destination's lookup in the
+image (aiopod.builder.sources.destination), with the hostile case B4 of hostile-input.md:
+destinations never leave the root file system.
 
 Symlinks of the image that would reach a host path if followed on the host point at a
 directory of the test (``<tmp_path>/host``), which is checked to be left untouched.
@@ -16,10 +17,24 @@ from pathlib import Path
 import pytest
 from conftest_context import layer_members, make_tree, sample_context, tree_state
 
-from aiopod.builder.layers.writer import write_copy_layer
+from aiopod.builder.layers.copy_layer import write_copy_layer, write_planned_layer
 from aiopod.builder.sources.context import SourceEntry, resolve_sources
-from aiopod.builder.sources.copy_plan import copy_plan
-from aiopod.builder.sources.destination import destination_hints
+from aiopod.builder.sources.copy_plan import (
+    Directory,
+    Fifo,
+    FileData,
+    HardLink,
+    RegularFile,
+    Symlink,
+    copy_plan,
+    plan_copy_layer,
+)
+from aiopod.builder.sources.destination import (
+    ExistingDirectory,
+    ResolvedDestination,
+    destination_hints,
+    resolve_destination,
+)
 from aiopod.builder.sources.ignore import IgnoreRules
 from aiopod.errors import BuildError
 from aiopod.storage.applier import apply_layer
@@ -148,3 +163,73 @@ def test_destination_hints(tmp_path: Path) -> None:
     assert destination_hints(rootfs, "/nope", "/") == (False, False)
     assert destination_hints(rootfs, "bin", "/usr") == (True, False)
     assert destination_hints(rootfs, "/../../etc/f", "/") == (False, True)
+
+
+def test_resolve_destination_follows_the_images_symlinks(tmp_path: Path) -> None:
+    rootfs = make_tree(
+        tmp_path / "rootfs",
+        {"usr/local/": 0o750, "app@": "/opt/app", "opt/": 0o711, "etc/f": "x"},
+        mtime=77,
+    )
+    usr, local, opt = (os.lstat(rootfs / p) for p in ("usr", "usr/local", "opt"))
+    assert resolve_destination(rootfs, ("usr", "local", "bin")) == ResolvedDestination(
+        ("usr", "local", "bin"),
+        (
+            ExistingDirectory(stat.S_IMODE(usr.st_mode), usr.st_uid, usr.st_gid, 77),
+            ExistingDirectory(0o750, local.st_uid, local.st_gid, 77),
+        ),
+    )
+    # a dangling symlink leads to where its target would be
+    assert resolve_destination(rootfs, ("app", "x")) == ResolvedDestination(
+        ("opt", "app", "x"), (ExistingDirectory(0o711, opt.st_uid, opt.st_gid, 77),)
+    )
+    with pytest.raises(BuildError, match="is not a directory"):
+        resolve_destination(rootfs, ("etc", "f", "x"))
+
+
+def test_the_layer_plan_is_made_from_what_the_walk_recorded(tmp_path: Path) -> None:
+    ctx = make_tree(
+        tmp_path / "ctx",
+        {"d/f": ("f", 0o640), "d/link@": "f", "d/h1": "hard", "d/sub/": 0o2775},
+    )
+    os.link(ctx / "d" / "h1", ctx / "d" / "h2")
+    os.mkfifo(ctx / "d" / "p")
+    os.chmod(ctx / "d" / "p", 0o620)
+    os.utime(ctx / "d" / "p", (1_500_000_000, 1_500_000_000))
+    entries = resolve_sources(ctx, ["d"], NO_RULES)
+    plan = copy_plan(entries, "/x/", "/", dest_is_dir_hint=False)
+    # The planner reads nothing: the context may be gone while it plans.
+    ctx.rename(tmp_path / "elsewhere")
+    layer = plan_copy_layer(entries, plan, chown=(7, 8), chmod=None, now=1234)
+    stats = {m.relname: m.stat for m in entries[0].members}
+    assert layer == [
+        Directory("x", 0o755, 7, 8, 1234),
+        RegularFile("x/f", 0o640, 7, 8, 1_600_000_000, 1, FileData(ctx, "d/f", stats["f"])),
+        RegularFile("x/h1", 0o644, 7, 8, 1_600_000_000, 4, FileData(ctx, "d/h1", stats["h1"])),
+        HardLink("x/h2", 0o644, 7, 8, 1_600_000_000, "x/h1"),  # the first in layer order has data
+        Symlink("x/link", 0o777, 7, 8, 1_600_000_000, "f"),
+        Fifo("x/p", 0o620, 7, 8, 1_500_000_000),
+        Directory("x/sub", 0o775, 7, 8, 1_600_000_000),  # setgid stripped
+    ]
+    # Written once the context is back, the plan is the layer write_copy_layer writes.
+    (tmp_path / "elsewhere").rename(ctx)
+    planned, direct = io.BytesIO(), io.BytesIO()
+    write_planned_layer(layer, out=planned, timestamp=0)
+    write_copy_layer(entries, plan, chown=(7, 8), chmod=None, timestamp=0, out=direct, now=1234)
+    assert planned.getvalue() == direct.getvalue()
+
+
+def test_a_plan_written_after_its_source_changed_is_refused(tmp_path: Path) -> None:
+    ctx = sample_context(tmp_path)
+    entries = resolve_sources(ctx, ["a.txt"], NO_RULES)
+    layer = plan_copy_layer(
+        entries,
+        copy_plan(entries, "/x", "/", dest_is_dir_hint=False),
+        chown=None,
+        chmod=None,
+        now=1,
+    )
+    (ctx / "a.new").write_text("b")
+    (ctx / "a.new").rename(ctx / "a.txt")  # same size, another file
+    with pytest.raises(BuildError, match="changed while being copied"):
+        write_planned_layer(layer, out=io.BytesIO())

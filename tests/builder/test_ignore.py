@@ -16,7 +16,7 @@ import pytest
 from conftest_context import Buildah, layer_members, make_tree
 from hypothesis import given, settings, strategies as st
 
-from aiopod.builder.layers.writer import write_copy_layer
+from aiopod.builder.layers.copy_layer import write_copy_layer
 from aiopod.builder.sources.content_digest import sources_digest
 from aiopod.builder.sources.context import resolve_sources
 from aiopod.builder.sources.copy_plan import copy_plan
