@@ -92,7 +92,8 @@ def copy_plan(
       buildah.
     * An existing file where a directory is needed is an error.
 
-    Pure: looks nothing up (:func:`destination_hints` gives the hints).
+    Pure: looks nothing up
+    (:func:`~aiopod.builder.sources.destination.destination_hints` gives the hints).
     """
     work = "/" + workdir.strip("/") if workdir.strip("/") else "/"
     if not dest.startswith("/"):
@@ -260,7 +261,7 @@ def plan_copy_layer(
     dest_dir = destination.path
     new_ids = chown if chown is not None else (0, 0)
     planned: dict[tuple[str, ...], LayerEntry] = {}
-    #: Regular files with other links: (source index, (device, inode)) by path.
+    # Regular files with other links: (source index, (device, inode)) by path.
     inodes: dict[tuple[str, ...], tuple[int, tuple[int, int]]] = {}
 
     def new_dir(parts: tuple[str, ...]) -> Directory:
