@@ -34,18 +34,15 @@ import anyio.to_thread
 
 from aiopod.builder.dockerfile.parser import Heredoc, Instruction
 from aiopod.builder.dockerfile.words import expand, expand_words
+from aiopod.builder.layers.copy_layer import write_copy_layer
 from aiopod.builder.layers.snapshot import write_diff_layer
-from aiopod.builder.layers.writer import go_tar_header, write_copy_layer
+from aiopod.builder.layers.tar_header import go_tar_header
 from aiopod.builder.run.users import resolve_user
 from aiopod.builder.session import BuildSession, StageRun
-from aiopod.builder.sources.context import (
-    CopyPlan,
-    SourceEntry,
-    copy_plan,
-    destination_hints,
-    resolve_sources,
-    sources_digest,
-)
+from aiopod.builder.sources.content_digest import sources_digest
+from aiopod.builder.sources.context import SourceEntry, resolve_sources
+from aiopod.builder.sources.copy_plan import CopyPlan, copy_plan
+from aiopod.builder.sources.destination import destination_hints
 from aiopod.builder.sources.ignore import IgnoreRules
 from aiopod.builder.sources.materialized import (
     Downloaded,

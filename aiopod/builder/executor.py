@@ -65,7 +65,7 @@ from aiopod.builder.run.mounts import (
 )
 from aiopod.builder.run.users import resolve_user
 from aiopod.builder.session import LayerWrite, StageRun
-from aiopod.builder.sources.context import destination_hints
+from aiopod.builder.sources.destination import destination_hints
 from aiopod.builder.sources.digest_cache import DigestCache, activated, cache_path
 from aiopod.builder.stages import StagePlan, from_env, plan_stages, platform_args
 from aiopod.containers import create_container, plan_container_removal

@@ -20,7 +20,8 @@ def main() -> None:
     for target, source in spec["binds"].items():
         subprocess.run(["mount", "--bind", source, target], check=True)
     # Imported after the binds: nothing may have asked the name service before.
-    from aiopod.builder.sources.context import resolve_sources, sources_digest
+    from aiopod.builder.sources.content_digest import sources_digest
+    from aiopod.builder.sources.context import resolve_sources
     from aiopod.builder.sources.ignore import IgnoreRules
 
     base = Path(spec["work"])

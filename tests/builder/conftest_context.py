@@ -1,6 +1,7 @@
 """Helpers for the build-context, layer-writer and snapshot tests (import them explicitly).
 
-* :func:`make_tree` lays out files, directories and symlinks under a directory of the test.
+* :func:`make_tree` lays out files, directories and symlinks under a directory of the test;
+  :func:`sample_context` a small build context with the usual glob cases.
 * :class:`Buildah` runs ``buildah bud`` on a private vfs store under the test's
   ``tmp_path`` (chroot isolation) and reads back history, diff_ids and layer tars; with
   umoci it unpacks the image to list its files.
@@ -56,6 +57,27 @@ def make_tree(root: Path, spec: Spec, *, mtime: int | None = 1_600_000_000) -> P
             for name in [*filenames, *dirnames]:
                 os.utime(os.path.join(dirpath, name), (mtime, mtime), follow_symlinks=False)
     return root
+
+
+def sample_context(tmp_path: Path, spec: Spec | None = None) -> Path:
+    """A build context at ``tmp_path/ctx``: ``spec``, or by default a few files and globs'
+    cases (dot file, brackets in a name, a directory with a symlink and a dangling one)."""
+    return make_tree(
+        tmp_path / "ctx",
+        spec
+        or {
+            "a.txt": "a",
+            "b.txt": "b",
+            ".hidden.txt": "h",
+            "c.md": "c",
+            "d/x.txt": "x",
+            "d/sub/y.txt": "y",
+            "d/link@": "x.txt",
+            "d/dangling@": "/nowhere",
+            "e/x.txt": "ex",
+            "[x].txt": "bracket",
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,10 @@ import pytest
 from conftest_context import make_tree
 
 from aiopod import Runtime
-from aiopod.builder.sources import context as context_module, digest_cache
-from aiopod.builder.sources.context import copy_plan, resolve_sources, sources_digest
+from aiopod.builder.sources import content_digest, digest_cache
+from aiopod.builder.sources.content_digest import sources_digest
+from aiopod.builder.sources.context import resolve_sources
+from aiopod.builder.sources.copy_plan import copy_plan
 from aiopod.builder.sources.digest_cache import DigestCache, activated, active, cache_path
 from aiopod.builder.sources.ignore import IgnoreRules
 
@@ -86,13 +88,13 @@ def digest(
 def no_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Records every entry whose files are read for a digest."""
     read: list[str] = []
-    original = context_module._entry_digest
+    original = content_digest._entry_digest
 
     def counting(entry: Any, *args: Any) -> str:
         read.append(entry.relpath)
         return original(entry, *args)
 
-    monkeypatch.setattr(context_module, "_entry_digest", counting)
+    monkeypatch.setattr(content_digest, "_entry_digest", counting)
     yield read
 
 

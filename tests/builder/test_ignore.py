@@ -16,8 +16,10 @@ import pytest
 from conftest_context import Buildah, layer_members, make_tree
 from hypothesis import given, settings, strategies as st
 
-from aiopod.builder.layers.writer import write_copy_layer
-from aiopod.builder.sources.context import copy_plan, resolve_sources, sources_digest
+from aiopod.builder.layers.copy_layer import write_copy_layer
+from aiopod.builder.sources.content_digest import sources_digest
+from aiopod.builder.sources.context import resolve_sources
+from aiopod.builder.sources.copy_plan import copy_plan
 from aiopod.builder.sources.ignore import IgnoreRules, go_clean, go_match
 from aiopod.errors import BuildError
 

@@ -2,17 +2,12 @@
 
 :class:`LayerWriter` streams entries into a binary output (usually a staging file) while
 hashing every byte: when it is closed, the sha256 is the layer's ``diff_id``.  Headers are
-encoded here, not with :mod:`tarfile`, so that they follow the conventions of the layers
-buildah 1.28 commits (checked at the byte level in ``tests/builder/test_layer_writer.py``):
+encoded by :mod:`aiopod.builder.layers.tar_header` (Go's header conventions); the writer adds
+the conventions of the layers buildah 1.28 commits (checked at the byte level in
+``tests/builder/test_layer_writer.py``):
 
-* USTAR (``ustar\\0`` + ``00``); names longer than 100 bytes are split into the prefix
-  field when they can be; a PAX extended header (named ``<dir>/PaxHeaders.0/<base>``, as
-  Go names it, records sorted) only when needed: a long or non-ASCII name or link target,
-  an id, size or time that does not fit, or extended attributes (``SCHILY.xattr.*``).
-* The mode field carries the file-type bits as Go's tools write them (``0100644``,
-  ``0040755``, ``0120777``); :mod:`tarfile` drops them (it keeps ``mode & 0o7777``), which is one
-  reason this module encodes headers itself.  Numbers are zero-padded octal with a NUL,
-  the checksum is six digits, NUL, space.
+* Modes carry the file-type bits, as Go's tools write them (``0100644``, ``0040755``,
+  ``0120777``).
 * Directory names end in ``/``; names are relative with no ``./``; ``uname`` and ``gname``
   are empty; mtimes are whole seconds (``timestamp`` replaces every one of them, as
   ``buildah bud --timestamp`` does; ``clamp_mtime`` lowers later ones to it, the
@@ -26,9 +21,9 @@ hashed in user space; they do (the ``diff_id``), and measured on 200 MiB the ker
 plus a hashing read was no faster (0.43 s against 0.29-0.42 s), so data always goes
 through the buffer.
 
-:func:`write_copy_layer` writes the layer of a ``COPY``/``ADD`` straight from the build
-context (see :mod:`aiopod.builder.sources.context`), without copying anything into a root file
-system first.
+What goes into a layer is decided elsewhere: :mod:`aiopod.builder.layers.snapshot` (the
+difference of a root file system) and :mod:`aiopod.builder.layers.copy_layer` (a
+``COPY``/``ADD``) write through this writer.
 
 Everything here is blocking; async callers run a whole layer in one worker thread.
 """
@@ -39,50 +34,35 @@ import errno
 import hashlib
 import os
 import stat
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import BinaryIO, Final
 
+from aiopod.builder.layers.tar_header import (
+    BLOCK,
+    MODE_TYPE_BITS,
+    TYPE_BLOCK,
+    TYPE_CHAR,
+    TYPE_DIR,
+    TYPE_FIFO,
+    TYPE_LINK,
+    TYPE_REG,
+    TYPE_SYMLINK,
+    block_padding,
+    go_tar_header,
+)
 from aiopod.errors import BuildError
-from aiopod.storage.rootfs_path import RootDir, lstat_at, open_parent_in_root
-
-if TYPE_CHECKING:
-    from aiopod.builder.sources.context import CopyPlan, SourceEntry
 
 __all__ = (
     "LayerInfo",
     "LayerWriter",
-    "go_tar_header",
-    "write_copy_layer",
+    "layer_xattrs",
+    "round_mtime",
 )
 
-BLOCK: Final = 512
 CHUNK: Final = 1 << 20
 OPAQUE: Final = ".wh..wh..opq"
 
-TYPE_REG: Final = b"0"
-TYPE_LINK: Final = b"1"
-TYPE_SYMLINK: Final = b"2"
-TYPE_CHAR: Final = b"3"
-TYPE_BLOCK: Final = b"4"
-TYPE_DIR: Final = b"5"
-TYPE_FIFO: Final = b"6"
-
-#: The type bits Go's tools put into the mode field, by type flag.
-MODE_TYPE_BITS: Final[Mapping[bytes, int]] = {
-    TYPE_REG: 0o100000,
-    TYPE_LINK: 0o100000,
-    TYPE_SYMLINK: 0o120000,
-    TYPE_CHAR: 0o020000,
-    TYPE_BLOCK: 0o060000,
-    TYPE_DIR: 0o040000,
-    TYPE_FIFO: 0o010000,
-}
-
-_MAX_OCTAL_8 = 8**7 - 1  # 7 digits and a NUL
-_MAX_OCTAL_12 = 8**11 - 1
 _ZERO_BLOCK = bytes(BLOCK)
 _RELEVANT_XATTRS = ("security.capability", "security.ima")
 
@@ -93,185 +73,6 @@ class LayerInfo:
 
     diff_id: str
     size: int
-
-
-# -- Go-compatible header encoding -------------------------------------------------------
-
-
-def _b(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _is_ascii(data: bytes) -> bool:
-    return data.isascii()
-
-
-def _to_ascii(data: bytes) -> bytes:
-    """Go's ``toASCII``: drop every byte of a non-ASCII character, and NULs."""
-    if data.isascii() and b"\0" not in data:
-        return data
-    return bytes(c for c in data if 0 < c < 0x80)
-
-
-def _octal(value: int, width: int) -> bytes:
-    """Go's ``formatOctal``: zero-padded to ``width - 1`` digits and a NUL; 0 if too big."""
-    if value < 0 or value >= 8 ** (width - 1):
-        value = 0
-    return format(value, "o").rjust(width - 1, "0").encode() + b"\0"
-
-
-def _put_string(block: bytearray, offset: int, width: int, data: bytes) -> None:
-    """Go's ``formatString``: copy at most ``width`` bytes; NUL-terminate if there is room;
-    a truncated name never ends in ``/`` (Go's fix for buggy readers)."""
-    block[offset : offset + min(len(data), width)] = data[:width]
-    if len(data) > width and block[offset + width - 1] == ord("/"):
-        kept = len(data[: width - 1].rstrip(b"/"))
-        block[offset + kept] = 0
-
-
-def _split_ustar_path(name: bytes) -> tuple[bytes, bytes] | None:
-    """Go's ``splitUSTARPath``: a prefix (<= 155 bytes) and a suffix (<= 100 bytes)."""
-    length = len(name)
-    if length <= 100 or not _is_ascii(name):
-        return None
-    if length > 156:
-        length = 156
-    elif name[length - 1 : length] == b"/":
-        length -= 1
-    i = name.rfind(b"/", 0, length)
-    if i <= 0:
-        return None
-    suffix_len = len(name) - i - 1
-    if suffix_len > 100 or suffix_len == 0 or i > 155:
-        return None
-    return name[:i], name[i + 1 :]
-
-
-def _checksum(block: bytearray) -> None:
-    block[148:156] = b"        "
-    block[148:156] = _octal(sum(block), 7) + b" "
-
-
-def _pax_record(key: bytes, value: bytes) -> bytes:
-    """Go's ``formatPAXRecord``: ``"<len> <key>=<value>\\n"``, the length counting itself."""
-    size = len(key) + len(value) + 3
-    size += len(str(size))
-    record = str(size).encode() + b" " + key + b"=" + value + b"\n"
-    if len(record) != size:
-        size = len(record)
-        record = str(size).encode() + b" " + key + b"=" + value + b"\n"
-    return record
-
-
-def _pax_header_name(name: bytes) -> bytes:
-    """Go names the extended header ``path.Join(dir, "PaxHeaders.0", base)``."""
-    cut = name.rfind(b"/") + 1
-    directory, base = name[:cut], name[cut:]
-    parts = [p for p in (directory + b"PaxHeaders.0/" + base).split(b"/") if p]
-    joined = b"/".join(parts)
-    joined = _to_ascii(joined)[:100]
-    return joined.rstrip(b"/")
-
-
-def _padding(size: int) -> int:
-    return -size % BLOCK
-
-
-def go_tar_header(
-    name: str,
-    *,
-    typeflag: bytes,
-    mode: int,
-    uid: int = 0,
-    gid: int = 0,
-    size: int = 0,
-    mtime: int = 0,
-    linkname: str = "",
-    uname: str = "",
-    gname: str = "",
-    devmajor: int = 0,
-    devminor: int = 0,
-    xattrs: Mapping[str, bytes] | None = None,
-) -> bytes:
-    """The header block(s) Go's ``tar.Writer`` writes for one entry (without its data).
-
-    USTAR when every field fits, else a PAX extended header first (its records sorted by
-    key, as Go sorts them) and the main header with the fields that do fit.  ``mode`` is
-    written as given: pass the type bits too for a Go-style layer.
-    """
-    bname, blink = _b(name), _b(linkname)
-    buname, bgname = _b(uname), _b(gname)
-    pax: dict[bytes, bytes] = {}
-    ustar = True  # Go writes USTAR whenever it can, else PAX
-    split = None
-    if not _is_ascii(bname) or len(bname) > 100:
-        pax[b"path"] = bname
-        split = _split_ustar_path(bname)
-        ustar = split is not None
-    for pax_key, text, width in (
-        (b"linkpath", blink, 100),
-        (b"uname", buname, 32),
-        (b"gname", bgname, 32),
-    ):
-        if not _is_ascii(text) or len(text) > width:
-            pax[pax_key] = text
-            ustar = False
-    for pax_key, number, limit in (
-        (b"uid", uid, _MAX_OCTAL_8),
-        (b"gid", gid, _MAX_OCTAL_8),
-        (b"size", size, _MAX_OCTAL_12),
-        (b"mtime", mtime, _MAX_OCTAL_12),
-    ):
-        if not 0 <= number <= limit:
-            pax[pax_key] = str(number).encode()
-            ustar = False
-    if not (0 <= devmajor <= _MAX_OCTAL_8 and 0 <= devminor <= _MAX_OCTAL_8):
-        raise ValueError(f"device numbers of {name!r} do not fit a tar header")
-    for xattr, value in (xattrs or {}).items():
-        pax[b"SCHILY.xattr." + _b(xattr)] = value
-        ustar = False
-    out = bytearray()
-    if not ustar:
-        split = None  # Go does not split names in the PAX format
-        records = b"".join(_pax_record(k, pax[k]) for k in sorted(pax))
-        ext = bytearray(BLOCK)
-        ext_name = _pax_header_name(bname)
-        ext[0 : len(ext_name)] = ext_name
-        ext[100:108] = _octal(0, 8)
-        ext[108:116] = _octal(0, 8)
-        ext[116:124] = _octal(0, 8)
-        ext[124:136] = _octal(len(records), 12)
-        ext[136:148] = _octal(0, 12)
-        ext[156:157] = b"x"
-        ext[257:265] = b"ustar\x0000"
-        _checksum(ext)
-        out += ext
-        out += records
-        out += bytes(_padding(len(records)))
-        bname = _to_ascii(bname)
-        blink = _to_ascii(blink)
-        buname = _to_ascii(buname)
-        bgname = _to_ascii(bgname)
-    block = bytearray(BLOCK)
-    if split is not None:
-        prefix, bname = split
-        block[345 : 345 + len(prefix)] = prefix
-    _put_string(block, 0, 100, bname)
-    block[100:108] = _octal(mode, 8)
-    block[108:116] = _octal(uid, 8)
-    block[116:124] = _octal(gid, 8)
-    block[124:136] = _octal(size, 12)
-    block[136:148] = _octal(mtime, 12)
-    block[156:157] = typeflag
-    _put_string(block, 157, 100, blink)
-    block[257:265] = b"ustar\x0000"
-    _put_string(block, 265, 32, buname)
-    _put_string(block, 297, 32, bgname)
-    block[329:337] = _octal(devmajor, 8)
-    block[337:345] = _octal(devminor, 8)
-    _checksum(block)
-    out += block
-    return bytes(out)
 
 
 # -- the writer ----------------------------------------------------------------------------
@@ -466,7 +267,7 @@ class LayerWriter:
         self._end_data(size)
 
     def _end_data(self, size: int) -> None:
-        pad = _padding(size)
+        pad = block_padding(size)
         if pad:
             self._queue(_ZERO_BLOCK[:pad])
 
@@ -580,7 +381,7 @@ class LayerWriter:
             self.close()
 
 
-# -- shared helpers for layers written from a directory tree ---------------------------------
+# -- helpers for what goes into a layer -------------------------------------------------------
 
 
 def layer_xattrs(fd: int, name: str) -> dict[str, bytes] | None:
@@ -606,394 +407,3 @@ def layer_xattrs(fd: int, name: str) -> dict[str, bytes] | None:
 def round_mtime(mtime_ns: int) -> int:
     """Go's ``time.Round(time.Second)``: to the nearest second, halves up."""
     return (mtime_ns + 500_000_000) // 1_000_000_000
-
-
-def _path_key(parts: Sequence[str]) -> bytes:
-    """containers/storage sorts a diff's changes by their path string, byte-wise."""
-    return os.fsencode("/" + "/".join(parts))
-
-
-# -- COPY / ADD layers --------------------------------------------------------------------------
-
-
-@dataclass
-class _Node:
-    """One entry of a COPY layer before it is written."""
-
-    parts: tuple[str, ...]
-    kind: bytes
-    perm: int
-    uid: int
-    gid: int
-    mtime: int
-    size: int = 0
-    linkname: str = ""
-    devmajor: int = 0
-    devminor: int = 0
-    inode: tuple[int, int] | None = None  # for hard link detection (regular files)
-    group: int = -1  # hard links are only kept within one top-level source
-    source: SourceEntry | None = None
-    realpath: str = ""  # in-context path of the data
-    st: os.stat_result | None = None
-    xattrs: Mapping[str, bytes] | None = None
-
-
-def write_copy_layer(
-    entries: Sequence[SourceEntry],
-    plan: CopyPlan,
-    *,
-    chown: tuple[int, int] | None,
-    chmod: int | None,
-    timestamp: int | None,
-    out: BinaryIO,
-    rootfs: Path | None = None,
-    preserve_ownership: bool = False,
-    strip_setid: bool = True,
-    walk_order: bool = False,
-    now: int | None = None,
-) -> LayerInfo:
-    """Write the layer a ``COPY``/``ADD`` of ``entries`` (from
-    :func:`~aiopod.builder.sources.context.resolve_sources`) makes, as planned by
-    :func:`~aiopod.builder.sources.context.copy_plan`, reading straight from the build context.
-
-    What buildah 1.28 puts into such a layer (observed):
-
-    * The destination directory and its parents, as directories.  Ones that do not exist
-      yet are mode 0755, owned by ``chown`` (else 0:0), with mtime ``now``.  Pass
-      ``rootfs`` (the stage's root file system) to resolve the destination inside it
-      (through the image's own symlinks: ``/etc/link -> /tmp`` puts the files under
-      ``tmp/``) and to repeat existing parents with their current mode, owner and mtime
-      (the directory that receives new entries gets mtime ``now``).  Without ``rootfs``
-      every parent is written as a new directory, which replaces whatever the image has
-      there when the layer is applied (a symlink, a 1777 ``/tmp``): pass ``rootfs``.
-    * A file source becomes one entry (named after the plan's rename, or its own base
-      name, the link's name for a dereferenced symlink); a directory source its contents
-      (not the directory itself).  Directories that an ignore exception made the walk
-      enter are not copied; they appear as new directories (0755) only as parents.
-    * Ownership 0:0, or ``chown``, or with ``preserve_ownership`` (``COPY --from``) the
-      source's own ids.  ``chmod`` replaces the mode of files and directories (symlinks
-      stay 0777).  With ``strip_setid`` (the default for the build context) setuid and
-      setgid bits are dropped; the sticky bit stays.
-    * Mtimes are the source's rounded to the nearest second (Go's ``Round``), or
-      ``timestamp`` for every entry.
-    * Files hard linked to each other inside one directory source stay hard links (the
-      first in layer order holds the data); separate sources make separate files.
-    * Entries are sorted by path, as containers/storage writes a diff over a parent layer;
-      ``walk_order`` writes them in the order of a sorted directory walk instead, as the
-      first layer of a ``FROM scratch`` image is written.  With both orders, and
-      ``timestamp`` set, the layer is byte for byte buildah's (same ``diff_id``).
-
-    ``now`` (default: the current time) is the mtime of new directories.  ``ADD`` archive
-    extraction is not done here (archives in a ``plan.extract`` copy raise
-    :class:`BuildError`): extract those with :func:`aiopod.storage.applier.apply_layer`.
-    Blocking; reads every source file once, each checked to be the file the walk saw.
-    """
-    if now is None:
-        now = int(time.time())
-    dest_dir = plan.dest_dir
-    nodes: dict[tuple[str, ...], _Node] = {}
-
-    def ids(st: os.stat_result) -> tuple[int, int]:
-        if chown is not None:
-            return chown
-        if preserve_ownership:
-            return st.st_uid, st.st_gid
-        return 0, 0
-
-    new_dir_ids = chown if chown is not None else (0, 0)
-
-    # Where the destination really is, and its parents' attributes.
-    parents: list[_Node] = []
-    if rootfs is not None:
-        dest_dir, parents = _resolve_dest(rootfs, dest_dir, new_dir_ids, now)
-    else:
-        for depth in range(1, len(dest_dir) + 1):
-            parents.append(_Node(dest_dir[:depth], TYPE_DIR, 0o755, *new_dir_ids, mtime=now))
-    for node in parents:
-        nodes[node.parts] = node
-
-    def perm_of(st: os.stat_result, is_dir: bool) -> int:
-        perm = stat.S_IMODE(st.st_mode)
-        if strip_setid:
-            perm &= ~(stat.S_ISUID | stat.S_ISGID)
-        if chmod is not None:
-            perm = chmod & 0o7777
-        return perm
-
-    def add(
-        parts: tuple[str, ...],
-        st: os.stat_result,
-        link: str | None,
-        group: int,
-        entry: SourceEntry,
-        realpath: str,
-        xattrs: Sequence[tuple[str, bytes]],
-    ) -> None:
-        mode = st.st_mode
-        uid, gid = ids(st)
-        mtime = round_mtime(st.st_mtime_ns)
-        if stat.S_ISDIR(mode):
-            node = _Node(parts, TYPE_DIR, perm_of(st, True), uid, gid, mtime)
-        elif stat.S_ISREG(mode):
-            node = _Node(
-                parts,
-                TYPE_REG,
-                perm_of(st, False),
-                uid,
-                gid,
-                mtime,
-                size=st.st_size,
-                inode=(st.st_dev, st.st_ino) if st.st_nlink > 1 else None,
-                group=group,
-                source=entry,
-                realpath=realpath,
-                st=st,
-            )
-        elif stat.S_ISLNK(mode):
-            node = _Node(parts, TYPE_SYMLINK, 0o777, uid, gid, mtime, linkname=link or "")
-        elif stat.S_ISFIFO(mode):
-            node = _Node(parts, TYPE_FIFO, perm_of(st, False), uid, gid, mtime)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            node = _Node(
-                parts,
-                TYPE_BLOCK if stat.S_ISBLK(mode) else TYPE_CHAR,
-                perm_of(st, False),
-                uid,
-                gid,
-                mtime,
-                devmajor=os.major(st.st_rdev),
-                devminor=os.minor(st.st_rdev),
-            )
-        else:
-            return  # sockets are skipped, as buildah does
-        node.xattrs = dict(xattrs) or None
-        nodes[parts] = node
-
-    for group, entry in enumerate(entries):
-        if plan.extract and entry.is_archive:
-            raise BuildError(
-                f"{entry.source!r}: extracting archives is not done by write_copy_layer"
-            )
-        if entry.is_dir:
-            for member in entry.members:
-                parts = (*dest_dir, *member.relname.split("/"))
-                add(
-                    parts,
-                    member.stat,
-                    member.link_target,
-                    group,
-                    entry,
-                    member.realpath,
-                    member.xattrs,
-                )
-        else:
-            name = plan.rename if plan.rename is not None else entry.name
-            add((*dest_dir, name), entry.stat, None, group, entry, entry.realpath, entry.xattrs)
-
-    # Parents that no entry provides: directories the walk entered but did not copy.
-    for parts in list(nodes):
-        for depth in range(len(parts) - 1, 0, -1):
-            parent = parts[:depth]
-            if parent in nodes:
-                break
-            nodes[parent] = _Node(parent, TYPE_DIR, 0o755, *new_dir_ids, mtime=now)
-
-    ordered = list(nodes.values())
-    if not walk_order:
-        ordered.sort(key=lambda n: _path_key(n.parts))
-    else:
-        ordered.sort(key=lambda n: [os.fsencode(p) for p in n.parts])
-
-    writer = LayerWriter(out, timestamp=timestamp)
-    first_link: dict[tuple[int, tuple[int, int]], str] = {}
-    opener = _ContextReader()
-    try:
-        for node in ordered:
-            name = "/".join(node.parts)
-            if node.kind == TYPE_DIR:
-                writer.add_dir(
-                    name,
-                    mode=node.perm,
-                    uid=node.uid,
-                    gid=node.gid,
-                    mtime=node.mtime,
-                    xattrs=node.xattrs,
-                )
-            elif node.kind == TYPE_SYMLINK:
-                writer.add_symlink(
-                    name,
-                    node.linkname,
-                    uid=node.uid,
-                    gid=node.gid,
-                    mtime=node.mtime,
-                    xattrs=node.xattrs,
-                )
-            elif node.kind == TYPE_REG:
-                key = (node.group, node.inode) if node.inode is not None else None
-                if key is not None and key in first_link:
-                    writer.add_hardlink(
-                        name,
-                        first_link[key],
-                        mode=node.perm,
-                        uid=node.uid,
-                        gid=node.gid,
-                        mtime=node.mtime,
-                    )
-                    continue
-                if key is not None:
-                    first_link[key] = name
-                assert node.source is not None and node.st is not None
-                fd = opener.open(node.source, node.realpath, node.st)
-                try:
-                    writer._file_from_fd(
-                        name, fd, node.size, node.perm, node.uid, node.gid, node.mtime, node.xattrs
-                    )
-                finally:
-                    os.close(fd)
-            elif node.kind == TYPE_FIFO:
-                writer.add_fifo(name, mode=node.perm, uid=node.uid, gid=node.gid, mtime=node.mtime)
-            else:
-                writer.add_device(
-                    name,
-                    block=node.kind == TYPE_BLOCK,
-                    major=node.devmajor,
-                    minor=node.devminor,
-                    mode=node.perm,
-                    uid=node.uid,
-                    gid=node.gid,
-                    mtime=node.mtime,
-                )
-    finally:
-        opener.close()
-    return writer.close()
-
-
-class _ContextReader:
-    """Opens source files inside their context, caching the parent directory's fd."""
-
-    def __init__(self) -> None:
-        self._roots: dict[Path, RootDir] = {}
-        self._dir_key: tuple[Path, str] | None = None
-        self._dir_fd = -1
-
-    def open(self, entry: SourceEntry, realpath: str, expected: os.stat_result) -> int:
-        """A read descriptor of ``realpath`` in the entry's context; it must still be the
-        regular file (same inode and size) the walk saw."""
-
-        root = self._roots.get(entry.context)
-        if root is None:
-            root = self._roots[entry.context] = RootDir(entry.context)
-        head, _, name = realpath.rpartition("/")
-        key = (entry.context, head)
-        if key != self._dir_key:
-            if self._dir_fd >= 0:
-                os.close(self._dir_fd)
-                self._dir_fd = -1
-            self._dir_key = None
-            self._dir_fd = open_parent_in_root(root, head)
-            self._dir_key = key
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(name, flags, dir_fd=self._dir_fd)
-        except OSError as exc:
-            raise BuildError(f"reading {realpath!r} in the build context: {exc.strerror}") from exc
-        st = os.fstat(fd)
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_size != expected.st_size
-            or (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
-        ):
-            os.close(fd)
-            raise BuildError(f"{realpath!r} in the build context changed while being copied")
-        return fd
-
-    def close(self) -> None:
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-            self._dir_fd = -1
-        for root in self._roots.values():
-            root.close()
-        self._roots.clear()
-
-
-def _resolve_dest(
-    rootfs: Path, dest_dir: tuple[str, ...], new_ids: tuple[int, int], now: int
-) -> tuple[tuple[str, ...], list[_Node]]:
-    """Resolve ``dest_dir`` inside ``rootfs``, its symlinks followed with the rootfs as
-    ``/`` (a dangling one leads to where its target would be, as buildah's ``Eval`` and
-    ``Mkdir`` do).  Returns the real destination and the parent entries to write:
-    existing directories with their attributes (the deepest one, which gets new entries,
-    with mtime ``now``), missing ones as new directories."""
-    with RootDir(rootfs) as root:
-        real: tuple[str, ...] = ()
-        todo = list(dest_dir)
-        missing: list[str] = []
-        hops = 0
-        while todo:
-            name = todo.pop(0)
-            try:
-                resolved = root.open_dir((*real, name))
-            except FileNotFoundError:
-                pass
-            except NotADirectoryError as exc:
-                shown = "/" + "/".join((*real, name))
-                raise BuildError(
-                    f"destination {'/' + '/'.join(dest_dir)!r}: {shown!r} is not a directory"
-                ) from exc
-            else:
-                os.close(resolved.fd)
-                real = resolved.path
-                continue
-            parent = root.open_dir(real)
-            try:
-                st = lstat_at(parent.fd, name)
-                target = (
-                    os.readlink(name, dir_fd=parent.fd)
-                    if st is not None and stat.S_ISLNK(st.st_mode)
-                    else None
-                )
-            finally:
-                os.close(parent.fd)
-            if target is None:
-                missing = [name, *todo]
-                break
-            hops += 1
-            if hops > root.max_symlink_hops:
-                raise BuildError(f"destination {'/' + '/'.join(dest_dir)!r}: too many symlinks")
-            if target.startswith("/"):
-                real = ()
-            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-        parts: list[str] = []
-        for name in missing:  # lexically: nothing below a missing directory exists
-            if name == "..":
-                if parts:
-                    parts.pop()
-                elif real:
-                    real = real[:-1]
-            elif name not in ("", "."):
-                parts.append(name)
-        nodes = [_existing_dir(root, real[:depth]) for depth in range(1, len(real) + 1)]
-    if nodes:
-        nodes[-1].mtime = now  # the directory that gets new entries
-    final = (*real, *parts)
-    for depth in range(len(real) + 1, len(final) + 1):
-        nodes.append(_Node(final[:depth], TYPE_DIR, 0o755, *new_ids, mtime=now))
-    return final, nodes
-
-
-def _existing_dir(root: RootDir, parts: tuple[str, ...]) -> _Node:
-    parent = root.open_dir(parts[:-1])
-    try:
-        st = lstat_at(parent.fd, parts[-1])
-    finally:
-        os.close(parent.fd)
-    if st is None or not stat.S_ISDIR(st.st_mode):
-        raise BuildError(f"{'/'.join(parts)!r} changed while the destination was resolved")
-    return _Node(
-        parts,
-        TYPE_DIR,
-        stat.S_IMODE(st.st_mode),
-        st.st_uid,
-        st.st_gid,
-        st.st_mtime_ns // 1_000_000_000,
-    )

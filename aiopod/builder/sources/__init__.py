@@ -1,2 +1,3 @@
 """What ``COPY`` and ``ADD`` copy: the build context and its ignore rules, URLs and
-heredocs made into files, where each source goes, and buildah's content digest of them."""
+heredocs made into files, where each source goes (the destination in the image and the
+plan of the layer), and buildah's content digest of them."""

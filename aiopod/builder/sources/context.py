@@ -1,4 +1,4 @@
-"""``COPY``/``ADD`` sources inside a build context, their destination, and their digest.
+"""``COPY``/``ADD`` sources inside a build context: what they match, and reading them.
 
 :func:`resolve_sources` turns the source arguments of one instruction into
 :class:`SourceEntry` items, as buildah 1.28 does (all checked against it in
@@ -23,17 +23,19 @@
   directory is still walked when an exception may re-include something inside.  A source
   whose every match is excluded is an error ("no items matching glob ... copied").
 
-:func:`copy_plan` applies the destination rules, :func:`sources_digest` computes the
-``file:<hex>``/``dir:<hex>``/``multi:<hex>`` summary buildah puts into the history and uses
-as the layer cache key, and :func:`aiopod.builder.layers.writer.write_copy_layer` writes the
-layer.
+:class:`SourceReader` opens the files found for reading, inside their context, each
+checked to be the file the walk saw.
+
+What is done with the entries lives elsewhere: :mod:`aiopod.builder.sources.copy_plan`
+(the destination rules and the layer's entries), :mod:`aiopod.builder.sources.content_digest`
+(buildah's ``file:``/``dir:`` summary) and :mod:`aiopod.builder.layers.copy_layer` (the
+layer).
 
 Everything here is blocking; async callers run it in a worker thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tarfile
@@ -41,19 +43,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiopod.builder.layers.writer import (
-    TYPE_BLOCK,
-    TYPE_CHAR,
-    TYPE_DIR,
-    TYPE_FIFO,
-    TYPE_LINK,
-    TYPE_REG,
-    TYPE_SYMLINK,
-    _ContextReader,
-    go_tar_header,
-)
-from aiopod.builder.sources.account_names import AccountNames, lookup_account_names
-from aiopod.builder.sources.digest_cache import DigestCache, active as active_digest_cache
 from aiopod.builder.sources.ignore import (
     IgnoreRules,
     go_clean,
@@ -73,13 +62,12 @@ from aiopod.storage.rootfs_path import (
 )
 
 __all__ = (
-    "CopyPlan",
+    "MAX_SOURCE_SYMLINKS",
     "Member",
     "SourceEntry",
-    "copy_plan",
-    "destination_hints",
+    "SourceReader",
+    "Xattrs",
     "resolve_sources",
-    "sources_digest",
 )
 
 #: buildah's copier follows at most this many symlinks when a source is one.
@@ -399,309 +387,66 @@ def _entry(
     return SourceEntry(context, source, index, rel, name, realpath, st, members, xattrs, archive)
 
 
-# -- destination -------------------------------------------------------------------------------
+# -- reading ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CopyPlan:
-    """Where a ``COPY``/``ADD`` puts its entries.
+class SourceReader:
+    """Opens the regular files :func:`resolve_sources` found, for reading, inside their
+    context.
 
-    ``dest`` is the absolute destination as buildah computes it (a trailing ``/`` kept);
-    ``dest_dir`` the root-relative components of the directory that receives the items
-    (``..`` can never climb above the root: ``/../../tmp/x`` is ``tmp/x``); ``rename`` the
-    new name of the single file when the destination names a file; ``extract`` whether
-    archives are to be unpacked (``ADD``).
+    :meth:`open` resolves the file's directory inside the context (its symlinks followed
+    with the context as ``/``, as the walk did), opens the name itself without following
+    it, and checks that it is still the regular file the walk saw (same device, inode and
+    size): a source replaced or resized in between raises :class:`BuildError` rather than
+    being read.  The last directory's descriptor is kept, so the files of one directory
+    read in a row resolve it once; :meth:`close` closes it and the contexts' root
+    descriptors.
+
+    Blocking; one reader serves one thread at a time.
     """
 
-    dest: str
-    dest_dir: tuple[str, ...]
-    rename: str | None = None
-    extract: bool = False
+    def __init__(self) -> None:
+        self._roots: dict[Path, RootDir] = {}
+        self._dir_key: tuple[Path, str] | None = None
+        self._dir_fd = -1
 
-
-def _rootpath_components(path: str) -> tuple[str, ...]:
-    """``path`` as root-relative components, ``..`` stopping at the root (Go's Clean)."""
-    return tuple(path_components(go_clean("/" + path)))
-
-
-def copy_plan(
-    entries: Sequence[SourceEntry],
-    dest: str,
-    workdir: str,
-    *,
-    dest_is_dir_hint: bool,
-    dest_is_file_hint: bool = False,
-    extract: bool = False,
-    nsources: int | None = None,
-) -> CopyPlan:
-    """buildah's destination rules for ``COPY``/``ADD`` of ``entries`` to ``dest``.
-
-    * A relative destination is joined to ``workdir``; an empty one is ``workdir/``.
-    * It must be a directory when several sources were given (``nsources``, by default
-      the number of distinct arguments among ``entries``; buildah accepts the missing
-      trailing ``/`` where Docker refuses), when it ends in ``/``, when it is the
-      working directory, or when the single source is a directory (or an archive to
-      extract).  The entries then go *into* it (created with its parents if missing).
-    * Otherwise, when it is an existing directory (``dest_is_dir_hint``: it exists in the
-      image as a directory, after the image's symlinks) the entries go into it; when the
-      single source is a regular file, or the destination is an existing file
-      (``dest_is_file_hint``), the destination names the file (``rename``).  A glob that
-      matched several files with such a destination leaves only the last one, as in
-      buildah.
-    * An existing file where a directory is needed is an error.
-
-    Pure: looks nothing up (:func:`destination_hints` gives the hints).
-    """
-    work = "/" + workdir.strip("/") if workdir.strip("/") else "/"
-    if not dest.startswith("/"):
-        joined = go_clean(work + "/" + dest)
-        dest_abs = joined.rstrip("/") + "/" if (dest == "" or dest.endswith("/")) else joined
-    else:
-        dest_abs = dest
-    count = nsources if nsources is not None else len({e.index for e in entries})
-    must_be_dir = count > 1 or dest_abs.endswith("/") or go_clean(dest_abs) == go_clean(work)
-    can_be_file = False
-    if count == 1 and entries:
-        first = entries[0]
-        if first.is_dir or (first.is_archive and extract):
-            must_be_dir = True
-        can_be_file = first.is_regular
-    parts = _rootpath_components(dest_abs)
-    rename: str | None = None
-    if dest_is_dir_hint or not parts:
-        pass
-    elif dest_is_file_hint:
-        if must_be_dir:
-            raise BuildError(f"destination {dest_abs} already exists but is not a directory")
-        rename = parts[-1]
-    elif not must_be_dir and can_be_file:
-        rename = parts[-1]
-    if rename is not None:
-        return CopyPlan(dest_abs, parts[:-1], rename, extract)
-    return CopyPlan(dest_abs, parts, None, extract)
-
-
-def destination_hints(rootfs: Path, dest: str, workdir: str) -> tuple[bool, bool]:
-    """``(is_dir, is_file)`` of a ``COPY`` destination in ``rootfs``, resolved inside it
-    (the image's symlinks followed with ``rootfs`` as ``/``).  Blocking."""
-    work = "/" + workdir.strip("/") if workdir.strip("/") else "/"
-    dest_abs = dest if dest.startswith("/") else go_clean(work + "/" + dest)
-    with RootDir(rootfs) as root:
+    def open(self, context: Path, realpath: str, expected: os.stat_result) -> int:
+        """A read descriptor of ``realpath`` (a path in ``context``, as
+        :attr:`SourceEntry.realpath` and :attr:`Member.realpath` give it) that is still the
+        file ``expected`` describes.  The caller closes it."""
+        root = self._roots.get(context)
+        if root is None:
+            root = self._roots[context] = RootDir(context)
+        head, _, name = realpath.rpartition("/")
+        key = (context, head)
+        if key != self._dir_key:
+            if self._dir_fd >= 0:
+                os.close(self._dir_fd)
+                self._dir_fd = -1
+            self._dir_key = None
+            self._dir_fd = open_parent_in_root(root, head)
+            self._dir_key = key
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            _, st = resolve_in_root(root, _rootpath_components(dest_abs), max_final_hops=40)
-        except (FileNotFoundError, NotADirectoryError, TooManySymlinks):
-            return False, False
-    return stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
-
-
-# -- the content digest ---------------------------------------------------------------------------
-
-
-@dataclass
-class _DigestOptions:
-    chown: tuple[int, int] | None
-    chmod: int | None
-    preserve_ownership: bool
-    strip_setid: bool
-
-
-def _stream_header(
-    name: str,
-    st: os.stat_result,
-    link: str | None,
-    xattrs: Xattrs,
-    names: AccountNames,
-    opts: _DigestOptions,
-    hardlink_to: str | None = None,
-) -> tuple[bytes, int]:
-    """The header copier ``Get`` writes for one item, re-encoded with zeroed times as
-    buildah's digester does; returns it and the data size that follows."""
-    mode = st.st_mode
-    perm = stat.S_IMODE(mode)
-    if opts.strip_setid:
-        perm &= ~(stat.S_ISUID | stat.S_ISGID)
-    is_dir = stat.S_ISDIR(mode)
-    if opts.chmod is not None:
-        perm = opts.chmod
-    if opts.chown is not None:
-        uid, gid = opts.chown
-    elif opts.preserve_ownership:
-        uid, gid = st.st_uid, st.st_gid
-    else:
-        uid, gid = 0, 0
-    size = 0
-    linkname = ""
-    devmajor = devminor = 0
-    if is_dir:
-        typeflag = TYPE_DIR
-    elif stat.S_ISREG(mode):
-        if hardlink_to is not None:
-            typeflag, linkname = TYPE_LINK, hardlink_to
-        else:
-            typeflag, size = TYPE_REG, st.st_size
-    elif stat.S_ISLNK(mode):
-        typeflag, linkname = TYPE_SYMLINK, link or ""
-    elif stat.S_ISFIFO(mode):
-        typeflag = TYPE_FIFO
-    else:
-        typeflag = TYPE_BLOCK if stat.S_ISBLK(mode) else TYPE_CHAR
-        devmajor, devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    header = go_tar_header(
-        name,
-        typeflag=typeflag,
-        mode=perm,
-        uid=uid,
-        gid=gid,
-        size=size,
-        mtime=0,
-        linkname=linkname,
-        uname=names.user(st.st_uid),
-        gname=names.group(st.st_gid),
-        devmajor=devmajor,
-        devminor=devminor,
-        xattrs=dict(xattrs) or None,
-    )
-    return header, size
-
-
-def _entry_stats(entry: SourceEntry) -> list[os.stat_result]:
-    return [member.stat for member in entry.members] if entry.is_dir else [entry.stat]
-
-
-def _entry_names(entry: SourceEntry) -> AccountNames:
-    """The names of the owners of *entry*'s files, as buildah's copier gives them."""
-    stats = _entry_stats(entry)
-    return lookup_account_names(
-        entry.context, (st.st_uid for st in stats), (st.st_gid for st in stats)
-    )
-
-
-def _name_items(names: AccountNames) -> list[tuple[str, str]]:
-    """*names* as the digest cache hashes them."""
-    return [
-        *((f"uid {uid}", name) for uid, name in sorted(names.users.items())),
-        *((f"gid {gid}", name) for gid, name in sorted(names.groups.items())),
-    ]
-
-
-def _entry_digest(
-    entry: SourceEntry,
-    rename: str | None,
-    opts: _DigestOptions,
-    names: AccountNames,
-    reader: _ContextReader,
-) -> str:
-    h = hashlib.sha256()
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
-
-    def data(realpath: str, st: os.stat_result) -> None:
-        size = st.st_size
-        fd = reader.open(entry, realpath, st)
-        try:
-            left = size
-            while left:
-                got = os.readv(fd, [view[: min(len(view), left)]])
-                if not got:
-                    raise BuildError(f"{realpath!r} in the build context shrank while being read")
-                h.update(view[:got])
-                left -= got
-        finally:
+            fd = os.open(name, flags, dir_fd=self._dir_fd)
+        except OSError as exc:
+            raise BuildError(f"reading {realpath!r} in the build context: {exc.strerror}") from exc
+        st = os.fstat(fd)
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != expected.st_size
+            or (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
+        ):
             os.close(fd)
-        if size % 512:
-            h.update(bytes(512 - size % 512))
+            raise BuildError(f"{realpath!r} in the build context changed while being copied")
+        return fd
 
-    if entry.is_dir:
-        seen: dict[tuple[int, int], str] = {}
-        for member in entry.members:
-            st = member.stat
-            link_to = None
-            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                link_to = seen.get(key)
-                if link_to is None:
-                    seen[key] = member.relname
-            header, size = _stream_header(
-                member.relname, st, member.link_target, member.xattrs, names, opts, link_to
-            )
-            h.update(header)
-            if size:
-                data(member.realpath, st)
-    else:
-        name = rename if rename is not None else entry.name
-        header, size = _stream_header(name, entry.stat, None, entry.xattrs, names, opts)
-        h.update(header)
-        if size:
-            data(entry.realpath, entry.stat)
-    h.update(bytes(1024))
-    return h.hexdigest()
-
-
-#: The revision of the digest below: bump it whenever the same sources would get another
-#: digest, so that digests cached by an older aiopod (:mod:`aiopod.builder.sources.digest_cache`)
-#: are not served.
-DIGEST_REVISION = 2
-
-
-def sources_digest(
-    entries: Sequence[SourceEntry],
-    plan: CopyPlan | None = None,
-    *,
-    chown: tuple[int, int] | None = None,
-    chmod: int | None = None,
-    preserve_ownership: bool = False,
-    strip_setid: bool = True,
-    cache: DigestCache | None = None,
-) -> str:
-    """buildah's content summary of a ``COPY``/``ADD``: ``file:<hex>`` or ``dir:<hex>`` for
-    one item, ``multi:<hex>`` for several (the sha256 of ``"file:<hex>,dir:<hex>,..."``),
-    ``""`` for none.  History records ``COPY <summary> in <dest>``; the layer cache uses it.
-
-    Each item's hex is the sha256 of the tar stream buildah's copier produces for it,
-    re-encoded by Go's ``archive/tar`` with mtime, atime and ctime zeroed: names relative
-    to a directory source (no trailing ``/``) or the file's (renamed) base name, permission
-    bits without file-type bits (setuid/setgid stripped unless ``strip_setid`` is false;
-    ``chmod`` replaces them, symlinks included), ids 0:0 or ``chown`` (or the file's with
-    ``preserve_ownership``), the user and group names of the file's own ids as buildah's
-    copier finds them in its ``chroot`` (:mod:`aiopod.builder.sources.account_names`: the root's
-    ``etc/passwd`` and ``etc/group`` and the host's other name services), hard links
-    inside a directory as links, the relevant xattrs as PAX records, the data, and the two
-    zero blocks.  This reproduces buildah 1.28's digests bit for bit (tests compare them).
-    A ``touch`` keeps the digest; a ``chmod`` or content change alters it.
-
-    Each entry's hex comes from *cache* (by default the active
-    :class:`~aiopod.builder.sources.digest_cache.DigestCache`, if any) when its files' ``lstat``
-    fields are those it was recorded with, and is recorded there otherwise.
-
-    Blocking: reads every source file once (none for an entry the cache holds), and the
-    cache file.
-    """
-    opts = _DigestOptions(chown, chmod, preserve_ownership, strip_setid)
-    rename = plan.rename if plan is not None else None
-    cache = cache if cache is not None else active_digest_cache()
-    options = (chown, chmod, preserve_ownership, strip_setid, rename)
-    reader = _ContextReader()
-    parts: list[str] = []
-    try:
-        for entry in entries:
-            names = _entry_names(entry)
-            if cache is None or not cache.serves(entry.context):
-                parts.append(f"{entry.kind}:{_entry_digest(entry, rename, opts, names, reader)}")
-                continue
-            key = cache.fingerprint(
-                entry, options=options, names=_name_items(names), revision=DIGEST_REVISION
-            )
-            hexdigest = cache.lookup(key)
-            if hexdigest is None:
-                hexdigest = _entry_digest(entry, rename, opts, names, reader)
-                cache.record(key, hexdigest)
-            parts.append(f"{entry.kind}:{hexdigest}")
-    finally:
-        reader.close()
-        if cache is not None:
-            cache.flush()
-    if not parts:
-        return ""
-    if len(parts) == 1:
-        return parts[0]
-    return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
+    def close(self) -> None:
+        """Close the cached descriptors.  Idempotent; the reader can be used again."""
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
+        self._dir_key = None
+        for root in self._roots.values():
+            root.close()
+        self._roots.clear()

@@ -1,6 +1,6 @@
 """A stat-keyed cache of the content digests of ``COPY``/``ADD`` sources.
 
-:func:`aiopod.builder.sources.context.sources_digest` reads every source file to compute the
+:func:`aiopod.builder.sources.content_digest.sources_digest` reads every source file to compute the
 ``file:<hex>``/``dir:<hex>`` summary that the history records and the layer cache
 compares.  A rebuild of an unchanged context would read it all again; this cache
 remembers each source entry's digest under a *fingerprint* of everything that digest
@@ -62,12 +62,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from aiopod.builder.sources.context import SourceEntry
 from aiopod.storage.fsutil import atomic_write
-
-if TYPE_CHECKING:
-    from aiopod.builder.sources.context import SourceEntry
 
 __all__ = (
     "CACHE_FILE_NAME",

@@ -35,7 +35,7 @@ import anyio.to_thread
 
 from aiopod.builder.dockerfile.parser import Heredoc
 from aiopod.builder.dockerfile.words import ExpansionError, process_word
-from aiopod.builder.layers.writer import go_tar_header
+from aiopod.builder.layers.tar_header import go_tar_header
 from aiopod.errors import BuildError
 
 if TYPE_CHECKING:
