@@ -4,7 +4,8 @@ A notebook (IPython with top-level ``await``) runs every cell as a coroutine on 
 loop that is already running; ``asyncio.timeout``, ``asyncio.wait_for`` and an
 interrupted cell cancel with asyncio's own ``Task.cancel()``, which anyio's shielded cancel
 scopes do not stop.  These tests run on pytest-asyncio's loop (not through anyio's pytest
-plugin) and cancel the asyncio way.
+plugin) and cancel the asyncio way.  One test runs the same work on trio, which the
+library supports and aiofiles does not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiofiles
 import anyio
 import anyio.from_thread
 import pytest
@@ -355,6 +357,17 @@ async def test_the_library_never_starts_an_event_loop_of_its_own(
     ]:
         monkeypatch.setattr(module, name, refuse(f"{module.__name__}.{name}"))
 
+    await everyday_work(tmp_path)
+    assert calls == []
+    # And were one called unpatched, the running loop would refuse it.
+    nested = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="running event loop"):
+        asyncio.runners.run(nested)
+    nested.close()
+
+
+async def everyday_work(tmp_path: Path) -> None:
+    """Most of the API, once each, on a fresh store in *tmp_path*."""
     rootfs, _ = rootfs_tarball(tmp_path / "rootfs.tar", {"etc/hostname": b"x\n"})
     async with Runtime(tmp_path / "store") as rt:
         await rt.load(write_docker_archive(tmp_path / "app.tar", [BASE, APP]))
@@ -365,7 +378,8 @@ async def test_the_library_never_starts_an_event_loop_of_its_own(
         await rt.save(tmp_path / "out", ["app:1"], format="oci-dir")
         container = await rt.create_container("app:1", ["true"])
         await rt.create_working_container("base:1")
-        await rt.remove_images(["app:1"], force=True)
+        report = await rt.remove_images(["app:1"], force=True)
+        assert report.removed_containers == [container.id]
         await rt.remove_containers(all=True)
         await rt.prune_images(all=True)
         assert (await rt.check(repair=True)).ok
@@ -376,25 +390,33 @@ async def test_the_library_never_starts_an_event_loop_of_its_own(
                     tg.cancel_scope.cancel()
 
             tg.start_soon(follow)
-    assert container.id
-    assert calls == []
-    # And were one called unpatched, the running loop would refuse it.
-    nested = asyncio.sleep(0)
-    with pytest.raises(RuntimeError, match="running event loop"):
-        asyncio.runners.run(nested)
-    nested.close()
+        assert await rt.images(all=True) == []
+        assert await rt.containers(external=True) == []
+
+
+def test_the_same_work_runs_on_trio_where_aiofiles_cannot_go(tmp_path: Path) -> None:
+    """Why the library does its file work in anyio worker threads, not with aiofiles
+    (README, "Files and threads"): aiopod runs on trio as well, aiofiles only on asyncio."""
+    anyio.run(everyday_work, tmp_path, backend="trio")
+
+    async def append_with_aiofiles() -> None:
+        async with aiofiles.open(tmp_path / "audit.jsonl", "a") as f:
+            await f.write("{}\n")
+
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        anyio.run(append_with_aiofiles, backend="trio")
 
 
 # -------------------------------------------------------------------- the README, as written
 
 
-def readme_snippet(heading: str) -> str:
-    """The first ``python`` block of the README section called *heading*."""
+def readme_snippet(heading: str, index: int = 0) -> str:
+    """The *index*-th ``python`` block of the README section called *heading*."""
     text = README.read_text()
     section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, f"no python block under {heading!r}"
-    return match.group(1)
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) > index, f"no python block {index} under {heading!r}"
+    return str(blocks[index])
 
 
 async def run_as_a_cell(source: str, namespace: dict[str, Any]) -> None:
@@ -425,3 +447,26 @@ async def test_the_readme_notebook_tour_runs_as_written_in_a_running_loop(
     assert APP.id[:12] in capsys.readouterr().out
     with pytest.raises(aiopod.RuntimeStopped):
         await namespace["rt"].images()
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(os.geteuid() != 0, reason="builds apply layers as root")
+async def test_the_readme_progress_stream_snippet_runs_as_written_in_a_running_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = readme_snippet("Building images", 1)
+    assert "progress=send" in source
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "greeting").write_text("hello\n")
+    (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\nCOPY greeting /greeting\n")
+
+    async with Runtime(tmp_path / "store") as rt:
+        # What the README's earlier cells defined.
+        namespace: dict[str, Any] = {"anyio": anyio, "aiopod": aiopod, "rt": rt}
+        await run_as_a_cell(source, namespace)
+        assert [i.id for i in await rt.images()] == [namespace["image"].id]
+    out = capsys.readouterr().out
+    assert "STEP 1/2: FROM scratch\n" in out
+    assert "STEP 2/2: COPY greeting /greeting\n" in out
+    assert out.rstrip().endswith(namespace["image"].id)
