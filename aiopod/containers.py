@@ -37,6 +37,7 @@ from aiopod.storage.container_records import ContainerRecord, RuntimeConfig
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import StoreState
 from aiopod.storage.store import Store, Transaction
+from aiopod.storage.threads import run_to_completion
 from aiopod.storage.unpack import open_layers, unpack_layers
 from aiopod.transports.jsonutil import parse_json_object
 
@@ -210,7 +211,8 @@ async def _make_container(
         raise
     try:
         staged = area.path / container_id
-        await anyio.to_thread.run_sync(populate, staged / "rootfs")
+        # Waited for whatever cancels the caller: the area is removed only after it.
+        await run_to_completion(populate, staged / "rootfs")
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         async with store.transaction() as txn:
             if check is not None:
@@ -230,8 +232,7 @@ async def _make_container(
             txn.emit([event])
         return record, txn.recorded or [event]
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(area.close)
+        await run_to_completion(area.close)
 
 
 def _choose_name(

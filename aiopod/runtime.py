@@ -44,6 +44,7 @@ from aiopod.storage.layout import StoreLayout
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, Transaction, default_root
+from aiopod.storage.threads import run_to_completion
 from aiopod.transports.jsonutil import parse_json_object
 
 if TYPE_CHECKING:
@@ -89,7 +90,10 @@ class Runtime:
         self.events = EventBus()
         self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
         self.store = Store(
-            root_path, lock_timeout=lock_timeout, record_events=self._event_log.append
+            root_path,
+            lock_timeout=lock_timeout,
+            record_events=self._event_log.append,
+            publish_events=self._publish,
         )
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"
@@ -131,17 +135,17 @@ class Runtime:
             self.events.close()
 
     def _publish(self, events: Sequence[Event]) -> None:
+        # The store calls this as each commit ends, even when its caller is being cancelled.
         if events:
             self.events.publish(events)
 
     @asynccontextmanager
     async def _changing(self) -> AsyncIterator[Transaction]:
-        """The runtime lock and a store transaction; recorded events are published after."""
+        """The runtime lock and a store transaction (whose events the store publishes)."""
         async with self._lock:
             self._check_open()
             async with self.store.transaction() as txn:
                 yield txn
-            self._publish(txn.recorded)
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -257,8 +261,7 @@ class Runtime:
         from aiopod.transports.load import load_archive
 
         self._check_open()
-        records, events = await load_archive(self.store, Path(path))
-        self._publish(events)
+        records, _ = await load_archive(self.store, Path(path))
         state, tree = await self._snapshot()
         return [image_from_record(state.images.get(r.id, r), tree) for r in records]
 
@@ -268,8 +271,7 @@ class Runtime:
 
         self._check_open()
         names = [str(check_tag_name(name))] if name else []
-        [record], events = await import_tarball(self.store, Path(path), names)
-        self._publish(events)
+        [record], _ = await import_tarball(self.store, Path(path), names)
         state, tree = await self._snapshot()
         return image_from_record(state.images.get(record.id, record), tree)
 
@@ -300,17 +302,17 @@ class Runtime:
                         names.append(name)
             images = list(chosen.values())
             target = Path(path)
+            # The shared lock is held until the writer has read the last blob, whatever
+            # cancels the caller.
             if format == "docker-archive":
                 from aiopod.transports.docker_archive import write_docker_archive
 
-                await anyio.to_thread.run_sync(
-                    write_docker_archive, target, images, self.store.blob_path
-                )
+                await run_to_completion(write_docker_archive, target, images, self.store.blob_path)
             else:
                 from aiopod.transports.oci_layout import write_oci_layout
 
                 archive = format == "oci-archive"
-                await anyio.to_thread.run_sync(
+                await run_to_completion(
                     lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
                 )
         attributes = {"path": str(target), "format": format}
@@ -371,7 +373,6 @@ class Runtime:
             report = await execute_plan(
                 self.store, planner, dry_run=dry_run, concurrency=self.concurrency
             )
-        self._publish(report.events)
         return report
 
     async def remove_image(self, reference: str, **options: Any) -> RemovalReport:
@@ -398,7 +399,6 @@ class Runtime:
             self._check_open()
             report = await execute_plan(self.store, planner, dry_run=dry_run)
         report.deleted = pruned_ids(report.plan) if report.plan else []
-        self._publish(report.events)
         return report
 
     # -- containers ------------------------------------------------------------------------
@@ -431,10 +431,9 @@ class Runtime:
         self, image: str, command: Sequence[str], *, name: str | None, external: bool
     ) -> Container:
         self._check_open()
-        record, events = await create_container(
+        record, _ = await create_container(
             self.store, image, name=name, command=command, external=external
         )
-        self._publish(events)
         state, _ = await self._snapshot()
         return container_from_record(record, state)
 
@@ -452,7 +451,6 @@ class Runtime:
         async with self._lock:
             self._check_open()
             report = await execute_plan(self.store, planner, concurrency=self.concurrency)
-        self._publish(report.events)
         return report
 
     # -- builds ----------------------------------------------------------------------------
@@ -525,7 +523,6 @@ class Runtime:
             secrets={key: Path(value) for key, value in (secrets or {}).items()},
         )
         result = await build_image(self.store, options, progress=progress)
-        self._publish(result.events)
         state, tree = await self._snapshot()
         return image_from_record(state.images.get(result.image.id, result.image), tree)
 

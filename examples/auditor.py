@@ -16,7 +16,9 @@ log, ``aiopod events``).
 The file is written with aiofiles, one write per burst of events (each aiofiles call is a
 trip to a worker thread, so writing event by event would be slow).  A write that has
 started is shielded from cancellation: the events it holds have already left the
-subscription and would otherwise be lost.
+subscription and would otherwise be lost.  aiofiles runs its calls in asyncio's executor,
+so this auditor needs the asyncio backend; aiopod itself also runs on trio, where
+``anyio.open_file`` would do the same job (README, "Files and threads").
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from aiopod.storage.layout import render_index
 from aiopod.storage.rebuild import rebuild_state
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store
+from aiopod.storage.threads import run_to_completion
 
 __all__ = ("CheckReport", "check_store")
 
@@ -231,7 +232,10 @@ async def check_store(store: Store, *, repair: bool = False) -> CheckReport:
 async def _check_readable(store: Store, *, repair: bool) -> CheckReport:
     async with store.transaction() as txn:
         with anyio.CancelScope(shield=repair):
-            report, repaired = await anyio.to_thread.run_sync(_check, store, repair)
+            if repair:  # runs to its end under the lock, however the caller is cancelled
+                report, repaired = await run_to_completion(_check, store, repair)
+            else:
+                report, repaired = await anyio.to_thread.run_sync(_check, store, repair)
             if repaired is not None:
                 # Through the transaction, so that the change token changes with
                 # images.json: a runtime holding the old metadata reloads it instead of

@@ -19,8 +19,11 @@ Commit protocol (referents before referrers; metadata is the truth)
 
 Cancellation
     Waiting for a lock is cancellable.  A commit, once begun, runs to its end in a
-    worker thread under a shielded cancel scope, so a cancelled caller never leaves a
-    half-applied change.
+    worker thread and the locks are held until it has ended, whatever cancels the caller
+    (asyncio's ``Task.cancel()`` included, see :mod:`aiopod.storage.threads`), so a
+    cancelled caller never leaves a half-applied change.  The events a commit recorded
+    are handed to ``publish_events`` as soon as it has ended, even when the caller is
+    being cancelled.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
 from aiopod.storage.lock import LockHandle, StoreLock
 from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.threads import run_to_completion
 
 __all__ = ("Store", "Transaction", "default_root")
 
@@ -116,6 +120,10 @@ class Store:
 
     :param root: the store directory (created with mode 0700).
     :param lock_timeout: seconds to wait for the store lock.
+    :param record_events: called in the commit's worker thread with the events a commit
+        emits; returns them as recorded (the event log stamps their ``seq``).
+    :param publish_events: called in the event loop's thread with the recorded events
+        once their commit has ended (it must not block).
     """
 
     def __init__(
@@ -124,9 +132,11 @@ class Store:
         *,
         lock_timeout: float = 120.0,
         record_events: Callable[[Sequence[Event]], list[Event]] | None = None,
+        publish_events: Callable[[Sequence[Event]], None] | None = None,
     ) -> None:
         self.layout = StoreLayout(root)
         self._record_events = record_events
+        self._publish_events = publish_events
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
         self._writer = anyio.Lock()
         self._state = StoreState()
@@ -144,8 +154,7 @@ class Store:
         """
         await anyio.to_thread.run_sync(self._create_dirs)
         async with self._writer, self._lock.hold(exclusive=True) as handle:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._recover, handle)
+            await run_to_completion(self._recover, handle)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -179,8 +188,8 @@ class Store:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Change the store under its exclusive lock; the change is committed on exit.
 
-        If the block raises, nothing is committed.  The commit itself is shielded from
-        cancellation.
+        If the block raises, nothing is committed.  The commit itself runs to its end
+        whatever cancels the caller; its recorded events are published even then.
         """
         async with self._writer, self._lock.hold(exclusive=True) as handle:
             await self._refresh(handle)
@@ -190,12 +199,14 @@ class Store:
             except BaseException:
                 if txn.intents:
                     # Container data is already gone: roll the intent forward now.
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(self._recover, handle)
+                    await run_to_completion(self._recover, handle)
                 raise
             if txn.dirty or txn.events:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._commit, handle, txn)
+                try:
+                    await run_to_completion(self._commit, handle, txn)
+                finally:
+                    if txn.recorded and self._publish_events is not None:
+                        self._publish_events(txn.recorded)
 
     async def purge_containers(
         self, txn: Transaction, container_ids: Sequence[str], *, limit: int = 8
@@ -213,17 +224,15 @@ class Store:
             return {}
         intent = self.layout.journal / f"intent-{secrets.token_hex(8)}.json"
         doc = json.dumps({"containers": list(container_ids)}).encode()
-        await anyio.to_thread.run_sync(atomic_write, intent, doc)
-        txn.intents.append(intent)
+        txn.intents.append(intent)  # first: however the write ends, the intent is recovered
+        await run_to_completion(atomic_write, intent, doc)
         crashpoint("purge:intent")
         failures: dict[str, str] = {}
         limiter = anyio.CapacityLimiter(limit)
 
         async def purge(container_id: str) -> None:
             try:
-                await anyio.to_thread.run_sync(
-                    self._purge_container_dir, container_id, limiter=limiter
-                )
+                await run_to_completion(self._purge_container_dir, container_id, limiter=limiter)
             except OSError as exc:
                 failures[container_id] = exc.strerror or str(exc)
 
@@ -247,15 +256,14 @@ class Store:
         Takes the exclusive lock; then recovers as an open does.
         """
         async with self._writer, self._lock.hold(exclusive=True) as handle:
-            with anyio.CancelScope(shield=True):
 
-                def write() -> None:
-                    self._token = handle.new_token()
-                    atomic_write(self.layout.images_json, state.to_bytes())
-                    atomic_write(self.layout.index_json, render_index(state))
-                    self._recover(handle)
+            def write() -> None:
+                self._token = handle.new_token()
+                atomic_write(self.layout.images_json, state.to_bytes())
+                atomic_write(self.layout.index_json, render_index(state))
+                self._recover(handle)
 
-                await anyio.to_thread.run_sync(write)
+            await run_to_completion(write)
 
     # -- internals (blocking; run in worker threads) ---------------------------------------
 

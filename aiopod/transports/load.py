@@ -27,6 +27,7 @@ from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.store import Store
+from aiopod.storage.threads import run_to_completion
 from aiopod.transports.candidate import ImageCandidate, LayerBlob, build_record
 from aiopod.transports.docker_archive import read_docker_archive
 from aiopod.transports.oci_layout import read_oci_layout
@@ -134,11 +135,11 @@ async def _stage_and_commit(
 ) -> Committed:
     area: StagingArea = await anyio.to_thread.run_sync(store.new_staging_area)
     try:
-        built: Built = await anyio.to_thread.run_sync(stage, area, path, *args)  # type: ignore[arg-type]
+        # Waited for whatever cancels the caller: the area is removed only after it.
+        built: Built = await run_to_completion(stage, area, path, *args)  # type: ignore[arg-type]
         return await _commit(store, built, source, path)
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(area.close)
+        await run_to_completion(area.close)
 
 
 async def load_archive(
