@@ -33,19 +33,18 @@ import anyio
 import anyio.to_thread
 
 from aiopod.builder.copying import copy_step
+from aiopod.builder.dockerfile.files import read_dockerfile
 from aiopod.builder.dockerfile.instructions import (
     METADATA_INSTRUCTIONS,
     apply_metadata,
     history_text,
-    run_command,
-    run_history_text,
 )
 from aiopod.builder.dockerfile.parser import Dockerfile, Instruction, Stage, parse_dockerfile
 from aiopod.builder.dockerfile.words import ExpansionError, expand, parse_arg_definitions
 from aiopod.builder.image_config import DEFAULT_PATH, ImageConfig
 from aiopod.builder.layer_cache import LayerCache, read_config
 from aiopod.builder.layers.commit import commit_image, name_built_image
-from aiopod.builder.layers.snapshot import Snapshot, write_diff_layer
+from aiopod.builder.layers.snapshot import Snapshot
 from aiopod.builder.options import BuildOptions, BuildResult
 from aiopod.builder.progress import (
     BuildFinished,
@@ -56,13 +55,8 @@ from aiopod.builder.progress import (
     StepCommitted,
     StepStarted,
 )
-from aiopod.builder.run.isolation import run_isolated
-from aiopod.builder.run.mounts import (
-    cache_mounts_dir,
-    parse_run_mounts,
-    prepared_mounts,
-    remove_mount_points,
-)
+from aiopod.builder.run.mounts import cache_mounts_dir
+from aiopod.builder.run.step import PROXY_ARGS, run_step
 from aiopod.builder.run.users import resolve_user
 from aiopod.builder.session import LayerWrite, StageRun
 from aiopod.builder.sources.destination import destination_hints
@@ -81,21 +75,9 @@ from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.rootfs_path import RootDir, make_dirs, split_path
 from aiopod.storage.store import Store
+from aiopod.storage.threads import run_to_completion
 
 __all__ = ("BuildOptions", "BuildResult", "build_image")
-
-
-#: Build args RUN sees when given, without an ARG declaring them (kept out of history).
-PROXY_ARGS = (
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-)
 
 
 def _rfc3339(when: datetime) -> str:
@@ -122,7 +104,7 @@ class _Build:
     def __init__(self, store: Store, options: BuildOptions, reporter: Reporter) -> None:
         self._store = store
         self._options = options
-        self.reporter = reporter
+        self._reporter = reporter
         self.events: list[Event] = []
         self.intermediates: list[str] = []
         self._stage_images: list[str] = []
@@ -143,6 +125,10 @@ class _Build:
     @property
     def options(self) -> BuildOptions:
         return self._options
+
+    @property
+    def reporter(self) -> Reporter:
+        return self._reporter
 
     @property
     def cache_mounts_dir(self) -> Path:
@@ -232,9 +218,9 @@ class _Build:
         run.new_layers = []
         run.image = hit.record
         self._step = _Step(last=self._step.last, cached=True)
-        await self.reporter.send(StepCached(hit.record.id))
+        await self._reporter.send(StepCached(hit.record.id))
         if not self._step.last:  # the result's ID comes with its COMMIT
-            await self.reporter.send(StepCommitted(hit.record.id))
+            await self._reporter.send(StepCommitted(hit.record.id))
         return True
 
     async def add_layer(
@@ -283,18 +269,21 @@ class _Build:
         try:
             result = await self._build()
             names = tuple(result.image.names) if self._options.tags else ()
-            await self.reporter.send(BuildFinished(result.image.id, names))
+            await self._reporter.send(BuildFinished(result.image.id, names))
         except anyio.get_cancelled_exc_class():
-            self.reporter.close_nowait()
+            self._reporter.close_nowait()
             raise
         except BaseException:
-            await self.reporter.aclose()
+            await self._reporter.aclose()
             raise
-        await self.reporter.aclose()
+        await self._reporter.aclose()
         return result
 
     async def _build(self) -> BuildResult:
-        path, text = await anyio.to_thread.run_sync(self._dockerfile_text)
+        options = self._options
+        path, text = await anyio.to_thread.run_sync(
+            read_dockerfile, options.context, options.dockerfile
+        )
         dockerfile = parse_dockerfile(text, path=str(path))
         self._dockerfile = dockerfile
         plan = plan_stages(
@@ -313,32 +302,6 @@ class _Build:
                 await self._cleanup()
         return BuildResult(self._results[plan.target.index], self.intermediates, self.events)
 
-    def _dockerfile_text(self) -> tuple[Path, str]:
-        """The Dockerfile and its text: ``-f`` as given or else in the context (where
-        podman looks too), by default ``Containerfile`` or else ``Dockerfile`` in the
-        context (podman's order).  A missing context, file or content is an error worded as
-        podman's."""
-        options = self._options
-        if not options.context.is_dir():
-            raise BuildError(f'context must be a directory: "{os.path.abspath(options.context)}"')
-        if options.dockerfile is None:
-            path = options.context / "Containerfile"
-            if not path.exists():
-                path = options.context / "Dockerfile"
-        else:
-            path = options.dockerfile
-        if not path.exists() and not path.is_absolute():
-            path = options.context / path
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise BuildError(f"stat {os.path.abspath(path)}: no such file or directory") from None
-        except OSError as exc:
-            raise BuildError(f"reading Dockerfile {path}: {exc.strerror}") from None
-        if not text.strip():
-            raise BuildError(f'no contents in "{os.path.abspath(path)}"')
-        return path, text
-
     async def _cleanup(self) -> None:
         if self._containers:
             containers = list(self._containers)
@@ -354,7 +317,7 @@ class _Build:
         if self._stage_images:
             await self._remove_stage_images()
         if self._area is not None:
-            await anyio.to_thread.run_sync(self._area.close)
+            await run_to_completion(self._area.close)
             self._area = None
 
     async def _remove_stage_images(self) -> None:
@@ -389,7 +352,7 @@ class _Build:
         self._step = _Step(last=last)
         assert self._stages is not None
         steps = len(stage.instructions) + 1
-        await self.reporter.send(
+        await self._reporter.send(
             StepStarted(stage.index + 1, self._stages.count, stage.written_name, step, steps, text)
         )
 
@@ -462,15 +425,7 @@ class _Build:
             run,
             str(last.get("created", self.created())),
             str(last.get("created_by", "")),
-            self._diff_writer(run, before),
-        )
-
-    def _diff_writer(self, run: StageRun, before: Snapshot) -> LayerWrite:
-        """Writes the changes of *run*'s root file system since *before* (volumes left out)."""
-        volumes = list((run.config.get("Volumes") or {}).keys())
-        timestamp = self._options.timestamp
-        return lambda out: write_diff_layer(
-            before, run.rootfs, out, timestamp=timestamp, exclude=volumes
+            run.diff_writer(before, timestamp=self._options.timestamp),
         )
 
     async def _instruction(
@@ -508,7 +463,7 @@ class _Build:
             if keyword == "WORKDIR":  # a cache hit too: the next layer step may miss
                 await self._make_workdir(run)
         elif keyword == "RUN":
-            await self._run(run, instruction, env, created)
+            await run_step(self, run, instruction, env, created, escape=self._escape)
         elif keyword in ("COPY", "ADD"):
             await copy_step(self, run, instruction, env, created)
         else:
@@ -570,61 +525,6 @@ class _Build:
         if await anyio.to_thread.run_sync(make):
             run.pending = True
 
-    # -- RUN -------------------------------------------------------------------------------
-
-    async def _run(
-        self, run: StageRun, instruction: Instruction, env: Mapping[str, str], created: str
-    ) -> None:
-        for flag, _ in instruction.flags:  # never run a step without what it asks for
-            if flag != "mount":
-                raise BuildError(f"RUN --{flag} is not supported by this builder yet")
-        mounts = parse_run_mounts(instruction, env, escape=self._escape)
-        await self.ready(run)
-        command = run_command(run.config, instruction)
-        # buildah's history (and cache key) is the text after "RUN" as written, flags
-        # included (node.Original[4:]); without flags that is the command's text.
-        text = instruction.original[4:] if instruction.flags else command.text
-        config_env = run.config.env_map()
-        # The ARGs in scope for RUN's history, an ENV of the same name winning (buildah).
-        history_args = [(k, config_env.get(k, v)) for k, v in run.args.items()]
-        created_by = run_history_text(text, history_args)
-        if await self.use_cache(run, created_by, adds_layer=True):
-            return
-        before = await self.snapshot(run)
-        run_env = dict(config_env)
-        for key, value in run.args.items():
-            run_env.setdefault(key, value)
-        for key in PROXY_ARGS:  # given with --build-arg, they need no ARG (nor history)
-            if key in self._options.build_args:
-                run_env.setdefault(key, self._options.build_args[key])
-
-        reporter = self.reporter
-        async with prepared_mounts(self, mounts) as run_mounts:
-            try:
-                result = await run_isolated(
-                    run.rootfs,
-                    command.argv,
-                    env=run_env,
-                    workdir=run.config.get("WorkingDir") or "/",
-                    user=run.config.get("User") or "",
-                    on_output=lambda data: reporter.output("stdout", data),
-                    on_stderr=lambda data: reporter.output("stderr", data),
-                    scripts=dict([command.script]) if command.script else None,
-                    mounts=run_mounts,
-                )
-            finally:
-                reporter.end_output()
-        if result.mount_points:  # as buildah: the mount points made are not in the layer
-            await anyio.to_thread.run_sync(remove_mount_points, run.rootfs, result.mount_points)
-        if result.exit_code != 0:
-            raise BuildError(
-                f'building at STEP "RUN {text}": while running runtime: exit status '
-                f"{result.exit_code}",
-                exit_code=result.exit_code,
-                output_tail=result.output_tail,
-            )
-        await self.add_layer(run, created, created_by, self._diff_writer(run, before))
-
     # -- commits -----------------------------------------------------------------------
 
     async def _commit(
@@ -651,7 +551,7 @@ class _Build:
                 self.intermediates.remove(record.id)
             run.image = record
             if self._step.cached and not names:  # podman: nothing committed, nothing named
-                await self.reporter.send(StepCommitted(record.id))
+                await self._reporter.send(StepCommitted(record.id))
             else:
                 await self._report_result(run, record)
             return record
@@ -678,7 +578,7 @@ class _Build:
             else:
                 shown = not self._step.last
             if shown:
-                await self.reporter.send(StepCommitted(record.id))
+                await self._reporter.send(StepCommitted(record.id))
         else:
             await self._report_result(run, record)
         return record
@@ -688,7 +588,7 @@ class _Build:
         name = self._options.tags[0] if self._options.tags else None
         assert self._stages is not None
         stage = run.stage.index + 1
-        await self.reporter.send(ImageCommitted(record.id, name, stage, self._stages.count))
+        await self._reporter.send(ImageCommitted(record.id, name, stage, self._stages.count))
 
 
 def _check_platform(wanted: str, config: ImageConfig, base: str) -> None:

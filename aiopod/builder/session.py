@@ -2,10 +2,11 @@
 
 The executor (:mod:`aiopod.builder.executor`) owns a build's state: its working
 containers, staging area, events and layer cache.  Step handlers that live in modules of
-their own (``COPY``/``ADD`` in :mod:`aiopod.builder.copying`, ``RUN --mount`` sources in
-:mod:`aiopod.builder.run.mounts`) reach it only through the :class:`BuildSession`
-protocol below, never through the executor's own classes, so that they neither import
-the executor nor change its bookkeeping behind its back.
+their own (``COPY``/``ADD`` in :mod:`aiopod.builder.copying`, ``RUN`` in
+:mod:`aiopod.builder.run.step` and its mounts in :mod:`aiopod.builder.run.mounts`) reach
+it only through the :class:`BuildSession` protocol below, never through the executor's
+own classes, so that they neither import the executor nor change its bookkeeping behind
+its back.
 
 :class:`StageRun` is the state of the stage being built (its working container, config
 and layers so far); handlers read it and leave its changes to the session's methods.
@@ -20,9 +21,10 @@ from typing import Any, Protocol
 
 from aiopod.builder.dockerfile.parser import Stage
 from aiopod.builder.image_config import ImageConfig
-from aiopod.builder.layers.snapshot import Snapshot
+from aiopod.builder.layers.snapshot import Snapshot, write_diff_layer
 from aiopod.builder.layers.writer import LayerInfo
 from aiopod.builder.options import BuildOptions
+from aiopod.builder.progress import Reporter
 from aiopod.storage.ingest import StagedBlob
 from aiopod.storage.records import ImageRecord, LayerRecord
 
@@ -54,6 +56,15 @@ class StageRun:
     applied only before a step reads it, so a last COPY or cached step costs no unpack."""
     image: ImageRecord | None = None
 
+    def diff_writer(self, before: Snapshot, *, timestamp: int | None) -> LayerWrite:
+        """Writes the changes of the root file system since *before* as a layer (the
+        config's volumes left out; every mtime *timestamp* when given)."""
+        volumes = list((self.config.get("Volumes") or {}).keys())
+        rootfs = self.rootfs
+        return lambda out: write_diff_layer(
+            before, rootfs, out, timestamp=timestamp, exclude=volumes
+        )
+
 
 class BuildSession(Protocol):
     """What a step handler may use of the build it runs in.
@@ -67,6 +78,11 @@ class BuildSession(Protocol):
     @property
     def options(self) -> BuildOptions:
         """What the build was asked to do."""
+        ...
+
+    @property
+    def reporter(self) -> Reporter:
+        """Where the build's progress goes (a step's command output included)."""
         ...
 
     @property

@@ -87,6 +87,7 @@ from aiopod.storage.rootfs_path import (
     resolve_in_root,
     split_path,
 )
+from aiopod.storage.threads import run_to_completion
 
 __all__ = (
     "CACHE_DIR_NAME",
@@ -539,11 +540,10 @@ async def prepared_mounts(
                 mounts.append(RunMount("bind", request.target, fd, readonly=request.readonly))
         yield mounts
     finally:
-        with anyio.CancelScope(shield=True):
-            for fd in fds:
-                os.close(fd)
-            for path in throwaway:
-                await anyio.to_thread.run_sync(remove_tree, path)
+        for fd in fds:
+            os.close(fd)
+        for path in throwaway:
+            await run_to_completion(remove_tree, path)
 
 
 async def _cache(
