@@ -226,6 +226,17 @@ def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+@contextlib.contextmanager
+def _path_of(dir_fd: int, name: str) -> Iterator[str]:
+    """A ``/proc/self/fd`` path naming *name* in *dir_fd* (opened ``O_PATH``, never
+    followed) for the block; closed after it."""
+    fd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+    try:
+        yield _fd_path(fd)
+    finally:
+        os.close(fd)
+
+
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
     _check(
         _libc.mount(
@@ -549,34 +560,24 @@ def _mount_proc(root: RootDir) -> None:
     try:
         for name in PROC_READONLY:
             with _step(f"making /proc/{name} read-only"):
-                try:
-                    fd = os.open(name, _PATH_FLAGS, dir_fd=proc)
-                except FileNotFoundError:
+                if lstat_at(proc, name) is None:
                     continue
-                try:
-                    _mount(_fd_path(fd), _fd_path(fd), None, MS_BIND | MS_REC)
-                finally:
-                    os.close(fd)
-                fd = os.open(name, _PATH_FLAGS, dir_fd=proc)
-                try:
+                with _path_of(proc, name) as path:
+                    _mount(path, path, None, MS_BIND | MS_REC)
+                with _path_of(proc, name) as path:
                     flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
-                    _mount(None, _fd_path(fd), None, flags)
-                finally:
-                    os.close(fd)
+                    _mount(None, path, None, flags)
         for name in PROC_MASKED:
             with _step(f"masking /proc/{name}"):
-                try:
-                    fd = os.open(name, _PATH_FLAGS, dir_fd=proc)
-                except FileNotFoundError:
+                st = lstat_at(proc, name)
+                if st is None:
                     continue
-                try:
-                    if stat.S_ISDIR(os.fstat(fd).st_mode):
+                with _path_of(proc, name) as path:
+                    if stat.S_ISDIR(st.st_mode):
                         flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
-                        _mount("tmpfs", _fd_path(fd), "tmpfs", flags, "size=0")
+                        _mount("tmpfs", path, "tmpfs", flags, "size=0")
                     else:
-                        _mount("/dev/null", _fd_path(fd), None, MS_BIND)
-                finally:
-                    os.close(fd)
+                        _mount("/dev/null", path, None, MS_BIND)
     finally:
         os.close(proc)
 
@@ -593,11 +594,8 @@ def _mount_dev(root: RootDir, scripts: Mapping[str, str]) -> None:
                 if not os.path.exists(host):
                     continue
                 os.close(os.open(name, _CREATE_FLAGS, 0o666, dir_fd=dev))
-                fd = os.open(name, _PATH_FLAGS, dir_fd=dev)
-                try:
-                    _mount(host, _fd_path(fd), None, MS_BIND)
-                finally:
-                    os.close(fd)
+                with _path_of(dev, name) as path:
+                    _mount(host, path, None, MS_BIND)
         with _step("making /dev links"):
             for name, target in DEV_LINKS:
                 os.symlink(target, name, dir_fd=dev)
