@@ -86,7 +86,7 @@ def _chmod(value: str | None) -> int | None:
 async def _source_root(build: _Build, run: _StageRun, source: str) -> tuple[Path, bool]:
     """The directory ``COPY --from=<source>`` reads from, and whether it is a context."""
     reference = await build.image_by_ref(source, f"COPY --from={source}")
-    container, events = await create_container(build.store, reference, external=True)
+    container, events = await create_container(build.store, reference, external=True, owned=True)
     build.containers.append(container.id)
     build.events.extend(events)
     return build.store.container_dir(container.id) / "rootfs", False

@@ -434,7 +434,7 @@ class _Build:
                     "store: load or pull it first"
                 ) from None
         reference = base_image.id if base_image is not None else "scratch"
-        record, events = await create_container(self.store, reference, external=True)
+        record, events = await create_container(self.store, reference, external=True, owned=True)
         self.containers.append(record.id)
         self.events.extend(events)
         config_doc = None

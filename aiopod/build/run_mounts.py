@@ -404,7 +404,9 @@ async def _source_root(build: _Build, name: str | None) -> tuple[Path, str]:
     what = f"mount source {name!r}"
     root = build.mount_roots.get(reference)
     if root is None:
-        container, events = await create_container(build.store, reference, external=True)
+        container, events = await create_container(
+            build.store, reference, external=True, owned=True
+        )
         build.containers.append(container.id)
         build.events.extend(events)
         root = build.store.container_dir(container.id) / "rootfs"
