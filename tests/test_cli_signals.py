@@ -1,21 +1,34 @@
 """Stopping a command: SIGINT, SIGTERM and SIGHUP alike; what SIGKILL leaves, and finding it.
 
-Real processes throughout: ``python -m aiopod build`` of a Dockerfile whose RUN sleeps,
-signalled while the RUN runs.  A stop signal cancels the build (its RUN dies, its working
+Real processes throughout.  ``python -m aiopod build`` of a Dockerfile whose RUN sleeps,
+signalled while the RUN runs: a stop signal cancels the build (its RUN dies, its working
 container and staging area go) and the command exits ``128 + N``.  SIGKILL cannot be
 handled: the working container stays, ``system check`` reports it as a leftover of a
 build that is no longer running (while the build ran, a check from another process
 did not), ``rmi`` of its base image says which container holds it and how to remove it,
 and ``system check --repair`` removes it with its event.
+
+``load`` and ``save`` of a 256 MB image are stopped while they copy (the process is
+frozen with SIGSTOP the moment its staging area or temporary output appears, signalled,
+then let go, so the test's own delay cannot let the copy finish first): nothing is
+stored and no staging area or output is left.  ``rmi -a`` waiting for the store lock
+another process holds is stopped before it changed anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
+import io
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+import tarfile
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,15 +40,14 @@ from peers import BUSYBOX_IMAGE, aiopod, aiopod_env, aiopod_ok, processes_mentio
 from aiopod.storage.layout import StoreLayout
 from aiopod.storage.records import StoreState
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.peer("busybox"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="RUN needs root (namespaces, chroot)"),
-]
+pytestmark = pytest.mark.anyio
+
+#: The tests that build also need busybox (the ``bb_store`` fixture).
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="RUN needs root (namespaces, chroot)")
 
 
 @pytest.fixture
-def store(store: Path, busybox_rootfs_tar: Path) -> Path:
+def bb_store(store: Path, busybox_rootfs_tar: Path) -> Path:
     """A store holding busybox as ``localhost/bb:latest``, made by ``aiopod import``."""
     aiopod_ok("import", busybox_rootfs_tar, BUSYBOX_IMAGE, root=store)
     return store
@@ -110,12 +122,16 @@ def owner_pid(store: Path, container_id: str) -> int | None:
     return None if owner is None else owner.pid
 
 
-@pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
-)
+STOP_SIGNALS = [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
+
+
+@pytest.mark.parametrize(("signum", "code"), STOP_SIGNALS)
+@pytest.mark.peer("busybox")
+@needs_root
 async def test_a_stop_signal_cancels_the_build_and_leaves_nothing_behind(
-    store: Path, tmp_path: Path, signum: signal.Signals, code: int
+    bb_store: Path, tmp_path: Path, signum: signal.Signals, code: int
 ) -> None:
+    store = bb_store
     async with running_build(store, tmp_path) as build:
         [working] = working_containers(store)
         assert owner_pid(store, working) == build.process.pid
@@ -133,9 +149,12 @@ async def test_a_stop_signal_cancels_the_build_and_leaves_nothing_behind(
     assert aiopod_ok("images", "-a", "-q", root=store).stdout.count("\n") == 1
 
 
+@pytest.mark.peer("busybox")
+@needs_root
 async def test_a_killed_build_leaves_a_container_that_check_reports_and_repair_removes(
-    store: Path, tmp_path: Path
+    bb_store: Path, tmp_path: Path
 ) -> None:
+    store = bb_store
     async with running_build(store, tmp_path) as build:
         [working] = working_containers(store)
         build.process.kill()
@@ -181,3 +200,104 @@ async def test_a_killed_build_leaves_a_container_that_check_reports_and_repair_r
     assert working_containers(store) == []
     assert aiopod_ok("system", "check", root=store).stdout == "store is consistent\n"
     assert aiopod_ok("rmi", BUSYBOX_IMAGE, root=store).stdout.startswith("Untagged: ")
+
+
+# -- load, save, rmi -a --------------------------------------------------------------------------
+
+BIG = "localhost/big:1"
+
+
+@dataclasses.dataclass
+class BigImage:
+    store: Path  # holding BIG
+    archive: Path  # BIG as a docker-archive
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigImage:
+    """A store holding a 256 MB one-layer image, and the image saved as a docker-archive."""
+    base = tmp_path_factory.mktemp("big")
+    rootfs = base / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        data = b"".join(os.urandom(1 << 20) for _ in range(256))  # incompressible
+        info = tarfile.TarInfo("blob")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    aiopod_ok("import", rootfs, BIG, root=base / "store")
+    aiopod_ok("save", "-o", base / "big.tar", BIG, root=base / "store")
+    return BigImage(base / "store", base / "big.tar")
+
+
+def stop_when(
+    args: list[str | Path], root: Path, started: Callable[[int], bool], signum: signal.Signals
+) -> tuple[int, str]:
+    """Run aiopod; the moment ``started(pid)`` holds, freeze it, send *signum*, let it go.
+
+    Returns its exit code and standard error."""
+    cmd = [sys.executable, "-m", "aiopod", "--root", str(root), *map(str, args)]
+    with subprocess.Popen(cmd, env=aiopod_env(), stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 60
+        while not started(proc.pid):
+            assert proc.poll() is None, f"aiopod ended first: {proc.stderr.read()}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "aiopod never started copying"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGSTOP)
+        proc.send_signal(signum)
+        proc.send_signal(signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=60)
+        return proc.returncode, stderr
+
+
+@pytest.mark.parametrize(("signum", "code"), STOP_SIGNALS)
+def test_a_stopped_load_stores_nothing_and_leaves_no_staging(
+    big: BigImage, store: Path, signum: signal.Signals, code: int
+) -> None:
+    aiopod_ok("images", root=store)  # create the store
+    tmp = StoreLayout(store).tmp
+
+    def staging(pid: int) -> bool:
+        return any(p.is_dir() for p in tmp.iterdir())
+
+    rc, stderr = stop_when(["load", "-i", big.archive], store, staging, signum)
+    assert (rc, stderr) == (code, f"Error: interrupted by {signum.name}\n")
+    assert staging_left(store) == []
+    assert aiopod_ok("images", "-a", "-q", root=store).stdout == ""
+    assert aiopod_ok("system", "check", root=store).stdout == "store is consistent\n"
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_a_stopped_save_leaves_no_output(big: BigImage, tmp_path: Path, fmt: str) -> None:
+    output = tmp_path / "out.tar"
+
+    def writing(pid: int) -> bool:
+        return any(p.name.startswith(".out.tar.") for p in tmp_path.iterdir())
+
+    args: list[str | Path] = ["save", "--format", fmt, "-o", output, BIG]
+    rc, stderr = stop_when(args, big.store, writing, signal.SIGTERM)
+    assert (rc, stderr) == (143, "Error: interrupted by SIGTERM\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert staging_left(big.store) == []
+
+
+def test_rmi_all_stopped_while_waiting_for_the_lock_removes_nothing(
+    big: BigImage, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(big.store, store)
+    lock_file = StoreLayout(store).lock_file
+
+    def catches_sigterm(pid: int) -> bool:
+        """Whether aiopod handles SIGTERM now (it does once its command runs: from then
+        on it waits for the lock this test holds)."""
+        status = Path(f"/proc/{pid}/status").read_text()
+        [caught] = [line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")]
+        return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+
+    lock = os.open(lock_file, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process is changing the store
+        rc, stderr = stop_when(["rmi", "-a"], store, catches_sigterm, signal.SIGTERM)
+    finally:
+        os.close(lock)
+    assert (rc, stderr) == (143, "Error: interrupted by SIGTERM\n")
+    assert aiopod_ok("images", root=store).stdout.splitlines()[1].startswith("localhost/big ")

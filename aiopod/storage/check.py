@@ -25,6 +25,7 @@ import anyio.to_thread
 
 from aiopod.errors import StoreCorrupted
 from aiopod.events.model import Event
+from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, remove_tree
 from aiopod.storage.layout import render_index
@@ -58,6 +59,7 @@ def _hash_file(path: Path) -> tuple[str, int]:
     size = 0
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
+            raise_if_cancelled()
             digest.update(chunk)
             size += len(chunk)
     return "sha256:" + digest.hexdigest(), size
