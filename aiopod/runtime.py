@@ -378,10 +378,14 @@ class Runtime:
         """Remove one image; see :meth:`remove_images` for the options."""
         return await self.remove_images([reference], **options)
 
-    async def prune_images(self, *, all: bool = False, dry_run: bool = False) -> RemovalReport:
+    async def prune_images(
+        self, *, all: bool = False, external: bool = False, dry_run: bool = False
+    ) -> RemovalReport:
         """Remove dangling images (with ``all``: every image no container uses).
 
-        The report's ``deleted`` lists every image removed, parents included.
+        With ``external`` an image that only external (storage-only) containers use is
+        removed too, and those containers with it (``image prune --external``).  The
+        report's ``deleted`` lists every image removed, parents included.
         """
         policy = self.policy
         if policy == "docker":
@@ -391,7 +395,9 @@ class Runtime:
             )
 
         def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
-            plan = plan_prune(state, all=all, policy=policy, container_failures=failures)
+            plan = plan_prune(
+                state, all=all, external=external, policy=policy, container_failures=failures
+            )
             return plan
 
         async with self._lock:

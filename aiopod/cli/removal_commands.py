@@ -115,9 +115,12 @@ def image_rm_command(ctx: CliContext, **kwargs: bool | tuple[str, ...]) -> None:
 
 @image_group.command("prune")
 @click.option("-a", "--all", "all_images", is_flag=True, help="Every image no container uses.")
+@click.option(
+    "--external", is_flag=True, help="Also images only external (build) containers use, and those."
+)
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_cli
-def prune_command(ctx: CliContext, all_images: bool, force: bool) -> None:
+def prune_command(ctx: CliContext, all_images: bool, external: bool, force: bool) -> None:
     """Remove dangling images (``-a``: all images without containers)."""
     if not force:
         what = (
@@ -130,9 +133,10 @@ def prune_command(ctx: CliContext, all_images: bool, force: bool) -> None:
         answer = sys.stdin.readline()
         if not answer.strip().lower().startswith("y"):
             return
-    report = run(ctx, lambda rt: rt.prune_images(all=all_images))
-    for image_id in report.deleted:
-        click.echo(image_id)
+    report = run(ctx, lambda rt: rt.prune_images(all=all_images, external=external))
     if report.errors:
+        # podman prints only the error, not what the prune removed before it.
         print_errors(report.errors[:1])
         sys.exit(125)
+    for image_id in report.deleted:
+        click.echo(image_id)
