@@ -275,11 +275,9 @@ def plan_container_removal(
     could not be deleted is an error and stays.
     """
     if all and references:
-        raise UsageError(
-            "when using the --all switch, you may not pass any containers names or IDs"
-        )
+        raise UsageError("no arguments are needed with --all")  # podman rm's words
     if not all and not references:
-        raise UsageError("specify one or more containers to remove")
+        raise UsageError("you must provide at least one name or id")
     failures = container_failures or {}
     steps: list[Step] = []
     errors: list[AiopodError] = []

@@ -28,6 +28,7 @@ import anyio
 import anyio.abc
 import click
 
+from aiopod.cli.usage import CommandLineError, PodmanCommand, scan
 from aiopod.errors import AiopodError
 
 if TYPE_CHECKING:
@@ -179,8 +180,30 @@ def run(
 
 
 class PodmanGroup(click.Group):
-    """A group that reports usage errors as podman does: ``Error: …``, exit 125, and
-    imports a command's module only when the command is used (:data:`COMMAND_MODULES`)."""
+    """A group that reports usage errors as podman does (:mod:`aiopod.cli.usage`), and
+    imports a command's module only when the command is used (:data:`COMMAND_MODULES`).
+
+    Its commands are :class:`~aiopod.cli.usage.PodmanCommand`, its groups its own kind.
+    """
+
+    command_class = PodmanCommand
+    group_class = type
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and ctx.parent is not None:
+            click.echo(ctx.get_help())
+            raise CommandLineError(f"missing command '{ctx.command_path} COMMAND'")
+        return super().parse_args(ctx, scan(self, ctx, args, interspersed=False).argv)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if self.get_command(ctx, args[0]) is None:
+            raise CommandLineError(
+                f"unrecognized command `{ctx.command_path} {args[0]}`\n"
+                f"Try '{ctx.command_path} --help' for more information"
+            )
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
@@ -230,6 +253,13 @@ def cli(ctx: click.Context, root: str | None, policy: str) -> None:
     ctx.obj = CliContext(root, policy)
 
 
+def program_name() -> str:
+    """The name this program was started by, as podman names itself in its messages:
+    ``aiopod`` for ``python -m aiopod``, ``podman`` for a link called so."""
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return "aiopod" if not name or name.endswith(".py") or name == "-c" else name
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (commands are imported as they are used)."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="aiopod")
+    cli.main(args=list(argv) if argv is not None else None, prog_name=program_name())

@@ -27,6 +27,7 @@ import anyio.to_thread
 import click
 
 from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
 from aiopod.events.filters import EventFilter, parse_filters
 from aiopod.events.formats import (
@@ -130,7 +131,7 @@ def _check_template(render: Renderer) -> None:
         fail(f"invalid --format: {exc}")
 
 
-@cli.command("events")
+@cli.command("events", args_rule=no_args)
 @click.option("--since", metavar="TIME", help="Show events after TIME (RFC 3339, unix, 10m).")
 @click.option("--until", metavar="TIME", help="Show events before TIME; ends --stream then.")
 @click.option(

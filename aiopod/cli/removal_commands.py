@@ -10,6 +10,7 @@ import click
 
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.image_commands import image_group
+from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
 from aiopod.removal.docker import familiar_name
 from aiopod.removal.plan import DeleteImage, RemovalReport, Untag
@@ -113,7 +114,7 @@ def image_rm_command(ctx: CliContext, **kwargs: bool | tuple[str, ...]) -> None:
     _rmi(ctx, **kwargs)  # type: ignore[arg-type]
 
 
-@image_group.command("prune")
+@image_group.command("prune", args_rule=no_args)
 @click.option("-a", "--all", "all_images", is_flag=True, help="Every image no container uses.")
 @click.option(
     "--external", is_flag=True, help="Also images only external (build) containers use, and those."
