@@ -19,6 +19,8 @@ where podman prints its own help (a group without a command), which is not aiopo
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -152,6 +154,38 @@ def test_integer_flags_take_what_podman_takes(podman: Podman, tmp_path: Path, va
     proc = podman(*args, check=False)
     expected = (proc.returncode, proc.stdout, proc.stderr.replace("podman", "aiopod"))
     assert outcome(aiopod(*args, root=tmp_path / "store"), "") == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "terminal"),
+    [(["load"], "stdin"), (["save", "nosuch"], "stdout"), (["save", "-q", "nosuch"], "stdout")],
+)
+def test_load_and_save_refuse_a_terminal_as_podman(
+    podman: Podman, tmp_path: Path, args: list[str], terminal: str
+) -> None:
+    """Without ``-i`` (``-o``) the archive is standard input (output), but not a terminal."""
+
+    def at_a_terminal(cmd: list[str | Path], env: dict[str, str] | None) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [str(c) for c in cmd],
+                stdin=follower if terminal == "stdin" else subprocess.DEVNULL,
+                stdout=follower if terminal == "stdout" else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        finally:
+            os.close(leader)
+            os.close(follower)
+        return proc.returncode, proc.stderr
+
+    peer: list[str | Path] = ["podman", *podman.storage_args(), "--tmpdir", podman.tmpdir, *args]
+    rc, stderr = at_a_terminal(peer, podman.env())
+    mine: list[str | Path] = [sys.executable, "-m", "aiopod", "--root", tmp_path / "store", *args]
+    assert at_a_terminal(mine, aiopod_env()) == (rc, stderr)
+    assert rc == 125
 
 
 def test_an_unknown_save_format_is_refused_in_podmans_words_under_its_policy(

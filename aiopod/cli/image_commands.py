@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC
 from typing import Any
 
@@ -177,13 +178,25 @@ def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
 
 @cli.command("load", args_rule=no_args)
 @click.option(
-    "-i", "--input", "source", required=True, metavar="FILE", help="Archive or OCI layout."
+    "-i",
+    "--input",
+    "source",
+    default=None,
+    metavar="FILE",
+    help="Archive or OCI layout (default: standard input).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @pass_cli
-def load_command(ctx: CliContext, source: str, quiet: bool) -> None:
+def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an oci-archive or an OCI layout directory."""
-    loaded = run(ctx, lambda rt: rt.load(source))
+    if source is None:
+        if sys.stdin.isatty():
+            fail("cannot read from terminal, use command-line redirection or the --input flag")
+        from aiopod.cli.spool import load_from_stdin
+
+        loaded = run(ctx, load_from_stdin)
+    else:
+        loaded = run(ctx, lambda rt: rt.load(source))
     if quiet:
         return
     for image in loaded:
@@ -192,7 +205,13 @@ def load_command(ctx: CliContext, source: str, quiet: bool) -> None:
 
 
 @cli.command("save", args_rule=at_least_or(1, "need at least 1 argument"))
-@click.option("-o", "--output", required=True, metavar="FILE", help="Where to write.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="FILE",
+    help="Where to write (default: standard output).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -208,7 +227,7 @@ def load_command(ctx: CliContext, source: str, quiet: bool) -> None:
 @pass_cli
 def save_command(
     ctx: CliContext,
-    output: str,
+    output: str | None,
     fmt: str,
     multi_image_archive: bool,
     quiet: bool,
@@ -221,6 +240,15 @@ def save_command(
         known = "oci-dir oci-archive docker-dir docker-archive" if ctx.policy == "podman" else ""
         fail(f"format value must be one of {known or ' '.join(SAVE_FORMATS)}")
     format: SaveFormat = fmt
+    if output is None:
+        if format == "oci-dir":
+            fail("an oci-dir is a directory: name it with -o")
+        if sys.stdout.isatty():
+            fail("refusing to save to terminal. Use -o flag or redirect")
+        from aiopod.cli.spool import save_to_stdout
+
+        run(ctx, lambda rt: save_to_stdout(rt, references, format), exit_code=125)
+        return
     run(ctx, lambda rt: rt.save(output, references, format=format), exit_code=125)
 
 
