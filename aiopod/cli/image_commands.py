@@ -167,13 +167,8 @@ def tag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
 @pass_cli
 def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     """Remove names from an image (all of them when none are given)."""
-    try:
-        run(ctx, lambda rt: rt.untag(image, *names))
-    except SystemExit as exc:
-        # podman exits 125 for every untag error, even "image not known".
-        if exc.code not in (0, None):
-            raise SystemExit(125) from None
-        raise
+    # podman exits 125 for every untag error, even "image not known".
+    run(ctx, lambda rt: rt.untag(image, *names), exit_code=125)
 
 
 @cli.command("load", args_rule=no_args)
