@@ -87,6 +87,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("unrecognized command of system", ["system", "nosuch"]),
     ("missing command", ["image"]),
     ("missing command (system)", ["system"]),
+    ("missing command at the root", []),
     # pflag's syntax, read right
     ("a boolean set to false", ["rmi", "--force=false", "nosuch"]),
     ("a shorthand boolean set to false", ["rmi", "-f=false", "nosuch"]),
@@ -97,7 +98,7 @@ CASES: list[tuple[str, list[str]]] = [
 ]
 
 #: Where podman prints its own help on standard output: only the errors are compared.
-PODMAN_HELP = {"missing command", "missing command (system)"}
+PODMAN_HELP = {"missing command", "missing command (system)", "missing command at the root"}
 
 
 @pytest.fixture(scope="module")

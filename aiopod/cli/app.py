@@ -190,10 +190,11 @@ class PodmanGroup(click.Group):
     group_class = type
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args and ctx.parent is not None:
+        scanned = scan(self, ctx, args, interspersed=False)
+        if not scanned.positional and not scanned.stopped:
             click.echo(ctx.get_help())
             raise CommandLineError(f"missing command '{ctx.command_path} COMMAND'")
-        return super().parse_args(ctx, scan(self, ctx, args, interspersed=False).argv)
+        return super().parse_args(ctx, scanned.argv)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -219,9 +220,6 @@ class PodmanGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
             return super().main(args=args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else "")
-            sys.exit(0)
         except click.UsageError as exc:
             fail(exc.format_message())
         except click.exceptions.Abort:
