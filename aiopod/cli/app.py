@@ -4,6 +4,8 @@ Each command is a thin wrapper around the public API: it opens a :class:`Runtime
 the store given by ``--root``, awaits one call under ``anyio.run`` (the CLI is the only
 place that starts an event loop) and prints the result.  Errors print ``Error: <message>``
 on stderr; the exit code is the error's (1 image not known, 2 in use, 125 otherwise).
+The command line itself is read, and its mistakes reported, as podman's
+(:mod:`aiopod.cli.usage`).
 
 Signals: SIGINT, SIGTERM and SIGHUP all stop a command the same way: the call is
 cancelled (a build kills its RUN and removes its working containers, a load or save
