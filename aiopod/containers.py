@@ -35,6 +35,7 @@ from aiopod.names import random_container_name, working_container_name
 from aiopod.removal.plan import Plan, RemoveContainer, Step
 from aiopod.storage.container_records import ContainerRecord, RuntimeConfig
 from aiopod.storage.lookup import lookup_image
+from aiopod.storage.owner import ProcessOwner
 from aiopod.storage.records import StoreState
 from aiopod.storage.store import Store, Transaction
 from aiopod.storage.threads import run_to_completion
@@ -126,18 +127,22 @@ async def create_container(
     name: str | None = None,
     command: Sequence[str] = (),
     external: bool = False,
+    owned: bool = False,
 ) -> tuple[ContainerRecord, list[Event]]:
     """Make a container of the image *reference* with its own root file system.
 
     ``external=True`` makes a storage-only working container (as ``buildah from``),
-    named ``<image>-working-container`` unless *name* is given.
+    named ``<image>-working-container`` unless *name* is given.  ``owned=True`` records
+    this process as its owner (a build's working container): once the process is gone
+    the container is a leftover that ``system check`` reports.
 
     :raises ~aiopod.errors.ImageNotKnown: no such image.
     :raises ~aiopod.errors.NameInUse: the name belongs to another container.
     :raises ~aiopod.errors.UsageError: no command given and the image has none.
     """
+    owner = ProcessOwner.current() if owned else None
     if external and reference == "scratch":
-        return await _create_scratch(store, name)
+        return await _create_scratch(store, name, owner)
     async with store.reading() as state:
         image, resolved = lookup_image(state, reference)
         config_path = store.blob_path(image.config_digest)
@@ -163,6 +168,7 @@ async def create_container(
         name_hint=resolved or None,
         command=argv,
         external=external,
+        owner=owner,
         check=image_still_there,
         on_abandon=lambda: _close_all(fds),
     )
@@ -173,7 +179,9 @@ def _close_all(fds: Sequence[int]) -> None:
         os.close(fd)
 
 
-async def _create_scratch(store: Store, name: str | None) -> tuple[ContainerRecord, list[Event]]:
+async def _create_scratch(
+    store: Store, name: str | None, owner: ProcessOwner | None
+) -> tuple[ContainerRecord, list[Event]]:
     """A working container with an empty root file system (``FROM scratch``)."""
     return await _make_container(
         store,
@@ -184,6 +192,7 @@ async def _create_scratch(store: Store, name: str | None) -> tuple[ContainerReco
         name_hint=None,
         command=(),
         external=True,
+        owner=owner,
     )
 
 
@@ -197,6 +206,7 @@ async def _make_container(
     name_hint: str | None,
     command: tuple[str, ...],
     external: bool,
+    owner: ProcessOwner | None = None,
     check: Callable[[StoreState], None] | None = None,
     on_abandon: Callable[[], object] | None = None,
 ) -> tuple[ContainerRecord, list[Event]]:
@@ -220,7 +230,7 @@ async def _make_container(
             taken = {c.name for c in txn.state.containers.values()}
             final_name = _choose_name(txn, name, taken, name_hint, external)
             runtime = None if external else RuntimeConfig(final_name, command, image_name)
-            record = ContainerRecord(container_id, final_name, image_id, created, runtime)
+            record = ContainerRecord(container_id, final_name, image_id, created, runtime, owner)
             event = Event(
                 EventKind.CREATED,
                 "container",
@@ -266,11 +276,9 @@ def plan_container_removal(
     could not be deleted is an error and stays.
     """
     if all and references:
-        raise UsageError(
-            "when using the --all switch, you may not pass any containers names or IDs"
-        )
+        raise UsageError("no arguments are needed with --all")  # podman rm's words
     if not all and not references:
-        raise UsageError("specify one or more containers to remove")
+        raise UsageError("you must provide at least one name or id")
     failures = container_failures or {}
     steps: list[Step] = []
     errors: list[AiopodError] = []

@@ -379,10 +379,14 @@ class Runtime:
         """Remove one image; see :meth:`remove_images` for the options."""
         return await self.remove_images([reference], **options)
 
-    async def prune_images(self, *, all: bool = False, dry_run: bool = False) -> RemovalReport:
+    async def prune_images(
+        self, *, all: bool = False, external: bool = False, dry_run: bool = False
+    ) -> RemovalReport:
         """Remove dangling images (with ``all``: every image no container uses).
 
-        The report's ``deleted`` lists every image removed, parents included.
+        With ``external`` an image that only external (storage-only) containers use is
+        removed too, and those containers with it (``image prune --external``).  The
+        report's ``deleted`` lists every image removed, parents included.
         """
         policy = self.policy
         if policy == "docker":
@@ -392,7 +396,9 @@ class Runtime:
             )
 
         def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
-            plan = plan_prune(state, all=all, policy=policy, container_failures=failures)
+            plan = plan_prune(
+                state, all=all, external=external, policy=policy, container_failures=failures
+            )
             return plan
 
         async with self._lock:
@@ -529,7 +535,13 @@ class Runtime:
     # -- maintenance -----------------------------------------------------------------------
 
     async def check(self, *, repair: bool = False) -> CheckReport:
-        """Verify the store (blobs, metadata, orphans); with ``repair`` fix what is wrong."""
+        """Verify the store (blobs, metadata, orphans, working containers of builds that
+        were killed); with ``repair`` fix what is wrong.
+
+        Repair removes a killed build's working containers as :meth:`remove_containers`
+        does (with their ``Removed`` events); a container whose build still runs, in
+        this process or another, is left alone.
+        """
         from aiopod.storage.check import check_store
 
         if self._state != "open":
@@ -539,4 +551,20 @@ class Runtime:
             if repair and self._damaged is not None:
                 await self.store.open()
                 self._damaged = None
+            if repair and report.leftover_containers:
+                leftovers = report.leftover_containers
+
+                def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
+                    present = [c for c in leftovers if c in state.containers]
+                    if not present:
+                        return Plan("containers", [], [])
+                    return plan_container_removal(state, present, container_failures=failures)
+
+                removal = await execute_plan(self.store, planner, concurrency=self.concurrency)
+                report.events.extend(removal.events)
+                report.repaired.extend(
+                    f"removed leftover container {c}" for c in removal.removed_containers
+                )
+                report.problems.extend(e.message for e in removal.errors)
+        self._publish(report.events)
         return report

@@ -183,6 +183,22 @@ def loaded_names(stdout: str) -> list[str]:
     return [line[len(prefix) :].strip() for line in stdout.splitlines() if line.startswith(prefix)]
 
 
+def processes_mentioning(*markers: str) -> list[int]:
+    """PIDs (other than this one) whose command line (NUL-separated arguments) contains
+    one of *markers*."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(marker.encode() in cmdline for marker in markers):
+            found.append(int(entry))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # podman / buildah / skopeo / umoci on isolated roots
 

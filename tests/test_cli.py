@@ -297,9 +297,32 @@ def test_an_unknown_command_is_an_error(store: Path) -> None:
     assert "frobnicate" in result.stderr
 
 
-def test_a_missing_required_option_is_an_error(store: Path) -> None:
-    result = fails("load", root=store)
-    assert "--input" in result.stderr
+def test_load_reads_standard_input_and_save_writes_standard_output(
+    filled: Path, tmp_path: Path
+) -> None:
+    """As podman: ``load`` without ``-i`` reads the archive from standard input, ``save``
+    without ``-o`` writes it to standard output (a terminal is refused: see
+    ``test_cli_usage_errors.py``); nothing is left in the temporary directory."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    env = {**aiopod_env(), "TMPDIR": str(spool)}
+    cli = [sys.executable, "-m", "aiopod", "--root"]
+    with (tmp_path / "out.tar").open("wb") as out:
+        subprocess.run([*cli, filled, "save", "localhost/new:1"], stdout=out, env=env, check=True)
+    other = tmp_path / "other"
+    with (tmp_path / "out.tar").open("rb") as archive:
+        loaded = subprocess.run(
+            [*cli, other, "load"], stdin=archive, env=env, capture_output=True, text=True
+        )
+    assert (loaded.returncode, loaded.stderr) == (0, "")
+    assert loaded.stdout == "Loaded image: localhost/new:1\n"
+    assert list(spool.iterdir()) == []
+    empty = subprocess.run(
+        [*cli, other, "load"], stdin=subprocess.DEVNULL, env=env, capture_output=True, text=True
+    )
+    assert empty.returncode == 125
+    assert "is not a readable tar archive" in empty.stderr
+    assert list(spool.iterdir()) == []
 
 
 def test_python_m_aiopod_help_lists_the_commands() -> None:

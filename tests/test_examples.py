@@ -1,10 +1,12 @@
-"""The examples shipped in ``examples/`` run and do what they say."""
+"""The examples shipped in ``examples/`` run, on this checkout's aiopod, and do what they say."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from peers import aiopod_env
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -16,6 +18,7 @@ def test_quickstart_imports_tags_saves_and_reloads_with_the_same_id(tmp_path: Pa
         text=True,
         check=True,
         timeout=120,
+        env=aiopod_env(),
     )
     out = result.stdout
     assert "imported rootfs.tar as localhost/quickstart:1" in out
@@ -32,10 +35,12 @@ def test_remove_with_subscriber_untags_then_forces_and_streams_every_event() -> 
         text=True,
         check=True,
         timeout=120,
+        env=aiopod_env(),
     )
     out = result.stdout
     assert "rmi app:2 -> untagged ['localhost/app:2'], exit 0" in out
-    assert "rmi app:1 -> ['image is in use by a container'], exit 2" in out
+    assert "rmi app:1 -> ['image is in use by external container " in out
+    assert "or force the removal'], exit 2" in out
     assert "rmi -f app:1 -> removed 2 containers" in out
     for line in ("Untagged image", "Removed container", "Deleted image"):
         assert f"event: {line}" in out

@@ -154,7 +154,7 @@ class _Build:
     async def _new_container(self, reference: str) -> tuple[str, Path]:
         """A new working container of *reference* (an image ID or ``scratch``), removed
         when the build ends; its ID and root file system."""
-        record, events = await create_container(self._store, reference, external=True)
+        record, events = await create_container(self._store, reference, external=True, owned=True)
         self._containers.append(record.id)
         self.events.extend(events)
         return record.id, self._store.container_dir(record.id) / "rootfs"

@@ -4,18 +4,33 @@ Each command is a thin wrapper around the public API: it opens a :class:`Runtime
 the store given by ``--root``, awaits one call under ``anyio.run`` (the CLI is the only
 place that starts an event loop) and prints the result.  Errors print ``Error: <message>``
 on stderr; the exit code is the error's (1 image not known, 2 in use, 125 otherwise).
+The command line itself is read, and its mistakes reported, as podman's
+(:mod:`aiopod.cli.usage`).
+
+Signals: SIGINT, SIGTERM and SIGHUP all stop a command the same way: the call is
+cancelled (a build kills its RUN and removes its working containers, a load or save
+drops what it staged; a change that has started committing is finished first) and the
+command exits ``128 + N`` (130, 143, 129), as a shell reports a process the signal
+killed.  While that clean-up runs, a second signal is no longer caught: it takes its
+default action (a second Ctrl-C raises ``KeyboardInterrupt``, exit 130).  What a killed
+command leaves behind is found by ``aiopod system check``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+import anyio
+import anyio.abc
 import click
 
+from aiopod.cli.usage import CommandLineError, PodmanCommand, scan
 from aiopod.errors import AiopodError
 
 if TYPE_CHECKING:
@@ -70,10 +85,61 @@ class CliContext:
         return Runtime(root=self.root, policy=self.policy)  # type: ignore[arg-type]
 
 
+#: The signals that stop a command as Ctrl-C does (see the module's docstring).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def fail(message: str, code: int = 125) -> NoReturn:
-    """Print ``Error: message`` on stderr and exit with *code*."""
-    click.echo(f"Error: {message}", err=True)
+    """Print ``Error: message`` on stderr and exit with *code*.
+
+    A standard error that cannot be written (the terminal hung up) does not change the
+    exit code."""
+    with contextlib.suppress(OSError):
+        click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+class _Stopped(Exception):
+    """A stop signal cancelled the command's call."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+async def _until_stopped(call: Callable[[], Awaitable[T]]) -> T:
+    """Await *call*; the first of :data:`STOP_SIGNALS` cancels it.
+
+    Raises :class:`_Stopped` when the signal came before *call* returned (whatever
+    *call* raised while being cancelled is chained to it); a call that finished anyway
+    (its commit was shielded) returns its result.  Once a signal has arrived the
+    signals are no longer caught, so a second one takes its default action.
+    """
+    stopped: list[int] = []
+    result: list[T] = []
+
+    async def watch(scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            task_status.started()
+            async for signum in signals:
+                stopped.append(signum)
+                scope.cancel()
+                return
+
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(watch, group.cancel_scope)
+            result.append(await call())
+            group.cancel_scope.cancel()
+    except BaseException as exc:
+        if stopped and not result:
+            raise _Stopped(stopped[0]) from exc
+        if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            raise exc.exceptions[0] from None  # the call's own error (the watcher raises none)
+        raise
+    if not result:
+        raise _Stopped(stopped[0])
+    return result[0]
 
 
 def run(
@@ -82,25 +148,31 @@ def run(
     *,
     prefix: str = "",
     exit_code: int | None = None,
+    ends_on_signal: bool = False,
 ) -> T:
     """Open the runtime, await ``func(runtime)``, turn aiopod errors into exit codes.
 
     *exit_code*, when given, is the status of every aiopod error (podman's ``tag`` and
     ``save`` exit 125 even for "image not known"; only ``rmi`` uses 1 and 2).
-    """
 
-    import anyio
+    A stop signal cancels the call and exits ``128 + N``; with *ends_on_signal* it is
+    the command's normal end instead, exit 0 (``events --stream`` follows until then).
+    """
 
     async def body() -> T:
         async with ctx.runtime() as rt:
             return await func(rt)
 
     try:
-        return anyio.run(body)
+        return anyio.run(_until_stopped, body)
+    except _Stopped as stop:
+        if ends_on_signal:
+            sys.exit(0)
+        fail(f"interrupted by {signal.Signals(stop.signum).name}", 128 + stop.signum)
     except AiopodError as exc:
         fail(prefix + exc.message, exc.exit_code if exit_code is None else exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail("interrupted", 128 + signal.SIGINT)
     except OSError as exc:
         fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
     except Exception as exc:
@@ -110,8 +182,31 @@ def run(
 
 
 class PodmanGroup(click.Group):
-    """A group that reports usage errors as podman does: ``Error: …``, exit 125, and
-    imports a command's module only when the command is used (:data:`COMMAND_MODULES`)."""
+    """A group that reports usage errors as podman does (:mod:`aiopod.cli.usage`), and
+    imports a command's module only when the command is used (:data:`COMMAND_MODULES`).
+
+    Its commands are :class:`~aiopod.cli.usage.PodmanCommand`, its groups its own kind.
+    """
+
+    command_class = PodmanCommand
+    group_class = type
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        scanned = scan(self, ctx, args, interspersed=False)
+        if not scanned.positional and not scanned.stopped:
+            click.echo(ctx.get_help())
+            raise CommandLineError(f"missing command '{ctx.command_path} COMMAND'")
+        return super().parse_args(ctx, scanned.argv)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if self.get_command(ctx, args[0]) is None:
+            raise CommandLineError(
+                f"unrecognized command `{ctx.command_path} {args[0]}`\n"
+                f"Try '{ctx.command_path} --help' for more information"
+            )
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
@@ -127,9 +222,6 @@ class PodmanGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
             return super().main(args=args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else "")
-            sys.exit(0)
         except click.UsageError as exc:
             fail(exc.format_message())
         except click.exceptions.Abort:
@@ -161,6 +253,13 @@ def cli(ctx: click.Context, root: str | None, policy: str) -> None:
     ctx.obj = CliContext(root, policy)
 
 
+def program_name() -> str:
+    """The name this program was started by, as podman names itself in its messages:
+    ``aiopod`` for ``python -m aiopod``, ``podman`` for a link called so."""
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return "aiopod" if not name or name.endswith(".py") or name == "-c" else name
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (commands are imported as they are used)."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="aiopod")
+    cli.main(args=list(argv) if argv is not None else None, prog_name=program_name())

@@ -18,6 +18,7 @@ import click
 
 from aiopod.builder.progress import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.usage import at_most
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -67,7 +68,7 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     return secrets
 
 
-@cli.command("build")
+@cli.command("build", args_rule=at_most(1))
 @click.option("-t", "--tag", "tags", multiple=True, metavar="NAME", help="Name the image.")
 @click.option("-f", "--file", "dockerfile", default=None, metavar="FILE", help="The Dockerfile.")
 @click.option("--build-arg", "build_args", multiple=True, metavar="K=V", help="A build argument.")

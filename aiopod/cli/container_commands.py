@@ -11,13 +11,14 @@ import click
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.formatting import human_duration, render_json, render_table
 from aiopod.cli.removal_commands import print_errors
+from aiopod.cli.usage import at_least, no_args
 from aiopod.containers import Container
 from aiopod.errors import ContainerNotKnown
 
 pass_cli = click.make_pass_decorator(CliContext)
 
 
-@cli.command("create", context_settings={"ignore_unknown_options": True})
+@cli.command("create", args_rule=at_least(1), interspersed=False)
 @click.option("--name", default=None, help="The container's name.")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -28,7 +29,14 @@ def create_command(ctx: CliContext, name: str | None, image: str, command: tuple
     click.echo(container.id)
 
 
-@cli.command("from")
+def _one_image(got: int, _path: str) -> str | None:
+    """``buildah from``'s words for a wrong number of arguments."""
+    if got == 0:
+        return 'an image name (or "scratch") must be specified'
+    return "too many arguments specified" if got > 1 else None
+
+
+@cli.command("from", args_rule=_one_image)
 @click.option("--name", default=None, help="The working container's name.")
 @click.argument("image")
 @pass_cli
@@ -107,7 +115,7 @@ def _ps_json(container: Container) -> dict[str, Any]:
     }
 
 
-@cli.command("ps")
+@cli.command("ps", args_rule=no_args)
 @click.option("-a", "--all", "show_all", is_flag=True, help="All containers (none run here).")
 @click.option("--external", is_flag=True, help="Also storage-only containers.")
 @click.option("-q", "--quiet", is_flag=True, help="IDs only.")

@@ -2,7 +2,7 @@
 
 ``aiopod events [--since T] [--until T] [-f KEY=VALUE]... [--stream[=BOOL]] [--format F]``
 
-* ``--stream`` (default) follows the log until interrupted (Ctrl-C or SIGTERM end it
+* ``--stream`` (default) follows the log until interrupted (Ctrl-C, SIGTERM or SIGHUP end it
   with exit 0) or until ``--until`` passes.  Without ``--since``/``--until`` it prints only
   new events, as podman does; with either it first prints the logged ones.
 * ``--stream=false`` prints the logged events and exits.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ import anyio.to_thread
 import click
 
 from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
 from aiopod.events.filters import EventFilter, parse_filters
 from aiopod.events.formats import (
@@ -131,7 +131,7 @@ def _check_template(render: Renderer) -> None:
         fail(f"invalid --format: {exc}")
 
 
-@cli.command("events")
+@cli.command("events", args_rule=no_args)
 @click.option("--since", metavar="TIME", help="Show events after TIME (RFC 3339, unix, 10m).")
 @click.option("--until", metavar="TIME", help="Show events before TIME; ends --stream then.")
 @click.option(
@@ -179,7 +179,11 @@ def events_command(
     render = event_renderer(ctx.policy, fmt, truncate=not no_trunc)
     _check_template(render)
     if stream:
-        run(ctx, lambda rt: _stream(rt, render, event_filter, past=bool(since or until)))
+        run(
+            ctx,
+            lambda rt: _stream(rt, render, event_filter, past=bool(since or until)),
+            ends_on_signal=True,
+        )
     else:
         run(ctx, lambda rt: _print_logged(rt, render, event_filter))
 
@@ -216,23 +220,11 @@ async def _stream(rt: Runtime, render: Renderer, event_filter: EventFilter, *, p
     log = EventLog.for_store(rt.root)
     after_seq = None if past else await anyio.to_thread.run_sync(log.last_seq)
 
-    async with anyio.create_task_group() as tg:
-
-        async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(stop_on_signal)
-        try:
-            followed = log.follow(
-                after_seq=after_seq, filter=event_filter, until=event_filter.until
-            )
-            async with contextlib.aclosing(followed) as events:
-                async for event in events:
-                    _emit(render, event)
-                    sys.stdout.flush()
-        except BrokenPipeError:
-            _silence_stdout()
-        tg.cancel_scope.cancel()
+    try:
+        followed = log.follow(after_seq=after_seq, filter=event_filter, until=event_filter.until)
+        async with contextlib.aclosing(followed) as events:
+            async for event in events:
+                _emit(render, event)
+                sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC
 from typing import Any
 
@@ -9,9 +10,10 @@ import click
 
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.formatting import human_duration, human_size, render_json, render_table
+from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
 from aiopod.errors import AiopodError
 from aiopod.images import Image
-from aiopod.runtime import SAVE_FORMATS, Runtime
+from aiopod.runtime import SAVE_FORMATS, Runtime, SaveFormat
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -57,16 +59,24 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
     return rows
 
 
-@cli.command("images")
+@cli.command("images", args_rule=at_most(1))
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show intermediate images too.")
 @click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs.")
 @click.option("--format", "fmt", default=None, help="'json' or a table (default).")
+@click.argument("reference", required=False)
 @pass_cli
 def images_command(
-    ctx: CliContext, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None
+    ctx: CliContext,
+    show_all: bool,
+    quiet: bool,
+    no_trunc: bool,
+    fmt: str | None,
+    reference: str | None,
 ) -> None:
     """List images in the store."""
+    if reference is not None:
+        fail(f"listing only the images {reference!r} names is not supported: omit it")
     images = _sorted(run(ctx, lambda rt: rt.images(all=show_all)))
     if fmt is not None and fmt.lower() == "json":
         click.echo(render_json(_json_rows(images)), nl=False)
@@ -126,7 +136,7 @@ def image_group() -> None:
     """Manage images."""
 
 
-@image_group.command("inspect")
+@image_group.command("inspect", args_rule=at_least_or(1, "no names or ids specified"))
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
 def image_inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
@@ -134,7 +144,7 @@ def image_inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
     _inspect(ctx, references)
 
 
-@cli.command("inspect")
+@cli.command("inspect", args_rule=at_least_or(1, "no names or ids specified"))
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
 def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
@@ -142,7 +152,7 @@ def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
     _inspect(ctx, references, generic=True)
 
 
-@cli.command("tag")
+@cli.command("tag", args_rule=at_least(2))
 @click.argument("image")
 @click.argument("names", nargs=-1, required=True)
 @pass_cli
@@ -151,30 +161,37 @@ def tag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     run(ctx, lambda rt: rt.tag(image, *names), exit_code=125)
 
 
-@cli.command("untag")
+@cli.command("untag", args_rule=at_least(1))
 @click.argument("image")
 @click.argument("names", nargs=-1)
 @pass_cli
 def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     """Remove names from an image (all of them when none are given)."""
-    try:
-        run(ctx, lambda rt: rt.untag(image, *names))
-    except SystemExit as exc:
-        # podman exits 125 for every untag error, even "image not known".
-        if exc.code not in (0, None):
-            raise SystemExit(125) from None
-        raise
+    # podman exits 125 for every untag error, even "image not known".
+    run(ctx, lambda rt: rt.untag(image, *names), exit_code=125)
 
 
-@cli.command("load")
+@cli.command("load", args_rule=no_args)
 @click.option(
-    "-i", "--input", "source", required=True, metavar="FILE", help="Archive or OCI layout."
+    "-i",
+    "--input",
+    "source",
+    default=None,
+    metavar="FILE",
+    help="Archive or OCI layout (default: standard input).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @pass_cli
-def load_command(ctx: CliContext, source: str, quiet: bool) -> None:
+def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an oci-archive or an OCI layout directory."""
-    loaded = run(ctx, lambda rt: rt.load(source))
+    if source is None:
+        if sys.stdin.isatty():
+            fail("cannot read from terminal, use command-line redirection or the --input flag")
+        from aiopod.cli.spool import load_from_stdin
+
+        loaded = run(ctx, load_from_stdin)
+    else:
+        loaded = run(ctx, lambda rt: rt.load(source))
     if quiet:
         return
     for image in loaded:
@@ -182,24 +199,55 @@ def load_command(ctx: CliContext, source: str, quiet: bool) -> None:
             click.echo(f"Loaded image: {name}")
 
 
-@cli.command("save")
-@click.option("-o", "--output", required=True, metavar="FILE", help="Where to write.")
+@cli.command("save", args_rule=at_least_or(1, "need at least 1 argument"))
 @click.option(
-    "--format", "fmt", type=click.Choice(SAVE_FORMATS), default="docker-archive", show_default=True
+    "-o",
+    "--output",
+    default=None,
+    metavar="FILE",
+    help="Where to write (default: standard output).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="docker-archive",
+    show_default=True,
+    help=f"One of {', '.join(SAVE_FORMATS)}.",
 )
 @click.option(
     "-m", "--multi-image-archive", is_flag=True, help="Accepted for podman compatibility."
 )
+@click.option("-q", "--quiet", is_flag=True, help="Accepted for podman compatibility.")
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
 def save_command(
-    ctx: CliContext, output: str, fmt: str, multi_image_archive: bool, references: tuple[str, ...]
+    ctx: CliContext,
+    output: str | None,
+    fmt: str,
+    multi_image_archive: bool,
+    quiet: bool,
+    references: tuple[str, ...],
 ) -> None:
-    """Save images to an archive or an OCI layout directory."""
-    run(ctx, lambda rt: rt.save(output, references, format=fmt), exit_code=125)  # type: ignore[arg-type]
+    """Save images to an archive or an OCI layout directory (it prints nothing)."""
+    if fmt not in SAVE_FORMATS:
+        if fmt == "docker-dir":
+            fail(f"the docker-dir format is not supported: use {', '.join(SAVE_FORMATS)}")
+        known = "oci-dir oci-archive docker-dir docker-archive" if ctx.policy == "podman" else ""
+        fail(f"format value must be one of {known or ' '.join(SAVE_FORMATS)}")
+    format: SaveFormat = fmt
+    if output is None:
+        if format == "oci-dir":
+            fail("an oci-dir is a directory: name it with -o")
+        if sys.stdout.isatty():
+            fail("refusing to save to terminal. Use -o flag or redirect")
+        from aiopod.cli.spool import save_to_stdout
+
+        run(ctx, lambda rt: save_to_stdout(rt, references, format), exit_code=125)
+        return
+    run(ctx, lambda rt: rt.save(output, references, format=format), exit_code=125)
 
 
-@cli.command("import")
+@cli.command("import", args_rule=between(1, 2))
 @click.argument("tarball")
 @click.argument("name", required=False)
 @pass_cli

@@ -10,6 +10,7 @@ import click
 
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.image_commands import image_group
+from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
 from aiopod.removal.docker import familiar_name
 from aiopod.removal.plan import DeleteImage, RemovalReport, Untag
@@ -113,11 +114,14 @@ def image_rm_command(ctx: CliContext, **kwargs: bool | tuple[str, ...]) -> None:
     _rmi(ctx, **kwargs)  # type: ignore[arg-type]
 
 
-@image_group.command("prune")
+@image_group.command("prune", args_rule=no_args)
 @click.option("-a", "--all", "all_images", is_flag=True, help="Every image no container uses.")
+@click.option(
+    "--external", is_flag=True, help="Also images only external (build) containers use, and those."
+)
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_cli
-def prune_command(ctx: CliContext, all_images: bool, force: bool) -> None:
+def prune_command(ctx: CliContext, all_images: bool, external: bool, force: bool) -> None:
     """Remove dangling images (``-a``: all images without containers)."""
     if not force:
         what = (
@@ -130,9 +134,10 @@ def prune_command(ctx: CliContext, all_images: bool, force: bool) -> None:
         answer = sys.stdin.readline()
         if not answer.strip().lower().startswith("y"):
             return
-    report = run(ctx, lambda rt: rt.prune_images(all=all_images))
-    for image_id in report.deleted:
-        click.echo(image_id)
+    report = run(ctx, lambda rt: rt.prune_images(all=all_images, external=external))
     if report.errors:
+        # podman prints only the error, not what the prune removed before it.
         print_errors(report.errors[:1])
         sys.exit(125)
+    for image_id in report.deleted:
+        click.echo(image_id)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from aiopod.cli.app import CliContext, cli, run
+from aiopod.cli.usage import no_args
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -16,7 +17,7 @@ def system_group() -> None:
     """Manage the store."""
 
 
-@system_group.command("check")
+@system_group.command("check", args_rule=no_args)
 @click.option("-r", "--repair", is_flag=True, help="Fix what is wrong (removes damaged images).")
 @pass_cli
 def check_command(ctx: CliContext, repair: bool) -> None:

@@ -1,5 +1,6 @@
 """The ``libpod`` removal policy (the default): libpod's ``RemoveImage``, step by step, as
-LP1-LP6 of ``docs/design/removal-rules.md`` state it, with its known defect fixed.  Pure.
+LP1-LP6 of ``docs/design/removal-rules.md`` state it, with its known defect fixed.  Pure,
+but for LP5's error, which reads ``/proc`` to tell whether a build holding the image runs.
 
 Per image, with N its names, R the input, C its runtime containers, S its external
 (storage-only) containers, and F force (LP1, the lock, is the runtime's):
@@ -9,8 +10,9 @@ Per image, with N its names, R the input, C its runtime containers, S its extern
 * LP3: (|N| > 1 and R is not an ID) or the image has children: untag the name R matches;
   no match is an error (``cannot be forced`` when it has children).
 * LP4: |N| > 1, R an ID, no F: ``must force``.
-* LP5: delete: containers still using it block without F; with F they go (runtime ones
-  as containers: the defect fix), then the image.
+* LP5: delete: containers still using it block without F (the error names them, and says
+  whether a build's working container is a killed build's leftover); with F they go
+  (runtime ones as containers: the defect fix), then the image.
 * LP6: report every name it still had as untagged, then the deletion.
 
 ``-a`` removes every image (R empty: LP3-LP4 never apply), children before parents.
@@ -31,6 +33,7 @@ from aiopod.removal.plan import (
     Simulation,
     Untag,
 )
+from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.records import ImageRecord, StoreState
 
 __all__ = ("plan_libpod",)
@@ -69,6 +72,35 @@ def _remove_containers(sim: Simulation, image_id: str, ids: Sequence[tuple[str, 
     for container_id, runtime in ids:
         sim.do(RemoveContainer(container_id, image_id, runtime))
     return True
+
+
+def _describe(container: ContainerRecord) -> str:
+    text = f"{'container' if container.runtime else 'external container'} {container.id[:12]}"
+    text += f" ({container.name})"
+    if container.owner is not None:
+        if container.owner.is_gone():
+            return text + " of a build that is no longer running"
+        return text + f" of a build still running (process {container.owner.pid})"
+    return text
+
+
+def _in_use(users: Sequence[ContainerRecord]) -> ImageInUse:
+    """Step 5's error: which containers hold the image, and how to free it.
+
+    Tells a killed build's working containers (their owner is gone: reads ``/proc``)
+    from a running build's and from containers made to stay.
+    """
+    them = "it" if len(users) == 1 else "them"
+    ids = " ".join(c.id[:12] for c in users)
+    owners = [c.owner for c in users]
+    if all(o is not None and o.is_gone() for o in owners):
+        advice = f'remove {them} with "aiopod rm {ids}" or "aiopod system check --repair"'
+    elif any(o is not None and not o.is_gone() for o in owners):
+        advice = "wait for the build to finish"
+    else:
+        advice = f'remove {them} with "aiopod rm {ids}", or force the removal'
+    described = ", ".join(_describe(c) for c in users)
+    return ImageInUse(f"image is in use by {described}: {advice}")
 
 
 def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force: bool) -> None:
@@ -125,10 +157,11 @@ def _remove_one(sim: Simulation, image_id: str, typed: str, resolved: str, force
         )
         return
     # LP5: containers still using the image (all of them, runtime ones included).
-    remaining = [(c.id, c.runtime is not None) for c in sim.state.containers_of(image_id)]
+    users = sim.state.containers_of(image_id)
+    remaining = [(c.id, c.runtime is not None) for c in users]
     if remaining:
         if not force:
-            sim.fail(ImageInUse("image is in use by a container"))
+            sim.fail(_in_use(users))
             return
         if not _remove_containers(sim, image_id, remaining):
             return

@@ -28,11 +28,22 @@ from aiopod.storage.records import StoreState
 __all__ = ("plan_podman", "remove_recursive")
 
 
-def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool) -> bool:
-    """C20: containers (with force), the record, the names, then a dangling parent."""
+def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool, external: bool) -> bool:
+    """C20: containers (with force), the record, the names, then a dangling parent.
+
+    *external* (``image prune --external``): without force, external containers go with
+    the image, and a runtime container is an error instead of blocking it."""
     state = sim.state
     users = state.containers_of(image_id)
-    if users and not force:
+    runtime_users = [c for c in users if c.runtime is not None]
+    if users and not force and external and runtime_users:
+        sim.fail(
+            ImageConflict(
+                f"cannot remove container {runtime_users[0].id}: not an external container"
+            )
+        )
+        return False
+    if users and not force and not external:
         sim.fail(
             ImageInUse(
                 f"image used by {users[-1].id}: image is in use by a container: "
@@ -57,14 +68,21 @@ def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool) -> bool
     if not no_prune and parent is not None and parent in state.images:
         parent_record = state.images[parent]
         if not parent_record.names and not sim.tree.has_children(parent):
-            remove_recursive(sim, parent, "", force=False, no_prune=no_prune)
+            remove_recursive(sim, parent, "", force=False, no_prune=no_prune, external=external)
     return True
 
 
 def remove_recursive(
-    sim: Simulation, image_id: str, resolved: str, *, force: bool, no_prune: bool
+    sim: Simulation,
+    image_id: str,
+    resolved: str,
+    *,
+    force: bool,
+    no_prune: bool,
+    external: bool = False,
 ) -> None:
-    """C15-C20 for one image and the name R it was found by ("" removes it whole)."""
+    """C15-C20 for one image and the name R it was found by ("" removes it whole);
+    *external* removes the external containers that use it (``image prune --external``)."""
     if image_id in sim.deleted:
         # C16: nothing happens, but libimage's removeRecursive has already deferred
         # its ``remove`` event (it is written for every reference: ``rmi other other``).
@@ -77,7 +95,7 @@ def remove_recursive(
     started = now()
     names = record.names
     if resolved == "" or len(names) == 1:
-        if _delete(sim, image_id, force, no_prune):
+        if _delete(sim, image_id, force, no_prune, external):
             sim.do(ImageProcessed(image_id, resolved, started))
         return
     by_id = image_id.startswith(resolved)
@@ -103,7 +121,7 @@ def remove_recursive(
         if sim.state.images[image_id].names:
             sim.do(ImageProcessed(image_id, resolved, started))
             return
-    if _delete(sim, image_id, force, no_prune):
+    if _delete(sim, image_id, force, no_prune, external):
         sim.do(ImageProcessed(image_id, resolved, started))
 
 

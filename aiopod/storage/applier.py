@@ -29,7 +29,9 @@ A rejected layer raises :class:`~aiopod.errors.UnsafeLayer` (hostile or malforme
 message names the entry) or :class:`~aiopod.errors.LimitExceeded`; the root is then left
 half-applied, so callers apply into a staging directory and discard it on error.
 
-Blocking: callers in async code run it in a worker thread (``anyio.to_thread.run_sync``).
+Blocking: callers in async code run it in a worker thread (``anyio.to_thread.run_sync``);
+a cancelled caller interrupts it between entries and chunks, leaving the root
+half-applied as a rejected layer does.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from aiopod.errors import LimitExceeded, UnsafeLayer
+from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.layer_check import DEFAULT_LIMITS, EntryChecker, LayerLimits
 from aiopod.storage.rootfs_path import (
@@ -113,6 +116,7 @@ def apply_layer(
         reader = TarReader(data, max_header_bytes=limits.max_pax_header_bytes)
         applier = _Applier(rootdir, reader, limits, allow_devices)
         for member in reader:
+            raise_if_cancelled()
             applier.apply(member)
         reader.drain()
         applier.finish()
@@ -236,6 +240,7 @@ class _Applier:
         fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
         try:
             for chunk in self.reader.read_data(member, self.buffer):
+                raise_if_cancelled()
                 while chunk:
                     chunk = chunk[os.write(fd, chunk) :]
             self.bytes_written += member.size

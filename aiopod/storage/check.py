@@ -3,8 +3,10 @@
 Checks: the metadata parses; every image's blobs exist with the right size and digest;
 the manifest and config agree with the record; every name belongs to one image;
 ``index.json`` matches the metadata; no orphan blobs, stray files, stale staging areas
-or journals; the store directories are mode 0700.  Repair removes damaged images (as
-podman does), deletes orphans and strays, re-renders ``index.json`` and fixes modes.
+or journals; no working container of a build whose process is gone; the store
+directories are mode 0700.  Repair removes damaged images (as podman does), deletes
+orphans and strays, re-renders ``index.json`` and fixes modes; the runtime removes the
+leftover working containers (:meth:`aiopod.Runtime.check`), as ``rm`` would.
 
 Runs under the store's exclusive lock; the hashing runs in a worker thread.
 """
@@ -22,6 +24,8 @@ import anyio
 import anyio.to_thread
 
 from aiopod.errors import StoreCorrupted
+from aiopod.events.model import Event
+from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, remove_tree
 from aiopod.storage.layout import render_index
@@ -40,6 +44,10 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     removed_images: list[str] = field(default_factory=list)
+    #: Working containers whose build's process is gone (a killed build left them).
+    leftover_containers: list[str] = field(default_factory=list)
+    #: The events of what repair changed (the removal of leftover containers).
+    events: list[Event] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -52,6 +60,7 @@ def _hash_file(path: Path) -> tuple[str, int]:
     size = 0
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
+            raise_if_cancelled()
             digest.update(chunk)
             size += len(chunk)
     return "sha256:" + digest.hexdigest(), size
@@ -150,6 +159,13 @@ def _check(store: Store, repair: bool) -> tuple[CheckReport, StoreState | None]:
         if repair:
             remove_tree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
             report.repaired.append(f"removed {entry.name} from blobs/sha256")
+    for container in state.containers.values():
+        if container.owner is not None and container.owner.is_gone():
+            report.leftover_containers.append(container.id)
+            report.problems.append(
+                f"leftover container {container.id} ({container.name}): the build that made "
+                f"it (process {container.owner.pid}) is no longer running"
+            )
     expected_index = render_index(state)
     try:
         index_ok = layout.index_json.read_bytes() == expected_index

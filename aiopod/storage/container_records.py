@@ -15,6 +15,7 @@ from typing import Any
 
 from aiopod.errors import StoreCorrupted
 from aiopod.storage.digest import is_sha256_hex
+from aiopod.storage.owner import ProcessOwner
 
 __all__ = ("ContainerRecord", "RuntimeConfig")
 
@@ -38,6 +39,8 @@ class ContainerRecord:
     image_id: str  # "" for a working container made from scratch
     created: str
     runtime: RuntimeConfig | None = None
+    owner: ProcessOwner | None = None
+    """The process the container belongs to (a build's); None when it stays until removed."""
 
     @property
     def external(self) -> bool:
@@ -59,6 +62,8 @@ class ContainerRecord:
                 "image_name": self.runtime.image_name,
                 "state": self.runtime.state,
             }
+        if self.owner is not None:
+            doc["owner"] = self.owner.to_json()
         return doc
 
     @classmethod
@@ -66,6 +71,7 @@ class ContainerRecord:
         """Parse a stored record; :class:`StoreCorrupted` when malformed."""
         try:
             runtime = obj.get("runtime")
+            owner = obj.get("owner")
             record = cls(
                 id=str(obj["id"]),
                 name=str(obj["name"]),
@@ -79,6 +85,7 @@ class ContainerRecord:
                     image_name=str(runtime["image_name"]),
                     state=str(runtime["state"]),
                 ),
+                owner=None if owner is None else ProcessOwner.from_json(owner),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorrupted(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aiopod.errors import DigestMismatch, LimitExceeded, UnsafeLayer
+from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import detect_compression, open_decompressed
 from aiopod.storage.fsutil import make_private_dir, remove_tree
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits, scan_layer
@@ -61,6 +62,7 @@ class _HashingTee(io.RawIOBase):
         return True
 
     def _take(self, data: bytes | memoryview) -> None:
+        raise_if_cancelled()
         self.size += len(data)
         if self.size > self._limit:
             raise LimitExceeded(f"blob is larger than the limit of {self._limit} bytes")

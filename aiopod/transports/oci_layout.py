@@ -24,6 +24,7 @@ from typing import Any
 from aiopod.errors import InvalidArchive, InvalidReference
 from aiopod.platforms import local_architecture
 from aiopod.reference import normalize_local
+from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_digest
 from aiopod.storage.layout import INDEX_MEDIA_TYPE, LAYOUT_FILE_CONTENT, REF_NAME_ANNOTATION
 from aiopod.storage.records import ImageRecord
@@ -232,6 +233,7 @@ def write_oci_layout(
         raise InvalidArchive(f"{target} exists and is not an OCI layout")
     (target / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     for digest in blobs:
+        raise_if_cancelled()
         dest = target / "blobs" / "sha256" / digest.removeprefix("sha256:")
         if not dest.exists():
             shutil.copyfile(blob_path(digest), dest)

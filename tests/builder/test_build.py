@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from build_helpers import BASE, build, context, image_files
 from conftest_context import make_tree, tree_state
 from peers import (
     aiopod,
-    aiopod_env,
     aiopod_images,
     aiopod_ok,
     file as tar_file,
+    processes_mentioning,
     symlink as tar_symlink,
     tar_bytes,
 )
@@ -81,21 +80,6 @@ class Progress:
             if isinstance(record, StepStarted) and record.step > 1:
                 result[record.instruction] = isinstance(following, StepCached)
         return result
-
-
-def processes_mentioning(*markers: str) -> list[int]:
-    """PIDs whose command line (NUL-separated arguments) contains one of *markers*."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if any(marker.encode() in cmdline for marker in markers):
-            found.append(int(entry))
-    return found
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -686,53 +670,6 @@ async def test_a_cancelled_build_kills_run_and_leaves_nothing_behind(
     assert await rt.containers(external=True) == []
     assert [i.names for i in await rt.images(all=True)] == [(BASE,)]
     assert (await rt.check()).ok
-
-
-async def test_a_killed_build_leaves_a_working_container_that_rm_removes(
-    rt: Runtime, store: Path, tmp_path: Path
-) -> None:
-    """``aiopod build`` SIGKILLed during a RUN: the RUN's processes die with it, the store
-    still opens and checks consistent, and what is left is the build's working container,
-    a storage container that ``ps --external`` shows and ``rm`` removes."""
-    seconds = 700_000 + os.getpid() % 100_000
-    marker = f"aiopod-killed-{os.getpid()}"
-    ctx = context(
-        tmp_path,
-        f"FROM localhost/bb:latest\nRUN echo running; sleep {seconds}; echo {marker}\n",
-    )
-    await rt.aclose()
-    cmd = [sys.executable, "-m", "aiopod", "--root", str(store), "build", "-t", "never", str(ctx)]
-    async with await anyio.open_process(cmd, stderr=None, env=aiopod_env()) as process:
-        assert process.stdout is not None
-        output = b""
-        with anyio.fail_after(60):
-            while b"running\n" not in output:  # the pipe stays open while the build runs
-                output += await process.stdout.receive()
-        for _ in range(500):
-            if len(processes_mentioning(marker, f"sleep\0{seconds}")) == 2:
-                break
-            await anyio.sleep(0.02)
-        else:
-            pytest.fail("the RUN's shell and sleep never both ran")
-        process.kill()
-        await process.wait()
-    for _ in range(500):
-        if not processes_mentioning(marker, f"sleep\0{seconds}"):
-            break
-        await anyio.sleep(0.02)
-    else:
-        pytest.fail("the RUN's processes outlived the killed build")
-    async with Runtime(store) as reopened:
-        assert (await reopened.check()).ok
-        (left,) = await reopened.containers(external=True)
-        assert aiopod_ok("ps", "-a", "--external", "-q", root=store).stdout.split() == [
-            left.id[:12]
-        ]
-    aiopod_ok("rm", left.id, root=store)
-    async with Runtime(store) as reopened:
-        assert await reopened.containers(external=True) == []
-        assert [i.names for i in await reopened.images(all=True)] == [(BASE,)]
-        assert (await reopened.check()).ok
 
 
 async def test_unknown_base_image_and_target_are_clear_errors(rt: Runtime, tmp_path: Path) -> None:

@@ -319,7 +319,11 @@ async def test_step5_a_storage_container_blocks_without_force(rt: Runtime, tmp_p
     await load(rt, tmp_path, ONE)
     working = await rt.create_working_container("one")
     report = await rt.remove_images(["one"])
-    assert [e.message for e in report.errors] == ["image is in use by a container"]
+    short = working.id[:12]
+    assert [e.message for e in report.errors] == [
+        f"image is in use by external container {short} (one-working-container): "
+        f'remove it with "aiopod rm {short}", or force the removal'
+    ]
     assert (report.exit_code, report.events, report.removed_containers) == (2, [], [])
     assert await names_by_id(rt) == {ONE.id: ["localhost/one:latest"]}
     assert await container_ids(rt) == {working.id}
