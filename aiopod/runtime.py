@@ -44,7 +44,7 @@ from aiopod.storage.layout import StoreLayout
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, Transaction, default_root
-from aiopod.storage.threads import run_to_completion
+from aiopod.storage.threads import run_until_stopped
 from aiopod.transports.jsonutil import parse_json_object
 
 if TYPE_CHECKING:
@@ -302,17 +302,17 @@ class Runtime:
                         names.append(name)
             images = list(chosen.values())
             target = Path(path)
-            # The shared lock is held until the writer has read the last blob, whatever
-            # cancels the caller.
+            # The shared lock is held until the writer has stopped reading blobs, whatever
+            # cancels the caller (a cancelled save stops at its next chunk, no output left).
             if format == "docker-archive":
                 from aiopod.transports.docker_archive import write_docker_archive
 
-                await run_to_completion(write_docker_archive, target, images, self.store.blob_path)
+                await run_until_stopped(write_docker_archive, target, images, self.store.blob_path)
             else:
                 from aiopod.transports.oci_layout import write_oci_layout
 
                 archive = format == "oci-archive"
-                await run_to_completion(
+                await run_until_stopped(
                     lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
                 )
         attributes = {"path": str(target), "format": format}

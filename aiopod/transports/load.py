@@ -27,7 +27,7 @@ from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.store import Store
-from aiopod.storage.threads import run_to_completion
+from aiopod.storage.threads import run_to_completion, run_until_stopped
 from aiopod.transports.candidate import ImageCandidate, LayerBlob, build_record
 from aiopod.transports.docker_archive import read_docker_archive
 from aiopod.transports.oci_layout import read_oci_layout
@@ -135,8 +135,9 @@ async def _stage_and_commit(
 ) -> Committed:
     area: StagingArea = await anyio.to_thread.run_sync(store.new_staging_area)
     try:
-        # Waited for whatever cancels the caller: the area is removed only after it.
-        built: Built = await run_to_completion(stage, area, path, *args)  # type: ignore[arg-type]
+        # Stopped at its next chunk and waited for, whatever cancels the caller: the area
+        # is removed only after it.
+        built: Built = await run_until_stopped(stage, area, path, *args)  # type: ignore[arg-type]
         return await _commit(store, built, source, path)
     finally:
         await run_to_completion(area.close)

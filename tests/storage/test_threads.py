@@ -1,4 +1,5 @@
-"""``run_to_completion``: blocking work that is waited for, whatever cancels its caller."""
+"""Blocking work that is waited for, whatever cancels its caller: ``run_to_completion``
+(the thread finishes its work) and ``run_until_stopped`` (the thread is told to stop)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import threading
 import anyio
 import pytest
 
-from aiopod.storage.threads import run_to_completion
+from aiopod.storage.cancellation import raise_if_cancelled
+from aiopod.storage.threads import run_to_completion, run_until_stopped
 
 
 class Work:
@@ -71,3 +73,45 @@ async def test_anyio_cancellation_waits_and_lands_at_the_next_checkpoint() -> No
         await anyio.sleep(10)  # cancelled here
     assert scope.cancelled_caught
     assert (result, work.finished) == (42, True)
+
+
+class Chunks:
+    """A blocking copy of many chunks that checks for cancellation between them."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.done = 0
+        self.cleaned_up = False
+
+    def __call__(self, chunks: int) -> int:
+        self.started.set()
+        try:
+            for _ in range(chunks):
+                raise_if_cancelled()
+                threading.Event().wait(0.01)
+                self.done += 1
+        finally:
+            self.cleaned_up = True
+        return self.done
+
+
+@pytest.mark.asyncio
+async def test_stopped_work_ends_at_its_next_chunk_when_asyncio_cancels_the_task() -> None:
+    copy = Chunks()
+    task = asyncio.create_task(run_until_stopped(copy, 1000))
+    await anyio.to_thread.run_sync(copy.started.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The caller got control back only after the thread had cleaned up, long before 1000.
+    assert copy.cleaned_up and copy.done < 1000
+
+
+@pytest.mark.anyio
+async def test_stopped_work_ends_at_its_next_chunk_when_anyio_cancels_the_caller() -> None:
+    copy = Chunks()
+    with anyio.move_on_after(0.1) as scope:
+        await run_until_stopped(copy, 1000)
+    assert scope.cancelled_caught
+    assert copy.cleaned_up and copy.done < 1000
+    assert await run_until_stopped(copy, 3) == copy.done  # uncancelled, it runs to the end
