@@ -41,6 +41,10 @@ from aiopod.errors import (
 )
 
 if TYPE_CHECKING:
+    from aiopod._containers import Container as Container
+    from aiopod._images import Image as Image
+    from aiopod._reference import Reference as Reference
+    from aiopod._runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
     from aiopod.builder.progress import (
         BuildFinished as BuildFinished,
         ImageCommitted as ImageCommitted,
@@ -51,7 +55,6 @@ if TYPE_CHECKING:
         StepOutput as StepOutput,
         StepStarted as StepStarted,
     )
-    from aiopod.containers import Container as Container
     from aiopod.events import (
         Event as Event,
         EventBus as EventBus,
@@ -61,22 +64,19 @@ if TYPE_CHECKING:
         Lagged as Lagged,
         Subscription as Subscription,
     )
-    from aiopod.images import Image as Image
-    from aiopod.reference import Reference as Reference
     from aiopod.removal.plan import RemovalReport as RemovalReport
-    from aiopod.runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
     from aiopod.storage.check import CheckReport as CheckReport
 
 #: The lazily imported names and their modules.
 _LAZY = {
     "CheckReport": "aiopod.storage.check",
-    "Container": "aiopod.containers",
-    "Image": "aiopod.images",
-    "Policy": "aiopod.runtime",
-    "Reference": "aiopod.reference",
+    "Container": "aiopod._containers",
+    "Image": "aiopod._images",
+    "Policy": "aiopod._runtime",
+    "Reference": "aiopod._reference",
     "RemovalReport": "aiopod.removal.plan",
-    "Runtime": "aiopod.runtime",
-    "SaveFormat": "aiopod.runtime",
+    "Runtime": "aiopod._runtime",
+    "SaveFormat": "aiopod._runtime",
     "Event": "aiopod.events",
     "EventBus": "aiopod.events",
     "EventFilter": "aiopod.events",

@@ -22,7 +22,7 @@ from imagefactory import load_images, make_image
 from peers import aiopod_env
 
 from aiopod import Runtime
-from aiopod.containers import create_container
+from aiopod._containers import create_container
 from aiopod.events.model import EventKind
 from aiopod.storage.store import Store
 
@@ -32,7 +32,7 @@ ONE = make_image("localhost/one:latest", seed="one")
 
 #: A process that makes a build's working container of ``one`` and ends.
 ENDED_BUILD = (
-    "import anyio, sys; from aiopod.containers import create_container; "
+    "import anyio, sys; from aiopod._containers import create_container; "
     "from aiopod.storage.store import Store\n"
     "async def main():\n"
     "    store = Store(sys.argv[1]); await store.open()\n"

@@ -1,4 +1,4 @@
-"""Tests of aiopod.reference: podman 4.3's reference grammar, normalisation and messages.
+"""Tests of aiopod._reference: podman 4.3's reference grammar, normalisation and messages.
 
 ``MEASURED`` is what podman 4.3.1 printed (isolated vfs store holding one image,
 ``localhost/img:1``) for ``podman tag localhost/img:1 X`` (``tag``), ``podman untag
@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from aiopod.errors import ImageNotKnown, InvalidReference, TagNotKnown
-from aiopod.reference import (
+from aiopod._reference import (
     Command,
     LookupInput,
     Reference,
@@ -41,6 +40,7 @@ from aiopod.reference import (
     validate_tag_name,
     validate_untag_name,
 )
+from aiopod.errors import ImageNotKnown, InvalidReference, TagNotKnown
 
 H = "0123456789abcdef" * 4
 HU = H.upper()
@@ -1186,7 +1186,7 @@ def test_normalisation_is_idempotent(text: str) -> None:
     )
 )
 def test_grammar_matches_distribution_regex(text: str) -> None:
-    from aiopod import reference
+    from aiopod import _reference as reference
 
     mine = reference._REFERENCE_RE.fullmatch(text)
     theirs = _BRIEF_GRAMMAR.fullmatch(text)

@@ -51,8 +51,8 @@ from aiopod import (
     Runtime,
     UsageError,
 )
-from aiopod.platforms import local_architecture
-from aiopod.runtime import SAVE_FORMATS
+from aiopod._platforms import local_architecture
+from aiopod._runtime import SAVE_FORMATS
 
 APP = make_image("localhost/app:1", seed="app")
 BASE = make_image("localhost/base:1", seed="base")

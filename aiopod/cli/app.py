@@ -34,7 +34,7 @@ from aiopod.cli.usage import CommandLineError, PodmanCommand, scan
 from aiopod.errors import AiopodError
 
 if TYPE_CHECKING:
-    from aiopod.runtime import Runtime
+    from aiopod._runtime import Runtime
 
 __all__ = ("CliContext", "cli", "fail", "main", "run")
 
@@ -80,7 +80,7 @@ class CliContext:
 
     def runtime(self) -> Runtime:
         """A runtime on the chosen store."""
-        from aiopod.runtime import Runtime
+        from aiopod._runtime import Runtime
 
         return Runtime(root=self.root, policy=self.policy)  # type: ignore[arg-type]
 

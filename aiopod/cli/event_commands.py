@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 import click
 
+from aiopod._runtime import Runtime
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
@@ -44,7 +45,6 @@ from aiopod.events.formats import (
 )
 from aiopod.events.log import EventLog
 from aiopod.events.model import Event, EventKind
-from aiopod.runtime import Runtime
 
 __all__ = ("event_renderer", "events_command")
 

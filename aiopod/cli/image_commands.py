@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
+from aiopod._images import Image
+from aiopod._runtime import SAVE_FORMATS, Runtime, SaveFormat
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.formatting import human_duration, human_size, render_json, render_table
 from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
 from aiopod.errors import AiopodError
-from aiopod.images import Image
-from aiopod.runtime import SAVE_FORMATS, Runtime, SaveFormat
 
 pass_cli = click.make_pass_decorator(CliContext)
 

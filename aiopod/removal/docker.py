@@ -54,6 +54,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from aiopod._reference import ReferenceParseError, normalize_local
 from aiopod.errors import (
     AiopodError,
     ImageConflict,
@@ -61,7 +62,6 @@ from aiopod.errors import (
     InvalidReference,
     UsageError,
 )
-from aiopod.reference import ReferenceParseError, normalize_local
 from aiopod.removal.plan import (
     DeleteImage,
     Plan,

@@ -20,9 +20,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiopod._platforms import local_architecture
 from aiopod.errors import InvalidArchive
 from aiopod.events.model import Event, EventKind
-from aiopod.platforms import local_architecture
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord

@@ -36,6 +36,7 @@ from peers import (
 )
 
 from aiopod import Runtime
+from aiopod._platforms import local_architecture
 from aiopod.builder.progress import (
     OUTPUT_BACKLOG,
     BuildFinished,
@@ -49,7 +50,6 @@ from aiopod.builder.progress import (
 )
 from aiopod.errors import BuildError, DockerfileError
 from aiopod.events.model import Event, EventKind
-from aiopod.platforms import local_architecture
 
 pytestmark = [
     pytest.mark.anyio,

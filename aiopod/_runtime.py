@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.containers import (
+from aiopod._containers import (
     Container,
     container_from_record,
     create_container,
     plan_container_removal,
 )
+from aiopod._images import Image, image_from_record, inspect_document
+from aiopod._reference import check_tag_name, check_untag_name
 from aiopod.errors import RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
 from aiopod.events.bus import EventBus
 from aiopod.events.log import EventLog
 from aiopod.events.model import Event, EventKind
-from aiopod.images import Image, image_from_record, inspect_document
-from aiopod.reference import check_tag_name, check_untag_name
 from aiopod.removal.docker import check_docker_usage, plan_docker
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.libpod import plan_libpod
