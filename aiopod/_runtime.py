@@ -499,7 +499,7 @@ class Runtime:
         *layers* every step commits an intermediate image that later builds reuse.
         Cancelling the call kills the running step and removes the working containers.
 
-        *progress* receives the build's records as they happen (:mod:`aiopod.builder.progress`:
+        *progress* receives the build's records as they happen (:data:`aiopod.ProgressRecord`:
         ``StepStarted``, ``StepOutput``, ``StepCached``, ``StepCommitted``,
         ``ImageCommitted``, ``BuildFinished``), each with podman's line(s) as ``.text``.
         It is either
@@ -528,8 +528,8 @@ class Runtime:
 
         :raises ~aiopod.errors.DockerfileError: the Dockerfile is malformed.
         :raises ~aiopod.errors.BuildError: a step failed (the message says which and why;
-            for RUN ``exit_code`` is the command's exit status and ``str()`` ends with the
-            tail of its output).
+            for RUN ``command_status`` is the command's exit status and ``str()`` ends
+            with the tail of its output).
         """
         from aiopod.builder.executor import BuildOptions, build_image
 

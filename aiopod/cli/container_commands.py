@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from aiopod._containers import Container
+from aiopod import Container
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.formatting import human_duration, render_json, render_table
 from aiopod.cli.removal_commands import print_errors

@@ -21,8 +21,7 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 
-from aiopod._images import Image
-from aiopod._runtime import Runtime, SaveFormat
+from aiopod import Image, Runtime, SaveFormat
 
 __all__ = ("load_from_stdin", "save_to_stdout")
 
