@@ -7,11 +7,17 @@ A daemonless store of OCI images that programs drive with ``await``::
         await rt.tag(image.id, "app:1")
         print(await rt.images())
 
-Layers (each depends only on those below it): the command line (:mod:`aiopod.cli`), the
-runtime (:class:`Runtime`), the exchange formats (:mod:`aiopod.transports`) and the store
-(:mod:`aiopod.storage`).  Everything public is re-exported here, imported on first use
-(``aiopod.Runtime`` imports the runtime; ``import aiopod`` alone imports only the errors), so
-that the command line starts without loading what its command does not need.
+The public API is what this module exports (``__all__``): the :class:`Runtime`, the types
+its calls take and return (images, containers, removal reports and their plans, the store
+check's report, events and their subscriptions, a build's progress records) and the
+errors (:mod:`aiopod.errors`, the one public module besides this one).  Everything else
+is internal and may change: the modules with a leading underscore, and the sub-packages
+that hold the runtime's parts (:mod:`aiopod.cli`, the command line; ``builder``,
+``removal``, ``events``, ``transports`` and ``storage``, the layers below the runtime).
+
+Names are imported on first use (``aiopod.Runtime`` imports the runtime; ``import
+aiopod`` alone imports only the errors), so that the command line starts without loading
+what its command does not need.
 """
 
 from __future__ import annotations
@@ -20,78 +26,118 @@ import importlib
 from typing import TYPE_CHECKING
 
 from aiopod.errors import (
+    AccountFileError as AccountFileError,
     AiopodError as AiopodError,
     BuildError as BuildError,
+    ConflictError as ConflictError,
     ContainerNotKnown as ContainerNotKnown,
     DigestMismatch as DigestMismatch,
+    DockerConflict as DockerConflict,
     DockerfileError as DockerfileError,
+    DockerInvalidReference as DockerInvalidReference,
+    DockerNotFound as DockerNotFound,
+    ExpansionError as ExpansionError,
     ImageConflict as ImageConflict,
     ImageInUse as ImageInUse,
     ImageNotKnown as ImageNotKnown,
     InvalidArchive as InvalidArchive,
+    InvalidInputError as InvalidInputError,
     InvalidReference as InvalidReference,
     LimitExceeded as LimitExceeded,
     NameInUse as NameInUse,
+    NotKnownError as NotKnownError,
+    PathTooDeep as PathTooDeep,
     RuntimeStopped as RuntimeStopped,
     StoreCorrupted as StoreCorrupted,
+    StoreError as StoreError,
     StoreLockTimeout as StoreLockTimeout,
     TagNotKnown as TagNotKnown,
+    TooManySymlinks as TooManySymlinks,
     UnsafeLayer as UnsafeLayer,
     UsageError as UsageError,
+    UserLookupError as UserLookupError,
 )
 
 if TYPE_CHECKING:
+    from aiopod._containers import Container as Container
+    from aiopod._images import Image as Image
+    from aiopod._reference import Reference as Reference
+    from aiopod._runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
     from aiopod.builder.progress import (
         BuildFinished as BuildFinished,
         ImageCommitted as ImageCommitted,
         OutputDropped as OutputDropped,
+        ProgressCallback as ProgressCallback,
         ProgressRecord as ProgressRecord,
+        ProgressTarget as ProgressTarget,
         StepCached as StepCached,
         StepCommitted as StepCommitted,
         StepOutput as StepOutput,
         StepStarted as StepStarted,
     )
-    from aiopod.containers import Container as Container
-    from aiopod.events import (
-        Event as Event,
+    from aiopod.events.bus import (
         EventBus as EventBus,
-        EventFilter as EventFilter,
-        EventKind as EventKind,
-        EventLog as EventLog,
         Lagged as Lagged,
         Subscription as Subscription,
     )
-    from aiopod.images import Image as Image
-    from aiopod.reference import Reference as Reference
-    from aiopod.removal.plan import RemovalReport as RemovalReport
-    from aiopod.runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
+    from aiopod.events.filters import EventFilter as EventFilter
+    from aiopod.events.formats import (
+        event_from_native_json as event_from_native_json,
+        to_native_json as to_native_json,
+    )
+    from aiopod.events.log import EventLog as EventLog
+    from aiopod.events.model import Event as Event, EventKind as EventKind, ObjectType as ObjectType
+    from aiopod.removal.plan import (
+        DeleteImage as DeleteImage,
+        ImageProcessed as ImageProcessed,
+        Plan as Plan,
+        RemovalReport as RemovalReport,
+        RemoveContainer as RemoveContainer,
+        Step as Step,
+        Untag as Untag,
+    )
     from aiopod.storage.check import CheckReport as CheckReport
 
 #: The lazily imported names and their modules.
 _LAZY = {
+    # the runtime and what its calls return
+    "Runtime": "aiopod._runtime",
+    "Policy": "aiopod._runtime",
+    "SaveFormat": "aiopod._runtime",
+    "Image": "aiopod._images",
+    "Container": "aiopod._containers",
+    "Reference": "aiopod._reference",
     "CheckReport": "aiopod.storage.check",
-    "Container": "aiopod.containers",
-    "Image": "aiopod.images",
-    "Policy": "aiopod.runtime",
-    "Reference": "aiopod.reference",
+    # removal reports and their plans
     "RemovalReport": "aiopod.removal.plan",
-    "Runtime": "aiopod.runtime",
-    "SaveFormat": "aiopod.runtime",
-    "Event": "aiopod.events",
-    "EventBus": "aiopod.events",
-    "EventFilter": "aiopod.events",
-    "EventKind": "aiopod.events",
-    "EventLog": "aiopod.events",
-    "Lagged": "aiopod.events",
-    "Subscription": "aiopod.events",
-    "BuildFinished": "aiopod.builder.progress",
-    "ImageCommitted": "aiopod.builder.progress",
-    "OutputDropped": "aiopod.builder.progress",
+    "Plan": "aiopod.removal.plan",
+    "Step": "aiopod.removal.plan",
+    "Untag": "aiopod.removal.plan",
+    "RemoveContainer": "aiopod.removal.plan",
+    "DeleteImage": "aiopod.removal.plan",
+    "ImageProcessed": "aiopod.removal.plan",
+    # events
+    "Event": "aiopod.events.model",
+    "EventKind": "aiopod.events.model",
+    "ObjectType": "aiopod.events.model",
+    "EventBus": "aiopod.events.bus",
+    "Subscription": "aiopod.events.bus",
+    "Lagged": "aiopod.events.bus",
+    "EventFilter": "aiopod.events.filters",
+    "EventLog": "aiopod.events.log",
+    "to_native_json": "aiopod.events.formats",
+    "event_from_native_json": "aiopod.events.formats",
+    # build progress
     "ProgressRecord": "aiopod.builder.progress",
+    "ProgressTarget": "aiopod.builder.progress",
+    "ProgressCallback": "aiopod.builder.progress",
+    "StepStarted": "aiopod.builder.progress",
+    "StepOutput": "aiopod.builder.progress",
     "StepCached": "aiopod.builder.progress",
     "StepCommitted": "aiopod.builder.progress",
-    "StepOutput": "aiopod.builder.progress",
-    "StepStarted": "aiopod.builder.progress",
+    "ImageCommitted": "aiopod.builder.progress",
+    "BuildFinished": "aiopod.builder.progress",
+    "OutputDropped": "aiopod.builder.progress",
 }
 
 
@@ -111,15 +157,22 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no other name
 
 
 __all__ = (
-    # runtime
+    # the runtime and what its calls return
     "CheckReport",
     "Container",
     "Image",
     "Policy",
     "Reference",
-    "RemovalReport",
     "Runtime",
     "SaveFormat",
+    # removal reports and their plans
+    "DeleteImage",
+    "ImageProcessed",
+    "Plan",
+    "RemovalReport",
+    "RemoveContainer",
+    "Step",
+    "Untag",
     # events
     "Event",
     "EventBus",
@@ -127,33 +180,50 @@ __all__ = (
     "EventKind",
     "EventLog",
     "Lagged",
+    "ObjectType",
     "Subscription",
+    "event_from_native_json",
+    "to_native_json",
     # build progress
     "BuildFinished",
     "ImageCommitted",
     "OutputDropped",
+    "ProgressCallback",
     "ProgressRecord",
+    "ProgressTarget",
     "StepCached",
     "StepCommitted",
     "StepOutput",
     "StepStarted",
-    # errors
+    # errors (the tree is drawn in aiopod.errors)
+    "AccountFileError",
     "AiopodError",
     "BuildError",
+    "ConflictError",
     "ContainerNotKnown",
     "DigestMismatch",
+    "DockerConflict",
+    "DockerInvalidReference",
+    "DockerNotFound",
     "DockerfileError",
+    "ExpansionError",
     "ImageConflict",
     "ImageInUse",
     "ImageNotKnown",
     "InvalidArchive",
+    "InvalidInputError",
     "InvalidReference",
     "LimitExceeded",
     "NameInUse",
+    "NotKnownError",
+    "PathTooDeep",
     "RuntimeStopped",
     "StoreCorrupted",
+    "StoreError",
     "StoreLockTimeout",
     "TagNotKnown",
+    "TooManySymlinks",
     "UnsafeLayer",
     "UsageError",
+    "UserLookupError",
 )

@@ -1,65 +1,338 @@
 """The errors aiopod raises.
 
-Every error a user can hit has its own class, and every class derives from
-:class:`AiopodError`.  The hierarchy is deliberately flat::
+Every error a user can meet has its own class here, with a docstring that says what to do
+about it.  They form a tree under :class:`AiopodError`; its groups are classes a caller can
+catch, and each group also derives from the standard exception a Python programmer would
+reach for, so ``except LookupError`` around ``await rt.get_image(name)`` works without
+knowing aiopod's names::
 
-    AiopodError
-    ├── RuntimeStopped          the runtime was used after it was closed
-    ├── ImageNotKnown           no image matches the reference            (exit 1)
-    ├── ContainerNotKnown       no container matches the name or ID       (exit 1)
-    ├── NameInUse               the container name is taken
-    ├── ImageInUse              a container uses the image                (exit 2)
-    ├── InvalidReference        malformed image reference or name         (exit 125)
-    ├── TagNotKnown             the name is not one of the image's names  (exit 125)
-    ├── ImageConflict           removal needs force, or cannot be forced  (exit 125)
-    ├── InvalidArchive          a docker-archive / oci-archive / OCI layout is malformed
-    ├── DigestMismatch          content does not hash to what its descriptor says
-    ├── UnsafeLayer             a layer tries to write outside its root, or is malformed
-    ├── LimitExceeded           an input is larger than aiopod accepts
-    ├── DockerfileError         a Dockerfile is malformed (names file, line, instruction)
-    ├── BuildError              a build step failed (the step; RUN: command, exit code)
-    ├── StoreCorrupted          the store's metadata cannot be read; run ``system check``
-    ├── StoreLockTimeout        another process holds the store lock too long
-    └── UsageError              a command or call was given wrong arguments
+    Exception
+    ├── AiopodError                 every error aiopod raises on purpose
+    │   ├── NotKnownError           (also LookupError) what was named is not there
+    │   │   ├── ImageNotKnown           no image matches the reference
+    │   │   │   └── DockerNotFound          docker policy: "No such image: X"
+    │   │   ├── ContainerNotKnown       no container has that name or ID
+    │   │   └── TagNotKnown             the name is not one of the image's names
+    │   ├── ConflictError           the store's state does not allow the change
+    │   │   ├── ImageInUse              a container uses the image
+    │   │   ├── ImageConflict           removal needs force, or cannot be forced
+    │   │   │   └── DockerConflict          docker policy: "conflict: unable to ..."
+    │   │   └── NameInUse               the container name is taken
+    │   ├── InvalidInputError       (also ValueError) an argument, file or archive is wrong
+    │   │   ├── InvalidReference        malformed image reference or name
+    │   │   │   └── DockerInvalidReference  docker policy: "invalid reference format"
+    │   │   ├── InvalidArchive          malformed docker-archive, oci-archive or OCI layout
+    │   │   ├── DigestMismatch          content does not hash to what its descriptor says
+    │   │   ├── UnsafeLayer             a layer writes outside its root, or is malformed
+    │   │   ├── LimitExceeded           an input is larger than aiopod accepts
+    │   │   ├── DockerfileError         malformed Dockerfile (names file and line)
+    │   │   ├── ExpansionError          a Dockerfile word cannot be expanded
+    │   │   ├── UserLookupError         USER names a user or group the image lacks
+    │   │   ├── AccountFileError        the image's /etc/passwd or /etc/group is unusable
+    │   │   └── UsageError              a command or call was given wrong arguments
+    │   ├── StoreError              the store cannot be used as it is
+    │   │   ├── StoreCorrupted          its metadata cannot be read
+    │   │   └── StoreLockTimeout        (also TimeoutError) another process holds its lock
+    │   ├── BuildError              a build step failed
+    │   └── RuntimeStopped          the runtime was used after it was closed
+    └── OSError
+        ├── TooManySymlinks         (ELOOP) a path inside a root loops through symlinks
+        └── PathTooDeep             (ENAMETOOLONG) a path inside a root is too deep
 
-``exit_code`` is the command line's exit status for the error, as podman uses them:
-1 for "image not known", 2 for "in use by a container", 125 for everything else (a
-failed ``RUN``: the command's own exit status, as ``podman build``).
+Where a class sits, and why:
+
+* **Not known** is a lookup that found nothing: the caller named something (an image, a
+  container, one of an image's names) that the store does not hold.  Asking again with
+  another name is the remedy, so the group is a :class:`LookupError`.
+* **Conflicts** are requests that are well formed and name things that exist, but that
+  the store's current state refuses: an image a container uses, an image that needs
+  force, a container name that is taken.  Changing the state (remove the container,
+  force, pick another name) makes them pass; retrying the same call does not.  No
+  standard exception means that, so the group has no second base.
+* **Invalid input** is something the caller handed over that is wrong in itself, whatever
+  the store holds: a reference, an archive and its content (digests, layers, sizes), a
+  Dockerfile and its words, the accounts a Dockerfile's ``USER`` needs from its image,
+  or arguments.  It is a :class:`ValueError`.  The build's own input errors are here
+  too: :class:`DockerfileError` before a step runs; ``rt.build`` reports an
+  :class:`ExpansionError` as the :class:`DockerfileError` that names its line, and a
+  :class:`UserLookupError` or :class:`AccountFileError` as the :class:`BuildError` of
+  the step that needed the account (the original is its ``__cause__``).
+* **Store problems** are about the store itself, not the call: its metadata is damaged,
+  or another process holds its lock.  The lock's timeout is also a
+  :class:`TimeoutError`, so generic timeout handling sees it.
+* :class:`BuildError` is a build step that failed while running (RUN's command, a COPY
+  source that vanished, a download); :class:`RuntimeStopped` is a programming error of
+  the caller.  Each stands alone.
+* :class:`TooManySymlinks` and :class:`PathTooDeep` are not :class:`AiopodError`: aiopod
+  resolves paths inside a root file system itself (never following a symlink out of
+  it), and where the kernel would fail with ``ELOOP`` or ``ENAMETOOLONG`` it raises
+  these, :class:`OSError` subclasses with the same ``errno``, so that code handling
+  ``OSError`` (aiopod's and the caller's) treats them as the kernel's own.
+
+The exit status of each error on the command line is the command line's business
+(:mod:`aiopod.cli`); a failed RUN keeps its command's status as data
+(:attr:`BuildError.command_status`).  ``str()`` of every error is the message the
+command line prints after ``Error:``, worded as podman's (tests compare them), and
+:attr:`AiopodError.message` is that text.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = (
+    "AccountFileError",
     "AiopodError",
     "BuildError",
+    "ConflictError",
     "ContainerNotKnown",
     "DigestMismatch",
+    "DockerConflict",
+    "DockerInvalidReference",
+    "DockerNotFound",
     "DockerfileError",
+    "ExpansionError",
     "ImageConflict",
     "ImageInUse",
     "ImageNotKnown",
     "InvalidArchive",
+    "InvalidInputError",
     "InvalidReference",
     "LimitExceeded",
     "NameInUse",
+    "NotKnownError",
+    "PathTooDeep",
     "RuntimeStopped",
     "StoreCorrupted",
+    "StoreError",
     "StoreLockTimeout",
     "TagNotKnown",
+    "TooManySymlinks",
     "UnsafeLayer",
     "UsageError",
+    "UserLookupError",
 )
 
 
 class AiopodError(Exception):
-    """Base class of every error aiopod raises on purpose."""
-
-    exit_code: int = 125
+    """Base class of every error aiopod raises on purpose; catch a group below it, or
+    this to handle them all."""
 
     @property
     def message(self) -> str:
         """The error text, as the command line prints it after ``Error:``."""
         return str(self)
+
+
+# -- not known ------------------------------------------------------------------------------
+
+
+class NotKnownError(AiopodError, LookupError):
+    """Something the call named is not in the store; check the name (``aiopod images
+    -a``, ``aiopod ps -a --external``) and call again with one that is."""
+
+
+class ImageNotKnown(NotKnownError):
+    """No image in the store matches the reference; check ``aiopod images -a``, or load,
+    import or build the image first."""
+
+    def __init__(self, reference: str, message: str | None = None) -> None:
+        self.reference = reference
+        super().__init__(message or f"{reference}: image not known")
+
+
+class DockerNotFound(ImageNotKnown):
+    """Under the docker policy: docker's ``No such image: X`` for a removal.
+
+    ``forced`` is whether ``-f`` was given: docker then reports the error but does not
+    fail the removal because of it (the report's ``exit_code`` stays 0).
+    """
+
+    def __init__(self, reference: str, message: str, *, forced: bool) -> None:
+        super().__init__(reference, message)
+        self.forced = forced
+
+
+class ContainerNotKnown(NotKnownError):
+    """No container has that name or ID; check ``aiopod ps -a --external``."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        super().__init__(f'no container with name or ID "{reference}" found: no such container')
+
+
+class TagNotKnown(NotKnownError):
+    """The name given is not one of the image's names; ``aiopod images`` lists them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: tag not known")
+
+
+# -- conflicts ------------------------------------------------------------------------------
+
+
+class ConflictError(AiopodError):
+    """The store's state refuses the change (a container uses the image, a name is
+    taken); change that state, or force the change where that is allowed."""
+
+
+class ImageInUse(ConflictError):
+    """A container uses the image; remove the container first (``aiopod rm``), or force
+    the removal, which removes the container with it."""
+
+
+class ImageConflict(ConflictError):
+    """The image cannot be removed as asked: it needs force (``-f``), or cannot be forced
+    at all (the message says which, and why)."""
+
+
+class DockerConflict(ImageConflict):
+    """Under the docker policy: docker's ``conflict: unable to ...`` (its daemon's 409);
+    force the removal where the message says ``must be forced``."""
+
+
+class NameInUse(ConflictError):
+    """The container name belongs to another container; remove that one or choose
+    another name."""
+
+
+# -- invalid input --------------------------------------------------------------------------
+
+
+class InvalidInputError(AiopodError, ValueError):
+    """Something the caller handed over is wrong in itself (a reference, an archive, a
+    Dockerfile, arguments); the message names the problem: correct the input."""
+
+
+class InvalidReference(InvalidInputError):
+    """The image reference or name is malformed; the message is podman's and names the
+    problem (``invalid reference format``, ``repository name must be lowercase``, ...).
+
+    ``text`` is the input as given; ``reason`` the innermost message (such as ``invalid
+    reference format``), without what the caller put in front of it.
+    """
+
+    def __init__(self, message: str, *, text: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.reason = message if reason is None else reason
+
+
+class DockerInvalidReference(InvalidReference):
+    """Under the docker policy: docker's ``invalid reference format...`` (its daemon's
+    400); correct the reference."""
+
+
+class InvalidArchive(InvalidInputError):
+    """An image archive or OCI layout is malformed (the message names the problem);
+    re-create it with ``podman save``, ``skopeo copy`` or ``aiopod save``."""
+
+
+class DigestMismatch(InvalidInputError):
+    """Content does not match the digest or size its descriptor promises: the archive
+    was damaged or altered; get an intact copy."""
+
+
+class UnsafeLayer(InvalidInputError):
+    """A layer would write outside its root, or holds an entry aiopod refuses (the
+    message names it); the image cannot be used as it is."""
+
+
+class LimitExceeded(InvalidInputError):
+    """An input is larger than the configured limit (size, entries, depth, JSON size);
+    the message names the limit."""
+
+
+class DockerfileError(InvalidInputError):
+    """A Dockerfile is malformed; the message names the file, the line and the
+    instruction: correct it there."""
+
+    def __init__(self, message: str, *, path: str = "Dockerfile", line: int = 0) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+class ExpansionError(InvalidInputError):
+    """A Dockerfile word cannot be expanded: a bad substitution, an unmatched quote,
+    ``${X?}`` on an unset ``X``; correct the word.
+
+    ``str()`` is BuildKit's text, ``failed to process "<word>": <reason>``; a build
+    reports it as the :class:`DockerfileError` that puts the path and line in front.
+    """
+
+
+class UserLookupError(InvalidInputError):
+    """``USER`` (or ``--chown``) names a user or group that the image's ``/etc/passwd``
+    or ``/etc/group`` does not have; use a numeric ID, or add the account in an earlier
+    step.
+
+    ``which`` is ``"uid"`` when the user part failed and ``"gid"`` when the group part
+    did (buildah says "determining run uid" or "determining run gid" before the message).
+    """
+
+    def __init__(self, message: str, *, which: Literal["uid", "gid"]) -> None:
+        self.which = which
+        super().__init__(message)
+
+
+class AccountFileError(InvalidInputError):
+    """The image's ``/etc/passwd`` or ``/etc/group`` cannot be used (not a regular file,
+    too large, or a symlink chain that does not end); use numeric IDs, or replace the
+    file in an earlier step."""
+
+
+class UsageError(InvalidInputError):
+    """A command or API call was given arguments it does not accept; the message says
+    which and what it takes instead."""
+
+
+# -- store problems -------------------------------------------------------------------------
+
+
+class StoreError(AiopodError):
+    """The store cannot be used as it is: its metadata is damaged, or another process
+    holds it; see the subclass."""
+
+
+class StoreCorrupted(StoreError):
+    """The store's metadata cannot be read; run ``aiopod system check --repair``."""
+
+
+class StoreLockTimeout(StoreError, TimeoutError):
+    """The store lock was not acquired in time: another process is holding it.  Wait for
+    that process (the message names the lock file), or give ``Runtime`` a longer
+    ``lock_timeout``."""
+
+
+# -- builds and the runtime -----------------------------------------------------------------
+
+
+class BuildError(AiopodError):
+    """A build step failed; the message names the step (and for RUN the command, its
+    exit status and the tail of its output): fix the step or what it uses.
+
+    A failed RUN sets ``command_status`` to the command's exit status (``None`` for any
+    other failure; ``podman build`` and ``aiopod build`` exit with it) and
+    ``output_tail`` to the end of its output: ``str()`` of the error ends with that tail,
+    :attr:`message` (what the command line prints, after the output it already showed)
+    does not.
+    """
+
+    def __init__(
+        self, message: str, *, command_status: int | None = None, output_tail: str = ""
+    ) -> None:
+        super().__init__(f"{message}\n{output_tail}" if output_tail else message)
+        self._summary = message
+        self.output_tail = output_tail
+        self.command_status = command_status
+
+    @property
+    def message(self) -> str:
+        """The error without the output tail, as the command line prints it."""
+        return self._summary
 
 
 class RuntimeStopped(AiopodError):
@@ -69,110 +342,15 @@ class RuntimeStopped(AiopodError):
         super().__init__(message)
 
 
-class ImageNotKnown(AiopodError):
-    """No image in the store matches the reference; check ``aiopod images -a``."""
-
-    exit_code = 1
-
-    def __init__(self, reference: str, message: str | None = None) -> None:
-        self.reference = reference
-        super().__init__(message or f"{reference}: image not known")
+# -- paths inside a root file system --------------------------------------------------------
 
 
-class ContainerNotKnown(AiopodError):
-    """No container has that name or ID; check ``aiopod ps -a --external``."""
-
-    exit_code = 1
-
-    def __init__(self, reference: str) -> None:
-        self.reference = reference
-        super().__init__(f'no container with name or ID "{reference}" found: no such container')
+class TooManySymlinks(OSError):
+    """More symlinks than allowed were met while resolving a path inside a root file
+    system (``errno`` is ``ELOOP``, ``filename`` the component): the image or build
+    context holds a symlink loop there; remove it, or use another path."""
 
 
-class NameInUse(AiopodError):
-    """The container name belongs to another container; remove it or choose another."""
-
-
-class ImageInUse(AiopodError):
-    """A container uses the image; remove the container first, or force the removal."""
-
-    exit_code = 2
-
-
-class InvalidReference(AiopodError):
-    """The image reference or name is malformed (podman's message names the problem)."""
-
-
-class TagNotKnown(AiopodError):
-    """The name given is not one of the image's names."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"{name}: tag not known")
-
-
-class ImageConflict(AiopodError):
-    """The image cannot be removed as asked: it needs force, or cannot be forced at all."""
-
-
-class InvalidArchive(AiopodError):
-    """An image archive or OCI layout is malformed; the message names the problem."""
-
-
-class DigestMismatch(AiopodError):
-    """Content does not match the digest or size its descriptor promises."""
-
-
-class UnsafeLayer(AiopodError):
-    """A layer would write outside its root, or holds an entry aiopod refuses."""
-
-
-class LimitExceeded(AiopodError):
-    """An input is larger than the configured limit (size, entries, depth, JSON size)."""
-
-
-class StoreCorrupted(AiopodError):
-    """The store's metadata cannot be read; run ``aiopod system check --repair``."""
-
-
-class StoreLockTimeout(AiopodError):
-    """The store lock was not acquired in time; another process is holding it."""
-
-
-class UsageError(AiopodError):
-    """A command or API call was given arguments it does not accept."""
-
-
-class DockerfileError(AiopodError):
-    """A Dockerfile is malformed; the message names the file, the line and the instruction."""
-
-    def __init__(self, message: str, *, path: str = "Dockerfile", line: int = 0) -> None:
-        self.path = path
-        self.line = line
-        where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {message}")
-
-
-class BuildError(AiopodError):
-    """A build step failed; the message names the step (and for RUN the command, its exit
-    code and the tail of its output).
-
-    A failed RUN sets ``exit_code`` to the command's exit status (podman's ``build`` exits
-    with it) and ``output_tail`` to the end of its output: ``str()`` of the error ends with
-    that tail, :attr:`message` (what the command line prints, after the output it already
-    showed) does not.
-    """
-
-    def __init__(
-        self, message: str, *, exit_code: int | None = None, output_tail: str = ""
-    ) -> None:
-        super().__init__(f"{message}\n{output_tail}" if output_tail else message)
-        self._summary = message
-        self.output_tail = output_tail
-        if exit_code is not None:
-            self.exit_code = exit_code
-
-    @property
-    def message(self) -> str:
-        """The error without the output tail, as the command line prints it."""
-        return self._summary
+class PathTooDeep(OSError):
+    """A path inside a root file system has more components than allowed (``errno`` is
+    ``ENAMETOOLONG``, ``filename`` the component); use a shallower path."""

@@ -36,7 +36,7 @@ import anyio
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from aiopod.events import Event, EventBus, EventKind, EventLog  # noqa: E402
+from aiopod import Event, EventBus, EventKind, EventLog  # noqa: E402
 
 
 def make_events(count: int) -> list[Event]:

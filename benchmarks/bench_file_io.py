@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 from bench_events import make_events  # noqa: E402
 
-from aiopod.events import Event, EventLog, to_native_json  # noqa: E402
+from aiopod import Event, EventLog, to_native_json  # noqa: E402
 
 Appender = Callable[[Path, Sequence[Event], bool], Awaitable[None]]
 

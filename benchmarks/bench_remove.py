@@ -66,8 +66,7 @@ from peers import (  # noqa: E402
     write_docker_archive,
 )
 
-from aiopod import Runtime  # noqa: E402
-from aiopod.events import EventBus, Lagged  # noqa: E402
+from aiopod import EventBus, Lagged, Runtime  # noqa: E402
 
 Arg = str | os.PathLike[str]
 

@@ -35,7 +35,7 @@ import anyio
 import anyio.abc
 
 import aiopod
-from aiopod.events import EventBus, Lagged, to_native_json
+from aiopod import EventBus, Lagged, to_native_json
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quickstart import make_rootfs_tarball  # the same example image as the quickstart
@@ -44,7 +44,7 @@ from quickstart import make_rootfs_tarball  # the same example image as the quic
 BATCH = 512
 
 
-def audit_line(item: aiopod.events.Event | Lagged) -> str:
+def audit_line(item: aiopod.Event | Lagged) -> str:
     """The JSON line recorded for one item of the subscription."""
     doc: dict[str, Any] = (
         {"lagged": item.missed} if isinstance(item, Lagged) else to_native_json(item)

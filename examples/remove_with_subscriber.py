@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 
 import aiopod
-from aiopod.events import Lagged
+from aiopod import Lagged
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quickstart import make_rootfs_tarball

@@ -30,6 +30,7 @@ from peers import (
 )
 
 from aiopod import Runtime
+from aiopod.storage.store import Store
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -52,6 +53,13 @@ def anyio_backend() -> str:
 def store(tmp_path: Path) -> Path:
     """A fresh aiopod store root (not yet created: aiopod creates it on first use)."""
     return tmp_path / "store"
+
+
+def store_of(rt: Runtime) -> Store:
+    """The store behind *rt*: ``Runtime`` keeps it private, and tests that look beneath the
+    public API (blob files, container directories, the store's own methods) reach it here,
+    in one place."""
+    return rt._store
 
 
 @pytest.fixture

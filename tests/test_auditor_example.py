@@ -12,8 +12,9 @@ from types import ModuleType
 
 import anyio
 import pytest
+from peers import aiopod_env
 
-from aiopod.events import Event, EventBus, EventKind
+from aiopod import Event, EventBus, EventKind
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "auditor.py"
 
@@ -95,6 +96,7 @@ def test_the_demo_audits_a_runtime(tmp_path: Path) -> None:
         text=True,
         check=True,
         timeout=120,
+        env=aiopod_env(),  # this checkout's aiopod, not an installed one
     )
     full = lines(tmp_path / "audit.jsonl")
     assert [d["kind"] for d in full] == [

@@ -34,7 +34,7 @@ def test_every_public_name_resolves() -> None:
     for name in aiopod.__all__:
         assert getattr(aiopod, name) is not None, name
     assert set(aiopod.__all__) <= set(dir(aiopod))
-    assert aiopod.Runtime.__module__ == "aiopod.runtime"
+    assert aiopod.Runtime.__module__ == "aiopod._runtime"
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
@@ -48,7 +48,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 def test_import_aiopod_imports_only_the_errors() -> None:
     assert modules_after("import aiopod") == {"aiopod", "aiopod.errors"}
-    assert "aiopod.runtime" in modules_after("import aiopod; aiopod.Runtime")
+    assert "aiopod._runtime" in modules_after("import aiopod; aiopod.Runtime")
 
 
 def test_the_command_map_names_every_command() -> None:
@@ -62,7 +62,7 @@ def test_a_command_imports_only_its_own_module() -> None:
     )
     assert "aiopod.cli.build_commands" in loaded
     assert not {"aiopod.cli.image_commands", "aiopod.cli.event_commands"} & loaded
-    assert not any(m.startswith(("aiopod.transports", "aiopod.runtime")) for m in loaded)
+    assert not any(m.startswith(("aiopod.transports", "aiopod._runtime")) for m in loaded)
     # "image" needs the module that adds "image rm" and "image prune" too.
     loaded = modules_after(
         "from aiopod.cli.app import cli; import click; cli.get_command(click.Context(cli), 'image')"

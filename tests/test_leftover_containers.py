@@ -18,11 +18,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from conftest import store_of
 from imagefactory import load_images, make_image
 from peers import aiopod_env
 
 from aiopod import Runtime
-from aiopod.containers import create_container
+from aiopod._containers import create_container
 from aiopod.events.model import EventKind
 from aiopod.storage.store import Store
 
@@ -32,7 +33,7 @@ ONE = make_image("localhost/one:latest", seed="one")
 
 #: A process that makes a build's working container of ``one`` and ends.
 ENDED_BUILD = (
-    "import anyio, sys; from aiopod.containers import create_container; "
+    "import anyio, sys; from aiopod._containers import create_container; "
     "from aiopod.storage.store import Store\n"
     "async def main():\n"
     "    store = Store(sys.argv[1]); await store.open()\n"
@@ -56,7 +57,7 @@ def container_of_an_ended_build(store: Path) -> str:
 
 
 async def test_a_container_of_a_running_build_is_no_leftover(rt: Runtime) -> None:
-    record, _ = await create_container(rt.store, "one", external=True, owned=True)
+    record, _ = await create_container(store_of(rt), "one", external=True, owned=True)
     report = await rt.check(repair=True)
     assert (report.problems, report.repaired) == ([], [])
     removal = await rt.remove_images(["one"])
@@ -122,7 +123,7 @@ async def test_the_store_of_a_runtime_sees_what_another_store_object_made(tmp_pa
     """The owner survives the store's metadata: another Store object reads it back."""
     async with Runtime(tmp_path / "store") as rt:
         await load_images(rt, tmp_path, ONE)
-        record, _ = await create_container(rt.store, "one", external=True, owned=True)
+        record, _ = await create_container(store_of(rt), "one", external=True, owned=True)
     other = Store(tmp_path / "store")
     await other.open()
     assert (await other.snapshot()).containers[record.id].owner == record.owner

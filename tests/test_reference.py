@@ -1,4 +1,4 @@
-"""Tests of aiopod.reference: podman 4.3's reference grammar, normalisation and messages.
+"""Tests of aiopod._reference: podman 4.3's reference grammar, normalisation and messages.
 
 ``MEASURED`` is what podman 4.3.1 printed (isolated vfs store holding one image,
 ``localhost/img:1``) for ``podman tag localhost/img:1 X`` (``tag``), ``podman untag
@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from aiopod.errors import ImageNotKnown, InvalidReference, TagNotKnown
-from aiopod.reference import (
+from aiopod._reference import (
     Command,
     LookupInput,
     Reference,
-    ReferenceParseError,
     check_tag_name,
     check_untag_name,
     command_error_message,
@@ -41,6 +39,8 @@ from aiopod.reference import (
     validate_tag_name,
     validate_untag_name,
 )
+from aiopod.cli.exit_codes import exit_code_of
+from aiopod.errors import ImageNotKnown, InvalidReference, TagNotKnown
 
 H = "0123456789abcdef" * 4
 HU = H.upper()
@@ -701,18 +701,18 @@ def simulate(command: str, text: str) -> tuple[int, str]:
         try:
             return 0, str(check_tag_name(text))
         except InvalidReference as exc:
-            return exc.exit_code, f"Error: {exc}"
+            return exit_code_of(exc), f"Error: {exc}"
     if command == "untag":
         try:
             name = str(check_untag_name(text))
         except InvalidReference as exc:
-            return exc.exit_code, f"Error: {exc}"
+            return exit_code_of(exc), f"Error: {exc}"
         return 125, f"Error: {TagNotKnown(name)}"
     where: Command = "inspect" if command == "inspect" else "rmi"
     try:
         lookup = parse_lookup_input(text)
     except InvalidReference as exc:
-        return exc.exit_code, "Error: " + command_error_message(where, str(exc))
+        return exit_code_of(exc), "Error: " + command_error_message(where, str(exc))
     missing = "image not known" if lookup.transport else str(ImageNotKnown(lookup.text))
     # rmi exits 1 for "image not known"; tag, untag and image inspect exit 125.
     return (1 if command == "rmi" else 125), "Error: " + command_error_message(where, missing)
@@ -852,13 +852,13 @@ def test_normalize_docker_keeps_a_non_host_first() -> None:
 
 def test_normalize_local_error_layers() -> None:
     # A malformed input: NormalizeName wraps once (tag/untag wrap a second time).
-    with pytest.raises(ReferenceParseError) as info:
+    with pytest.raises(InvalidReference) as info:
         normalize_local("a//b")
     assert str(info.value) == 'normalizing name "a//b": invalid reference format'
     assert info.value.reason == "invalid reference format"
     assert info.value.text == "a//b"
     # A failure of the normalised parse is not wrapped by NormalizeName.
-    with pytest.raises(ReferenceParseError) as info:
+    with pytest.raises(InvalidReference) as info:
         normalize_local("a" * 246)
     assert str(info.value) == "repository name must not be more than 255 characters"
 
@@ -951,7 +951,7 @@ def test_command_checks() -> None:
         "inspecting object: x: image not known"
     )
     assert command_error_message("rmi", "x: image not known") == "x: image not known"
-    assert ReferenceParseError("m", text="t").exit_code == 125
+    assert exit_code_of(InvalidReference("m", text="t")) == 125
 
 
 @pytest.mark.parametrize(
@@ -1186,7 +1186,7 @@ def test_normalisation_is_idempotent(text: str) -> None:
     )
 )
 def test_grammar_matches_distribution_regex(text: str) -> None:
-    from aiopod import reference
+    from aiopod import _reference as reference
 
     mine = reference._REFERENCE_RE.fullmatch(text)
     theirs = _BRIEF_GRAMMAR.fullmatch(text)

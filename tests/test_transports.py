@@ -51,8 +51,9 @@ from aiopod import (
     Runtime,
     UsageError,
 )
-from aiopod.platforms import local_architecture
-from aiopod.runtime import SAVE_FORMATS
+from aiopod._platforms import local_architecture
+from aiopod._runtime import SAVE_FORMATS
+from aiopod.cli.exit_codes import exit_code_of
 
 APP = make_image("localhost/app:1", seed="app")
 BASE = make_image("localhost/base:1", seed="base")
@@ -430,7 +431,7 @@ def test_a_bad_archive_is_refused_by_load_and_leaves_the_store_unchanged(
     error, report = run(load_then_check, populated)
     assert isinstance(error, bad.error), repr(error)
     assert bad.message in str(error)
-    assert error.exit_code == 125
+    assert exit_code_of(error) == 125
     assert report.problems == []
     assert store_files(populated) == before
 
@@ -753,7 +754,7 @@ def test_import_of_something_that_is_not_a_tarball_is_refused(
     before = store_files(populated)
     with pytest.raises(AiopodError) as excinfo:
         run(lambda rt: rt.import_image(bogus, "bogus"), populated)
-    assert excinfo.value.exit_code == 125
+    assert exit_code_of(excinfo.value) == 125
     assert store_files(populated) == before
     result = aiopod("import", bogus, "bogus", root=populated)
     assert result.returncode == 125 and result.stderr.startswith("Error: ")

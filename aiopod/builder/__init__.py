@@ -1,5 +1,8 @@
 """Dockerfile builds into the store (libpod's ``Build``), as a pipeline of sub-packages.
 
+Internal: not part of the public API (use what :mod:`aiopod` exports); its modules may
+change without notice.
+
 * :mod:`aiopod.builder.dockerfile`: the Dockerfile read into stages of instructions, with
   Docker's variable expansion and word splitting, and what metadata instructions do to
   an image config;

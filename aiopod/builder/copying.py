@@ -51,7 +51,7 @@ from aiopod.builder.sources.materialized import (
     url_summary,
     write_heredoc,
 )
-from aiopod.errors import BuildError
+from aiopod.errors import AiopodError, BuildError
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.rootfs_path import RootDir, make_dirs, open_in_root
@@ -68,6 +68,8 @@ def _chown(run: StageRun, value: str | None) -> tuple[int, int] | None:
         return None
     try:
         resolved = resolve_user(run.rootfs, value)
+    except AiopodError:
+        raise  # an unknown user, an unusable /etc/passwd: worded already
     except (OSError, ValueError) as exc:
         raise BuildError(f"--chown={value}: {exc}") from None
     return resolved.uid, resolved.gid

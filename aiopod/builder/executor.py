@@ -32,6 +32,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from aiopod._containers import create_container, plan_container_removal
+from aiopod._reference import check_tag_name
 from aiopod.builder.copying import copy_step
 from aiopod.builder.dockerfile.files import read_dockerfile
 from aiopod.builder.dockerfile.instructions import (
@@ -40,7 +42,7 @@ from aiopod.builder.dockerfile.instructions import (
     history_text,
 )
 from aiopod.builder.dockerfile.parser import Dockerfile, Instruction, Stage, parse_dockerfile
-from aiopod.builder.dockerfile.words import ExpansionError, expand, parse_arg_definitions
+from aiopod.builder.dockerfile.words import expand, parse_arg_definitions
 from aiopod.builder.image_config import DEFAULT_PATH, ImageConfig
 from aiopod.builder.layer_cache import LayerCache, read_config
 from aiopod.builder.layers.commit import commit_image, name_built_image
@@ -62,10 +64,8 @@ from aiopod.builder.session import LayerWrite, StageRun
 from aiopod.builder.sources.destination import destination_hints
 from aiopod.builder.sources.digest_cache import DigestCache, activated, cache_path
 from aiopod.builder.stages import StagePlan, from_env, plan_stages, platform_args
-from aiopod.containers import create_container, plan_container_removal
-from aiopod.errors import AiopodError, BuildError, DockerfileError, ImageNotKnown
+from aiopod.errors import AiopodError, BuildError, DockerfileError, ExpansionError, ImageNotKnown
 from aiopod.events.model import Event
-from aiopod.reference import check_tag_name
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.plan import RemovalOptions
 from aiopod.removal.podman import plan_podman

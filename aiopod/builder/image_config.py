@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiopod.platforms import local_architecture
+from aiopod._platforms import local_architecture
 
 __all__ = ("DEFAULT_PATH", "ImageConfig")
 

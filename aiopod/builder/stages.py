@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aiopod._platforms import local_architecture
 from aiopod.builder.dockerfile.parser import Dockerfile, Stage
-from aiopod.builder.dockerfile.words import ExpansionError, expand, parse_arg_definitions
+from aiopod.builder.dockerfile.words import expand, parse_arg_definitions
 from aiopod.builder.run.mounts import mount_stage_refs
-from aiopod.errors import BuildError, DockerfileError
-from aiopod.platforms import local_architecture
+from aiopod.errors import BuildError, DockerfileError, ExpansionError
 
 __all__ = ("StagePlan", "from_env", "plan_stages", "platform_args")
 

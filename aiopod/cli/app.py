@@ -3,7 +3,8 @@
 Each command is a thin wrapper around the public API: it opens a :class:`Runtime` on
 the store given by ``--root``, awaits one call under ``anyio.run`` (the CLI is the only
 place that starts an event loop) and prints the result.  Errors print ``Error: <message>``
-on stderr; the exit code is the error's (1 image not known, 2 in use, 125 otherwise).
+on stderr and exit with the code :mod:`aiopod.cli.exit_codes` gives their class (1 image
+not known, 2 in use, 125 otherwise).
 The command line itself is read, and its mistakes reported, as podman's
 (:mod:`aiopod.cli.usage`).
 
@@ -30,11 +31,12 @@ import anyio
 import anyio.abc
 import click
 
+from aiopod.cli.exit_codes import OTHER_ERROR, exit_code_of
 from aiopod.cli.usage import CommandLineError, PodmanCommand, scan
 from aiopod.errors import AiopodError
 
 if TYPE_CHECKING:
-    from aiopod.runtime import Runtime
+    from aiopod import Runtime
 
 __all__ = ("CliContext", "cli", "fail", "main", "run")
 
@@ -80,7 +82,7 @@ class CliContext:
 
     def runtime(self) -> Runtime:
         """A runtime on the chosen store."""
-        from aiopod.runtime import Runtime
+        from aiopod import Runtime
 
         return Runtime(root=self.root, policy=self.policy)  # type: ignore[arg-type]
 
@@ -89,7 +91,7 @@ class CliContext:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def fail(message: str, code: int = 125) -> NoReturn:
+def fail(message: str, code: int = OTHER_ERROR) -> NoReturn:
     """Print ``Error: message`` on stderr and exit with *code*.
 
     A standard error that cannot be written (the terminal hung up) does not change the
@@ -150,10 +152,11 @@ def run(
     exit_code: int | None = None,
     ends_on_signal: bool = False,
 ) -> T:
-    """Open the runtime, await ``func(runtime)``, turn aiopod errors into exit codes.
+    """Open the runtime, await ``func(runtime)``, turn aiopod errors into exit codes
+    (:func:`~aiopod.cli.exit_codes.exit_code_of`).
 
-    *exit_code*, when given, is the status of every aiopod error (podman's ``tag`` and
-    ``save`` exit 125 even for "image not known"; only ``rmi`` uses 1 and 2).
+    *exit_code*, when given, is the status of every aiopod error instead (podman's
+    ``tag``, ``untag`` and ``save`` exit 125 even for "image not known").
 
     A stop signal cancels the call and exits ``128 + N``; with *ends_on_signal* it is
     the command's normal end instead, exit 0 (``events --stream`` follows until then).
@@ -170,7 +173,7 @@ def run(
             sys.exit(0)
         fail(f"interrupted by {signal.Signals(stop.signum).name}", 128 + stop.signum)
     except AiopodError as exc:
-        fail(prefix + exc.message, exc.exit_code if exit_code is None else exit_code)
+        fail(prefix + exc.message, exit_code_of(exc) if exit_code is None else exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 128 + signal.SIGINT)
     except OSError as exc:

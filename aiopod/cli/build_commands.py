@@ -16,7 +16,7 @@ from typing import TextIO
 
 import click
 
-from aiopod.builder.progress import BuildFinished, ProgressRecord, StepOutput
+from aiopod import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.usage import at_most
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
+from aiopod import Container
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.formatting import human_duration, render_json, render_table
 from aiopod.cli.removal_commands import print_errors
 from aiopod.cli.usage import at_least, no_args
-from aiopod.containers import Container
 from aiopod.errors import ContainerNotKnown
 
 pass_cli = click.make_pass_decorator(CliContext)

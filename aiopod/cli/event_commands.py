@@ -26,10 +26,12 @@ import anyio
 import anyio.to_thread
 import click
 
+from aiopod import Event, EventFilter, EventKind, EventLog, Runtime
 from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.exit_codes import exit_code_of
 from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
-from aiopod.events.filters import EventFilter, parse_filters
+from aiopod.events.filters import parse_filters
 from aiopod.events.formats import (
     INTERNAL_ATTRIBUTES,
     format_docker_text,
@@ -42,9 +44,6 @@ from aiopod.events.formats import (
     to_native_json,
     to_podman_json,
 )
-from aiopod.events.log import EventLog
-from aiopod.events.model import Event, EventKind
-from aiopod.runtime import Runtime
 
 __all__ = ("event_renderer", "events_command")
 
@@ -175,7 +174,7 @@ def events_command(
     try:
         event_filter = parse_filters(filters, since=since, until=until)
     except AiopodError as exc:
-        fail(exc.message, exc.exit_code)
+        fail(exc.message, exit_code_of(exc))
     render = event_renderer(ctx.policy, fmt, truncate=not no_trunc)
     _check_template(render)
     if stream:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC
-from typing import Any
+from typing import Any, get_args
 
 import click
 
+from aiopod import Image, Runtime, SaveFormat
 from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.exit_codes import OTHER_ERROR
 from aiopod.cli.formatting import human_duration, human_size, render_json, render_table
 from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
 from aiopod.errors import AiopodError
-from aiopod.images import Image
-from aiopod.runtime import SAVE_FORMATS, Runtime, SaveFormat
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+#: The formats ``save --format`` accepts.
+SAVE_FORMATS: tuple[SaveFormat, ...] = get_args(SaveFormat)
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -158,7 +161,7 @@ def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
 @pass_cli
 def tag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     """Add names to an image."""
-    run(ctx, lambda rt: rt.tag(image, *names), exit_code=125)
+    run(ctx, lambda rt: rt.tag(image, *names), exit_code=OTHER_ERROR)
 
 
 @cli.command("untag", args_rule=at_least(1))
@@ -168,7 +171,7 @@ def tag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
 def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     """Remove names from an image (all of them when none are given)."""
     # podman exits 125 for every untag error, even "image not known".
-    run(ctx, lambda rt: rt.untag(image, *names), exit_code=125)
+    run(ctx, lambda rt: rt.untag(image, *names), exit_code=OTHER_ERROR)
 
 
 @cli.command("load", args_rule=no_args)
@@ -242,9 +245,9 @@ def save_command(
             fail("refusing to save to terminal. Use -o flag or redirect")
         from aiopod.cli.spool import save_to_stdout
 
-        run(ctx, lambda rt: save_to_stdout(rt, references, format), exit_code=125)
+        run(ctx, lambda rt: save_to_stdout(rt, references, format), exit_code=OTHER_ERROR)
         return
-    run(ctx, lambda rt: rt.save(output, references, format=format), exit_code=125)
+    run(ctx, lambda rt: rt.save(output, references, format=format), exit_code=OTHER_ERROR)
 
 
 @cli.command("import", args_rule=between(1, 2))

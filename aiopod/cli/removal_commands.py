@@ -8,12 +8,12 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from aiopod import DeleteImage, RemovalReport, Untag
 from aiopod.cli.app import CliContext, cli, run
 from aiopod.cli.image_commands import image_group
 from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
 from aiopod.removal.docker import familiar_name
-from aiopod.removal.plan import DeleteImage, RemovalReport, Untag
 
 __all__ = ("print_errors",)
 

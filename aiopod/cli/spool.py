@@ -21,8 +21,7 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 
-from aiopod.images import Image
-from aiopod.runtime import Runtime, SaveFormat
+from aiopod import Image, Runtime, SaveFormat
 
 __all__ = ("load_from_stdin", "save_to_stdout")
 

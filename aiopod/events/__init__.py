@@ -1,5 +1,8 @@
 """Events: what the runtime did, for subscribers in this process and readers in others.
 
+Internal: not part of the public API (use what :mod:`aiopod` exports); its modules may
+change without notice.
+
 * :mod:`aiopod.events.model` — the :class:`Event` record and its :class:`EventKind`;
 * :mod:`aiopod.events.bus` — :class:`EventBus`, bounded per-subscriber buffers with
   :class:`Lagged` markers instead of stalls (``rt.events``);

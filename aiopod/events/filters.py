@@ -43,10 +43,10 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
+from aiopod._reference import normalize_local
 from aiopod.errors import AiopodError, UsageError
 from aiopod.events.formats import DOCKER_ACTIONS, NATIVE_STATUS, PODMAN_STATUSES
 from aiopod.events.model import Event, EventKind
-from aiopod.reference import normalize_local
 
 __all__ = ("FILTER_KEYS", "EventFilter", "parse_duration", "parse_filters", "parse_time")
 

@@ -54,14 +54,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from aiopod._reference import normalize_local
 from aiopod.errors import (
     AiopodError,
-    ImageConflict,
+    DockerConflict,
+    DockerInvalidReference,
+    DockerNotFound,
     ImageNotKnown,
     InvalidReference,
     UsageError,
 )
-from aiopod.reference import ReferenceParseError, normalize_local
 from aiopod.removal.plan import (
     DeleteImage,
     Plan,
@@ -74,9 +76,6 @@ from aiopod.storage.lookup import match_id_prefix
 from aiopod.storage.records import ImageRecord, StoreState, chain_ids
 
 __all__ = (
-    "DockerConflict",
-    "DockerInvalidReference",
-    "DockerNotFound",
     "check_docker_usage",
     "familiar_name",
     "not_found_name",
@@ -85,26 +84,6 @@ __all__ = (
 
 _FULL_ID = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]+")
-
-
-class DockerConflict(ImageConflict):
-    """docker's ``conflict: unable to ...`` (the daemon's 409); ``rmi`` exits 1."""
-
-    exit_code = 1
-
-
-class DockerInvalidReference(InvalidReference):
-    """docker's ``invalid reference format...`` (the daemon's 400); ``rmi`` exits 1."""
-
-    exit_code = 1
-
-
-class DockerNotFound(ImageNotKnown):
-    """docker's ``No such image: X``; with ``-f`` reported but not failing (exit 0)."""
-
-    def __init__(self, reference: str, *, forced: bool) -> None:
-        super().__init__(reference, f"No such image: {not_found_name(reference)}")
-        self.exit_code = 0 if forced else 1
 
 
 def _docker_familiar(name: str) -> str:
@@ -294,13 +273,17 @@ class _Planner:
         try:
             record, resolved = _lookup(sim.state, reference)
         except ImageNotKnown:
-            sim.fail(DockerNotFound(reference, forced=force))
+            sim.fail(
+                DockerNotFound(
+                    reference, f"No such image: {not_found_name(reference)}", forced=force
+                )
+            )
             return
         except AiopodError as exc:
-            message = exc.reason if isinstance(exc, ReferenceParseError) else exc.message
+            message = exc.reason if isinstance(exc, InvalidReference) else exc.message
             if not message.startswith("invalid reference format"):
                 message = f"invalid reference format: {message}"
-            sim.fail(DockerInvalidReference(message))
+            sim.fail(DockerInvalidReference(message, text=reference))
             return
         image_id = record.id
         names = record.names

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from aiopod._reference import normalize_local
 from aiopod.errors import AiopodError, ImageConflict, ImageInUse
-from aiopod.reference import normalize_local
 from aiopod.removal.inputs import targets_for
 from aiopod.removal.plan import (
     DeleteImage,

@@ -14,7 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from aiopod.errors import AiopodError
+from aiopod.errors import (
+    AiopodError,
+    ContainerNotKnown,
+    DockerNotFound,
+    ImageInUse,
+    ImageNotKnown,
+)
 from aiopod.events.model import Event, EventKind, utc_now
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.records import StoreState
@@ -180,20 +186,24 @@ class Plan:
         return self.removed_containers
 
 
-def exit_code_for(errors: Sequence[AiopodError]) -> int:
-    """podman's rule (``docs/design/removal-rules.md`` A6): 2 if any error is "in use by a
-    container", 1 if every error is "not known" (an image or a container), 125 otherwise,
-    0 without errors.
+def exit_code_for(plan: Plan) -> int:
+    """The exit status of a removal that ends with *plan*'s errors (podman's ``ExitCode`` in
+    its removal report, what ``rmi`` exits with).
 
-    Errors whose ``exit_code`` is 0 are reported but do not fail the call (docker's
-    ``rmi -f`` with names it cannot find).
+    Under the docker policy it is docker's: 1 when any error fails the call, which every
+    error does but a :class:`~aiopod.errors.DockerNotFound` under ``-f`` (docker prints it
+    and exits 0).  Under the others it is podman's (``docs/design/removal-rules.md`` A6):
+    2 if any error is "in use by a container", 1 if every error is "not known" (an image
+    or a container), 125 otherwise, 0 without errors.
     """
-    errors = [e for e in errors if e.exit_code != 0]
+    errors = plan.errors
+    if plan.policy == "docker":
+        return int(any(not (isinstance(e, DockerNotFound) and e.forced) for e in errors))
     if not errors:
         return 0
-    if any(e.exit_code == 2 for e in errors):
+    if any(isinstance(e, ImageInUse) for e in errors):
         return 2
-    if all(e.exit_code == 1 for e in errors):
+    if all(isinstance(e, ImageNotKnown | ContainerNotKnown) for e in errors):
         return 1
     return 125
 
@@ -204,7 +214,11 @@ class RemovalReport:
 
     ``untagged`` and ``deleted`` are what ``rmi`` prints as ``Untagged:`` and
     ``Deleted:`` lines; ``errors`` are every error, in the order podman reports them;
-    ``exit_code`` is the command line's exit status; ``plan`` holds the steps.
+    ``plan`` holds the steps.  ``exit_code`` is the removal's exit status as the policy
+    computes it from the errors (:func:`exit_code_for`): part of the report, as
+    ``ExitCode`` is of podman's, because it is a verdict over all the errors together
+    (one "in use" makes 2, only "not known" make 1; docker's ``-f`` ignores not found),
+    which a single error's class does not give.
     """
 
     untagged: list[str]
@@ -224,7 +238,7 @@ class RemovalReport:
             deleted=plan.deleted,
             removed_containers=plan.removed_containers,
             errors=list(plan.errors),
-            exit_code=exit_code_for(plan.errors),
+            exit_code=exit_code_for(plan),
             dry_run=dry_run,
             plan=plan,
             events=list(events),

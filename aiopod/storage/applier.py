@@ -43,14 +43,12 @@ import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from aiopod.errors import LimitExceeded, UnsafeLayer
+from aiopod.errors import LimitExceeded, PathTooDeep, TooManySymlinks, UnsafeLayer
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.layer_check import DEFAULT_LIMITS, EntryChecker, LayerLimits
 from aiopod.storage.rootfs_path import (
-    PathTooDeep,
     RootDir,
-    TooManySymlinks,
     lstat_at,
     remove_at,
 )

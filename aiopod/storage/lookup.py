@@ -16,8 +16,8 @@ for steps 1, 3 and 4, and the matched name for step 5.  Pure; no I/O.
 
 from __future__ import annotations
 
+from aiopod._reference import parse_lookup_input
 from aiopod.errors import ImageNotKnown, InvalidReference
-from aiopod.reference import parse_lookup_input
 from aiopod.storage.records import ImageRecord, StoreState
 
 __all__ = ("lookup_image", "match_id_prefix")

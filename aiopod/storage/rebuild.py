@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any
 
+from aiopod.errors import AiopodError
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.layout import REF_NAME_ANNOTATION, StoreLayout
 from aiopod.storage.records import HistoryEntry, ImageRecord, LayerRecord, StoreState
@@ -84,6 +85,8 @@ def rebuild_state(layout: StoreLayout) -> tuple[StoreState, list[str]]:
             if found is None:
                 found = _record(layout, descriptor)
             state.put(found.with_names([*found.names, name]))
+        except AiopodError:
+            raise  # a layer blob that does not decompress is no malformed entry: it stops here
         except (OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"index.json entry {descriptor!r:.120} cannot be rebuilt ({exc!r})")
     return state, problems

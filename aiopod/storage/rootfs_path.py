@@ -26,13 +26,12 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import NamedTuple
 
+from aiopod.errors import PathTooDeep, TooManySymlinks
+
 __all__ = (
     "MAX_SYMLINK_HOPS",
-    "PathTooDeep",
-    "RefusedName",
     "ResolvedDir",
     "RootDir",
-    "TooManySymlinks",
     "lstat_at",
     "make_dirs",
     "open_in_root",
@@ -48,15 +47,7 @@ MAX_SYMLINK_HOPS = 40
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class TooManySymlinks(OSError):
-    """More symlinks than allowed were met while resolving a path (``ELOOP``)."""
-
-
-class PathTooDeep(OSError):
-    """A resolved path has more components than allowed (``ENAMETOOLONG``)."""
-
-
-class RefusedName(OSError):
+class _RefusedName(OSError):
     """A missing directory was not made because its name is refused (``EPERM``)."""
 
 
@@ -156,8 +147,9 @@ class RootDir:
         named in ``parts`` itself (not reached through a symlink) is unlinked and replaced by
         a directory (a later layer entry wins).  Otherwise a missing component raises
         ``FileNotFoundError`` and a non-directory ``NotADirectoryError``.  Too many symlinks
-        raise :class:`TooManySymlinks`, too many levels :class:`PathTooDeep`.  A directory
-        whose name ``refuse`` returns true for is never made (:class:`RefusedName`).
+        raise :class:`~aiopod.errors.TooManySymlinks`, too many levels
+        :class:`~aiopod.errors.PathTooDeep`.  A directory whose name ``refuse`` returns true
+        for is never made (an ``EPERM`` :class:`OSError`).
         """
         stack: list[tuple[int, str]] = [(self.fd, "")]
         todo = list(reversed(parts))
@@ -218,7 +210,9 @@ class RootDir:
             if not create:
                 raise
             if refuse is not None and refuse(name):
-                raise RefusedName(errno.EPERM, "refusing to make a directory named", name) from None
+                raise _RefusedName(
+                    errno.EPERM, "refusing to make a directory named", name
+                ) from None
             with contextlib.suppress(FileExistsError):  # made meanwhile: opened next round
                 os.mkdir(name, 0o700, dir_fd=cur)
             return None
@@ -255,8 +249,8 @@ def resolve_in_root(
     """The real path (components, no symlinks) of ``path`` inside ``root`` and its
     ``lstat``.  Symlinks on the way are followed inside the root; with ``follow_final`` so
     is a chain of symlinks at the end (at most ``max_final_hops``, by default the root's
-    ``max_symlink_hops``).  Raises
-    ``FileNotFoundError``, ``NotADirectoryError`` or :class:`TooManySymlinks` (``ELOOP``).
+    ``max_symlink_hops``).  Raises ``FileNotFoundError``, ``NotADirectoryError`` or
+    :class:`~aiopod.errors.TooManySymlinks` (``ELOOP``).
     """
     parts = (
         path_components(path) if isinstance(path, str) else [p for p in path if p not in ("", ".")]

@@ -26,7 +26,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, cast
 
-from aiopod.errors import LimitExceeded, UnsafeLayer
+from aiopod.errors import AiopodError, LimitExceeded, UnsafeLayer
 
 __all__ = ("TarMember", "TarReader")
 
@@ -280,6 +280,8 @@ class TarReader:
                 raise UnsafeLayer(f"malformed layer tar after entry {self._last!r}: {exc}") from exc
             self.warnings.append("layer tar ends without padding or end-of-archive marker")
             return
+        except AiopodError:
+            raise  # a corrupt compressed stream, a header over the limit: reported as such
         except (tarfile.TarError, EOFError, ValueError, UnicodeError) as exc:
             raise UnsafeLayer(
                 f"malformed layer tar after entry {self._last!r}: {exc or type(exc).__name__}"

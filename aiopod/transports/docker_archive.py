@@ -15,8 +15,8 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from aiopod._reference import normalize_local
 from aiopod.errors import InvalidArchive, InvalidReference
-from aiopod.reference import normalize_local
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.records import ImageRecord
 from aiopod.transports.candidate import ImageCandidate, LayerBlob

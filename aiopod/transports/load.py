@@ -20,9 +20,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from aiopod.errors import InvalidArchive
+from aiopod._platforms import local_architecture
+from aiopod.errors import AiopodError, InvalidArchive
 from aiopod.events.model import Event, EventKind
-from aiopod.platforms import local_architecture
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
@@ -62,6 +62,8 @@ def _check_tarball(blob: StagedBlob) -> None:
         ):
             for _ in tar:
                 pass
+    except AiopodError:
+        raise  # a corrupt compressed stream: reported as such
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise InvalidArchive(f"not a tar archive: {exc}") from None
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiopod._platforms import local_architecture
+from aiopod._reference import normalize_local
 from aiopod.errors import InvalidArchive, InvalidReference
-from aiopod.platforms import local_architecture
-from aiopod.reference import normalize_local
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_digest
 from aiopod.storage.layout import INDEX_MEDIA_TYPE, LAYOUT_FILE_CONTENT, REF_NAME_ANNOTATION

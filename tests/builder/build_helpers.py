@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from conftest import store_of
 from conftest_context import make_tree
 from peers import BUSYBOX_IMAGE
 
@@ -42,4 +43,4 @@ async def build(rt: Runtime, ctx: Path, **options: Any) -> Image:
 async def image_files(rt: Runtime, reference: str) -> Path:
     """The root file system of *reference*, unpacked as a working container's."""
     container = await rt.create_working_container(reference)
-    return rt.store.container_dir(container.id) / "rootfs"
+    return store_of(rt).container_dir(container.id) / "rootfs"

@@ -36,6 +36,7 @@ from peers import (
 )
 
 from aiopod import Runtime
+from aiopod._platforms import local_architecture
 from aiopod.builder.progress import (
     OUTPUT_BACKLOG,
     BuildFinished,
@@ -49,7 +50,6 @@ from aiopod.builder.progress import (
 )
 from aiopod.errors import BuildError, DockerfileError
 from aiopod.events.model import Event, EventKind
-from aiopod.platforms import local_architecture
 
 pytestmark = [
     pytest.mark.anyio,
@@ -613,7 +613,7 @@ async def test_a_failing_run_names_step_command_exit_code_and_output(
     assert 'building at STEP "RUN echo about to fail; echo oops >&2; exit 3"' in message
     assert "exit status 3" in message
     assert "about to fail\noops" in message
-    assert caught.value.exit_code == 3  # what the command line exits with, as podman
+    assert caught.value.command_status == 3  # what the command line exits with, as podman
     assert caught.value.message == message.partition("\n")[0]
     assert await rt.containers(external=True) == []
     assert {i.id for i in await rt.images(all=True)} == {(await rt.get_image(BASE)).id}

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from conftest import store_of
 from conftest_context import make_tree
 
 from aiopod import Runtime
@@ -368,12 +369,12 @@ async def test_a_layers_rebuild_misses_after_a_change_and_hits_when_nothing_chan
 
         async def data(image_id: str) -> str:
             container = await rt.create_working_container(image_id)
-            path = rt.store.container_dir(container.id) / "rootfs" / "data" / "dir" / "f.txt"
+            path = store_of(rt).container_dir(container.id) / "rootfs" / "data" / "dir" / "f.txt"
             return await anyio.to_thread.run_sync(path.read_text)
 
         first = await build()
         assert no_hashing == ["."]
-        assert await anyio.Path(cache_path(rt.store.layout.meta)).exists()
+        assert await anyio.Path(cache_path(store_of(rt).layout.meta)).exists()
         no_hashing.clear()
         assert await build() == first  # the layer cache's hit, without reading the sources
         assert no_hashing == []

@@ -26,8 +26,7 @@ from conftest_busybox import busybox_rootfs
 from rootless import give_to_nobody, run_as_nobody
 
 from aiopod.builder.run.isolation import DEFAULT_PATH, OUTPUT_TAIL_BYTES, RunResult, run_isolated
-from aiopod.builder.run.users import AccountFileError, UserLookupError
-from aiopod.errors import BuildError, UsageError
+from aiopod.errors import AccountFileError, BuildError, UsageError, UserLookupError
 
 pytestmark = [
     pytest.mark.anyio,

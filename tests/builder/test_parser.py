@@ -16,6 +16,7 @@ from aiopod.builder.dockerfile.parser import (
     parse_dockerfile,
     parse_heredoc_marker,
 )
+from aiopod.cli.exit_codes import exit_code_of
 from aiopod.errors import DockerfileError
 
 
@@ -705,7 +706,7 @@ def test_error_attributes() -> None:
     err = error("FROM scratch\nRUN ok\n\nECHO x\n", path="/ctx/Dockerfile.dev")
     assert (err.path, err.line) == ("/ctx/Dockerfile.dev", 4)
     assert err.message == '/ctx/Dockerfile.dev:4: unknown instruction: "ECHO"'
-    assert err.exit_code == 125
+    assert exit_code_of(err) == 125
 
 
 # -- properties -------------------------------------------------------------------------------

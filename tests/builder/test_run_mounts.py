@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 from build_helpers import BASE, build, context, image_files
+from conftest import store_of
 from conftest_context import layer_members, make_tree, tree_state
 from peers import aiopod, aiopod_ok
 from rootless import give_to_nobody, run_as_nobody
@@ -66,10 +67,10 @@ def _root_only(func: F) -> F:
 
 async def layers_and_config(rt: Runtime, image_id: str) -> tuple[list[bytes], bytes]:
     """The raw layer tars and the config blob of an image."""
-    state = await rt.store.snapshot()
+    state = await store_of(rt).snapshot()
     record = state.images[image_id]
-    layers = [rt.store.blob_path(layer.digest).read_bytes() for layer in record.layers]
-    return layers, rt.store.blob_path(record.config_digest).read_bytes()
+    layers = [store_of(rt).blob_path(layer.digest).read_bytes() for layer in record.layers]
+    return layers, store_of(rt).blob_path(record.config_digest).read_bytes()
 
 
 async def added_paths(rt: Runtime, image_id: str) -> set[str]:
@@ -345,7 +346,7 @@ async def test_cache_persists_across_builds_and_never_enters_a_layer(
     paths = await added_paths(rt, second.id)
     assert {"var", "var/cache", "seen"} <= paths
     assert not any(p.startswith("var/cache/app") for p in paths)
-    cache = cache_mount_dir(rt.store.layout.meta, "/var/cache/app")
+    cache = cache_mount_dir(store_of(rt).layout.meta, "/var/cache/app")
     assert (cache / "cache" / "log").read_text() == "run\nrun\n"
     assert (await rt.check()).ok
 
@@ -396,9 +397,9 @@ async def test_a_private_cache_in_use_gives_a_throwaway_directory(
         " && ls -A /c > /seen\n"
     )
     await build_two_at_once(rt, tmp_path, step)
-    kept = cache_mount_dir(rt.store.layout.meta, "/c") / "cache"
+    kept = cache_mount_dir(store_of(rt).layout.meta, "/c") / "cache"
     assert os.listdir(kept) == ["held"]  # one build's directory was kept, the other not
-    assert not list((rt.store.layout.tmp).glob("*/cache-mount-*"))
+    assert not list((store_of(rt).layout.tmp).glob("*/cache-mount-*"))
 
 
 # -- tmpfs ------------------------------------------------------------------------------------

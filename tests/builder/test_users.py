@@ -17,14 +17,8 @@ from pathlib import Path
 import pytest
 from conftest_busybox import busybox_rootfs
 
-from aiopod.builder.run.users import (
-    MAX_ACCOUNT_FILE,
-    AccountFileError,
-    ResolvedUser,
-    UserLookupError,
-    resolve_user,
-)
-from aiopod.errors import BuildError
+from aiopod.builder.run.users import MAX_ACCOUNT_FILE, ResolvedUser, resolve_user
+from aiopod.errors import AccountFileError, InvalidInputError, UserLookupError
 
 SENTINEL_PASSWD = "app:x:4242:4242:sentinel:/sentinel-home:/bin/sh\n"
 
@@ -61,12 +55,12 @@ def test_user_forms_resolve_as_buildah_does(
     assert resolve_user(rootfs, spec) == expected
 
 
-def test_unknown_user_is_a_build_error_naming_it(rootfs: Path) -> None:
+def test_unknown_user_is_an_input_error_naming_it(rootfs: Path) -> None:
     with pytest.raises(UserLookupError) as caught:
         resolve_user(rootfs, "nosuch")
     assert caught.value.which == "uid"
     assert str(caught.value) == 'user: unknown user error looking up user "nosuch"'
-    assert isinstance(caught.value, BuildError)
+    assert isinstance(caught.value, InvalidInputError)  # a build reports it as a BuildError
 
 
 def test_unknown_group_is_a_build_error_naming_it(rootfs: Path) -> None:

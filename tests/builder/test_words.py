@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from aiopod.builder.dockerfile.words import (
-    ExpansionError,
     expand,
     expand_words,
     parse_arg_definitions,
@@ -16,6 +15,7 @@ from aiopod.builder.dockerfile.words import (
     split_key_values,
     split_raw_words,
 )
+from aiopod.errors import ExpansionError
 
 ENV = {"PWD": "/home", "EMPTY": "", "SPACED": "  a  b ", "PATH": "/usr/bin:/bin"}
 

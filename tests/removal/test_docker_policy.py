@@ -419,12 +419,12 @@ def test_planner_not_found_and_exit_codes() -> None:
         "No such image: nope:latest",
         "No such image: sha256:" + "0" * 64,
     ]
-    assert exit_code_for(plan.errors) == 1
+    assert exit_code_for(plan) == 1
     forced = plan_docker(state, ["nope"], RemovalOptions(force=True))
     assert [e.message for e in forced.errors] == ["No such image: nope:latest"]
-    assert exit_code_for(forced.errors) == 0
+    assert exit_code_for(forced) == 0
     mixed = plan_docker(state, ["nope", "x" * 3 + "/../"], RemovalOptions(force=True))
-    assert exit_code_for(mixed.errors) != 0
+    assert exit_code_for(mixed) != 0
 
 
 def test_planner_same_name_twice_fails_the_second_time() -> None:

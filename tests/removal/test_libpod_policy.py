@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from conftest import store_of
 from differential import aiopod_subprocess_env
 from imagefactory import FakeImage, child_image, load_images, make_image
 from peers import store_snapshot
@@ -157,9 +158,9 @@ async def test_step2_force_removes_runtime_containers_as_containers(
     assert (report.untagged, report.deleted) == (["localhost/one:latest"], [ONE.id])
     assert sorted(report.removed_containers) == sorted([c1.id, c2.id])
     assert await container_ids(rt) == {keep.id}
-    assert not rt.store.container_dir(c1.id).exists()
-    assert not rt.store.container_dir(c2.id).exists()
-    assert rt.store.container_dir(keep.id).exists()
+    assert not store_of(rt).container_dir(c1.id).exists()
+    assert not store_of(rt).container_dir(c2.id).exists()
+    assert store_of(rt).container_dir(keep.id).exists()
     assert kinds(report) == [
         ("Removed", "container", "c1"),
         ("Removed", "container", "c2"),
@@ -194,9 +195,9 @@ async def test_step2_a_container_that_cannot_be_removed_keeps_the_image(
     assert (report.untagged, report.deleted) == ([], [])
     assert await names_by_id(rt) == {ONE.id: ["localhost/one:latest"]}
     assert await container_ids(rt) == {stuck.id}
-    assert rt.store.container_dir(stuck.id).exists()
-    assert not rt.store.container_dir(c1.id).exists()
-    assert not rt.store.container_dir(c3.id).exists()
+    assert store_of(rt).container_dir(stuck.id).exists()
+    assert not store_of(rt).container_dir(c1.id).exists()
+    assert not store_of(rt).container_dir(c3.id).exists()
     removed = {name for kind, _, name in kinds(report) if kind == "Removed"}
     assert removed == {"c1", "c3"}
     await assert_clean(rt)
@@ -362,7 +363,7 @@ async def test_step5_force_deletes_many_storage_containers_concurrently(
             ("Deleted", "image", ONE.id),
         ]
         assert await container_ids(rt) == set()
-        assert not any(rt.store.container_dir(c.id).exists() for c in working)
+        assert not any(store_of(rt).container_dir(c.id).exists() for c in working)
         await assert_clean(rt)
 
 
@@ -380,8 +381,8 @@ async def test_step5_defect_fixed_force_by_id_removes_runtime_containers_as_cont
     assert report.deleted == [APP.id]
     assert sorted(report.removed_containers) == sorted([runtime.id, working.id])
     assert await rt.containers(external=True) == []
-    assert not rt.store.container_dir(runtime.id).exists()
-    assert not rt.store.container_dir(working.id).exists()
+    assert not store_of(rt).container_dir(runtime.id).exists()
+    assert not store_of(rt).container_dir(working.id).exists()
     removed = [e for e in report.events if e.kind is EventKind.REMOVED]
     assert ("c1", "false") in {(e.name, e.attributes.get("external")) for e in removed}
     assert kinds(report)[-3:] == [

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import anyio
 import pytest
+from conftest import store_of
 from imagefactory import (
     FakeImage,
     child_image,
@@ -422,14 +423,14 @@ def test_a_repair_is_seen_by_a_runtime_that_read_the_store_before_it(tmp_path: P
     async def repair_while_another_runtime_writes() -> CheckReport:
         async with Runtime(root) as cached, Runtime(root) as repairer:
             assert len(await cached.images()) == 2  # cached: it still has APP
-            reopen = repairer.store.open
+            reopen = store_of(repairer).open
 
             async def others_commit_first() -> None:
                 # Right after the repair's own transaction, before anything else it does.
                 await cached.tag(OTHER.id, "during-repair")
                 await reopen()
 
-            repairer.store.open = others_commit_first  # type: ignore[method-assign]
+            store_of(repairer).open = others_commit_first  # type: ignore[method-assign]
             repaired = await repairer.check(repair=True)
             assert repaired.removed_images == [APP.id]
             return await cached.check()

@@ -54,12 +54,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aiopod.builder.dockerfile.words import (
-    ExpansionError,
     is_go_space,
     process_word,
     split_key_values,
 )
-from aiopod.errors import DockerfileError
+from aiopod.errors import DockerfileError, ExpansionError
 
 __all__ = (
     "FLAGS",
@@ -366,7 +365,7 @@ def parse_heredoc_marker(word: str) -> tuple[str, bool, bool] | None:
     """``(name, expand, strip_tabs)`` if ``word`` is a heredoc marker (``<<EOF``,
     ``<<-'EOF'``, ``2<<EOF``), else None.
 
-    Raises :class:`~aiopod.builder.dockerfile.words.ExpansionError` for a marker with an
+    Raises :class:`~aiopod.errors.ExpansionError` for a marker with an
     unmatched quote.
     """
     match = _RE_HEREDOC.fullmatch(word)

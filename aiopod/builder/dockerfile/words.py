@@ -29,8 +29,8 @@ build`` uses today), written afresh in Python:
   The text is first cut into words with the quotes kept (:func:`split_raw_words`), each word
   is cut at its first ``=``, and then key and value are expanded with :func:`expand`.
 
-Every error is an :class:`ExpansionError` (a :class:`ValueError`); the caller adds the file
-and line (see :class:`aiopod.errors.DockerfileError`).
+Every error is an :class:`~aiopod.errors.ExpansionError` (a :class:`ValueError`); the
+caller adds the file and line (see :class:`aiopod.errors.DockerfileError`).
 
 Differences from BuildKit, all on inputs that are errors or nonsense: ``${X`` reports
 ``missing '}'`` rather than an unsupported modifier; the replacement of ``${X/p/r}`` is taken
@@ -45,8 +45,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from aiopod.errors import ExpansionError
+
 __all__ = (
-    "ExpansionError",
     "expand",
     "expand_words",
     "is_go_space",
@@ -64,14 +65,6 @@ _GO_SPACES = frozenset(
 )
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 _HEREDOC_BLANKS = frozenset("\t\r ")
-
-
-class ExpansionError(ValueError):
-    """A word cannot be expanded: bad substitution, unmatched quote, ``${X?}`` on an unset X.
-
-    ``str()`` is BuildKit's text, ``failed to process "<word>": <reason>``; the caller puts
-    the Dockerfile path and line in front (:class:`aiopod.errors.DockerfileError`).
-    """
 
 
 class _Syntax(Exception):

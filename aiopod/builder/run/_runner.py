@@ -198,7 +198,7 @@ _libc.prctl.argtypes = (
 _libc.pivot_root.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
 
 
-class SetupError(Exception):
+class _SetupError(Exception):
     """A step of the set-up failed; the message names the step."""
 
 
@@ -213,13 +213,13 @@ def _check(result: int, what: str) -> int:
 def _step(what: str) -> Iterator[None]:
     try:
         yield
-    except SetupError:
+    except _SetupError:
         raise
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise SetupError(f"{what}: {reason}") from None
+        raise _SetupError(f"{what}: {reason}") from None
     except ValueError as exc:
-        raise SetupError(f"{what}: {exc}") from None
+        raise _SetupError(f"{what}: {exc}") from None
 
 
 def _fd_path(fd: int) -> str:
@@ -271,7 +271,7 @@ def _send(sock: socket.socket, message: Mapping[str, Any], fds: Sequence[int] = 
 
 
 def _report(sock: socket.socket | None, exc: BaseException) -> None:
-    if isinstance(exc, SetupError):
+    if isinstance(exc, _SetupError):
         message = str(exc)
     elif isinstance(exc, OSError):
         message = f"{exc.strerror or exc}"
@@ -326,7 +326,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
             root_fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             after = os.fstat(root_fd)
             if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino):
-                raise SetupError("opening the root file system: it was replaced")
+                raise _SetupError("opening the root file system: it was replaced")
         sources = _reopen_sources(spec.get("mounts") or [])
         with _step("setting the host name"):
             name = spec["hostname"].encode()
@@ -369,11 +369,11 @@ def _read_spec() -> dict[str, Any]:
             break
         total += len(chunk)
         if total > MAX_SPEC:
-            raise SetupError("the command description is too large")
+            raise _SetupError("the command description is too large")
         chunks.append(chunk)
     spec = json.loads(b"".join(chunks))
     if not isinstance(spec, dict):
-        raise SetupError("the command description is malformed")
+        raise _SetupError("the command description is malformed")
     return spec
 
 
@@ -398,7 +398,7 @@ def _reopen_sources(mounts: Sequence[Mapping[str, Any]]) -> dict[int, int]:
             )
             if not same:
                 os.close(fd)
-                raise SetupError(
+                raise _SetupError(
                     f"opening the source of the mount on {mount['target']}: it was replaced"
                 )
             olds.add(old)
@@ -523,7 +523,7 @@ def _enter_root(
     os.close(root_fd)
     os.chdir("/")
     if os.getcwd() != "/":
-        raise SetupError("entering the root file system: the working directory is outside")
+        raise _SetupError("entering the root file system: the working directory is outside")
     return tree >= 0, mount_points
 
 
@@ -550,7 +550,7 @@ def _mount_on(dir_fd: int, name: str, source: str, fstype: str, flags: int, data
     mounted = os.open(name, _PATH_FLAGS | os.O_DIRECTORY, dir_fd=dir_fd)
     if os.fstat(mounted).st_dev == os.fstat(dir_fd).st_dev:
         os.close(mounted)
-        raise SetupError(f"mounting {fstype} on {name}: the directory was replaced")
+        raise _SetupError(f"mounting {fstype} on {name}: the directory was replaced")
     return mounted
 
 
@@ -613,7 +613,7 @@ def _mount_dev(root: RootDir, scripts: Mapping[str, str]) -> None:
         if scripts:
             _mount_scripts(dev, scripts)
         # A pseudo-terminal multiplexer of our own, if the kernel lets us; optional.
-        with contextlib.suppress(OSError, SetupError):
+        with contextlib.suppress(OSError, _SetupError):
             os.close(
                 _mount_on(
                     dev,
@@ -637,7 +637,7 @@ def _mount_scripts(dev: int, scripts: Mapping[str, str]) -> None:
         for name, text in scripts.items():
             with _step(f"writing /dev/pipes/{name}"):
                 if not name or "/" in name or name in (".", ".."):
-                    raise SetupError(f"writing /dev/pipes: {name!r} is not a file name")
+                    raise _SetupError(f"writing /dev/pipes: {name!r} is not a file name")
                 fd = os.open(name, _CREATE_FLAGS, 0o755, dir_fd=pipes)
                 with os.fdopen(fd, "wb") as out:
                     out.write(text.encode("utf-8", "surrogateescape"))
@@ -685,7 +685,7 @@ def _bind_etc_files(root: RootDir, contents: Mapping[str, str]) -> None:
                     source = os.open(name, _PATH_FLAGS, dir_fd=scratch)
                     try:
                         if not stat.S_ISREG(os.fstat(target).st_mode):
-                            raise SetupError(f"mounting /etc/{name}: it was replaced meanwhile")
+                            raise _SetupError(f"mounting /etc/{name}: it was replaced meanwhile")
                         _mount(_fd_path(source), _fd_path(target), None, MS_BIND)
                     finally:
                         os.close(source)
@@ -749,7 +749,7 @@ def _mount_id(fd: int) -> int:
             key, _, value = line.partition(":")
             if key == "mnt_id":
                 return int(value)
-    raise SetupError("reading a mount ID: /proc/self/fdinfo has none")
+    raise _SetupError("reading a mount ID: /proc/self/fdinfo has none")
 
 
 def _prepare_mounts(
@@ -847,7 +847,7 @@ def _overlay(scratch: int, index: int, mount: Mapping[str, Any], lower: int, use
         fd = os.open(str(child), _PATH_FLAGS, dir_fd=mounted)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SetupError(f"mounting on {mount['target']}: the source is not a file")
+                raise _SetupError(f"mounting on {mount['target']}: the source is not a file")
             return _open_tree(fd, OPEN_TREE_CLONE)
         finally:
             os.close(fd)
@@ -880,7 +880,7 @@ def _attach_mounts(
                 point = os.open(name, _PATH_FLAGS, dir_fd=parent)
                 try:
                     if stat.S_ISDIR(os.fstat(point).st_mode) != is_dir:
-                        raise SetupError(f"mounting on {target}: it was replaced meanwhile")
+                        raise _SetupError(f"mounting on {target}: it was replaced meanwhile")
                     below = _mount_id(point)
                     if kind == "tmpfs":
                         mode = mount.get("mode")
@@ -909,7 +909,7 @@ def _restrict(parent: int, name: str, below: int, *, readonly: bool, noexec: boo
     fd = os.open(name, _PATH_FLAGS, dir_fd=parent)
     try:
         if _mount_id(fd) == below:
-            raise SetupError("the new mount is not where it was made")
+            raise _SetupError("the new mount is not where it was made")
         present = os.fstatvfs(fd).f_flag
         flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV
         flags |= (MS_RDONLY if readonly else 0) | (MS_NOEXEC if noexec else 0)
@@ -935,11 +935,11 @@ def _mount_point(
             try:
                 opened = root.open_dir(parts, create=True, created=created)
             except NotADirectoryError:
-                raise SetupError(f"mounting on {target}: it is not a directory") from None
+                raise _SetupError(f"mounting on {target}: it is not a directory") from None
             _set_modes(root, created)
             os.close(opened.fd)
             if not opened.path:
-                raise SetupError(f"mounting on {target}: it is the root directory")
+                raise _SetupError(f"mounting on {target}: it is the root directory")
             parent = root.open_dir(opened.path[:-1])
             made = opened.path if opened.path in created else None
             return parent.fd, opened.path[-1], made
@@ -953,16 +953,16 @@ def _mount_point(
             os.close(parent.fd)
             parts = _join_in_root(base, link)
             if not parts:
-                raise SetupError(f"mounting on {target}: it is the root directory")
+                raise _SetupError(f"mounting on {target}: it is the root directory")
             continue
         if st is None:
             os.close(os.open(name, _CREATE_FLAGS, 0o644, dir_fd=parent.fd))
             return parent.fd, name, (*parent.path, name)
         if not stat.S_ISREG(st.st_mode):
             os.close(parent.fd)
-            raise SetupError(f"mounting a file on {target}: it is not a regular file")
+            raise _SetupError(f"mounting a file on {target}: it is not a regular file")
         return parent.fd, name, None
-    raise SetupError(f"mounting on {target}: too many levels of symbolic links")
+    raise _SetupError(f"mounting on {target}: too many levels of symbolic links")
 
 
 def _join_in_root(base: Sequence[str], link: str) -> list[str]:
@@ -1004,7 +1004,7 @@ def _command(
             except OSError:
                 cwd = "(unreachable)"
             if cwd != expected:
-                raise SetupError(
+                raise _SetupError(
                     f"setting the working directory to {spec['workdir']}: "
                     f"it is outside the container ({cwd})"
                 )

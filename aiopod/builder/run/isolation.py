@@ -68,8 +68,8 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from aiopod.builder.run.users import ResolvedUser, UserLookupError, resolve_user
-from aiopod.errors import BuildError, UsageError
+from aiopod.builder.run.users import ResolvedUser, resolve_user
+from aiopod.errors import BuildError, UsageError, UserLookupError
 
 __all__ = ("DEFAULT_PATH", "OUTPUT_TAIL_BYTES", "RunMount", "RunResult", "run_isolated")
 
@@ -176,9 +176,9 @@ async def run_isolated(
     on (a file where a directory is needed, a path under ``/proc``) fails the set-up.
 
     Returns a :class:`RunResult` whatever the command's exit status.  Raises
-    :class:`~aiopod.builder.run.users.UserLookupError` (a :class:`~aiopod.errors.BuildError`)
-    when ``user`` names a user or group the image lacks, and :class:`BuildError` when the
-    image's account files are refused or the isolation cannot be set up (the message says
+    :class:`~aiopod.errors.UserLookupError` when ``user`` names a user or group the image
+    lacks, :class:`~aiopod.errors.AccountFileError` when the image's account files are
+    refused, and :class:`BuildError` when the isolation cannot be set up (the message says
     which step failed: a working directory that is not a directory, say).
     :class:`~aiopod.errors.UsageError` reports malformed arguments.
 

@@ -78,11 +78,10 @@ from aiopod.builder.dockerfile.parser import Instruction
 from aiopod.builder.dockerfile.words import expand
 from aiopod.builder.run.isolation import RunMount
 from aiopod.builder.session import BuildSession
-from aiopod.errors import BuildError
+from aiopod.errors import BuildError, TooManySymlinks
 from aiopod.storage.fsutil import make_private_dir, remove_tree
 from aiopod.storage.rootfs_path import (
     RootDir,
-    TooManySymlinks,
     lstat_at,
     resolve_in_root,
     split_path,

@@ -91,7 +91,7 @@ async def run_step(
     if result.exit_code != 0:
         raise BuildError(
             f'building at STEP "RUN {text}": while running runtime: exit status {result.exit_code}',
-            exit_code=result.exit_code,
+            command_status=result.exit_code,
             output_tail=result.output_tail,
         )
     write = run.diff_writer(before, timestamp=session.options.timestamp)

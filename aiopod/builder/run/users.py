@@ -30,16 +30,13 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import Literal
 
-from aiopod.errors import BuildError
-from aiopod.storage.rootfs_path import MAX_SYMLINK_HOPS, RootDir, TooManySymlinks, lstat_at
+from aiopod.errors import AccountFileError, TooManySymlinks, UserLookupError
+from aiopod.storage.rootfs_path import MAX_SYMLINK_HOPS, RootDir, lstat_at
 
 __all__ = (
     "MAX_ACCOUNT_FILE",
-    "AccountFileError",
     "ResolvedUser",
-    "UserLookupError",
     "read_account_file",
     "resolve_user",
 )
@@ -49,22 +46,6 @@ MAX_ACCOUNT_FILE = 1 << 20
 
 _NUMBER = re.compile(r"[0-9]+")
 _ID_LIMIT = 1 << 32
-
-
-class UserLookupError(BuildError):
-    """``USER`` names a user or group the image does not have.
-
-    ``which`` is ``"uid"`` when the user part failed and ``"gid"`` when the group part did
-    (buildah says "determining run uid" or "determining run gid" before the message)."""
-
-    def __init__(self, message: str, *, which: Literal["uid", "gid"]) -> None:
-        self.which = which
-        super().__init__(message)
-
-
-class AccountFileError(BuildError):
-    """``/etc/passwd`` or ``/etc/group`` in the image cannot be used: not a regular file,
-    too large, or a symlink chain that does not end."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +82,9 @@ def resolve_user(rootfs: str | os.PathLike[str], spec: str) -> ResolvedUser:
     """Resolve ``USER`` ``spec`` (``user``, ``uid``, ``user:group``, ``uid:gid``, or ``""``
     for root) against the root file system at ``rootfs``.
 
-    Raises :class:`UserLookupError` for a name the image does not define and
-    :class:`AccountFileError` for an account file aiopod refuses to read.  Blocking.
+    Raises :class:`~aiopod.errors.UserLookupError` for a name the image does not define
+    and :class:`~aiopod.errors.AccountFileError` for an account file aiopod refuses to
+    read.  Blocking.
     """
     with RootDir(rootfs) as root:
         return _resolve(root, spec)
@@ -212,7 +194,7 @@ def read_account_file(root: RootDir, path: str, *, limit: int = MAX_ACCOUNT_FILE
     not regular is refused before it is opened for reading, and it is opened with
     ``O_NONBLOCK | O_NOFOLLOW`` and checked again by ``fstat``, so a FIFO swapped in
     meanwhile cannot make the read hang.  More than ``limit`` bytes raise
-    :class:`AccountFileError`.
+    :class:`~aiopod.errors.AccountFileError`.
     """
     parts = [p for p in path.split("/") if p]
     hops = 0

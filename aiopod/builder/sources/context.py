@@ -49,11 +49,10 @@ from aiopod.builder.sources.ignore import (
     go_pattern_regex,
     has_glob_meta,
 )
-from aiopod.errors import BuildError
+from aiopod.errors import BuildError, TooManySymlinks
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.rootfs_path import (
     RootDir,
-    TooManySymlinks,
     lstat_at,
     open_in_root,
     open_parent_in_root,

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiopod.builder.sources.ignore import go_clean
-from aiopod.errors import BuildError
+from aiopod.errors import BuildError, TooManySymlinks
 from aiopod.storage.rootfs_path import (
     RootDir,
-    TooManySymlinks,
     lstat_at,
     path_components,
     resolve_in_root,

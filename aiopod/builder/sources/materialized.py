@@ -34,9 +34,9 @@ import anyio
 import anyio.to_thread
 
 from aiopod.builder.dockerfile.parser import Heredoc
-from aiopod.builder.dockerfile.words import ExpansionError, process_word
+from aiopod.builder.dockerfile.words import process_word
 from aiopod.builder.layers.tar_header import go_tar_header
-from aiopod.errors import BuildError
+from aiopod.errors import BuildError, ExpansionError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -13,9 +13,8 @@ podman 4.3.1 uses), and the normalisations are libimage's (containers/common 0.5
 * :func:`is_fully_qualified`, :func:`is_id_prefix`, :func:`parse_sha256_id`,
   :func:`split_transport`, :func:`go_quote`, :func:`command_error_message` - helpers.
 
-Every error is a :class:`ReferenceParseError`, a subclass of
-:class:`aiopod.errors.InvalidReference` (exit code 125), whose ``str()`` is exactly the text
-podman prints after ``Error: `` for the function's role.
+Every error is an :class:`aiopod.errors.InvalidReference`, whose ``str()`` is exactly the
+text podman prints after ``Error: `` for the function's role.
 
 Measured messages
 -----------------
@@ -275,7 +274,6 @@ __all__ = (
     "Command",
     "LookupInput",
     "Reference",
-    "ReferenceParseError",
     "check_tag_name",
     "check_untag_name",
     "command_error_message",
@@ -359,21 +357,8 @@ _CACHE_SIZE: Final = 4096
 # --------------------------------------------------------------------------- errors
 
 
-class ReferenceParseError(InvalidReference):
-    """A reference could not be parsed or normalised.
-
-    ``str(error)`` is the whole message as podman's function prints it; ``reason`` is the
-    innermost message (such as ``invalid reference format``) and ``text`` the input.
-    """
-
-    def __init__(self, message: str, *, text: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.text = text
-        self.reason = message if reason is None else reason
-
-
-def _fail(text: str, reason: str) -> ReferenceParseError:
-    return ReferenceParseError(reason, text=text, reason=reason)
+def _fail(text: str, reason: str) -> InvalidReference:
+    return InvalidReference(reason, text=text, reason=reason)
 
 
 # --------------------------------------------------------------------------- Go helpers
@@ -523,7 +508,7 @@ def parse_reference(text: str) -> Reference:
     digest included), ``invalid reference format``, ``repository name must not be more
     than 255 characters`` (domain and path), then the digest's ``unsupported digest
     algorithm``, ``invalid checksum digest length`` or ``invalid checksum digest format``.
-    Every error is a :class:`ReferenceParseError` (an :class:`InvalidReference`) whose
+    Every error is an :class:`InvalidReference` whose
     message is just that text.
     """
     match = _REFERENCE_RE.fullmatch(text)
@@ -606,8 +591,8 @@ def normalize_local(text: str) -> Reference:
     """
     try:
         ref = parse_reference(text)
-    except ReferenceParseError as exc:
-        raise ReferenceParseError(
+    except InvalidReference as exc:
+        raise InvalidReference(
             f"normalizing name {go_quote(text)}: {exc}", text=text, reason=exc.reason
         ) from None
     name = text if ref.fully_qualified else f"{LOCAL_DOMAIN}/{ref}"
@@ -623,7 +608,7 @@ def is_fully_qualified(text: str) -> bool:
     ``a.b_c/d`` (not a host) are short names, as in podman."""
     try:
         return parse_reference(text).fully_qualified
-    except ReferenceParseError:
+    except InvalidReference:
         return False
 
 
@@ -647,7 +632,7 @@ def parse_sha256_id(text: str) -> str | None:
         return None
     hex_id = text[7:]
     if _ANCHORED_ID_RE.fullmatch(hex_id) is None:
-        raise ReferenceParseError(
+        raise InvalidReference(
             f"{text}: {_ERR_NO_64_BYTE_HEX}", text=text, reason=_ERR_NO_64_BYTE_HEX
         )
     return hex_id
@@ -675,7 +660,7 @@ def _storage_reference_ok(rest: str) -> bool:
         if _ANCHORED_ID_RE.fullmatch(possible_id) is None:
             try:
                 _validate_digest(rest, possible_id)
-            except ReferenceParseError:
+            except InvalidReference:
                 # Possibly a truncated ID: only the store can tell (inferred: accepted).
                 if len(possible_id) < 3 or not is_id_prefix(possible_id):
                     return False
@@ -688,7 +673,7 @@ def _storage_reference_ok(rest: str) -> bool:
         return True  # maybe a truncated ID of a stored image; the store decides
     try:
         _parse_normalized_named(rest)
-    except ReferenceParseError:
+    except InvalidReference:
         return False
     return True
 
@@ -716,7 +701,7 @@ def split_transport(text: str) -> tuple[str, str] | None:
             return None
         try:
             ref = _parse_normalized_named(rest[2:])
-        except ReferenceParseError:
+        except InvalidReference:
             return None
         return None if ref.tag is not None and ref.digest is not None else (transport, rest)
     if transport == "docker-daemon":
@@ -724,7 +709,7 @@ def split_transport(text: str) -> tuple[str, str] | None:
             return transport, rest
         try:
             ref = _parse_normalized_named(rest)
-        except ReferenceParseError:
+        except InvalidReference:
             return None
         if (ref.tag is None) == (ref.digest is None) or ref.path == "library/sha256":
             return None
@@ -789,7 +774,7 @@ def parse_lookup_input(text: str) -> LookupInput:
         transport, rest = split
         if transport != "containers-storage":
             message = f'unsupported transport "{transport}" for looking up local images'
-            raise ReferenceParseError(message, text=text)
+            raise InvalidReference(message, text=text)
         return LookupInput(rest, None, None, (), transport)
     ref = parse_reference(text)
     if ref.tag is not None and ref.digest is not None:
@@ -803,7 +788,7 @@ def parse_lookup_input(text: str) -> LookupInput:
     for attempt in attempts:
         try:
             candidate = str(normalize_docker(attempt))
-        except ReferenceParseError:
+        except InvalidReference:
             continue
         if candidate not in names:
             names.append(candidate)
@@ -833,10 +818,10 @@ def check_tag_name(text: str) -> Reference:
     ``normalizing name "<text>": `` followed by :func:`normalize_local`'s message.
     """
     if text.startswith("sha256:"):
-        raise ReferenceParseError(f"{text}: tag by digest not supported", text=text)
+        raise InvalidReference(f"{text}: tag by digest not supported", text=text)
     ref = _normalize_for_command(text)
     if ref.digest is not None:
-        raise ReferenceParseError(f"{text}: tag by digest not supported", text=text)
+        raise InvalidReference(f"{text}: tag by digest not supported", text=text)
     return ref
 
 
@@ -849,15 +834,15 @@ def check_untag_name(text: str) -> Reference:
     to be one of the image's names, else ``TagNotKnown(str(result))`` (exit 125).
     """
     if text.startswith("sha256:"):
-        raise ReferenceParseError(f"{text}: untag by digest not supported", text=text)
+        raise InvalidReference(f"{text}: untag by digest not supported", text=text)
     return _normalize_for_command(text)
 
 
 def _normalize_for_command(text: str) -> Reference:
     try:
         return normalize_local(text)
-    except ReferenceParseError as exc:
-        raise ReferenceParseError(
+    except InvalidReference as exc:
+        raise InvalidReference(
             f"normalizing name {go_quote(text)}: {exc}", text=text, reason=exc.reason
         ) from None
 

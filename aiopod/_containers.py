@@ -21,6 +21,8 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiopod._images import parse_created
+from aiopod._names import random_container_name, working_container_name
 from aiopod.errors import (
     AiopodError,
     ContainerNotKnown,
@@ -30,8 +32,6 @@ from aiopod.errors import (
     UsageError,
 )
 from aiopod.events.model import Event, EventKind
-from aiopod.images import parse_created
-from aiopod.names import random_container_name, working_container_name
 from aiopod.removal.plan import Plan, RemoveContainer, Step
 from aiopod.storage.container_records import ContainerRecord, RuntimeConfig
 from aiopod.storage.lookup import lookup_image

@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.containers import (
+from aiopod._containers import (
     Container,
     container_from_record,
     create_container,
     plan_container_removal,
 )
+from aiopod._images import Image, image_from_record, inspect_document
+from aiopod._reference import check_tag_name, check_untag_name
 from aiopod.errors import RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
 from aiopod.events.bus import EventBus
 from aiopod.events.log import EventLog
 from aiopod.events.model import Event, EventKind
-from aiopod.images import Image, image_from_record, inspect_document
-from aiopod.reference import check_tag_name, check_untag_name
 from aiopod.removal.docker import check_docker_usage, plan_docker
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.libpod import plan_libpod
@@ -89,7 +89,7 @@ class Runtime:
         #: The event bus: ``async with rt.events.subscribe(...) as stream``.
         self.events = EventBus()
         self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
-        self.store = Store(
+        self._store = Store(
             root_path,
             lock_timeout=lock_timeout,
             record_events=self._event_log.append,
@@ -119,7 +119,7 @@ class Runtime:
             raise RuntimeStopped()
         if self._state == "new":
             try:
-                await self.store.open()
+                await self._store.open()
             except StoreCorrupted as exc:
                 # Only check() works on a store whose metadata cannot be read.
                 self._damaged = exc
@@ -144,7 +144,7 @@ class Runtime:
         """The runtime lock and a store transaction (whose events the store publishes)."""
         async with self._lock:
             self._check_open()
-            async with self.store.transaction() as txn:
+            async with self._store.transaction() as txn:
                 yield txn
 
     def _check_open(self) -> None:
@@ -161,13 +161,13 @@ class Runtime:
     @property
     def root(self) -> Path:
         """The store directory."""
-        return self.store.root
+        return self._store.root
 
     # -- reading ---------------------------------------------------------------------------
 
     async def _snapshot(self) -> tuple[StoreState, LayerTree]:
         self._check_open()
-        state = await self.store.snapshot()
+        state = await self._store.snapshot()
         return state, LayerTree(state)
 
     async def images(self, *, all: bool = False) -> list[Image]:
@@ -189,13 +189,13 @@ class Runtime:
     async def inspect_image(self, reference: str) -> dict[str, Any]:
         """``podman image inspect``'s JSON object for the image *reference* names."""
         self._check_open()
-        async with self.store.reading() as state:
+        async with self._store.reading() as state:
             record, _ = lookup_image(state, reference)
             image = image_from_record(record, LayerTree(state))
             config_bytes, manifest_bytes = await anyio.to_thread.run_sync(
                 lambda: (
-                    self.store.blob_path(record.config_digest).read_bytes(),
-                    self.store.blob_path(record.manifest_digest).read_bytes(),
+                    self._store.blob_path(record.config_digest).read_bytes(),
+                    self._store.blob_path(record.manifest_digest).read_bytes(),
                 )
             )
         config = parse_json_object(config_bytes, what="config", max_size=len(config_bytes))
@@ -261,7 +261,7 @@ class Runtime:
         from aiopod.transports.load import load_archive
 
         self._check_open()
-        records, _ = await load_archive(self.store, Path(path))
+        records, _ = await load_archive(self._store, Path(path))
         state, tree = await self._snapshot()
         return [image_from_record(state.images.get(r.id, r), tree) for r in records]
 
@@ -271,7 +271,7 @@ class Runtime:
 
         self._check_open()
         names = [str(check_tag_name(name))] if name else []
-        [record], _ = await import_tarball(self.store, Path(path), names)
+        [record], _ = await import_tarball(self._store, Path(path), names)
         state, tree = await self._snapshot()
         return image_from_record(state.images.get(record.id, record), tree)
 
@@ -292,7 +292,7 @@ class Runtime:
             raise UsageError(f"unknown format {format!r}: use one of {', '.join(SAVE_FORMATS)}")
         if not references:
             raise UsageError("at least one image is needed")
-        async with self.store.reading() as state:
+        async with self._store.reading() as state:
             chosen: dict[str, tuple[ImageRecord, list[str]]] = {}
             for ref in references:
                 record, resolved = lookup_image(state, ref)
@@ -307,13 +307,13 @@ class Runtime:
             if format == "docker-archive":
                 from aiopod.transports.docker_archive import write_docker_archive
 
-                await run_until_stopped(write_docker_archive, target, images, self.store.blob_path)
+                await run_until_stopped(write_docker_archive, target, images, self._store.blob_path)
             else:
                 from aiopod.transports.oci_layout import write_oci_layout
 
                 archive = format == "oci-archive"
                 await run_until_stopped(
-                    lambda: write_oci_layout(target, images, self.store.blob_path, archive=archive)
+                    lambda: write_oci_layout(target, images, self._store.blob_path, archive=archive)
                 )
         attributes = {"path": str(target), "format": format}
         async with self._changing() as txn:
@@ -371,13 +371,30 @@ class Runtime:
         async with self._lock:
             self._check_open()
             report = await execute_plan(
-                self.store, planner, dry_run=dry_run, concurrency=self.concurrency
+                self._store, planner, dry_run=dry_run, concurrency=self.concurrency
             )
         return report
 
-    async def remove_image(self, reference: str, **options: Any) -> RemovalReport:
-        """Remove one image; see :meth:`remove_images` for the options."""
-        return await self.remove_images([reference], **options)
+    async def remove_image(
+        self,
+        reference: str,
+        *,
+        force: bool = False,
+        ignore: bool = False,
+        no_prune: bool = False,
+        dry_run: bool = False,
+        policy: Policy | None = None,
+    ) -> RemovalReport:
+        """Remove one image: :meth:`remove_images` of ``[reference]``, with the same
+        keywords (but ``all``, which takes no reference), locking and cancellation."""
+        return await self.remove_images(
+            [reference],
+            force=force,
+            ignore=ignore,
+            no_prune=no_prune,
+            dry_run=dry_run,
+            policy=policy,
+        )
 
     async def prune_images(
         self, *, all: bool = False, external: bool = False, dry_run: bool = False
@@ -403,7 +420,7 @@ class Runtime:
 
         async with self._lock:
             self._check_open()
-            report = await execute_plan(self.store, planner, dry_run=dry_run)
+            report = await execute_plan(self._store, planner, dry_run=dry_run)
         report.deleted = pruned_ids(report.plan) if report.plan else []
         return report
 
@@ -438,7 +455,7 @@ class Runtime:
     ) -> Container:
         self._check_open()
         record, _ = await create_container(
-            self.store, image, name=name, command=command, external=external
+            self._store, image, name=name, command=command, external=external
         )
         state, _ = await self._snapshot()
         return container_from_record(record, state)
@@ -456,7 +473,7 @@ class Runtime:
 
         async with self._lock:
             self._check_open()
-            report = await execute_plan(self.store, planner, concurrency=self.concurrency)
+            report = await execute_plan(self._store, planner, concurrency=self.concurrency)
         return report
 
     # -- builds ----------------------------------------------------------------------------
@@ -482,7 +499,7 @@ class Runtime:
         *layers* every step commits an intermediate image that later builds reuse.
         Cancelling the call kills the running step and removes the working containers.
 
-        *progress* receives the build's records as they happen (:mod:`aiopod.builder.progress`:
+        *progress* receives the build's records as they happen (:data:`aiopod.ProgressRecord`:
         ``StepStarted``, ``StepOutput``, ``StepCached``, ``StepCommitted``,
         ``ImageCommitted``, ``BuildFinished``), each with podman's line(s) as ``.text``.
         It is either
@@ -511,8 +528,8 @@ class Runtime:
 
         :raises ~aiopod.errors.DockerfileError: the Dockerfile is malformed.
         :raises ~aiopod.errors.BuildError: a step failed (the message says which and why;
-            for RUN ``exit_code`` is the command's exit status and ``str()`` ends with the
-            tail of its output).
+            for RUN ``command_status`` is the command's exit status and ``str()`` ends
+            with the tail of its output).
         """
         from aiopod.builder.executor import BuildOptions, build_image
 
@@ -528,7 +545,7 @@ class Runtime:
             no_cache=no_cache,
             secrets={key: Path(value) for key, value in (secrets or {}).items()},
         )
-        result = await build_image(self.store, options, progress=progress)
+        result = await build_image(self._store, options, progress=progress)
         state, tree = await self._snapshot()
         return image_from_record(state.images.get(result.image.id, result.image), tree)
 
@@ -547,9 +564,9 @@ class Runtime:
         if self._state != "open":
             raise RuntimeStopped()
         async with self._lock:
-            report = await check_store(self.store, repair=repair)
+            report = await check_store(self._store, repair=repair)
             if repair and self._damaged is not None:
-                await self.store.open()
+                await self._store.open()
                 self._damaged = None
             if repair and report.leftover_containers:
                 leftovers = report.leftover_containers
@@ -560,7 +577,7 @@ class Runtime:
                         return Plan("containers", [], [])
                     return plan_container_removal(state, present, container_failures=failures)
 
-                removal = await execute_plan(self.store, planner, concurrency=self.concurrency)
+                removal = await execute_plan(self._store, planner, concurrency=self.concurrency)
                 report.events.extend(removal.events)
                 report.repaired.extend(
                     f"removed leftover container {c}" for c in removal.removed_containers
