@@ -473,26 +473,8 @@ def _enter_root(
         try:
             if not spec.get("pivot_root", True):
                 raise OSError(errno.ENOSYS, "pivot_root not wanted")
-            tree = _check(
-                _libc.syscall(
-                    ctypes.c_long(SYS_OPEN_TREE),
-                    ctypes.c_int(root_fd),
-                    ctypes.c_char_p(b""),
-                    ctypes.c_uint(OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH | os.O_CLOEXEC),
-                ),
-                "open_tree",
-            )
-            _check(
-                _libc.syscall(
-                    ctypes.c_long(SYS_MOVE_MOUNT),
-                    ctypes.c_int(tree),
-                    ctypes.c_char_p(b""),
-                    ctypes.c_int(root_fd),
-                    ctypes.c_char_p(b""),
-                    ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-                ),
-                "move_mount",
-            )
+            tree = _open_tree(root_fd, OPEN_TREE_CLONE | AT_RECURSIVE)
+            _move_mount(tree, root_fd)
         except OSError as exc:
             if exc.errno != errno.ENOSYS:
                 raise
