@@ -93,6 +93,13 @@ def _describe(proc: subprocess.CompletedProcess[str]) -> str:
     )
 
 
+#: Failures of a peer that have nothing to do with what it was asked: runc's copy of its
+#: own binary into a sealed memfd (which buildah's chroot isolation uses for RUN) fails
+#: now and then with EBUSY while other processes run (seen once in about 30 CI runs).
+TRANSIENT_PEER_FAILURES = ("sealing memfd copy: Device or resource busy",)
+TRANSIENT_RETRIES = 2
+
+
 def run(
     cmd: Sequence[Arg],
     *,
@@ -102,18 +109,24 @@ def run(
     cwd: Arg | None = None,
     timeout: float = COMMAND_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` and capture its output as text; with ``check``, a failure fails the test."""
-    proc = subprocess.run(
-        [os.fspath(c) for c in cmd],
-        input=input,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL if input is None else None,
-    )
+    """Run ``cmd`` and capture its output as text; with ``check``, a failure fails the test.
+
+    A peer's failure that is known to be transient (:data:`TRANSIENT_PEER_FAILURES`) is
+    retried, at most :data:`TRANSIENT_RETRIES` times."""
+    for _ in range(TRANSIENT_RETRIES + 1):
+        proc = subprocess.run(
+            [os.fspath(c) for c in cmd],
+            input=input,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )
+        if proc.returncode == 0 or not any(t in proc.stderr for t in TRANSIENT_PEER_FAILURES):
+            break
     if check and proc.returncode != 0:
         raise CommandFailed(_describe(proc))
     return proc

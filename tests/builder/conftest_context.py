@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peers import require_peer
+from peers import require_peer, run
 
 Spec = Mapping[str, Any]
 
@@ -229,10 +229,7 @@ class Buildah:
             "vfs",
             *map(str, args),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc
+        return run(cmd, check=check, env=env, timeout=300)
 
     def bud(
         self,
