@@ -24,7 +24,7 @@ from conftest import store_of
 from conftest_context import make_tree
 
 from aiopod import Runtime
-from aiopod.builder.sources import content_digest, digest_cache
+from aiopod.builder.sources import account_names, content_digest, digest_cache
 from aiopod.builder.sources.content_digest import sources_digest
 from aiopod.builder.sources.context import resolve_sources
 from aiopod.builder.sources.copy_plan import copy_plan
@@ -223,6 +223,25 @@ def test_the_contexts_user_names_are_part_of_the_key(ctx: Path, cache_file: Path
     os.utime(ctx / "etc" / "passwd", ns=(old.st_atime_ns, old.st_mtime_ns))
     after = digest(ctx, ["a.txt"], cache, preserve_ownership=True)
     assert after == digest(ctx, ["a.txt"], preserve_ownership=True) != before
+
+
+def test_a_hit_asks_no_names(ctx: Path, cache_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key holds what the owners' names depend on, not the names: a hit starts no
+    name-lookup process (a rebuild of an unchanged context spawns nothing)."""
+    cache = new_cache(cache_file, ctx)
+    first = digest(ctx, ["."], cache)
+    asked: list[Path] = []
+    real = account_names.lookup_account_names
+
+    def counting(root: Path, uids: Any, gids: Any) -> Any:
+        asked.append(root)
+        return real(root, uids, gids)
+
+    monkeypatch.setattr(content_digest, "lookup_account_names", counting)
+    assert digest(ctx, ["."], new_cache(cache_file, ctx)) == first
+    assert asked == []
+    assert digest(ctx, ["."]) == first  # without a cache it asks
+    assert asked == [ctx]
 
 
 def test_racy_entries_are_not_recorded(tmp_path: Path, cache_file: Path) -> None:

@@ -24,9 +24,10 @@ model of this would only be right on the machines it was written on, so
 root, as a rootless buildah runs.
 
 Answers are remembered in this process (at most :data:`MEMO_SIZE` of them) under a key
-that holds the root, the ids asked for and the ``lstat`` of every file the answer depends
-on (the root's ``etc/passwd`` and ``etc/group``, the host's ``/etc/nsswitch.conf``,
-``/etc/passwd`` and ``/etc/group``), so a build asks once per root and set of ids.
+that holds the root, the ids asked for and :func:`name_sources` (the ``lstat`` of every
+file the answer depends on), so a build asks once per root and set of ids; the digest
+cache keys its entries with :func:`name_sources` too, so a rebuild whose sources are
+cached asks nothing.
 
 Blocking (a process is started and waited for, up to :data:`TIMEOUT` seconds); call from
 a worker thread.  Thread-safe.
@@ -47,7 +48,7 @@ from pathlib import Path
 from aiopod.errors import BuildError
 from aiopod.storage.rootfs_path import RootDir, resolve_in_root
 
-__all__ = ("MEMO_SIZE", "TIMEOUT", "AccountNames", "lookup_account_names")
+__all__ = ("MEMO_SIZE", "TIMEOUT", "AccountNames", "lookup_account_names", "name_sources")
 
 #: How many answers this process remembers.
 MEMO_SIZE = 64
@@ -105,6 +106,15 @@ def _host_file_stats() -> tuple[object, ...]:
     return tuple(out)
 
 
+def name_sources(root: Path) -> tuple[object, ...]:
+    """What the names of ids read in *root* depend on, short of the ids themselves: the
+    caller's uid and the ``lstat`` of the root's ``etc/passwd`` and ``etc/group`` and of
+    the host's ``/etc/nsswitch.conf``, ``/etc/passwd`` and ``/etc/group`` (``None`` for a
+    missing one).  Equal sources give equal names (the name services that are not files
+    cannot be reached from inside the ``chroot``).  Blocking: six ``stat`` calls."""
+    return (os.geteuid(), _root_file_stats(root), _host_file_stats())
+
+
 def lookup_account_names(root: Path, uids: Iterable[int], gids: Iterable[int]) -> AccountNames:
     """The names buildah's copier gives *uids* and *gids* when it reads *root* (see the
     module documentation).  Raises :class:`~aiopod.errors.BuildError` when the helper
@@ -114,14 +124,7 @@ def lookup_account_names(root: Path, uids: Iterable[int], gids: Iterable[int]) -
     wanted_gids = sorted(set(gids))
     if not wanted_uids and not wanted_gids:
         return AccountNames()
-    key = (
-        os.path.realpath(root),
-        tuple(wanted_uids),
-        tuple(wanted_gids),
-        os.geteuid(),
-        _root_file_stats(root),
-        _host_file_stats(),
-    )
+    key = (os.path.realpath(root), tuple(wanted_uids), tuple(wanted_gids), name_sources(root))
     with _memo_lock:
         known = _memo.get(key)
         if known is not None:

@@ -19,9 +19,10 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiopod.builder.layers import tar_header
-from aiopod.builder.sources.account_names import AccountNames, lookup_account_names
+from aiopod.builder.sources.account_names import AccountNames, lookup_account_names, name_sources
 from aiopod.builder.sources.context import SourceEntry, SourceReader, Xattrs
 from aiopod.builder.sources.copy_plan import CopyPlan
 from aiopod.builder.sources.digest_cache import DigestCache, active as active_digest_cache
@@ -112,14 +113,6 @@ def _entry_names(entry: SourceEntry) -> AccountNames:
     )
 
 
-def _name_items(names: AccountNames) -> list[tuple[str, str]]:
-    """*names* as the digest cache hashes them."""
-    return [
-        *((f"uid {uid}", name) for uid, name in sorted(names.users.items())),
-        *((f"gid {gid}", name) for gid, name in sorted(names.groups.items())),
-    ]
-
-
 def _entry_digest(
     entry: SourceEntry,
     rename: str | None,
@@ -176,7 +169,7 @@ def _entry_digest(
 #: The revision of the digest below: bump it whenever the same sources would get another
 #: digest, so that digests cached by an older aiopod (:mod:`aiopod.builder.sources.digest_cache`)
 #: are not served.
-DIGEST_REVISION = 2
+DIGEST_REVISION = 3
 
 
 def sources_digest(
@@ -218,17 +211,21 @@ def sources_digest(
     options = (chown, chmod, preserve_ownership, strip_setid, rename)
     reader = SourceReader()
     parts: list[str] = []
+    sources: dict[Path, list[tuple[str, str]]] = {}
     try:
         for entry in entries:
-            names = _entry_names(entry)
             if cache is None or not cache.serves(entry.context):
+                names = _entry_names(entry)
                 parts.append(f"{entry.kind}:{_entry_digest(entry, rename, opts, names, reader)}")
                 continue
+            if entry.context not in sources:
+                sources[entry.context] = [("names", repr(name_sources(entry.context)))]
             key = cache.fingerprint(
-                entry, options=options, names=_name_items(names), revision=DIGEST_REVISION
+                entry, options=options, names=sources[entry.context], revision=DIGEST_REVISION
             )
             hexdigest = cache.lookup(key)
             if hexdigest is None:
+                names = _entry_names(entry)
                 hexdigest = _entry_digest(entry, rename, opts, names, reader)
                 cache.record(key, hexdigest)
             parts.append(f"{entry.kind}:{hexdigest}")

@@ -17,8 +17,10 @@ The fingerprint of one entry (one match of a source argument) is the sha256 of
   ``st_size``, ``st_mtime_ns``, ``st_ctime_ns``, ``st_nlink`` and ``st_rdev``, a
   symlink's target and the extended attributes the digest carries; for a file, the
   same of the file itself (under the name it is copied as);
-* the user and group names the digest gives the entry's owners
-  (:mod:`aiopod.builder.sources.account_names`).
+* what the user and group names the digest gives the entry's owners depend on
+  (:func:`aiopod.builder.sources.account_names.name_sources`: the stat of the source
+  root's and the host's account files and ``nsswitch.conf``, and the caller's uid), so
+  that a hit costs no name lookup.
 
 A content change always changes ``st_ctime_ns`` (which no process can set back, unlike
 ``st_mtime``), so a file rewritten with the same size and its old mtime restored is seen.
@@ -206,8 +208,9 @@ class DigestCache:
         """The fingerprint of *entry* (see the module docstring).
 
         *options* are the digest's options (their ``repr`` is hashed: ints, bools,
-        ``None`` and tuples of them); *names* the ``(id, name)`` pairs of the user and group
-        names the digest uses; *revision* the digest algorithm's revision.
+        ``None`` and tuples of them); *names* ``(label, value)`` pairs standing for what
+        the digest's user and group names depend on; *revision* the digest algorithm's
+        revision.
         Blocking only in that it hashes the entry's metadata (no file is opened).
         """
         context = os.path.abspath(entry.context)
@@ -215,9 +218,9 @@ class DigestCache:
         slot = hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()
         h = hashlib.sha256()
         newest = 0
-        for ident, name in names:
-            _field(h, ident.encode())
-            _field(h, name.encode("utf-8", "surrogateescape"))
+        for label, text in names:
+            _field(h, label.encode())
+            _field(h, text.encode("utf-8", "surrogateescape"))
         if entry.is_dir:
             for member in entry.members:
                 st = member.stat
