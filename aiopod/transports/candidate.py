@@ -28,6 +28,8 @@ __all__ = (
     "LayerBlob",
     "assemble_record",
     "build_record",
+    "check_layer",
+    "check_layer_count",
     "validate_config",
 )
 
@@ -71,44 +73,50 @@ def validate_config(doc: dict[str, Any], *, what: str) -> list[str]:
     return list(diff_ids)
 
 
+def check_layer(index: int, layer: LayerBlob, diff_id: str, *, what: str) -> LayerRecord:
+    """The record of layer *index* of an image: refused when the blob is not a safe layer,
+    does not uncompress to *diff_id*, or is not compressed as its media type says."""
+    blob = layer.blob
+    if blob.layer_problem is not None:
+        raise UnsafeLayer(f"{what}: layer {index} ({blob.digest}) is refused: {blob.layer_problem}")
+    if blob.uncompressed_digest != diff_id:
+        raise InvalidArchive(
+            f"{what}: layer {index} ({blob.digest}) uncompresses to "
+            f"{blob.uncompressed_digest}, but the config's diff_id is {diff_id}"
+        )
+    media_type = layer.media_type
+    if media_type is None:
+        media_type = mt.oci_layer_type(blob.compression)
+        if media_type is None:
+            raise InvalidArchive(
+                f"{what}: layer {index} is compressed with {blob.compression}, "
+                "which OCI images cannot carry"
+            )
+    elif mt.LAYER_COMPRESSION.get(media_type) != blob.compression:
+        if media_type not in mt.LAYER_COMPRESSION:
+            raise InvalidArchive(f"{what}: layer {index} has unsupported type {media_type!r}")
+        raise InvalidArchive(
+            f"{what}: layer {index} is declared {media_type} but its content is "
+            f"{blob.compression}-compressed"
+        )
+    return LayerRecord(blob.digest, media_type, blob.size, diff_id, blob.uncompressed_size)
+
+
+def check_layer_count(diff_ids: Sequence[str], layers: int, *, what: str) -> None:
+    """Refuse a config whose diff_ids are more or fewer than the image's layers."""
+    if len(diff_ids) != layers:
+        raise InvalidArchive(
+            f"{what}: config lists {len(diff_ids)} diff_ids but there are {layers} layers"
+        )
+
+
 def _check_layers(candidate: ImageCandidate, diff_ids: list[str]) -> list[LayerRecord]:
     what = candidate.what
-    if len(diff_ids) != len(candidate.layers):
-        raise InvalidArchive(
-            f"{what}: config lists {len(diff_ids)} diff_ids but there are "
-            f"{len(candidate.layers)} layers"
-        )
-    records = []
-    for index, (layer, diff_id) in enumerate(zip(candidate.layers, diff_ids, strict=True)):
-        blob = layer.blob
-        if blob.layer_problem is not None:
-            raise UnsafeLayer(
-                f"{what}: layer {index} ({blob.digest}) is refused: {blob.layer_problem}"
-            )
-        if blob.uncompressed_digest != diff_id:
-            raise InvalidArchive(
-                f"{what}: layer {index} ({blob.digest}) uncompresses to "
-                f"{blob.uncompressed_digest}, but the config's diff_id is {diff_id}"
-            )
-        media_type = layer.media_type
-        if media_type is None:
-            media_type = mt.oci_layer_type(blob.compression)
-            if media_type is None:
-                raise InvalidArchive(
-                    f"{what}: layer {index} is compressed with {blob.compression}, "
-                    "which OCI images cannot carry"
-                )
-        elif mt.LAYER_COMPRESSION.get(media_type) != blob.compression:
-            if media_type not in mt.LAYER_COMPRESSION:
-                raise InvalidArchive(f"{what}: layer {index} has unsupported type {media_type!r}")
-            raise InvalidArchive(
-                f"{what}: layer {index} is declared {media_type} but its content is "
-                f"{blob.compression}-compressed"
-            )
-        records.append(
-            LayerRecord(blob.digest, media_type, blob.size, diff_id, blob.uncompressed_size)
-        )
-    return records
+    check_layer_count(diff_ids, len(candidate.layers), what=what)
+    return [
+        check_layer(index, layer, diff_id, what=what)
+        for index, (layer, diff_id) in enumerate(zip(candidate.layers, diff_ids, strict=True))
+    ]
 
 
 def _synthesise_manifest(config: StagedBlob, layers: Sequence[LayerRecord]) -> bytes:

@@ -26,14 +26,14 @@ from aiopod.events.model import Event, EventKind
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
-from aiopod.storage.store import Store
+from aiopod.storage.store import Store, Transaction
 from aiopod.storage.threads import run_to_completion, run_until_stopped
 from aiopod.transports.candidate import ImageCandidate, LayerBlob, build_record
 from aiopod.transports.docker_archive import read_docker_archive
 from aiopod.transports.oci_layout import read_oci_layout
 from aiopod.transports.source import ArchiveLimits, open_source
 
-__all__ = ("import_tarball", "load_archive")
+__all__ = ("import_tarball", "load_archive", "merge_image")
 
 Built = list[tuple[ImageRecord, list[StagedBlob]]]
 #: What a load commits: the images as stored, and the events recorded with them.
@@ -106,21 +106,29 @@ def _stage_tarball(
     return [build_record(candidate, area)]
 
 
+def merge_image(txn: Transaction, record: ImageRecord, blobs: Sequence[StagedBlob]) -> ImageRecord:
+    """Put an incoming image into *txn* and return it as stored.
+
+    A new image comes in with its staged *blobs*; an image the store already has (same
+    ID) keeps its record and blobs and gains the incoming names and digests.
+    """
+    existing = txn.state.images.get(record.id)
+    if existing is None:
+        for blob in blobs:
+            txn.add_blob(blob)
+        merged = record
+    else:
+        merged = existing.with_names([*existing.names, *record.names])
+        merged = replace(merged, digests=tuple(dict.fromkeys([*existing.digests, *record.digests])))
+    txn.put(merged)
+    return merged
+
+
 async def _commit(store: Store, built: Built, source: str, path: Path) -> Committed:
     results = []
     async with store.transaction() as txn:
         for record, blobs in built:
-            existing = txn.state.images.get(record.id)
-            if existing is None:
-                for blob in blobs:
-                    txn.add_blob(blob)
-                merged = record
-            else:
-                merged = existing.with_names([*existing.names, *record.names])
-                merged = replace(
-                    merged, digests=tuple(dict.fromkeys([*existing.digests, *record.digests]))
-                )
-            txn.put(merged)
+            merged = merge_image(txn, record, blobs)
             results.append(merged)
             attributes = {"source": source, "path": str(path)}
             txn.emit(

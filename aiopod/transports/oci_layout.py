@@ -25,11 +25,11 @@ from aiopod._platforms import local_architecture
 from aiopod._reference import normalize_local
 from aiopod.errors import InvalidArchive, InvalidReference
 from aiopod.storage.cancellation import raise_if_cancelled
-from aiopod.storage.digest import is_digest
 from aiopod.storage.layout import INDEX_MEDIA_TYPE, LAYOUT_FILE_CONTENT, REF_NAME_ANNOTATION
 from aiopod.storage.records import ImageRecord
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.candidate import ImageCandidate, LayerBlob
+from aiopod.transports.documents import check_descriptor, check_document
 from aiopod.transports.output import output_file
 from aiopod.transports.source import ArchiveSource
 from aiopod.transports.tarwriter import TarWriter
@@ -38,19 +38,6 @@ __all__ = ("read_oci_layout", "write_oci_layout")
 
 _CONTAINERD_NAME = "io.containerd.image.name"
 _MAX_DEPTH = 8
-
-
-def _descriptor(obj: Any, what: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise InvalidArchive(f"{what} is not a descriptor object")
-    digest, size, media_type = obj.get("digest"), obj.get("size"), obj.get("mediaType")
-    if not isinstance(digest, str) or not is_digest(digest):
-        raise InvalidArchive(f"{what} has an invalid digest {digest!r}")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise InvalidArchive(f"{what} has an invalid size {size!r}")
-    if not isinstance(media_type, str):
-        raise InvalidArchive(f"{what} has no mediaType")
-    return obj
 
 
 def _name_for(annotations: Any) -> str | None:
@@ -64,18 +51,6 @@ def _name_for(annotations: Any) -> str | None:
             except InvalidReference:
                 continue
     return None
-
-
-def _check_document(doc: dict[str, Any], media_type: str, what: str) -> None:
-    declared = doc.get("mediaType")
-    if declared is not None and declared != media_type:
-        raise InvalidArchive(
-            f"{what} says mediaType {declared!r} but was referenced as {media_type}"
-        )
-    if "manifests" in doc and ("layers" in doc or "config" in doc):
-        raise InvalidArchive(f"{what} is both an index and a manifest")
-    if doc.get("schemaVersion") != 2:
-        raise InvalidArchive(f"{what} has schemaVersion {doc.get('schemaVersion')!r}, not 2")
 
 
 def _pick_platform(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,11 +76,13 @@ class _Reader:
     ) -> None:
         if depth > _MAX_DEPTH:
             raise InvalidArchive(f"{what}: indexes nest more than {_MAX_DEPTH} levels deep")
-        _check_document(doc, media_type, what)
+        check_document(doc, media_type, what)
         manifests = doc.get("manifests")
         if not isinstance(manifests, list):
             raise InvalidArchive(f"{what} has no manifests list")
-        descriptors = [_descriptor(m, f"{what} manifests[{i}]") for i, m in enumerate(manifests)]
+        descriptors = [
+            check_descriptor(m, f"{what} manifests[{i}]") for i, m in enumerate(manifests)
+        ]
         if depth > 0:
             descriptors = _pick_platform(descriptors)
         for i, desc in enumerate(descriptors):
@@ -134,8 +111,8 @@ class _Reader:
         blob = self.source.get_blob(digest, desc["size"])
         what = f"manifest {digest}"
         doc = self.source.json_object(blob, what=what, max_size=limits.max_manifest)
-        _check_document(doc, desc["mediaType"], what)
-        config_desc = _descriptor(doc.get("config"), f"{what} config")
+        check_document(doc, desc["mediaType"], what)
+        config_desc = check_descriptor(doc.get("config"), f"{what} config")
         if config_desc["mediaType"] not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
             raise InvalidArchive(f"{what} is not an image (config type {config_desc['mediaType']})")
         layers = doc.get("layers")
@@ -144,7 +121,7 @@ class _Reader:
         config = self.source.get_blob(config_desc["digest"], config_desc["size"])
         layer_blobs = []
         for i, layer in enumerate(layers):
-            layer_desc = _descriptor(layer, f"{what} layers[{i}]")
+            layer_desc = check_descriptor(layer, f"{what} layers[{i}]")
             if layer_desc["mediaType"] not in mt.LAYER_COMPRESSION:
                 raise InvalidArchive(
                     f"{what} layers[{i}] has unsupported media type {layer_desc['mediaType']!r}"
