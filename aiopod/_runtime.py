@@ -46,18 +46,32 @@ from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, Transaction, default_root
 from aiopod.storage.threads import run_until_stopped
 from aiopod.transports.jsonutil import parse_json_object
+from aiopod.transports.registry.target import RegistryOptions, RepositoryTarget
 
 if TYPE_CHECKING:
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
+    from aiopod.transports.registry.progress import TransferCallback
+    from aiopod.transports.registry.push import Compression
 
 # Imported where used, not here, so that a command that needs none of them starts
 # faster: the transports (load, import, save), the store check and the builder.
 
-__all__ = ("POLICIES", "SAVE_FORMATS", "Policy", "Runtime", "SaveFormat")
+__all__ = (
+    "POLICIES",
+    "PULL_POLICIES",
+    "SAVE_FORMATS",
+    "Policy",
+    "PullPolicy",
+    "Runtime",
+    "SaveFormat",
+)
 
 Policy = Literal["libpod", "podman", "docker"]
 POLICIES: tuple[Policy, ...] = ("libpod", "podman", "docker")
+
+PullPolicy = Literal["always", "missing", "newer"]
+PULL_POLICIES: tuple[PullPolicy, ...] = ("always", "missing", "newer")
 
 SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
 SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
@@ -327,6 +341,153 @@ class Runtime:
                 )
                 for record, names in images
             )
+
+    # -- registries ------------------------------------------------------------------------
+
+    def _open_repository(self, reference: str, options: RegistryOptions) -> RepositoryTarget:
+        """The repository *reference* names and the reference inside it.
+
+        This is the one place where a pull or a push learns where its image comes from or
+        goes to.  ``oci:PATH[:REFERENCE]`` is an OCI layout directory
+        (:class:`~aiopod.transports.registry.oci_dir.OCILayoutRepository`); podman names an
+        image pulled from one ``localhost/PATH:latest`` whatever its reference.
+        """
+        from aiopod._reference import split_transport
+        from aiopod.transports.registry.oci_dir import OCILayoutRepository, parse_oci_reference
+
+        split = split_transport(reference)
+        if split is not None and split[0] == "oci":
+            path, inner = parse_oci_reference(split[1])
+            repository = OCILayoutRepository(path)
+            return RepositoryTarget(
+                repository, inner, f"{repository.name}:latest", reference, announce=False
+            )
+        raise UsageError(
+            f"{reference}: this aiopod pulls and pushes only oci:PATH[:REFERENCE] "
+            "(OCI layout directories); registries are not supported yet"
+        )
+
+    async def pull(
+        self,
+        reference: str,
+        *,
+        platform: str | None = None,
+        policy: PullPolicy = "always",
+        tls_verify: bool = True,
+        credentials: str | tuple[str, str] | None = None,
+        authfile: str | os.PathLike[str] | None = None,
+        cert_dir: str | os.PathLike[str] | None = None,
+        retry: int = 3,
+        progress: TransferCallback | None = None,
+    ) -> Image:
+        """Pull the image *reference* names into the store and return it.
+
+        *reference* is ``oci:PATH[:REFERENCE]`` (an OCI layout directory).  An index (a
+        multi-platform image) is resolved to the host's platform, or to *platform*
+        (``OS/ARCH[/VARIANT]``) with podman's variant rules.  *policy*: ``"always"``
+        contacts the source every time; ``"missing"`` only when the store has no image of
+        that name; ``"newer"`` when the source's manifest digest is not one of the local
+        image's digests.
+
+        Every manifest, config and layer is verified before anything is stored, and
+        blobs the store has are not transferred again.  *progress* is called in the event
+        loop's thread with each :data:`~aiopod.transports.registry.progress.TransferRecord`
+        (podman's lines as ``.text``); it must not block.
+
+        Cancellation or failure leaves the store as it was; the store's exclusive lock
+        is taken only for the final commit, which emits a ``Pulled`` event.
+
+        :raises ~aiopod.errors.ImageNotKnown: the source has no such image.
+        :raises ~aiopod.errors.NoMatchingPlatform: a multi-platform image lacks *platform*.
+        :raises ~aiopod.errors.InvalidInputError: the content fails a check (the message
+            says which: ``DigestMismatch``, ``LimitExceeded``, ``InvalidArchive``, ...).
+        """
+        from aiopod._platforms import parse_platform, wanted_platforms
+        from aiopod.transports.registry.progress import PullStarted
+        from aiopod.transports.registry.pull import pull_image, resolve_manifest
+
+        self._check_open()
+        if policy not in PULL_POLICIES:
+            raise UsageError(f"unknown pull policy {policy!r}: use {', '.join(PULL_POLICIES)}")
+        wanted = wanted_platforms()
+        if platform is not None:
+            chosen = parse_platform(platform)
+            wanted = wanted_platforms(chosen.os, chosen.architecture, chosen.variant or None)
+        options = RegistryOptions(tls_verify, credentials, authfile, cert_dir, retry)
+        target = self._open_repository(reference, options)
+        local = None
+        if policy != "always" and target.name is not None:
+            state, tree = await self._snapshot()
+            image_id = state.by_name.get(target.name)
+            if image_id is not None:
+                local = state.images[image_id]
+                if policy == "missing":
+                    return image_from_record(local, tree)
+        if target.announce and progress is not None:
+            progress(PullStarted(target.event_name))
+        resolved = await resolve_manifest(target.repository, target.reference, wanted)
+        if local is not None and resolved.top_digest in local.digests:
+            return await self.get_image(local.id)
+        pulled = await pull_image(
+            self._store,
+            target.repository,
+            resolved,
+            name=target.name,
+            event_name=target.event_name,
+            progress=progress,
+        )
+        state, tree = await self._snapshot()
+        return image_from_record(state.images.get(pulled.record.id, pulled.record), tree)
+
+    async def push(
+        self,
+        image: str,
+        destination: str | None = None,
+        *,
+        compression: Compression | None = None,
+        tls_verify: bool = True,
+        credentials: str | tuple[str, str] | None = None,
+        authfile: str | os.PathLike[str] | None = None,
+        cert_dir: str | os.PathLike[str] | None = None,
+        retry: int = 3,
+        digestfile: str | os.PathLike[str] | None = None,
+        progress: TransferCallback | None = None,
+    ) -> str:
+        """Push the image *image* names to *destination* (default: *image* itself, as a
+        registry reference) and return the digest of the manifest pushed.
+
+        *destination* is ``oci:PATH[:TAG]``.  Layers go in parallel; *compression* is
+        ``None`` (podman's default: uncompressed layers are gzip-compressed, compressed
+        ones go as stored), ``"gzip"`` or ``"zstd"`` (every layer in that compression)
+        or ``"none"`` (every layer as stored).  A blob the destination has is not sent.
+        *digestfile* receives the digest, as ``podman push --digestfile``.  *progress* as
+        for :meth:`pull`.
+
+        Holds the store's shared lock while it reads blobs (removals wait); cancelling
+        stops the transfers.  Emits a ``Pushed`` event when done.
+        """
+        from aiopod.transports.registry.push import push_image, write_digestfile
+
+        self._check_open()
+        options = RegistryOptions(tls_verify, credentials, authfile, cert_dir, retry)
+        target = self._open_repository(destination or image, options)
+        if target.reference.startswith("sha256:"):
+            raise UsageError(f"{destination or image}: cannot push to a digest; name a tag")
+        async with self._store.reading() as state:
+            record, _ = lookup_image(state, image)
+            digest = await push_image(
+                self._store,
+                record,
+                target.repository,
+                target.reference or None,
+                compression=compression,
+                progress=progress,
+            )
+        if digestfile is not None:
+            await anyio.to_thread.run_sync(write_digestfile, digestfile, digest)
+        async with self._changing() as txn:
+            txn.emit([Event(EventKind.PUSHED, "image", record.id, target.event_name)])
+        return digest
 
     # -- removal ---------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ knowing aiopod's names::
     │   │   ├── ImageNotKnown           no image matches the reference
     │   │   │   └── DockerNotFound          docker policy: "No such image: X"
     │   │   ├── ContainerNotKnown       no container has that name or ID
-    │   │   └── TagNotKnown             the name is not one of the image's names
+    │   │   ├── TagNotKnown             the name is not one of the image's names
+    │   │   └── NoMatchingPlatform      a multi-platform image has none for this platform
     │   ├── ConflictError           the store's state does not allow the change
     │   │   ├── ImageInUse              a container uses the image
     │   │   ├── ImageConflict           removal needs force, or cannot be forced
@@ -100,6 +101,7 @@ __all__ = (
     "InvalidReference",
     "LimitExceeded",
     "NameInUse",
+    "NoMatchingPlatform",
     "NotKnownError",
     "PathTooDeep",
     "RuntimeStopped",
@@ -130,6 +132,12 @@ class AiopodError(Exception):
 class NotKnownError(AiopodError, LookupError):
     """Something the call named is not in the store; check the name (``aiopod images
     -a``, ``aiopod ps -a --external``) and call again with one that is."""
+
+
+class NoMatchingPlatform(NotKnownError):
+    """A multi-platform image (an index or manifest list) has no image for the platform
+    asked for (the host's by default); the message names it.  Pull with ``platform=``
+    (``--platform OS/ARCH[/VARIANT]``) naming one the image has."""
 
 
 class ImageNotKnown(NotKnownError):
@@ -225,8 +233,9 @@ class DockerInvalidReference(InvalidReference):
 
 
 class InvalidArchive(InvalidInputError):
-    """An image archive or OCI layout is malformed (the message names the problem);
-    re-create it with ``podman save``, ``skopeo copy`` or ``aiopod save``."""
+    """An image archive, OCI layout or registry image is malformed (the message names the
+    problem); re-create it with ``podman save``, ``skopeo copy`` or ``aiopod save``, or push
+    it again."""
 
 
 class DigestMismatch(InvalidInputError):
