@@ -24,6 +24,7 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.DockerNotFound("x", "No such image: x:latest", forced=False), 1),
     (api.ContainerNotKnown("x"), 1),
     (api.TagNotKnown("localhost/x:latest"), 125),
+    (api.NoMatchingPlatform("no image found in image index for architecture arm64"), 125),
     (api.ConflictError("x"), 125),
     (api.ImageInUse("image is in use by a container"), 2),
     (api.ImageConflict("x"), 125),

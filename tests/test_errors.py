@@ -30,6 +30,7 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "DockerNotFound": (aiopod.ImageNotKnown, LookupError),
     "ContainerNotKnown": (aiopod.NotKnownError, LookupError),
     "TagNotKnown": (aiopod.NotKnownError, LookupError),
+    "NoMatchingPlatform": (aiopod.NotKnownError, LookupError),
     "ConflictError": (aiopod.AiopodError,),
     "ImageInUse": (aiopod.ConflictError,),
     "ImageConflict": (aiopod.ConflictError,),

@@ -63,6 +63,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "import": ("image_commands",),
     "rmi": ("removal_commands",),
     "system": ("system_commands",),
+    "pull": ("pull_push_commands",),
+    "push": ("pull_push_commands",),
 }
 ALL_COMMAND_MODULES = tuple(sorted({m for ms in COMMAND_MODULES.values() for m in ms}))
 
