@@ -111,17 +111,19 @@ async def stage_blob(
                 expected_size=blob.size,
             )
 
+    staged: list[StagedBlob] = []
+    failure: list[Exception] = []
     async with anyio.create_task_group() as group:
         group.start_soon(pump)
         try:
-            staged = await run_until_stopped(ingest)
-        except Exception:
-            # A source that failed mid-blob looks truncated to the thread: say why.
-            if source_failure:
-                raise source_failure[0] from None
-            raise
+            staged.append(await run_until_stopped(ingest))
+        except Exception as exc:  # raised below, outside the group (which would wrap it)
+            failure.append(exc)
         finally:
             group.cancel_scope.cancel()
+    # A source that failed mid-blob looks truncated to the thread: its own error says why.
     if source_failure:
         raise source_failure[0]
-    return staged
+    if failure:
+        raise failure[0]
+    return staged[0]

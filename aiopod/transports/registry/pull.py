@@ -29,7 +29,7 @@ finding in the store that another process removed meanwhile is fetched on a seco
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,6 +56,7 @@ from aiopod.transports.documents import check_descriptor, check_document
 from aiopod.transports.jsonutil import MiB, parse_json_object
 from aiopod.transports.load import merge_image
 from aiopod.transports.registry.blobstream import stage_blob
+from aiopod.transports.registry.concurrency import run_limited
 from aiopod.transports.registry.endpoints import BlobDescriptor, FetchedManifest, ImageSource
 from aiopod.transports.registry.progress import (
     BlobDone,
@@ -309,23 +310,24 @@ class _Pull:
     ) -> list[LayerRecord]:
         present = self.present_layers()
         records: list[LayerRecord | None] = [None] * len(blobs)
-        limiter = anyio.CapacityLimiter(self.concurrency)
+        transfers = []
 
-        async def transfer(index: int, blob: BlobDescriptor) -> None:
-            async with limiter:
+        def transfer(index: int, blob: BlobDescriptor) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
                 staged = await self.fetch(blob, self.limits.max_uncompressed_bytes)
-            records[index] = check_layer(
-                index, LayerBlob(staged, blob.media_type), diff_ids[index], what=what
-            )
+                layer = LayerBlob(staged, blob.media_type)
+                records[index] = check_layer(index, layer, diff_ids[index], what=what)
 
-        async with anyio.create_task_group() as group:
-            for index, blob in enumerate(blobs):
-                existing = present.get(blob.digest)
-                self.report(BlobStarted(blob.digest, blob.size, "blob", existing is not None))
-                if existing is None:
-                    group.start_soon(transfer, index, blob)
-                    continue
+            return call
+
+        for index, blob in enumerate(blobs):
+            existing = present.get(blob.digest)
+            self.report(BlobStarted(blob.digest, blob.size, "blob", existing is not None))
+            if existing is None:
+                transfers.append(transfer(index, blob))
+            else:
                 records[index] = self.reuse(index, blob, existing, diff_ids[index], what)
+        await run_limited(transfers, self.concurrency)
         return [record for record in records if record is not None]
 
     def reuse(

@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -49,6 +49,7 @@ from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion, run_until_stopped
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.jsonutil import parse_json_object
+from aiopod.transports.registry.concurrency import run_limited
 from aiopod.transports.registry.endpoints import BlobDescriptor, ImageDestination
 from aiopod.transports.registry.progress import (
     BlobDone,
@@ -237,18 +238,18 @@ async def push_image(
         )
         push.report(CopyStarted())
         outgoing: list[_Outgoing | None] = [None] * len(record.layers)
-        limiter = anyio.CapacityLimiter(concurrency)
 
-        async def layer(index: int, stored: LayerRecord) -> None:
-            async with limiter:
+        def layer(index: int, stored: LayerRecord) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
                 prepared = await push.outgoing(stored)
                 await push.send(prepared.blob, prepared.path)
-            outgoing[index] = prepared
+                outgoing[index] = prepared
 
-        async with anyio.create_task_group() as group:
-            for index, stored in enumerate(record.layers):
-                push.report(BlobStarted(stored.digest, stored.size))
-                group.start_soon(layer, index, stored)
+            return call
+
+        for stored in record.layers:
+            push.report(BlobStarted(stored.digest, stored.size))
+        await run_limited([layer(i, stored) for i, stored in enumerate(record.layers)], concurrency)
         config_type = mt.DOCKER_CONFIG if manifest_type == mt.DOCKER_MANIFEST else mt.OCI_CONFIG
         config = BlobDescriptor(record.config_digest, record.config_size, config_type)
         push.report(BlobStarted(config.digest, config.size, "config"))
