@@ -49,6 +49,7 @@ from aiopod.transports.jsonutil import parse_json_object
 from aiopod.transports.registry.target import RegistryOptions, RepositoryTarget
 
 if TYPE_CHECKING:
+    from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
     from aiopod.transports.registry.progress import TransferCallback
@@ -652,6 +653,12 @@ class Runtime:
         no_cache: bool = False,
         secrets: Mapping[str, str | os.PathLike[str]] | None = None,
         progress: ProgressTarget | None = None,
+        pull: BuildPullPolicy = "missing",
+        tls_verify: bool = True,
+        credentials: str | tuple[str, str] | None = None,
+        authfile: str | os.PathLike[str] | None = None,
+        cert_dir: str | os.PathLike[str] | None = None,
+        pull_progress: TransferCallback | None = None,
     ) -> Image:
         """Build a Dockerfile (default ``CONTEXT/Dockerfile``) into the store.
 
@@ -687,14 +694,37 @@ class Runtime:
         build --secret id=ID,src=FILE``): a step that mounts one reads the file then; its
         contents are never stored in the image or its history.
 
+        *pull* is when the images that ``FROM``, ``COPY --from`` and ``RUN --mount from=``
+        name are pulled (:meth:`pull`, with *tls_verify*, *credentials*, *authfile*,
+        *cert_dir* and *pull_progress*): ``"missing"`` (podman's default) when the store
+        has none of that name, ``"always"`` and ``"newer"`` every time (``newer``
+        transfers only when the source's manifest differs), ``"never"`` not at all.  A
+        failed pull fails the build with a :class:`~aiopod.errors.BuildError`.
+
         :raises ~aiopod.errors.DockerfileError: the Dockerfile is malformed.
         :raises ~aiopod.errors.BuildError: a step failed (the message says which and why;
             for RUN ``command_status`` is the command's exit status and ``str()`` ends
             with the tail of its output).
         """
         from aiopod.builder.executor import BuildOptions, build_image
+        from aiopod.builder.options import BUILD_PULL_POLICIES
 
         self._check_open()
+        if pull not in BUILD_PULL_POLICIES:
+            raise UsageError(f"unknown pull policy {pull!r}: use {', '.join(BUILD_PULL_POLICIES)}")
+
+        async def pull_image(reference: str, policy: str) -> str:
+            image = await self.pull(
+                reference,
+                policy=policy,  # type: ignore[arg-type]  # the builder passes a PullPolicy
+                tls_verify=tls_verify,
+                credentials=credentials,
+                authfile=authfile,
+                cert_dir=cert_dir,
+                progress=pull_progress,
+            )
+            return image.id
+
         options = BuildOptions(
             context=Path(context),
             dockerfile=Path(dockerfile) if dockerfile is not None else None,
@@ -705,6 +735,8 @@ class Runtime:
             target=target,
             no_cache=no_cache,
             secrets={key: Path(value) for key, value in (secrets or {}).items()},
+            pull_policy=pull,
+            pull=pull_image,
         )
         result = await build_image(self._store, options, progress=progress)
         state, tree = await self._snapshot()

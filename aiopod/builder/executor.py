@@ -33,7 +33,7 @@ import anyio
 import anyio.to_thread
 
 from aiopod._containers import create_container, plan_container_removal
-from aiopod._reference import check_tag_name
+from aiopod._reference import check_tag_name, split_transport
 from aiopod.builder.copying import copy_step
 from aiopod.builder.dockerfile.files import read_dockerfile
 from aiopod.builder.dockerfile.instructions import (
@@ -64,7 +64,14 @@ from aiopod.builder.session import LayerWrite, StageRun
 from aiopod.builder.sources.destination import destination_hints
 from aiopod.builder.sources.digest_cache import DigestCache, activated, cache_path
 from aiopod.builder.stages import StagePlan, from_env, plan_stages, platform_args
-from aiopod.errors import AiopodError, BuildError, DockerfileError, ExpansionError, ImageNotKnown
+from aiopod.errors import (
+    AiopodError,
+    BuildError,
+    DockerfileError,
+    ExpansionError,
+    ImageNotKnown,
+    InvalidReference,
+)
 from aiopod.events.model import Event
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.plan import RemovalOptions
@@ -169,12 +176,36 @@ class _Build:
             if image is None:
                 raise BuildError(f"{what}: stage {text!r} is not built before this step")
             return image.id
-        state = await self._store.snapshot()
-        try:
-            record, _ = lookup_image(state, text)
-        except ImageNotKnown:
-            raise BuildError(f"{what}: no stage or image of that name") from None
+        record = await self._store_image(text, what)
+        if record is None:
+            raise BuildError(f"{what}: no stage or image of that name")
         return record.id
+
+    async def _store_image(self, text: str, what: str) -> ImageRecord | None:
+        """The image *text* names, pulled first under the build's pull policy: every time
+        for ``always`` and ``newer`` (the pull decides whether to transfer), only when the
+        store has none for ``missing``; None when the store has none and nothing is pulled.
+        A pull's failure is the :class:`BuildError` of the step (*what*)."""
+        policy, pull = self._options.pull_policy, self._options.pull
+        if pull is None or policy in ("missing", "never"):
+            state = await self._store.snapshot()
+            try:
+                record, _ = lookup_image(state, text)
+                return record
+            except ImageNotKnown:
+                if pull is None or policy == "never":
+                    return None
+            except InvalidReference:  # a transport (oci:...) is never in the store
+                if split_transport(text) is None:
+                    raise
+                if pull is None or policy == "never":
+                    return None
+            policy = "always"  # missing, so pulled
+        try:
+            image_id = await pull(text, policy)
+        except AiopodError as exc:
+            raise BuildError(f"{what}: pulling {text}: {exc.message}") from exc
+        return (await self._store.snapshot()).images[image_id]
 
     async def ready(self, run: StageRun) -> None:
         if not run.unapplied:
@@ -374,14 +405,15 @@ class _Build:
         last = final and not stage.instructions
         await self._start_step(stage, 1, f"FROM {shown}{named}", last=last)
         if base_image is None and base_text != "scratch":
-            state = await self._store.snapshot()
-            try:
-                base_image, _ = lookup_image(state, base_text)
-            except ImageNotKnown:
-                raise BuildError(
-                    f'building at STEP "FROM {base_text}": image {base_text!r} is not in the '
-                    "store: load or pull it first"
-                ) from None
+            step = f'building at STEP "FROM {base_text}"'
+            base_image = await self._store_image(base_text, step)
+            if base_image is None:
+                how = (
+                    "pull it, or build with --pull"
+                    if self._options.pull_policy == "never"
+                    else "load or pull it first"
+                )
+                raise BuildError(f"{step}: image {base_text!r} is not in the store: {how}")
         container_id, rootfs = await self._new_container(
             base_image.id if base_image is not None else "scratch"
         )

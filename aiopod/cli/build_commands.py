@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from aiopod import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.usage import at_most
+
+if TYPE_CHECKING:
+    from aiopod.builder.options import BuildPullPolicy
+    from aiopod.transports.registry.progress import TransferRecord
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -68,6 +72,32 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     return secrets
 
 
+#: ``--pull`` values as podman 4.3 reads them (``--pull`` alone is ``true``: always).
+_PULL_VALUES: dict[str, BuildPullPolicy] = {
+    "true": "always",
+    "always": "always",
+    "false": "missing",
+    "missing": "missing",
+    "ifmissing": "missing",
+    "never": "never",
+    "newer": "newer",
+    "ifnewer": "newer",
+}
+
+
+def _pull_policy(value: str | None, always: bool, never: bool) -> BuildPullPolicy:
+    if always:
+        return "always"
+    if never:
+        return "never"
+    if value is None:
+        return "missing"
+    policy = _PULL_VALUES.get(value.strip().lower())
+    if policy is None:
+        fail(f"unsupported pull policy {value!r}: use missing, always, never or newer")
+    return policy
+
+
 @cli.command("build", args_rule=at_most(1))
 @click.option("-t", "--tag", "tags", multiple=True, metavar="NAME", help="Name the image.")
 @click.option("-f", "--file", "dockerfile", default=None, metavar="FILE", help="The Dockerfile.")
@@ -84,6 +114,21 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     help="A secret for RUN --mount=type=secret.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.option(
+    "--pull",
+    "pull",
+    is_flag=False,
+    flag_value="true",
+    default=None,
+    metavar="POLICY",
+    help="Pull policy: missing (default), always (--pull alone), never, newer.",
+)
+@click.option("--pull-always", is_flag=True, help="Always pull the images the build names.")
+@click.option("--pull-never", is_flag=True, help="Never pull the images the build names.")
+@click.option("--tls-verify", type=click.BOOL, default=True, help="Verify registries' TLS.")
+@click.option("--creds", default=None, metavar="USER[:PASS]", help="Registry credentials.")
+@click.option("--authfile", default=None, metavar="FILE", help="Authentication file.")
+@click.option("--cert-dir", default=None, metavar="DIR", help="TLS certificates.")
 @click.argument("context", default=".")
 @pass_cli
 def build_command(
@@ -97,6 +142,13 @@ def build_command(
     no_cache: bool,
     secrets: tuple[str, ...],
     quiet: bool,
+    pull: str | None,
+    pull_always: bool,
+    pull_never: bool,
+    tls_verify: bool,
+    creds: str | None,
+    authfile: str | None,
+    cert_dir: str | None,
     context: str,
 ) -> None:
     """Build an image from a Dockerfile in CONTEXT."""
@@ -112,7 +164,13 @@ def build_command(
         elif not quiet:
             _write(sys.stdout, record.text.encode())
 
+    def pull_progress(record: TransferRecord) -> None:
+        if record.text and not quiet:
+            sys.stderr.write(record.text)
+            sys.stderr.flush()
+
     secret_files = _secrets(secrets)
+    policy = _pull_policy(pull, pull_always, pull_never)
     run(
         ctx,
         lambda rt: rt.build(
@@ -126,5 +184,11 @@ def build_command(
             no_cache=no_cache,
             secrets=secret_files,
             progress=progress,
+            pull=policy,
+            tls_verify=tls_verify,
+            credentials=creds,
+            authfile=authfile,
+            cert_dir=cert_dir,
+            pull_progress=pull_progress,
         ),
     )

@@ -146,6 +146,7 @@ class _Flag:
     option: click.Option
     boolean: bool  # pflag's bool flag: "=value" or nothing ("true")
     stops: bool  # --help, --version: parsing ends here
+    bare: str | None = None  # pflag's NoOptDefVal: the value of the flag given alone
 
     @property
     def long(self) -> str | None:
@@ -194,7 +195,9 @@ def _flags(command: click.Command, ctx: click.Context) -> dict[str, _Flag]:
         if not isinstance(param, click.Option):
             continue
         boolean = bool(param.is_bool_flag) or (not param.is_flag and param.type is click.BOOL)
-        flag = _Flag(param, boolean, stops=param.is_eager and param.is_flag)  # help, version
+        # An option that may be given without its value (``--pull`` alone is ``--pull=true``).
+        bare = param.flag_value if param._flag_needs_value and not param.is_flag else None
+        flag = _Flag(param, boolean, param.is_eager and param.is_flag, bare)  # help, version
         for name in (*param.opts, *param.secondary_opts):
             table[name] = flag
     return table
@@ -257,6 +260,8 @@ def scan(
                 take(flag, value)
             elif flag.boolean:
                 take(flag, "true")
+            elif flag.bare is not None:
+                take(flag, flag.bare)
             elif rest:
                 take(flag, rest.pop(0))
             else:
