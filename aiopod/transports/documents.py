@@ -12,8 +12,9 @@ from typing import Any
 
 from aiopod.errors import InvalidArchive
 from aiopod.storage.digest import is_digest
+from aiopod.transports import mediatypes as mt
 
-__all__ = ("check_descriptor", "check_document")
+__all__ = ("check_descriptor", "check_document", "image_descriptors")
 
 
 def check_descriptor(obj: Any, what: str) -> dict[str, Any]:
@@ -44,3 +45,27 @@ def check_document(doc: dict[str, Any], media_type: str, what: str) -> None:
         raise InvalidArchive(f"{what} is both an index and a manifest")
     if doc.get("schemaVersion") != 2:
         raise InvalidArchive(f"{what} has schemaVersion {doc.get('schemaVersion')!r}, not 2")
+
+
+def image_descriptors(
+    doc: dict[str, Any], what: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The config and layer descriptors of the image manifest *doc*: refused when the
+    config is not an image config (an artifact) or a layer has a media type aiopod cannot
+    unpack (OCI or Docker tar, gzip or zstd only; a foreign layer's ``urls`` are never
+    followed)."""
+    config = check_descriptor(doc.get("config"), f"{what} config")
+    if config["mediaType"] not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
+        raise InvalidArchive(f"{what} is not an image (config type {config['mediaType']})")
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise InvalidArchive(f"{what} has no layers list")
+    descriptors = []
+    for i, layer in enumerate(layers):
+        descriptor = check_descriptor(layer, f"{what} layers[{i}]")
+        if descriptor["mediaType"] not in mt.LAYER_COMPRESSION:
+            raise InvalidArchive(
+                f"{what} layers[{i}] has unsupported media type {descriptor['mediaType']!r}"
+            )
+        descriptors.append(descriptor)
+    return config, descriptors

@@ -29,7 +29,7 @@ from aiopod.storage.layout import INDEX_MEDIA_TYPE, LAYOUT_FILE_CONTENT, REF_NAM
 from aiopod.storage.records import ImageRecord
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.candidate import ImageCandidate, LayerBlob
-from aiopod.transports.documents import check_descriptor, check_document
+from aiopod.transports.documents import check_descriptor, check_document, image_descriptors
 from aiopod.transports.output import output_file
 from aiopod.transports.source import ArchiveSource
 from aiopod.transports.tarwriter import TarWriter
@@ -112,26 +112,12 @@ class _Reader:
         what = f"manifest {digest}"
         doc = self.source.json_object(blob, what=what, max_size=limits.max_manifest)
         check_document(doc, desc["mediaType"], what)
-        config_desc = check_descriptor(doc.get("config"), f"{what} config")
-        if config_desc["mediaType"] not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
-            raise InvalidArchive(f"{what} is not an image (config type {config_desc['mediaType']})")
-        layers = doc.get("layers")
-        if not isinstance(layers, list):
-            raise InvalidArchive(f"{what} has no layers list")
+        config_desc, layer_descs = image_descriptors(doc, what)
         config = self.source.get_blob(config_desc["digest"], config_desc["size"])
-        layer_blobs = []
-        for i, layer in enumerate(layers):
-            layer_desc = check_descriptor(layer, f"{what} layers[{i}]")
-            if layer_desc["mediaType"] not in mt.LAYER_COMPRESSION:
-                raise InvalidArchive(
-                    f"{what} layers[{i}] has unsupported media type {layer_desc['mediaType']!r}"
-                )
-            layer_blobs.append(
-                LayerBlob(
-                    self.source.get_blob(layer_desc["digest"], layer_desc["size"]),
-                    layer_desc["mediaType"],
-                )
-            )
+        layer_blobs = [
+            LayerBlob(self.source.get_blob(d["digest"], d["size"]), d["mediaType"])
+            for d in layer_descs
+        ]
         self.by_manifest[digest] = ImageCandidate(
             config=config,
             config_doc=self.source.json_object(

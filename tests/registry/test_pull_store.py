@@ -62,6 +62,16 @@ def write_image(
     return layout
 
 
+def replace_manifest(layout: Path, data: bytes) -> str:
+    """Make *data* the manifest of the layout's (only) image; return its digest."""
+    digest = f"sha256:{sha256_hex(data)}"
+    blob_path(layout, digest).write_bytes(data)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0].update(digest=digest, size=len(data))
+    (layout / "index.json").write_text(json.dumps(index))
+    return digest
+
+
 async def assert_store_unchanged(rt: Runtime, blobs_before: set[str]) -> None:
     assert await rt.images(all=True) == []
     assert blob_files(rt.root) == blobs_before
@@ -325,12 +335,7 @@ async def test_r5_a_manifest_over_4_mib_is_refused(tmp_path: Path, published: Pu
     layout = write_image(tmp_path)
     _, manifest = layout_manifest(layout, "v1")
     manifest["annotations"] = {"padding": "x" * (4 << 20)}
-    data = json.dumps(manifest).encode()
-    big = f"sha256:{sha256_hex(data)}"
-    blob_path(layout, big).write_bytes(data)
-    index = json.loads((layout / "index.json").read_text())
-    index["manifests"][0].update(digest=big, size=len(data))
-    (layout / "index.json").write_text(json.dumps(index))
+    replace_manifest(layout, json.dumps(manifest).encode())
     async with Runtime(tmp_path / "store") as rt:
         with pytest.raises(LimitExceeded):
             await rt.pull(published(layout, "v1"))
@@ -344,11 +349,7 @@ async def test_a7_a_manifest_with_a_duplicate_key_is_refused(
     _, manifest = layout_manifest(layout, "v1")
     text = json.dumps(manifest)
     data = text.replace('"layers":', '"layers": [], "layers":', 1).encode()
-    twin = f"sha256:{sha256_hex(data)}"
-    blob_path(layout, twin).write_bytes(data)
-    index = json.loads((layout / "index.json").read_text())
-    index["manifests"][0].update(digest=twin, size=len(data))
-    (layout / "index.json").write_text(json.dumps(index))
+    replace_manifest(layout, data)
     async with Runtime(tmp_path / "store") as rt:
         with pytest.raises(InvalidArchive, match="duplicate key 'layers'"):
             await rt.pull(published(layout, "v1"))
@@ -361,12 +362,7 @@ async def test_a_layer_of_an_unsupported_media_type_is_refused(
     _, manifest = layout_manifest(layout, "v1")
     manifest["layers"][0]["mediaType"] = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
     manifest["layers"][0]["urls"] = ["http://127.0.0.1:9/never-fetched"]
-    data = json.dumps(manifest).encode()
-    changed = f"sha256:{sha256_hex(data)}"
-    blob_path(layout, changed).write_bytes(data)
-    index = json.loads((layout / "index.json").read_text())
-    index["manifests"][0].update(digest=changed, size=len(data))
-    (layout / "index.json").write_text(json.dumps(index))
+    replace_manifest(layout, json.dumps(manifest).encode())
     async with Runtime(tmp_path / "store") as rt:
         with pytest.raises(InvalidArchive, match="unsupported media type"):
             await rt.pull(published(layout, "v1"))
@@ -378,12 +374,7 @@ async def test_r7_layer_urls_are_never_fetched(
     layout = write_image(tmp_path)
     _, manifest = layout_manifest(layout, "v1")
     manifest["layers"][0]["urls"] = ["http://127.0.0.1:9/attacker"]
-    data = json.dumps(manifest).encode()
-    changed = f"sha256:{sha256_hex(data)}"
-    blob_path(layout, changed).write_bytes(data)
-    index = json.loads((layout / "index.json").read_text())
-    index["manifests"][0].update(digest=changed, size=len(data))
-    (layout / "index.json").write_text(json.dumps(index))
+    changed = replace_manifest(layout, json.dumps(manifest).encode())
     async with Runtime(tmp_path / "store") as rt:
         counting = watch(rt, monkeypatch)
         image = await rt.pull(published(layout, "v1"))
@@ -401,12 +392,7 @@ async def test_a_layer_compressed_otherwise_than_its_media_type_says_is_refused(
     plain_digest = f"sha256:{sha256_hex(plain)}"
     blob_path(layout, plain_digest).write_bytes(plain)
     manifest["layers"][0].update(digest=plain_digest, size=len(plain))  # still says +gzip
-    data = json.dumps(manifest).encode()
-    changed = f"sha256:{sha256_hex(data)}"
-    blob_path(layout, changed).write_bytes(data)
-    index = json.loads((layout / "index.json").read_text())
-    index["manifests"][0].update(digest=changed, size=len(data))
-    (layout / "index.json").write_text(json.dumps(index))
+    replace_manifest(layout, json.dumps(manifest).encode())
     async with Runtime(tmp_path / "store") as rt:
         with pytest.raises(InvalidArchive, match="none-compressed"):
             await rt.pull(published(layout, "v1"))

@@ -52,7 +52,7 @@ from aiopod.transports.candidate import (
     check_layer_count,
     validate_config,
 )
-from aiopod.transports.documents import check_descriptor, check_document
+from aiopod.transports.documents import check_descriptor, check_document, image_descriptors
 from aiopod.transports.jsonutil import MiB, parse_json_object
 from aiopod.transports.load import merge_image
 from aiopod.transports.registry.blobstream import stage_blob
@@ -357,22 +357,10 @@ class _Pull:
 def _image_parts(
     resolved: ResolvedManifest,
 ) -> tuple[BlobDescriptor, list[BlobDescriptor], str]:
-    doc, what = resolved.doc, f"manifest {resolved.digest}"
-    config = check_descriptor(doc.get("config"), f"{what} config")
-    if config["mediaType"] not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
-        raise InvalidArchive(f"{what} is not an image (config type {config['mediaType']!r})")
-    layers = doc.get("layers")
-    if not isinstance(layers, list):
-        raise InvalidArchive(f"{what} has no layers list")
-    blobs = []
-    for i, layer in enumerate(layers):
-        descriptor = check_descriptor(layer, f"{what} layers[{i}]")
-        if descriptor["mediaType"] not in mt.LAYER_COMPRESSION:
-            raise InvalidArchive(
-                f"{what} layers[{i}] has unsupported media type {descriptor['mediaType']!r}"
-            )
-        blobs.append(_blob(descriptor))
-    return _blob(config), blobs, f"image {config['digest'].removeprefix('sha256:')[:12]}"
+    what = f"manifest {resolved.digest}"
+    config, layers = image_descriptors(resolved.doc, what)
+    image = f"image {config['digest'].removeprefix('sha256:')[:12]}"
+    return _blob(config), [_blob(layer) for layer in layers], image
 
 
 async def _stage(
