@@ -9,7 +9,8 @@ A daemonless store of OCI images that programs drive with ``await``::
 
 The public API is what this module exports (``__all__``): the :class:`Runtime`, the types
 its calls take and return (images, containers, removal reports and their plans, the store
-check's report, events and their subscriptions, a build's progress records) and the
+check's report, events and their subscriptions, the progress records of a build, a pull
+and a push) and the
 errors (:mod:`aiopod.errors`, the one public module besides this one).  Everything else
 is internal and may change: the modules with a leading underscore, and the sub-packages
 that hold the runtime's parts (:mod:`aiopod.cli`, the command line; ``builder``,
@@ -63,7 +64,13 @@ if TYPE_CHECKING:
     from aiopod._containers import Container as Container
     from aiopod._images import Image as Image
     from aiopod._reference import Reference as Reference
-    from aiopod._runtime import Policy as Policy, Runtime as Runtime, SaveFormat as SaveFormat
+    from aiopod._runtime import (
+        Policy as Policy,
+        PullPolicy as PullPolicy,
+        Runtime as Runtime,
+        SaveFormat as SaveFormat,
+    )
+    from aiopod.builder.options import BuildPullPolicy as BuildPullPolicy
     from aiopod.builder.progress import (
         BuildFinished as BuildFinished,
         ImageCommitted as ImageCommitted,
@@ -98,6 +105,17 @@ if TYPE_CHECKING:
         Untag as Untag,
     )
     from aiopod.storage.check import CheckReport as CheckReport
+    from aiopod.transports.registry.progress import (
+        BlobDone as BlobDone,
+        BlobProgress as BlobProgress,
+        BlobStarted as BlobStarted,
+        CopyStarted as CopyStarted,
+        ManifestWriting as ManifestWriting,
+        PullStarted as PullStarted,
+        SignaturesStoring as SignaturesStoring,
+        TransferCallback as TransferCallback,
+        TransferRecord as TransferRecord,
+    )
 
 #: The lazily imported names and their modules.
 _LAZY = {
@@ -105,6 +123,8 @@ _LAZY = {
     "Runtime": "aiopod._runtime",
     "Policy": "aiopod._runtime",
     "SaveFormat": "aiopod._runtime",
+    "PullPolicy": "aiopod._runtime",
+    "BuildPullPolicy": "aiopod.builder.options",
     "Image": "aiopod._images",
     "Container": "aiopod._containers",
     "Reference": "aiopod._reference",
@@ -139,6 +159,16 @@ _LAZY = {
     "ImageCommitted": "aiopod.builder.progress",
     "BuildFinished": "aiopod.builder.progress",
     "OutputDropped": "aiopod.builder.progress",
+    # pull and push progress
+    "BlobDone": "aiopod.transports.registry.progress",
+    "BlobProgress": "aiopod.transports.registry.progress",
+    "BlobStarted": "aiopod.transports.registry.progress",
+    "CopyStarted": "aiopod.transports.registry.progress",
+    "ManifestWriting": "aiopod.transports.registry.progress",
+    "PullStarted": "aiopod.transports.registry.progress",
+    "SignaturesStoring": "aiopod.transports.registry.progress",
+    "TransferCallback": "aiopod.transports.registry.progress",
+    "TransferRecord": "aiopod.transports.registry.progress",
 }
 
 
@@ -162,7 +192,9 @@ __all__ = (
     "CheckReport",
     "Container",
     "Image",
+    "BuildPullPolicy",
     "Policy",
+    "PullPolicy",
     "Reference",
     "Runtime",
     "SaveFormat",
@@ -196,6 +228,16 @@ __all__ = (
     "StepCommitted",
     "StepOutput",
     "StepStarted",
+    # pull and push progress
+    "BlobDone",
+    "BlobProgress",
+    "BlobStarted",
+    "CopyStarted",
+    "ManifestWriting",
+    "PullStarted",
+    "SignaturesStoring",
+    "TransferCallback",
+    "TransferRecord",
     # errors (the tree is drawn in aiopod.errors)
     "AccountFileError",
     "AiopodError",

@@ -21,8 +21,7 @@ from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.usage import at_most
 
 if TYPE_CHECKING:
-    from aiopod.builder.options import BuildPullPolicy
-    from aiopod.transports.registry.progress import TransferRecord
+    from aiopod import BuildPullPolicy, TransferRecord
 
 pass_cli = click.make_pass_decorator(CliContext)
 

@@ -22,7 +22,7 @@ from aiopod.cli.exit_codes import OTHER_ERROR
 from aiopod.cli.usage import at_least, between
 
 if TYPE_CHECKING:
-    from aiopod.transports.registry.progress import TransferRecord
+    from aiopod import TransferRecord
     from aiopod.transports.registry.push import Compression
 
 pass_cli = click.make_pass_decorator(CliContext)
