@@ -117,7 +117,7 @@ def inspect_document(
     return {
         "Id": image.id,
         "Digest": image.digest,
-        "RepoTags": list(image.names),
+        "RepoTags": [name for name in image.names if "@" not in name],  # tagged names only
         "RepoDigests": image.repo_digests,
         "Parent": image.parent_id,
         "Comment": (config.get("history") or [{}])[0].get("comment", ""),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -229,8 +230,8 @@ def _staged_bytes(area: StagingArea, data: bytes) -> StagedBlob:
     return area.ingest(io.BytesIO(data), max_size=len(data), max_uncompressed=len(data))
 
 
-def _read_present(path_and_size: tuple[Any, int]) -> bytes | None:
-    path, size = path_and_size
+def _read_present(path: Path, size: int) -> bytes | None:
+    """The bytes of a blob the store holds, or None if it is gone or has another size."""
     try:
         data: bytes = path.read_bytes()
     except FileNotFoundError:
@@ -295,7 +296,7 @@ class _Pull:
         data = None
         if present is not None and present.config_size == blob.size:
             path = self.store.blob_path(blob.digest)
-            data = await anyio.to_thread.run_sync(_read_present, (path, blob.size))
+            data = await anyio.to_thread.run_sync(_read_present, path, blob.size)
         if data is not None and sha256_digest(data) == blob.digest:
             self.reused.add(blob.digest)
             staged = StagedBlob(blob.digest, blob.size, path, "none", blob.digest, blob.size)
