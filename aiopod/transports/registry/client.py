@@ -327,10 +327,11 @@ class RegistryClient:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def url(self, path: str) -> httpx.URL:
-        """The URL of *path* (``/v2/...``) on the registry, or of a ``Location`` header
-        (relative or absolute) resolved against it."""
-        return httpx.URL(urljoin(self.base_url + "/", path))
+    def url(self, target: str, base: httpx.URL | None = None) -> httpx.URL:
+        """The URL of *target*, a path (``/v2/...``) or a ``Location`` header (relative or
+        absolute), resolved against *base* (the URL the header came with; default the
+        registry's)."""
+        return httpx.URL(urljoin(str(base) if base is not None else self.base_url + "/", target))
 
     async def request(
         self,
