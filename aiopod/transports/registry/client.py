@@ -341,9 +341,12 @@ class RegistryClient:
         scopes: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         content: Content = None,
+        params: Mapping[str, str] | None = None,
         retry: bool = True,
     ) -> httpx.Response:
-        """Send a request to the registry, authenticated for *scopes*, and return the
+        """Send a request to the registry (*target*: a path on it, resolved once the
+        ping chose the scheme, or a URL; *params* added to its query), authenticated
+        for *scopes*, and return the
         streamed answer (the caller reads or closes it): a redirect of ``GET`` or
         ``HEAD`` is followed (without ``Authorization`` to another host), a ``401`` is
         answered once with a new token.  Other error answers are returned as they are.
@@ -353,6 +356,8 @@ class RegistryClient:
         """
         await self.ping()
         url = target if isinstance(target, httpx.URL) else self.url(target)
+        if params:
+            url = url.copy_merge_params(dict(params))
         registry_url = httpx.URL(self.base_url)
         base_headers = {"accept-encoding": "identity", **(headers or {})}
         renewed = False

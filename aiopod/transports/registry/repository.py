@@ -427,10 +427,9 @@ class RegistryRepository:
         if source.startswith(f"{self.client.registry}/"):
             source = source[len(self.client.registry) + 1 :]
         scopes = (*self.scopes, f"repository:{source}:pull")
-        target = self.client.url(f"/v2/{self.path}/blobs/uploads/").copy_merge_params(
-            {"mount": _check_digest(blob.digest), "from": source}
-        )
-        response = await self.client.request("POST", target, scopes=scopes)
+        params = {"mount": _check_digest(blob.digest), "from": source}
+        path = f"/v2/{self.path}/blobs/uploads/"
+        response = await self.client.request("POST", path, scopes=scopes, params=params)
         if response.status_code == 201:
             await response.aclose()
             return True
