@@ -108,6 +108,11 @@ if TYPE_CHECKING:
         Untag as Untag,
     )
     from aiopod.storage.check import CheckReport as CheckReport
+    from aiopod.transports.registry.credentials import Credentials as Credentials
+    from aiopod.transports.registry.login import (
+        LoginOutcome as LoginOutcome,
+        LogoutOutcome as LogoutOutcome,
+    )
 
 #: The lazily imported names and their modules.
 _LAZY = {
@@ -119,6 +124,10 @@ _LAZY = {
     "Container": "aiopod._containers",
     "Reference": "aiopod._reference",
     "CheckReport": "aiopod.storage.check",
+    # registries
+    "Credentials": "aiopod.transports.registry.credentials",
+    "LoginOutcome": "aiopod.transports.registry.login",
+    "LogoutOutcome": "aiopod.transports.registry.login",
     # removal reports and their plans
     "RemovalReport": "aiopod.removal.plan",
     "Plan": "aiopod.removal.plan",
@@ -176,6 +185,10 @@ __all__ = (
     "Reference",
     "Runtime",
     "SaveFormat",
+    # registries
+    "Credentials",
+    "LoginOutcome",
+    "LogoutOutcome",
     # removal reports and their plans
     "DeleteImage",
     "ImageProcessed",

@@ -150,9 +150,13 @@ def _load(path: Path) -> dict[str, Any] | None:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigurationError(f'unmarshaling JSON at "{path}": {exc}') from None
+        raise ConfigurationError(
+            f'reading JSON file "{path}": unmarshaling JSON at "{path}": {exc}'
+        ) from None
     if not isinstance(document, dict):
-        raise ConfigurationError(f'unmarshaling JSON at "{path}": not a JSON object')
+        raise ConfigurationError(
+            f'reading JSON file "{path}": unmarshaling JSON at "{path}": not a JSON object'
+        )
     return document
 
 
