@@ -121,9 +121,11 @@ def auth_files(
     if runtime_dir:
         write = Path(runtime_dir) / "containers" / "auth.json"
         if not os.path.exists(runtime_dir):
+            # podman's words, in the shape of its multi-error report.
             write_error = (
-                f'"{runtime_dir}" directory set by $XDG_RUNTIME_DIR does not exist. Either '
-                "create the directory or unset $XDG_RUNTIME_DIR."
+                f'1 error occurred:\n\t* "{runtime_dir}" directory set by $XDG_RUNTIME_DIR '
+                "does not exist. Either create the directory or unset $XDG_RUNTIME_DIR.: "
+                f"stat {runtime_dir}: no such file or directory\n\n"
             )
     else:
         write = Path(f"/run/containers/{os.getuid()}/auth.json")
