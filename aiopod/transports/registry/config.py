@@ -170,11 +170,13 @@ class PullPlan:
     """Where a pull looks, in order.  ``search_origin`` is set when a short name was
     expanded with the search registries (podman prints ``Resolving "NAME" using
     unqualified-search registries (FILE)``), ``alias_origin`` when a short-name alias
-    resolved it (``Resolved "NAME" as an alias (FILE)``)."""
+    resolved it (``Resolved "NAME" as an alias (FILE)``); ``short_name`` is then the
+    NAME of those lines (the short name without its tag or digest)."""
 
     candidates: tuple[PullCandidate, ...]
     search_origin: str | None = None
     alias_origin: str | None = None
+    short_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,7 +517,7 @@ def resolve_pull(text: str, conf: RegistriesConf) -> PullPlan:
         target = normalize_docker(value)
         ref = target.with_tag(parsed.tag or (None if parsed.digest else DEFAULT_TAG))
         ref = ref.with_digest(parsed.digest)
-        return PullPlan((_sources(conf, ref),), alias_origin=origin)
+        return PullPlan((_sources(conf, ref),), alias_origin=origin, short_name=parsed.name)
     if not conf.search_registries:
         raise ShortNameNotResolved(
             f'short-name "{text}" did not resolve to an alias and no unqualified-search '
@@ -525,7 +527,8 @@ def resolve_pull(text: str, conf: RegistriesConf) -> PullPlan:
     for registry in conf.search_registries:
         ref = _without_tag_if_digested(normalize_docker(f"{registry}/{parsed}"))
         candidates.append(_sources(conf, ref))
-    return PullPlan(tuple(candidates), search_origin=conf.search_origin or conf.path)
+    origin = conf.search_origin or conf.path
+    return PullPlan(tuple(candidates), search_origin=origin, short_name=parsed.name)
 
 
 def push_target(text: str, conf: RegistriesConf) -> PushTarget:
