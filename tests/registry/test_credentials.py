@@ -154,9 +154,9 @@ def test_a_client_certificate_needs_its_key_and_the_reverse(tmp_path: Path) -> N
     certs = tmp_path / "certs"
     certs.mkdir()
     (certs / "client.cert").write_text("")
-    with pytest.raises(ConfigurationError, match="missing key client.key for client certificate"):
+    with pytest.raises(ConfigurationError, match=r"missing key client\.key for client certificate"):
         ssl_context(TLSConfig("h", cert_dir=certs))
     (certs / "client.cert").unlink()
     (certs / "other.key").write_text("")
-    with pytest.raises(ConfigurationError, match="missing client certificate other.cert for key"):
+    with pytest.raises(ConfigurationError, match=r"missing client certificate other\.cert for key"):
         ssl_context(TLSConfig("h", cert_dir=certs))
