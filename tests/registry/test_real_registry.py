@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
-import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from peers import Podman, Tool
+from peers import Podman, Tool, file, tar_bytes
 
 import aiopod
 from aiopod import Credentials, ManifestUnknown, RuntimeStopped
@@ -36,13 +34,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.peer("docker-registry")]
 
 def gzipped_layer(name: str, content: bytes) -> tuple[bytes, bytes]:
     """A layer of one file: (gzipped, uncompressed)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(content)
-        info.mtime = 946684800
-        tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(raw.getvalue(), mtime=0), raw.getvalue()
+    raw = tar_bytes([file(name, content)])
+    return gzip.compress(raw, mtime=0), raw
 
 
 def sha256(data: bytes) -> str:

@@ -50,6 +50,7 @@ from aiopod.errors import (
     RegistryBlocked,
     ShortNameNotResolved,
 )
+from aiopod.transports.registry.conffiles import read_config_file
 
 __all__ = (
     "SYSTEM_REGISTRIES_CONF",
@@ -347,20 +348,7 @@ def _parse_file(file: Path, data: bytes) -> _Parsed:
 
 
 def _read(file: Path) -> bytes | None:
-    try:
-        with open(file, "rb") as f:
-            data = f.read(MAX_CONF_SIZE + 1)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"loading registries configuration {file}: {exc.strerror or exc}"
-        ) from None
-    if len(data) > MAX_CONF_SIZE:
-        raise ConfigurationError(
-            f"loading registries configuration {file}: larger than {MAX_CONF_SIZE} bytes"
-        )
-    return data
+    return read_config_file(file, MAX_CONF_SIZE, f"loading registries configuration {file}")
 
 
 def _drop_ins(directory: Path) -> list[Path]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aiopod.errors import ConfigurationError, NotLoggedIn, UsageError
+from aiopod.transports.registry.conffiles import read_config_file
 
 __all__ = (
     "AuthFiles",
@@ -136,17 +137,9 @@ def auth_files(
 
 
 def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_AUTH_FILE_SIZE + 1)
-    except (FileNotFoundError, NotADirectoryError):
+    data = read_config_file(path, MAX_AUTH_FILE_SIZE, f"reading auth file {path}")
+    if data is None:
         return None
-    except OSError as exc:
-        raise ConfigurationError(f"reading auth file {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_AUTH_FILE_SIZE:
-        raise ConfigurationError(
-            f"reading auth file {path}: larger than {MAX_AUTH_FILE_SIZE} bytes"
-        )
     if not data.strip():
         return {}
     try:

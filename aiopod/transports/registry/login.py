@@ -97,9 +97,7 @@ def credentials_key(text: str) -> tuple[str, str]:
     try:
         ref = parse_reference(key)
     except InvalidReference as exc:
-        raise InvalidReference(
-            f'parse reference from "{key}": {exc}', text=text, reason=exc.reason
-        ) from None
+        raise with_context(exc, f'parse reference from "{key}": ') from None
     if ref.tag is not None or ref.digest is not None:
         raise InvalidReference(f'reference "{key}" contains tag or digest', text=text)
     return key, registry
