@@ -32,9 +32,31 @@ from aiopod.cli.usage import at_most
 from aiopod.errors import AuthenticationFailed, NotLoggedIn, UsageError
 from aiopod.transports.registry.login import credentials_key
 
-__all__ = ("login_command", "logout_command")
+__all__ = (
+    "authfile_option",
+    "cert_dir_option",
+    "login_command",
+    "logout_command",
+    "tls_verify_option",
+)
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+#: The registry options podman's registry commands share (login here; pull and push).
+authfile_option = click.option(
+    "--authfile", default=None, metavar="FILE", help="The auth file to use."
+)
+tls_verify_option = click.option(
+    "--tls-verify",
+    type=click.BOOL,
+    default=None,
+    is_flag=False,
+    flag_value=True,
+    help="Require HTTPS and verify certificates (default: registries.conf decides).",
+)
+cert_dir_option = click.option(
+    "--cert-dir", default=None, metavar="DIR", help="Certificates for the registry."
+)
 
 
 async def _read_line() -> str:
@@ -73,16 +95,9 @@ async def _stored_user(rt: Runtime, registry: str | None, authfile: str | None) 
 @click.option("-p", "--password", default="", help="Password for the registry.")
 @click.option("--password-stdin", is_flag=True, help="Take the password from standard input.")
 @click.option("--get-login", is_flag=True, help="Print the user name stored for the registry.")
-@click.option("--authfile", default=None, metavar="FILE", help="The auth file to use.")
-@click.option(
-    "--tls-verify",
-    type=click.BOOL,
-    default=None,
-    is_flag=False,
-    flag_value=True,
-    help="Require HTTPS and verify certificates (default: registries.conf decides).",
-)
-@click.option("--cert-dir", default=None, metavar="DIR", help="Certificates for the registry.")
+@authfile_option
+@tls_verify_option
+@cert_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Print the auth file used.")
 @click.argument("registry", required=False)
 @pass_cli
@@ -146,7 +161,7 @@ def login_command(
 
 @cli.command("logout", args_rule=at_most(1))
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove the credentials of every registry.")
-@click.option("--authfile", default=None, metavar="FILE", help="The auth file to use.")
+@authfile_option
 @click.argument("registry", required=False)
 @pass_cli
 def logout_command(ctx: CliContext, all_: bool, authfile: str | None, registry: str | None) -> None:

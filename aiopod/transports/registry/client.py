@@ -362,17 +362,13 @@ class RegistryClient:
         base_headers = {"accept-encoding": "identity", **(headers or {})}
         renewed = False
         while True:
-            send_headers = dict(base_headers)
-            if _same_origin(url, registry_url):
-                authorization = await self._authorization(scopes)
-                if authorization is not None:
-                    send_headers["authorization"] = authorization
+            send_headers = await self._headers(url, registry_url, base_headers, scopes)
             response = await self._send(method, url, send_headers, content, retry=retry)
             if (
                 response.status_code == 401
                 and not renewed
                 and not isinstance(content, AsyncIterable)
-                and self._renew(response, scopes)
+                and self._renew(response, scopes, sent="authorization" in send_headers)
             ):
                 renewed = True
                 await response.aclose()
@@ -392,23 +388,38 @@ class RegistryClient:
             url = httpx.URL(urljoin(str(url), location))
             if url.scheme not in ("http", "https"):
                 raise RegistryRequestFailed(f"the registry redirected to {url.scheme}: URL")
-            send_headers = dict(base_headers)
-            if _same_origin(url, registry_url):
-                authorization = await self._authorization(scopes)
-                if authorization is not None:
-                    send_headers["authorization"] = authorization
+            send_headers = await self._headers(url, registry_url, base_headers, scopes)
             response = await self._send(method, url, send_headers)
         return response
 
-    def _renew(self, response: httpx.Response, scopes: Sequence[str]) -> bool:
+    async def _headers(
+        self,
+        url: httpx.URL,
+        registry_url: httpx.URL,
+        base: Mapping[str, str],
+        scopes: Sequence[str],
+    ) -> dict[str, str]:
+        """*base*, with ``Authorization`` when *url* is on the registry itself."""
+        headers = dict(base)
+        if _same_origin(url, registry_url):
+            authorization = await self._authorization(scopes)
+            if authorization is not None:
+                headers["authorization"] = authorization
+        return headers
+
+    def _renew(self, response: httpx.Response, scopes: Sequence[str], *, sent: bool) -> bool:
         """After a 401: take the answer's challenge and forget the cached token; whether
-        a second try can succeed (there is a Bearer challenge to answer)."""
+        a second try can succeed (a Bearer challenge to answer, or a Basic one that the
+        credentials were not yet sent for)."""
         challenges = parse_challenges(response.headers.get_list("www-authenticate"))
         if not challenges:
             return False
         self._challenges = challenges
         self._tokens.forget(scopes)
-        return self._challenge("bearer") is not None
+        if self._challenge("bearer") is not None:
+            return True
+        has_credentials = self._credentials is not None and bool(self._credentials.username)
+        return self._challenge("basic") is not None and has_credentials and not sent
 
     async def check_auth(self) -> None:
         """Whether the credentials are accepted: ``GET /v2/`` authenticated (a token with
