@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING
 from aiopod.errors import (
     AccountFileError as AccountFileError,
     AiopodError as AiopodError,
+    AuthenticationFailed as AuthenticationFailed,
     BuildError as BuildError,
+    ConfigurationError as ConfigurationError,
     ConflictError as ConflictError,
     ContainerNotKnown as ContainerNotKnown,
     DigestMismatch as DigestMismatch,
@@ -45,17 +47,26 @@ from aiopod.errors import (
     InvalidInputError as InvalidInputError,
     InvalidReference as InvalidReference,
     LimitExceeded as LimitExceeded,
+    ManifestUnknown as ManifestUnknown,
     NameInUse as NameInUse,
     NoMatchingPlatform as NoMatchingPlatform,
     NotKnownError as NotKnownError,
+    NotLoggedIn as NotLoggedIn,
     PathTooDeep as PathTooDeep,
+    RegistryBlocked as RegistryBlocked,
+    RegistryError as RegistryError,
+    RegistryRequestFailed as RegistryRequestFailed,
+    RegistryUnreachable as RegistryUnreachable,
     RuntimeStopped as RuntimeStopped,
+    ShortNameNotResolved as ShortNameNotResolved,
     StoreCorrupted as StoreCorrupted,
     StoreError as StoreError,
     StoreLockTimeout as StoreLockTimeout,
     TagNotKnown as TagNotKnown,
+    TLSVerificationFailed as TLSVerificationFailed,
     TooManySymlinks as TooManySymlinks,
     UnsafeLayer as UnsafeLayer,
+    UnsupportedManifest as UnsupportedManifest,
     UsageError as UsageError,
     UserLookupError as UserLookupError,
 )
@@ -105,6 +116,11 @@ if TYPE_CHECKING:
         Untag as Untag,
     )
     from aiopod.storage.check import CheckReport as CheckReport
+    from aiopod.transports.registry.credentials import Credentials as Credentials
+    from aiopod.transports.registry.login import (
+        LoginOutcome as LoginOutcome,
+        LogoutOutcome as LogoutOutcome,
+    )
     from aiopod.transports.registry.progress import (
         BlobDone as BlobDone,
         BlobProgress as BlobProgress,
@@ -129,6 +145,10 @@ _LAZY = {
     "Container": "aiopod._containers",
     "Reference": "aiopod._reference",
     "CheckReport": "aiopod.storage.check",
+    # registries
+    "Credentials": "aiopod.transports.registry.credentials",
+    "LoginOutcome": "aiopod.transports.registry.login",
+    "LogoutOutcome": "aiopod.transports.registry.login",
     # removal reports and their plans
     "RemovalReport": "aiopod.removal.plan",
     "Plan": "aiopod.removal.plan",
@@ -198,6 +218,10 @@ __all__ = (
     "Reference",
     "Runtime",
     "SaveFormat",
+    # registries
+    "Credentials",
+    "LoginOutcome",
+    "LogoutOutcome",
     # removal reports and their plans
     "DeleteImage",
     "ImageProcessed",
@@ -241,7 +265,9 @@ __all__ = (
     # errors (the tree is drawn in aiopod.errors)
     "AccountFileError",
     "AiopodError",
+    "AuthenticationFailed",
     "BuildError",
+    "ConfigurationError",
     "ConflictError",
     "ContainerNotKnown",
     "DigestMismatch",
@@ -257,17 +283,26 @@ __all__ = (
     "InvalidInputError",
     "InvalidReference",
     "LimitExceeded",
+    "ManifestUnknown",
     "NameInUse",
     "NoMatchingPlatform",
     "NotKnownError",
+    "NotLoggedIn",
     "PathTooDeep",
+    "RegistryBlocked",
+    "RegistryError",
+    "RegistryRequestFailed",
+    "RegistryUnreachable",
     "RuntimeStopped",
+    "ShortNameNotResolved",
     "StoreCorrupted",
     "StoreError",
     "StoreLockTimeout",
+    "TLSVerificationFailed",
     "TagNotKnown",
     "TooManySymlinks",
     "UnsafeLayer",
+    "UnsupportedManifest",
     "UsageError",
     "UserLookupError",
 )

@@ -49,9 +49,12 @@ from aiopod.transports.jsonutil import parse_json_object
 from aiopod.transports.registry.target import RegistryOptions, RepositoryTarget
 
 if TYPE_CHECKING:
+    import httpx
+
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
+    from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
     from aiopod.transports.registry.progress import TransferCallback
     from aiopod.transports.registry.push import Compression
 
@@ -113,6 +116,7 @@ class Runtime:
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"
         self._damaged: StoreCorrupted | None = None
+        self._http: httpx.AsyncClient | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -148,6 +152,9 @@ class Runtime:
         async with self._lock:
             self._state = "closed"
             self.events.close()
+            http, self._http = self._http, None
+            if http is not None:
+                await http.aclose()
 
     def _publish(self, events: Sequence[Event]) -> None:
         # The store calls this as each commit ends, even when its caller is being cancelled.
@@ -489,6 +496,86 @@ class Runtime:
         async with self._changing() as txn:
             txn.emit([Event(EventKind.PUSHED, "image", record.id, target.event_name)])
         return digest
+
+    def _registry_client(self) -> httpx.AsyncClient:
+        """The runtime's one HTTP client for registries: created on first use, closed by
+        :meth:`aclose`; every pull, push and login shares its connections (a pool per
+        TLS configuration, see :mod:`aiopod.transports.registry.transport`)."""
+        self._check_open()
+        if self._http is None:
+            from aiopod.transports.registry.transport import new_registry_client
+
+            self._http = new_registry_client()
+        return self._http
+
+    async def login(
+        self,
+        registry: str | None,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        authfile: str | os.PathLike[str] | None = None,
+        tls_verify: bool | None = None,
+        cert_dir: str | os.PathLike[str] | None = None,
+    ) -> LoginOutcome:
+        """Log in to *registry* (``HOST[:PORT]``, or a namespace on it) as ``podman
+        login``: the credentials are checked against the registry, then written to the
+        auth file (*authfile*, else podman's default; mode 0600).  Without *username*
+        and *password* the stored credentials are checked instead.  *tls_verify*
+        overrides ``registries.conf``'s ``insecure``; *cert_dir* is ``--cert-dir``.
+
+        The password is never part of an error, a log or an event.  Cancellation
+        before the check ends writes nothing.
+
+        :raises ~aiopod.errors.AuthenticationFailed: the registry refused them.
+        :raises ~aiopod.errors.RegistryError: the registry could not be asked.
+        """
+        from aiopod.transports.registry.login import login
+
+        return await login(
+            self._registry_client(),
+            registry,
+            username,
+            password,
+            authfile=Path(authfile) if authfile is not None else None,
+            tls_verify=tls_verify,
+            cert_dir=Path(cert_dir) if cert_dir is not None else None,
+        )
+
+    async def logout(
+        self,
+        registry: str | None = None,
+        *,
+        all: bool = False,
+        authfile: str | os.PathLike[str] | None = None,
+    ) -> LogoutOutcome:
+        """Remove the stored credentials of *registry*, or of every registry (*all*),
+        as ``podman logout``.
+
+        :raises ~aiopod.errors.NotLoggedIn: none are stored for *registry*.
+        """
+        from aiopod.transports.registry.login import logout
+
+        return await logout(
+            self._registry_client(),
+            registry,
+            all=all,
+            authfile=Path(authfile) if authfile is not None else None,
+        )
+
+    async def logged_in_user(
+        self, registry: str, *, authfile: str | os.PathLike[str] | None = None
+    ) -> str:
+        """The user name stored for *registry* (``podman login --get-login``).
+
+        :raises ~aiopod.errors.NotLoggedIn: none is stored.
+        """
+        from aiopod.transports.registry.login import logged_in_user
+
+        self._check_open()
+        return await logged_in_user(
+            registry, authfile=Path(authfile) if authfile is not None else None
+        )
 
     # -- removal ---------------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ knowing aiopod's names::
     ├── AiopodError                 every error aiopod raises on purpose
     │   ├── NotKnownError           (also LookupError) what was named is not there
     │   │   ├── ImageNotKnown           no image matches the reference
-    │   │   │   └── DockerNotFound          docker policy: "No such image: X"
+    │   │   │   ├── DockerNotFound          docker policy: "No such image: X"
+    │   │   │   └── ManifestUnknown         the registry has no such manifest
     │   │   ├── ContainerNotKnown       no container has that name or ID
     │   │   ├── TagNotKnown             the name is not one of the image's names
-    │   │   └── NoMatchingPlatform      a multi-platform image has none for this platform
+    │   │   ├── NoMatchingPlatform      a multi-platform image has none for this platform
+    │   │   └── NotLoggedIn             the auth file has no login for the registry
     │   ├── ConflictError           the store's state does not allow the change
     │   │   ├── ImageInUse              a container uses the image
     │   │   ├── ImageConflict           removal needs force, or cannot be forced
@@ -30,10 +32,19 @@ knowing aiopod's names::
     │   │   ├── ExpansionError          a Dockerfile word cannot be expanded
     │   │   ├── UserLookupError         USER names a user or group the image lacks
     │   │   ├── AccountFileError        the image's /etc/passwd or /etc/group is unusable
-    │   │   └── UsageError              a command or call was given wrong arguments
+    │   │   ├── UsageError              a command or call was given wrong arguments
+    │   │   ├── ConfigurationError      registries.conf, an auth file or certs.d is wrong
+    │   │   └── ShortNameNotResolved    a short name and no unqualified-search registries
     │   ├── StoreError              the store cannot be used as it is
     │   │   ├── StoreCorrupted          its metadata cannot be read
     │   │   └── StoreLockTimeout        (also TimeoutError) another process holds its lock
+    │   ├── RegistryError           a registry could not be used
+    │   │   ├── RegistryUnreachable     (also ConnectionError) no connection to it
+    │   │   │   └── TLSVerificationFailed   its certificate was not trusted
+    │   │   ├── AuthenticationFailed    (also PermissionError) credentials refused
+    │   │   ├── RegistryBlocked         registries.conf blocks it
+    │   │   ├── RegistryRequestFailed   it answered with an error
+    │   │   └── UnsupportedManifest     a manifest aiopod does not pull (schema 1)
     │   ├── BuildError              a build step failed
     │   └── RuntimeStopped          the runtime was used after it was closed
     └── OSError
@@ -58,6 +69,14 @@ Where a class sits, and why:
   :class:`ExpansionError` as the :class:`DockerfileError` that names its line, and a
   :class:`UserLookupError` or :class:`AccountFileError` as the :class:`BuildError` of
   the step that needed the account (the original is its ``__cause__``).
+* **Registry problems** are about talking to a registry: it cannot be reached or its
+  certificate is not trusted (a :class:`ConnectionError`), it refuses the credentials
+  (a :class:`PermissionError`), ``registries.conf`` blocks it, it answers with an error
+  (after the retries that a server error or ``429`` earns), or it serves a manifest
+  aiopod does not pull.  A manifest the registry does not have is a lookup that found
+  nothing (:class:`ManifestUnknown`, an :class:`ImageNotKnown`), and a registry's content
+  that fails verification (a digest, a size, a limit) is invalid input
+  (:class:`DigestMismatch`, :class:`LimitExceeded`), whoever served it.
 * **Store problems** are about the store itself, not the call: its metadata is damaged,
   or another process holds its lock.  The lock's timeout is also a
   :class:`TimeoutError`, so generic timeout handling sees it.
@@ -84,7 +103,9 @@ from typing import Literal
 __all__ = (
     "AccountFileError",
     "AiopodError",
+    "AuthenticationFailed",
     "BuildError",
+    "ConfigurationError",
     "ConflictError",
     "ContainerNotKnown",
     "DigestMismatch",
@@ -100,17 +121,26 @@ __all__ = (
     "InvalidInputError",
     "InvalidReference",
     "LimitExceeded",
+    "ManifestUnknown",
     "NameInUse",
     "NoMatchingPlatform",
     "NotKnownError",
+    "NotLoggedIn",
     "PathTooDeep",
+    "RegistryBlocked",
+    "RegistryError",
+    "RegistryRequestFailed",
+    "RegistryUnreachable",
     "RuntimeStopped",
+    "ShortNameNotResolved",
     "StoreCorrupted",
     "StoreError",
     "StoreLockTimeout",
+    "TLSVerificationFailed",
     "TagNotKnown",
     "TooManySymlinks",
     "UnsafeLayer",
+    "UnsupportedManifest",
     "UsageError",
     "UserLookupError",
 )
@@ -175,6 +205,28 @@ class TagNotKnown(NotKnownError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"{name}: tag not known")
+
+
+class ManifestUnknown(ImageNotKnown):
+    """The registry has no manifest for the tag or digest (or no such repository):
+    check the name and tag (``skopeo list-tags docker://REPOSITORY`` lists the tags),
+    or push the image there first.
+
+    ``reference`` is the repository and tag or digest as podman prints it; the message
+    is podman's (``reading manifest latest in HOST/NAME: manifest unknown: ...``).
+    """
+
+    def __init__(self, reference: str, message: str) -> None:
+        super().__init__(reference, message)
+
+
+class NotLoggedIn(NotKnownError):
+    """The auth files hold no credentials for the registry (``not logged into X``): log
+    in with ``aiopod login``, or name the auth file that has them (``--authfile``)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"not logged into {key}")
 
 
 # -- conflicts ------------------------------------------------------------------------------
@@ -296,6 +348,69 @@ class AccountFileError(InvalidInputError):
 class UsageError(InvalidInputError):
     """A command or API call was given arguments it does not accept; the message says
     which and what it takes instead."""
+
+
+class ConfigurationError(InvalidInputError):
+    """A configuration file cannot be used: ``registries.conf`` (or a file of
+    ``registries.conf.d``), an auth file, or a certificate directory; the message names
+    the file and the problem: correct or remove it."""
+
+
+class ShortNameNotResolved(InvalidInputError):
+    """A short name (no registry in it) cannot be pulled: no
+    ``unqualified-search-registries`` are configured; use a fully qualified name
+    (``docker.io/library/alpine``) or add search registries to ``registries.conf``."""
+
+
+# -- registry problems ----------------------------------------------------------------------
+
+
+class RegistryError(AiopodError):
+    """A registry could not be used as asked; see the subclass.  The message is podman's
+    for the same failure and never contains credentials."""
+
+
+class RegistryUnreachable(RegistryError, ConnectionError):
+    """No connection to the registry (refused, reset, timed out, name not resolved, or a
+    plain-HTTP registry asked for HTTPS): check the address and that the registry runs;
+    a registry without TLS needs ``--tls-verify=false`` or ``insecure = true`` in
+    ``registries.conf``."""
+
+
+class TLSVerificationFailed(RegistryUnreachable):
+    """The registry's TLS certificate was not trusted (or a TLS handshake failed): put
+    its CA certificate in ``/etc/containers/certs.d/HOST:PORT/`` (a ``*.crt`` file) or
+    give ``--cert-dir``; ``--tls-verify=false`` turns the check off."""
+
+
+class AuthenticationFailed(RegistryError, PermissionError):
+    """The registry refused the credentials, or asked for credentials that were not
+    given: log in with ``aiopod login REGISTRY``, or pass ``--creds USER:PASSWORD`` or the
+    ``--authfile`` that has them."""
+
+
+class RegistryBlocked(RegistryError):
+    """``registries.conf`` marks the registry ``blocked = true``: use another registry,
+    or remove the block from the file the message names."""
+
+
+class RegistryRequestFailed(RegistryError):
+    """The registry answered with an error (the message gives its code and text, or the
+    HTTP status), after the retries a server error or ``429 Too Many Requests`` earns:
+    retry later, or ask the registry's operator.
+
+    ``status`` is the HTTP status of the last answer (0 when there was none).
+    """
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnsupportedManifest(RegistryError):
+    """The registry served a manifest aiopod does not pull: Docker's schema 1 (an image
+    pushed by Docker before 1.10) or an unknown media type; re-push the image with a
+    current tool (``skopeo copy`` converts it)."""
 
 
 # -- store problems -------------------------------------------------------------------------

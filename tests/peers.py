@@ -52,6 +52,7 @@ PEER_PACKAGES: Mapping[str, str] = {
     "dockerd": "docker.io",
     "docker-registry": "docker-registry",
     "busybox": "busybox-static",
+    "openssl": "openssl",
 }
 
 #: A fixed mtime (2000-01-01T00:00:00Z) for deterministic tar entries.

@@ -48,6 +48,18 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.BuildError('building at STEP "COPY a /": no such file'), 125),
     (api.BuildError('building at STEP "RUN exit 3": exit status 3', command_status=3), 3),
     (api.RuntimeStopped(), 125),
+    # podman's pull exits 125 for a manifest the registry does not have.
+    (api.ManifestUnknown("r/x:1", "reading manifest 1 in r/x: manifest unknown"), 125),
+    (api.NotLoggedIn("r"), 125),
+    (api.ConfigurationError("x"), 125),
+    (api.ShortNameNotResolved("x"), 125),
+    (api.RegistryError("x"), 125),
+    (api.RegistryUnreachable("x"), 125),
+    (api.TLSVerificationFailed("x"), 125),
+    (api.AuthenticationFailed("x"), 125),
+    (api.RegistryBlocked("x"), 125),
+    (api.RegistryRequestFailed("x", status=500), 125),
+    (api.UnsupportedManifest("x"), 125),
 ]
 
 
@@ -62,7 +74,12 @@ def test_the_table_gives_every_error_class_podmans_exit_code() -> None:
         (type(e).__name__, code) for e, code in ONE_OF_EACH
     ]
     assert OTHER_ERROR == 125
-    assert dict(EXIT_CODES) == {api.ImageNotKnown: 1, api.ContainerNotKnown: 1, api.ImageInUse: 2}
+    assert dict(EXIT_CODES) == {
+        api.ManifestUnknown: 125,
+        api.ImageNotKnown: 1,
+        api.ContainerNotKnown: 1,
+        api.ImageInUse: 2,
+    }
 
 
 def test_a_failed_run_exits_with_its_commands_status_whatever_it_is() -> None:

@@ -59,6 +59,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "tag": ("image_commands",),
     "untag": ("image_commands",),
     "load": ("image_commands",),
+    "login": ("registry_commands",),
+    "logout": ("registry_commands",),
     "save": ("image_commands",),
     "import": ("image_commands",),
     "rmi": ("removal_commands",),

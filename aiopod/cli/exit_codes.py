@@ -16,20 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aiopod.errors import AiopodError, BuildError, ContainerNotKnown, ImageInUse, ImageNotKnown
+from aiopod.errors import (
+    AiopodError,
+    BuildError,
+    ContainerNotKnown,
+    ImageInUse,
+    ImageNotKnown,
+    ManifestUnknown,
+)
 
 __all__ = ("EXIT_CODES", "OTHER_ERROR", "exit_code_of")
+
+#: The exit status of every other error.
+OTHER_ERROR = 125
 
 #: The exit status of an error by class: the first class of the error's method resolution
 #: order that is listed decides (a subclass of :class:`ImageNotKnown` exits 1 too).
 EXIT_CODES: Mapping[type[AiopodError], int] = {
+    ManifestUnknown: OTHER_ERROR,  # podman's pull exits 125 for "manifest unknown"
     ImageNotKnown: 1,
     ContainerNotKnown: 1,
     ImageInUse: 2,
 }
-
-#: The exit status of every other error.
-OTHER_ERROR = 125
 
 
 def exit_code_of(error: AiopodError) -> int:

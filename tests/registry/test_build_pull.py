@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from peers import aiopod, directory, file, synthetic_image, write_oci_layout
-from store_fixtures import Publish, fixture_published, watch  # noqa: F401
 
 from aiopod import BuildError, EventKind, Runtime
+from registry.store_fixtures import Publish, fixture_published, watch  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 

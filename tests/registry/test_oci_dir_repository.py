@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from peers import SyntheticImage, directory, file, sha256_hex, synthetic_image, write_oci_layout
-from store_fixtures import blob_files, blob_path, layout_manifest
 
 from aiopod import DigestMismatch, ImageNotKnown, LimitExceeded
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.registry.endpoints import BlobDescriptor
 from aiopod.transports.registry.oci_dir import OCILayoutRepository, parse_oci_reference
+from registry.store_fixtures import blob_files, blob_path, layout_manifest
 
 pytestmark = pytest.mark.anyio
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from peers import BUSYBOX_IMAGE, PeerImages, Podman, Tool, aiopod, aiopod_ok, strip_sha256
-from store_fixtures import Publish, fixture_published  # noqa: F401
 
 from aiopod import NoMatchingPlatform, Runtime
 from aiopod._platforms import local_architecture
+from registry.store_fixtures import Publish, fixture_published  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.peer("podman", "buildah", "skopeo")]
 

@@ -16,15 +16,6 @@ from pathlib import Path
 import anyio
 import pytest
 from peers import Entry, directory, file, sha256_hex, synthetic_image, write_oci_layout
-from store_fixtures import (
-    Publish,
-    blob_files,
-    blob_path,
-    fixture_published,  # noqa: F401
-    layout_manifest,
-    staging_leftovers,
-    watch,
-)
 
 from aiopod import (
     DigestMismatch,
@@ -35,6 +26,15 @@ from aiopod import (
     LimitExceeded,
     Runtime,
     UnsafeLayer,
+)
+from registry.store_fixtures import (
+    Publish,
+    blob_files,
+    blob_path,
+    fixture_published,  # noqa: F401
+    layout_manifest,
+    staging_leftovers,
+    watch,
 )
 
 pytestmark = pytest.mark.anyio

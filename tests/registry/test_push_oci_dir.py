@@ -25,10 +25,10 @@ from peers import (
     write_docker_archive,
     write_oci_layout,
 )
-from store_fixtures import blob_files, layout_manifest, watch
 
 from aiopod import Event, EventKind, Runtime
 from aiopod.transports import mediatypes as mt
+from registry.store_fixtures import blob_files, layout_manifest, watch
 
 pytestmark = pytest.mark.anyio
 

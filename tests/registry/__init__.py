@@ -1,0 +1,1 @@
+"""Registry tests: fake registries, the client, configuration, credentials, login."""
