@@ -277,6 +277,7 @@ __all__ = (
     "check_tag_name",
     "check_untag_name",
     "command_error_message",
+    "docker_familiar",
     "go_quote",
     "is_fully_qualified",
     "is_id_prefix",
@@ -861,3 +862,12 @@ def command_error_message(command: Command, message: str) -> str:
     known``); ``rmi``, ``tag SRC`` and ``untag IMAGE`` print the message unchanged.
     """
     return INSPECT_ERROR_PREFIX + message if command == "inspect" else message
+
+
+def docker_familiar(name: str) -> str:
+    """Docker's short form of a full name: ``docker.io/library/x:1`` is ``x:1``,
+    ``docker.io/team/x`` is ``team/x``; other registries' names are unchanged."""
+    rest = name.removeprefix("docker.io/library/")
+    if rest != name and "/" not in rest.split("@", 1)[0]:
+        return rest
+    return name.removeprefix("docker.io/")

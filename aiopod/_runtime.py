@@ -29,7 +29,7 @@ from aiopod._containers import (
 )
 from aiopod._images import Image, image_from_record, inspect_document
 from aiopod._reference import check_tag_name, check_untag_name
-from aiopod.errors import RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
+from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
 from aiopod.events.bus import EventBus
 from aiopod.events.log import EventLog
 from aiopod.events.model import Event, EventKind
@@ -46,7 +46,7 @@ from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, Transaction, default_root
 from aiopod.storage.threads import run_until_stopped
 from aiopod.transports.jsonutil import parse_json_object
-from aiopod.transports.registry.target import RegistryOptions, RepositoryTarget
+from aiopod.transports.registry.target import RegistryOptions
 
 if TYPE_CHECKING:
     import httpx
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
+    from aiopod.transports.registry.credentials import Credentials
     from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
     from aiopod.transports.registry.progress import TransferCallback
     from aiopod.transports.registry.push import Compression
@@ -352,27 +353,28 @@ class Runtime:
 
     # -- registries ------------------------------------------------------------------------
 
-    def _open_repository(self, reference: str, options: RegistryOptions) -> RepositoryTarget:
-        """The repository *reference* names and the reference inside it.
+    @staticmethod
+    def _registry_options(
+        tls_verify: bool | None,
+        credentials: str | tuple[str, str] | Credentials | None,
+        authfile: str | os.PathLike[str] | None,
+        cert_dir: str | os.PathLike[str] | None,
+        retry: int,
+    ) -> RegistryOptions:
+        """A call's registry keywords as :class:`RegistryOptions`."""
+        from aiopod.transports.registry.credentials import Credentials
+        from aiopod.transports.registry.retry import RetryPolicy
 
-        This is the one place where a pull or a push learns where its image comes from or
-        goes to.  ``oci:PATH[:REFERENCE]`` is an OCI layout directory
-        (:class:`~aiopod.transports.registry.oci_dir.OCILayoutRepository`); podman names an
-        image pulled from one ``localhost/PATH:latest`` whatever its reference.
-        """
-        from aiopod._reference import split_transport
-        from aiopod.transports.registry.oci_dir import OCILayoutRepository, parse_oci_reference
-
-        split = split_transport(reference)
-        if split is not None and split[0] == "oci":
-            path, inner = parse_oci_reference(split[1])
-            repository = OCILayoutRepository(path)
-            return RepositoryTarget(
-                repository, inner, f"{repository.name}:latest", reference, announce=False
-            )
-        raise UsageError(
-            f"{reference}: this aiopod pulls and pushes only oci:PATH[:REFERENCE] "
-            "(OCI layout directories); registries are not supported yet"
+        if isinstance(credentials, str):
+            credentials = Credentials.parse(credentials)
+        elif isinstance(credentials, tuple):
+            credentials = Credentials(*credentials)
+        return RegistryOptions(
+            tls_verify=tls_verify,
+            cert_dir=Path(cert_dir) if cert_dir is not None else None,
+            credentials=credentials,
+            authfile=Path(authfile) if authfile is not None else None,
+            retry=RetryPolicy(retries=retry),
         )
 
     async def pull(
@@ -381,8 +383,8 @@ class Runtime:
         *,
         platform: str | None = None,
         policy: PullPolicy = "always",
-        tls_verify: bool = True,
-        credentials: str | tuple[str, str] | None = None,
+        tls_verify: bool | None = None,
+        credentials: str | tuple[str, str] | Credentials | None = None,
         authfile: str | os.PathLike[str] | None = None,
         cert_dir: str | os.PathLike[str] | None = None,
         retry: int = 3,
@@ -411,7 +413,8 @@ class Runtime:
             says which: ``DigestMismatch``, ``LimitExceeded``, ``InvalidArchive``, ...).
         """
         from aiopod._platforms import parse_platform, wanted_platforms
-        from aiopod.transports.registry.progress import PullStarted
+        from aiopod.transports.registry.locate import PullAttempt, locate_pull, pull_failure
+        from aiopod.transports.registry.progress import NameResolved, PullStarted
         from aiopod.transports.registry.pull import pull_image, resolve_manifest
 
         self._check_open()
@@ -421,31 +424,48 @@ class Runtime:
         if platform is not None:
             chosen = parse_platform(platform)
             wanted = wanted_platforms(chosen.os, chosen.architecture, chosen.variant or None)
-        options = RegistryOptions(tls_verify, credentials, authfile, cert_dir, retry)
-        target = self._open_repository(reference, options)
+        options = self._registry_options(tls_verify, credentials, authfile, cert_dir, retry)
+        located = await locate_pull(self._registry_client, reference, options)
+        names = [t.name for a in located.attempts for t in a.targets if t.name is not None]
         local = None
-        if policy != "always" and target.name is not None:
+        if policy != "always":
             state, tree = await self._snapshot()
-            image_id = state.by_name.get(target.name)
+            image_id = next((state.by_name[n] for n in names if n in state.by_name), None)
             if image_id is not None:
                 local = state.images[image_id]
                 if policy == "missing":
                     return image_from_record(local, tree)
-        if target.announce and progress is not None:
-            progress(PullStarted(target.event_name))
-        resolved = await resolve_manifest(target.repository, target.reference, wanted)
-        if local is not None and resolved.top_digest in local.digests:
-            return await self.get_image(local.id)
-        pulled = await pull_image(
-            self._store,
-            target.repository,
-            resolved,
-            name=target.name,
-            event_name=target.event_name,
-            progress=progress,
-        )
-        state, tree = await self._snapshot()
-        return image_from_record(state.images.get(pulled.record.id, pulled.record), tree)
+        if located.resolution is not None and progress is not None:
+            progress(NameResolved(located.resolution))
+        failures: list[tuple[PullAttempt, AiopodError]] = []
+        for attempt in located.attempts:
+            if attempt.announce is not None and progress is not None:
+                progress(PullStarted(attempt.announce))
+            if attempt.blocked is not None:
+                failures.append((attempt, attempt.blocked))
+                continue
+            error: AiopodError | None = None
+            for target in attempt.targets:  # mirrors first, then the registry
+                try:
+                    resolved = await resolve_manifest(target.repository, target.reference, wanted)
+                except AiopodError as exc:
+                    error = error or exc
+                    continue
+                if local is not None and resolved.top_digest in local.digests:
+                    return await self.get_image(local.id)
+                pulled = await pull_image(
+                    self._store,
+                    target.repository,
+                    resolved,
+                    name=target.name,
+                    event_name=target.event_name,
+                    progress=progress,
+                )
+                state, tree = await self._snapshot()
+                return image_from_record(state.images.get(pulled.record.id, pulled.record), tree)
+            assert error is not None
+            failures.append((attempt, error))
+        raise pull_failure(failures)
 
     async def push(
         self,
@@ -453,8 +473,8 @@ class Runtime:
         destination: str | None = None,
         *,
         compression: Compression | None = None,
-        tls_verify: bool = True,
-        credentials: str | tuple[str, str] | None = None,
+        tls_verify: bool | None = None,
+        credentials: str | tuple[str, str] | Credentials | None = None,
         authfile: str | os.PathLike[str] | None = None,
         cert_dir: str | os.PathLike[str] | None = None,
         retry: int = 3,
@@ -474,11 +494,12 @@ class Runtime:
         Holds the store's shared lock while it reads blobs (removals wait); cancelling
         stops the transfers.  Emits a ``Pushed`` event when done.
         """
+        from aiopod.transports.registry.locate import locate_push
         from aiopod.transports.registry.push import push_image, write_digestfile
 
         self._check_open()
-        options = RegistryOptions(tls_verify, credentials, authfile, cert_dir, retry)
-        target = self._open_repository(destination or image, options)
+        options = self._registry_options(tls_verify, credentials, authfile, cert_dir, retry)
+        target = await locate_push(self._registry_client, destination or image, options)
         if target.reference.startswith("sha256:"):
             raise UsageError(f"{destination or image}: cannot push to a digest; name a tag")
         async with self._store.reading() as state:
@@ -741,8 +762,8 @@ class Runtime:
         secrets: Mapping[str, str | os.PathLike[str]] | None = None,
         progress: ProgressTarget | None = None,
         pull: BuildPullPolicy = "missing",
-        tls_verify: bool = True,
-        credentials: str | tuple[str, str] | None = None,
+        tls_verify: bool | None = None,
+        credentials: str | tuple[str, str] | Credentials | None = None,
         authfile: str | os.PathLike[str] | None = None,
         cert_dir: str | os.PathLike[str] | None = None,
         pull_progress: TransferCallback | None = None,

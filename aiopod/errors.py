@@ -44,6 +44,7 @@ knowing aiopod's names::
     │   │   ├── AuthenticationFailed    (also PermissionError) credentials refused
     │   │   ├── RegistryBlocked         registries.conf blocks it
     │   │   ├── RegistryRequestFailed   it answered with an error
+    │   │   ├── PullFailed              no place a pull tried had the image
     │   │   └── UnsupportedManifest     a manifest aiopod does not pull (schema 1)
     │   ├── BuildError              a build step failed
     │   └── RuntimeStopped          the runtime was used after it was closed
@@ -98,6 +99,7 @@ command line prints after ``Error:``, worded as podman's (tests compare them), a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 __all__ = (
@@ -127,6 +129,7 @@ __all__ = (
     "NotKnownError",
     "NotLoggedIn",
     "PathTooDeep",
+    "PullFailed",
     "RegistryBlocked",
     "RegistryError",
     "RegistryRequestFailed",
@@ -405,6 +408,16 @@ class RegistryRequestFailed(RegistryError):
     def __init__(self, message: str, *, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class PullFailed(RegistryError):
+    """None of the places a pull tried had the image (a short name tried with each search
+    registry, say); the message lists each place's error, as podman does, and ``errors``
+    holds them: check the name, or pull it fully qualified."""
+
+    def __init__(self, message: str, *, errors: Sequence[AiopodError] = ()) -> None:
+        super().__init__(message)
+        self.errors = tuple(errors)
 
 
 class UnsupportedManifest(RegistryError):

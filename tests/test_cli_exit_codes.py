@@ -59,6 +59,7 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.AuthenticationFailed("x"), 125),
     (api.RegistryBlocked("x"), 125),
     (api.RegistryRequestFailed("x", status=500), 125),
+    (api.PullFailed("2 errors occurred while pulling:"), 125),
     (api.UnsupportedManifest("x"), 125),
 ]
 

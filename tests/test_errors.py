@@ -57,6 +57,7 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "TLSVerificationFailed": (aiopod.RegistryUnreachable, ConnectionError),
     "AuthenticationFailed": (aiopod.RegistryError, PermissionError),
     "RegistryBlocked": (aiopod.RegistryError,),
+    "PullFailed": (aiopod.RegistryError,),
     "RegistryRequestFailed": (aiopod.RegistryError,),
     "UnsupportedManifest": (aiopod.RegistryError,),
     "StoreError": (aiopod.AiopodError,),

@@ -54,7 +54,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiopod._reference import normalize_local
+from aiopod._reference import docker_familiar, normalize_local
 from aiopod.errors import (
     AiopodError,
     DockerConflict,
@@ -86,20 +86,12 @@ _FULL_ID = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-def _docker_familiar(name: str) -> str:
-    """docker's short form of a full name: without ``docker.io/library/`` (``docker.io/``)."""
-    rest = name.removeprefix("docker.io/library/")
-    if rest != name and "/" not in rest.split("@", 1)[0]:
-        return rest
-    return name.removeprefix("docker.io/")
-
-
 def familiar_name(name: str) -> str:
     """How ``Untagged:`` shows an aiopod name: docker's short form, where aiopod's
     ``localhost/`` (what it gives a name without a registry, docker's ``docker.io/``)
     counts as docker's default registry: ``localhost/x:1`` is ``x:1``, as docker shows
     the ``x:1`` of the same archive."""
-    return _docker_familiar(name.removeprefix("localhost/"))
+    return docker_familiar(name.removeprefix("localhost/"))
 
 
 def _tagged(name: str) -> str:
@@ -115,7 +107,7 @@ def not_found_name(reference: str) -> str:
         return "sha256:" + reference
     if reference.startswith("sha256:"):
         return reference
-    return _docker_familiar(_tagged(reference))
+    return docker_familiar(_tagged(reference))
 
 
 def _short(identifier: str) -> str:
@@ -177,7 +169,7 @@ def _name_candidates(full: str, typed: str) -> list[str]:
         path = rest.split("@", 1)[0].rsplit(":", 1)[0]
         candidates.append(("docker.io/" if "/" in path else "docker.io/library/") + rest)
     elif full.startswith("docker.io/"):
-        candidates.append("localhost/" + _docker_familiar(full))
+        candidates.append("localhost/" + docker_familiar(full))
     return candidates
 
 

@@ -32,11 +32,25 @@ __all__ = (
     "BlobStarted",
     "CopyStarted",
     "ManifestWriting",
+    "NameResolved",
     "PullStarted",
     "SignaturesStoring",
     "TransferCallback",
     "TransferRecord",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NameResolved:
+    """A short name was resolved (podman's ``Resolving "NAME" using unqualified-search
+    registries (FILE)`` or ``Resolved "NAME" as an alias (FILE)``), as ``line``."""
+
+    line: str
+
+    @property
+    def text(self) -> str:
+        """The line and a newline."""
+        return f"{self.line}\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +139,8 @@ class SignaturesStoring:
 
 
 TransferRecord: TypeAlias = (
-    PullStarted
+    NameResolved
+    | PullStarted
     | CopyStarted
     | BlobStarted
     | BlobProgress

@@ -42,8 +42,6 @@ import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 import httpx
@@ -67,10 +65,10 @@ from aiopod.transports.mediatypes import (
     OCI_MANIFEST,
 )
 from aiopod.transports.registry.client import RegistryClient
-from aiopod.transports.registry.credentials import Credentials, auth_files, find_credentials
+from aiopod.transports.registry.credentials import auth_files, find_credentials
 from aiopod.transports.registry.endpoints import BlobDescriptor, FetchedManifest
 from aiopod.transports.registry.responses import MAX_MANIFEST_SIZE, error_body, read_limited
-from aiopod.transports.registry.retry import RetryPolicy
+from aiopod.transports.registry.target import RegistryOptions
 
 __all__ = (
     "MANIFEST_ACCEPT",
@@ -94,28 +92,6 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _RESUME_PROGRESS = 1 << 20
 #: How long the deletion of an abandoned upload may take.
 _CLEANUP_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryOptions:
-    """A pull's or push's registry options, as podman's flags give them.
-
-    ``tls_verify``: ``True``/``False`` as ``--tls-verify`` (``False`` also allows plain
-    HTTP); ``None`` lets ``registries.conf`` decide (``insecure``).  ``cert_dir``:
-    ``--cert-dir``.  ``credentials``: ``--creds`` (sent only to the registry the user
-    named, never to a mirror on another host); otherwise the auth files are read
-    (``authfile``: ``--authfile``).  ``retry``: ``--retry``/``--retry-delay``.
-    """
-
-    tls_verify: bool | None = None
-    cert_dir: Path | None = None
-    credentials: Credentials | None = None
-    authfile: Path | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    def insecure(self, configured: bool) -> bool:
-        """Whether a registry whose configuration says *configured* is used insecurely."""
-        return configured if self.tls_verify is None else not self.tls_verify
 
 
 def _check_digest(digest: str) -> str:

@@ -8,11 +8,13 @@ comes back, for the store side to use without knowing which kind of repository i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from aiopod.transports.registry.credentials import Credentials
 from aiopod.transports.registry.endpoints import ImageDestination, ImageSource
+from aiopod.transports.registry.retry import RetryPolicy
 
 __all__ = ("RegistryOptions", "Repository", "RepositoryTarget")
 
@@ -23,17 +25,24 @@ class Repository(ImageSource, ImageDestination, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RegistryOptions:
-    """How to reach a registry: ``tls_verify`` (False also allows plain HTTP),
-    ``credentials`` (``USER:PASSWORD``, or a ``(user, password)`` pair), ``authfile``,
-    ``cert_dir``, and ``retry`` (how many times a failed transfer is tried again).
+    """A pull's or push's registry options, as podman's flags give them.
 
-    The ``repr`` never shows the credentials."""
+    ``tls_verify``: ``True``/``False`` as ``--tls-verify`` (``False`` also allows plain
+    HTTP); ``None`` lets ``registries.conf`` decide (``insecure``).  ``cert_dir``:
+    ``--cert-dir``.  ``credentials``: ``--creds`` (sent only to the registry the user
+    named, never to a mirror on another host); otherwise the auth files are read
+    (``authfile``: ``--authfile``).  ``retry``: ``--retry``/``--retry-delay``.
+    """
 
-    tls_verify: bool = True
-    credentials: str | tuple[str, str] | None = field(default=None, repr=False)
-    authfile: str | os.PathLike[str] | None = None
-    cert_dir: str | os.PathLike[str] | None = None
-    retry: int = 3
+    tls_verify: bool | None = None
+    cert_dir: Path | None = None
+    credentials: Credentials | None = None
+    authfile: Path | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def insecure(self, configured: bool) -> bool:
+        """Whether a registry whose configuration says *configured* is used insecurely."""
+        return configured if self.tls_verify is None else not self.tls_verify
 
 
 @dataclass(frozen=True, slots=True)
