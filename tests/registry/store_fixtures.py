@@ -3,14 +3,14 @@ test_push*.py, test_build_pull.py, test_oci_dir_repository.py).
 
 The scenarios take their repository from the ``published`` fixture: it publishes an OCI
 layout directory (what every peer can write) as a repository and returns the reference
-``rt.pull`` takes.  Today its one kind is ``oci-dir`` (the layout itself, ``oci:DIR:TAG``);
-when the registry client lands, a ``registry`` kind (the layout copied into a local
-registry with skopeo) runs the same scenarios.
+``rt.pull`` takes, in two kinds: ``oci-dir`` (the layout itself, ``oci:DIR:TAG``) and
+``registry`` (the layout copied by skopeo, digests preserved, into the test session's
+``docker-registry``, marked insecure in a ``registries.conf`` of the test's own).
 
-``watch(rt)`` wraps whatever repository the runtime's seam (``Runtime._open_repository``)
-opens in a :class:`CountingRepository`, which records every manifest fetch, blob open and
-upload, the most blobs open at once, and can hold a blob after its first chunk (to cancel
-a pull in the middle of a layer).
+``watch(rt)`` wraps whatever repository a pull or push locates
+(:mod:`aiopod.transports.registry.locate`) in a :class:`CountingRepository`, which records
+every manifest fetch, blob open and upload, the most blobs open at once, and can hold a
+blob after its first chunk (to cancel a pull in the middle of a layer).
 
 Test modules import the fixtures explicitly (``from store_fixtures import
 fixture_published  # noqa: F401``): this directory has no conftest of its own.
@@ -27,12 +27,14 @@ from typing import Any
 
 import anyio
 import pytest
+from peers import run
 
 from aiopod import Runtime
+from aiopod.transports.registry import locate
 from aiopod.transports.registry.endpoints import BlobDescriptor, FetchedManifest
 from aiopod.transports.registry.target import Repository, RepositoryTarget
 
-REPOSITORY_KINDS = ["oci-dir"]
+REPOSITORY_KINDS = ["oci-dir", "registry"]
 
 
 @dataclasses.dataclass
@@ -101,31 +103,63 @@ class CountingRepository:
 
 
 def watch(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> CountingRepository:
-    """Make every repository *rt* opens from now on go through one
-    :class:`CountingRepository` (so a test sees every call of its pulls and pushes)."""
+    """Make every repository a pull or push locates from now on go through one
+    :class:`CountingRepository` (so a test sees every call of *rt*'s pulls and pushes)."""
     counting = CountingRepository(inner=None)  # type: ignore[arg-type]  # set at each open
-    original = rt._open_repository
+    original_pull, original_push = locate.locate_pull, locate.locate_push
 
-    def open_repository(reference: str, options: Any) -> RepositoryTarget:
-        target = original(reference, options)
+    def counted(target: RepositoryTarget) -> RepositoryTarget:
         counting.inner = target.repository
         return dataclasses.replace(target, repository=counting)
 
-    monkeypatch.setattr(rt, "_open_repository", open_repository)
+    async def locate_pull(http: Any, text: str, options: Any) -> locate.PullLocations:
+        located = await original_pull(http, text, options)
+        attempts = tuple(
+            dataclasses.replace(a, targets=tuple(counted(t) for t in a.targets))
+            for a in located.attempts
+        )
+        return dataclasses.replace(located, attempts=attempts)
+
+    async def locate_push(http: Any, text: str, options: Any) -> RepositoryTarget:
+        return counted(await original_push(http, text, options))
+
+    monkeypatch.setattr(locate, "locate_pull", locate_pull)
+    monkeypatch.setattr(locate, "locate_push", locate_push)
     return counting
 
 
 Publish = Callable[[Path, str], str]
 
+layout_only = pytest.mark.parametrize("published", ["oci-dir"], indirect=True)
+"""For a test that serves content a registry refuses to store (a blob unlike its digest,
+a manifest over the registry's limit, indexes in indexes): it reads it from a tampered OCI
+layout.  The same hostile cases over HTTP are in ``test_wire.py`` against
+``fake_registry``."""
+
 
 @pytest.fixture(name="published", params=REPOSITORY_KINDS)
-def fixture_published(request: pytest.FixtureRequest) -> Publish:
+def fixture_published(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Publish:
     """``publish(layout, ref_name)`` → the reference ``rt.pull`` takes for that image."""
-    kind = request.param
-    assert kind == "oci-dir"
+    if request.param == "oci-dir":
+        return lambda layout, ref_name: f"oci:{layout}:{ref_name}"
+    address: str = request.getfixturevalue("registry")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{address}"\ninsecure = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    repositories: dict[Path, str] = {}  # one repository per layout: republishing replaces
 
     def publish(layout: Path, ref_name: str) -> str:
-        return f"oci:{layout}:{ref_name}"
+        repository = repositories.setdefault(
+            layout, f"{address}/published-{tmp_path.name}-{len(repositories)}".lower()
+        )
+        name = f"{repository}:{ref_name}"
+        run(
+            ["skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+             f"oci:{layout}:{ref_name}", f"docker://{name}"]
+        )  # fmt: skip
+        return name
 
     return publish
 
