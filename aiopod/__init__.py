@@ -10,8 +10,9 @@ A daemonless store of OCI images that programs drive with ``await``::
 The public API is what this module exports (``__all__``): the :class:`Runtime`, the types
 its calls take and return (images, containers, removal reports and their plans, the store
 check's report, events and their subscriptions, the progress records of a build, a pull
-and a push) and the
-errors (:mod:`aiopod.errors`, the one public module besides this one).  Everything else
+and a push) and the errors (:mod:`aiopod.errors`).  Two other modules are public:
+:mod:`aiopod.errors` and :mod:`aiopod.sync` (the same runtime for code that cannot
+``await``: ``with aiopod.sync.Runtime(root=...) as rt: rt.images()``).  Everything else
 is internal and may change: the modules with a leading underscore, and the sub-packages
 that hold the runtime's parts (:mod:`aiopod.cli`, the command line; ``builder``,
 ``removal``, ``events``, ``transports`` and ``storage``, the layers below the runtime).
@@ -30,6 +31,7 @@ from aiopod.errors import (
     AccountFileError as AccountFileError,
     AiopodError as AiopodError,
     AuthenticationFailed as AuthenticationFailed,
+    BlockingCallInEventLoop as BlockingCallInEventLoop,
     BuildError as BuildError,
     ConfigurationError as ConfigurationError,
     ConflictError as ConflictError,
@@ -270,6 +272,7 @@ __all__ = (
     "AccountFileError",
     "AiopodError",
     "AuthenticationFailed",
+    "BlockingCallInEventLoop",
     "BuildError",
     "ConfigurationError",
     "ConflictError",

@@ -47,7 +47,8 @@ knowing aiopod's names::
     │   │   ├── PullFailed              no place a pull tried had the image
     │   │   └── UnsupportedManifest     a manifest aiopod does not pull (schema 1)
     │   ├── BuildError              a build step failed
-    │   └── RuntimeStopped          the runtime was used after it was closed
+    │   ├── RuntimeStopped          the runtime was used after it was closed
+    │   └── BlockingCallInEventLoop (also RuntimeError) aiopod.sync called in an event loop
     └── OSError
         ├── TooManySymlinks         (ELOOP) a path inside a root loops through symlinks
         └── PathTooDeep             (ENAMETOOLONG) a path inside a root is too deep
@@ -82,8 +83,10 @@ Where a class sits, and why:
   or another process holds its lock.  The lock's timeout is also a
   :class:`TimeoutError`, so generic timeout handling sees it.
 * :class:`BuildError` is a build step that failed while running (RUN's command, a COPY
-  source that vanished, a download); :class:`RuntimeStopped` is a programming error of
-  the caller.  Each stands alone.
+  source that vanished, a download); :class:`RuntimeStopped` and
+  :class:`BlockingCallInEventLoop` are programming errors of the caller (a call that
+  would block an event loop is the :class:`RuntimeError` asyncio and anyio raise for
+  such misuse).  Each stands alone.
 * :class:`TooManySymlinks` and :class:`PathTooDeep` are not :class:`AiopodError`: aiopod
   resolves paths inside a root file system itself (never following a symlink out of
   it), and where the kernel would fail with ``ELOOP`` or ``ENAMETOOLONG`` it raises
@@ -106,6 +109,7 @@ __all__ = (
     "AccountFileError",
     "AiopodError",
     "AuthenticationFailed",
+    "BlockingCallInEventLoop",
     "BuildError",
     "ConfigurationError",
     "ConflictError",
@@ -477,6 +481,26 @@ class RuntimeStopped(AiopodError):
 
     def __init__(self, message: str = "runtime has already been stopped") -> None:
         super().__init__(message)
+
+
+class BlockingCallInEventLoop(AiopodError, RuntimeError):
+    """A blocking call of :mod:`aiopod.sync` was made in a thread that runs an event loop
+    (a coroutine, a Jupyter cell, a progress callback), which it would stall: there,
+    ``await`` the same call of the async :class:`aiopod.Runtime`, or make the blocking call
+    from a worker thread (``await anyio.to_thread.run_sync(...)``).
+
+    ``call`` is the method called; ``library`` the event loop found (``"asyncio"``,
+    ``"trio"``).
+    """
+
+    def __init__(self, call: str, library: str) -> None:
+        self.call = call
+        self.library = library
+        super().__init__(
+            f"aiopod.sync.Runtime.{call}() cannot be called in a thread that runs an "
+            f"event loop ({library}): it would block the loop; await aiopod.Runtime's "
+            f"{call}() there instead, or call it from a worker thread"
+        )
 
 
 # -- paths inside a root file system --------------------------------------------------------

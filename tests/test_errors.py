@@ -65,6 +65,7 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "StoreLockTimeout": (aiopod.StoreError, TimeoutError),
     "BuildError": (aiopod.AiopodError,),
     "RuntimeStopped": (aiopod.AiopodError,),
+    "BlockingCallInEventLoop": (aiopod.AiopodError, RuntimeError),
     "TooManySymlinks": (OSError,),
     "PathTooDeep": (OSError,),
 }
@@ -92,6 +93,7 @@ def test_groups_do_not_overlap_and_only_the_os_errors_are_outside_aiopod_error()
         aiopod.RegistryError,
         aiopod.BuildError,
         aiopod.RuntimeStopped,
+        aiopod.BlockingCallInEventLoop,
     )
     for name in PLACES:
         cls = getattr(aiopod, name)
