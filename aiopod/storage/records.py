@@ -93,8 +93,11 @@ class ImageRecord:
 
     @property
     def size(self) -> int:
-        """The image's size as podman counts it: uncompressed layers plus config."""
-        return sum(layer.uncompressed_size for layer in self.layers) + self.config_size
+        """The image's size as podman 4.3 counts it: its uncompressed layers, its config,
+        and its manifest twice (containers/storage keeps the manifest under two keys,
+        ``manifest`` and ``manifest-<digest>``, and adds up all of an image's data)."""
+        layers = sum(layer.uncompressed_size for layer in self.layers)
+        return layers + self.config_size + 2 * self.manifest_size
 
     def blob_digests(self) -> Iterator[str]:
         """Every blob the image needs: manifest, config and layers."""
