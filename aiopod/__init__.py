@@ -76,7 +76,7 @@ from aiopod.errors import (
 
 if TYPE_CHECKING:
     from aiopod._containers import Container as Container
-    from aiopod._images import Image as Image
+    from aiopod._images import Image as Image, ImageList as ImageList
     from aiopod._reference import Reference as Reference
     from aiopod._runtime import (
         Policy as Policy,
@@ -84,6 +84,7 @@ if TYPE_CHECKING:
         Runtime as Runtime,
         SaveFormat as SaveFormat,
     )
+    from aiopod._trees import ImageTree as ImageTree, TreeLayer as TreeLayer
     from aiopod.builder.options import BuildPullPolicy as BuildPullPolicy
     from aiopod.builder.progress import (
         BuildFinished as BuildFinished,
@@ -146,6 +147,9 @@ _LAZY = {
     "PullPolicy": "aiopod._runtime",
     "BuildPullPolicy": "aiopod.builder.options",
     "Image": "aiopod._images",
+    "ImageList": "aiopod._images",
+    "ImageTree": "aiopod._trees",
+    "TreeLayer": "aiopod._trees",
     "Container": "aiopod._containers",
     "Reference": "aiopod._reference",
     "CheckReport": "aiopod.storage.check",
@@ -217,6 +221,9 @@ __all__ = (
     "CheckReport",
     "Container",
     "Image",
+    "ImageList",
+    "ImageTree",
+    "TreeLayer",
     "BuildPullPolicy",
     "Policy",
     "PullPolicy",

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aiopod._display import Displayable, html_table, plural
+from aiopod._text import human_duration, human_size, render_table
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.records import ImageRecord
 
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:\d\d)?")
 
-__all__ = ("Image", "image_from_record", "inspect_document", "parse_created", "repo_digests")
+__all__ = (
+    "Image",
+    "ImageList",
+    "image_from_record",
+    "images_table",
+    "inspect_document",
+    "parse_created",
+    "repo_digests",
+    "repository_and_tag",
+)
 
 
 def parse_created(text: str) -> datetime | None:
@@ -49,12 +60,23 @@ def repo_digests(names: tuple[str, ...], digests: tuple[str, ...]) -> list[str]:
     return sorted(result)
 
 
+def repository_and_tag(name: str) -> tuple[str, str]:
+    """A name's repository and tag as podman's tables show them (``<none>`` for no tag)."""
+    repo = name.partition("@")[0]
+    slash, colon = repo.rfind("/"), repo.rfind(":")
+    if colon > slash:
+        return repo[:colon], repo[colon + 1 :]
+    return repo, "<none>"
+
+
 @dataclass(frozen=True, slots=True)
-class Image:
+class Image(Displayable):
     """An image in the store, as of the moment it was read.
 
     ``id`` is the 64-hex config digest; ``names`` are full references such as
     ``localhost/app:1``; ``parent_id`` is empty when the image has no parent in the store.
+
+    In IPython and Jupyter it shows as a one-line summary and a table of its fields.
     """
 
     id: str
@@ -89,6 +111,57 @@ class Image:
     def repo_digests(self) -> list[str]:
         """``repository@digest`` for each name."""
         return repo_digests(self.names, self.digests)
+
+    def display_text(self) -> str:
+        """``Image 4a4875c6b56e localhost/base:1 (11.4 kB, 1 layer, created ...)``."""
+        created = self.created.isoformat() if self.created else "unknown"
+        parent = f", parent {self.parent_id[:12]}" if self.parent_id else ""
+        return (
+            f"Image {self.short_id} {' '.join(self.names) or '<none>'} "
+            f"({human_size(self.size)}, {plural(len(self.layers), 'layer')}, "
+            f"created {created}{parent})"
+        )
+
+    def display_html(self) -> str:
+        fields = [
+            ("ID", self.id),
+            ("Names", ", ".join(self.names) or "<none>"),
+            ("Digest", self.digest),
+            ("Created", self.created.isoformat() if self.created else ""),
+            ("Size", f"{human_size(self.size)} ({self.size} bytes)"),
+            ("Layers", len(self.layers)),
+            ("Parent", self.parent_id),
+            ("Labels", ", ".join(f"{k}={v}" for k, v in (self.labels or {}).items())),
+        ]
+        return html_table(["Field", "Value"], fields, caption=f"Image {self.short_id}")
+
+
+def images_table(images: Sequence[Image], *, full_ids: bool = False) -> list[list[str]]:
+    """podman's ``images`` table: a header row, then a row per tagged name (one row with
+    ``<none>`` for an image without names), in the order given."""
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    for image in images:
+        shown_id = "sha256:" + image.id if full_ids else image.short_id
+        names = [n for n in image.names if "@" not in n]
+        for repo, tag in [repository_and_tag(n) for n in names] or [("<none>", "<none>")]:
+            rows.append(
+                [repo, tag, shown_id, human_duration(image.created), human_size(image.size)]
+            )
+    return rows
+
+
+class ImageList(list[Image], Displayable):
+    """A list of images (what :meth:`aiopod.Runtime.images` returns) that shows itself as
+    podman's ``images`` table in IPython and as an HTML table in Jupyter."""
+
+    __slots__ = ()
+
+    def display_text(self) -> str:
+        return render_table(images_table(self)).rstrip("\n")
+
+    def display_html(self) -> str:
+        header, *rows = images_table(self)
+        return html_table(header, rows, caption=plural(len(self), "image"))
 
 
 def image_from_record(record: ImageRecord, tree: LayerTree) -> Image:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from html import escape
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,8 +28,11 @@ from aiopod._containers import (
     create_container,
     plan_container_removal,
 )
-from aiopod._images import Image, image_from_record, inspect_document
+from aiopod._display import Displayable, plural
+from aiopod._images import Image, ImageList, image_from_record, inspect_document
 from aiopod._reference import check_tag_name, check_untag_name
+from aiopod._text import human_size
+from aiopod._trees import ImageTree, build_image_tree, stored_size
 from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
 from aiopod.events.bus import EventBus
 from aiopod.events.log import EventLog
@@ -82,7 +86,7 @@ SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
 SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
 
 
-class Runtime:
+class Runtime(Displayable):
     """A store of images driven with ``await``.
 
     :param root: the store directory; default ``$AIOPOD_ROOT``, else
@@ -193,11 +197,14 @@ class Runtime:
         state = await self._store.snapshot()
         return state, LayerTree(state)
 
-    async def images(self, *, all: bool = False) -> list[Image]:
-        """The images in storage order; intermediate images only with ``all=True``."""
+    async def images(self, *, all: bool = False) -> ImageList:
+        """The images in storage order; intermediate images only with ``all=True``.
+
+        The list shows itself as podman's ``images`` table in IPython and Jupyter.
+        """
         state, tree = await self._snapshot()
         result = [image_from_record(r, tree) for r in state.images.values()]
-        return result if all else [i for i in result if not i.intermediate]
+        return ImageList(result if all else [i for i in result if not i.intermediate])
 
     async def get_image(self, reference: str) -> Image:
         """The image *reference* names (a name, an ID, a unique ID prefix, a digest).
@@ -886,3 +893,44 @@ class Runtime:
                 report.problems.extend(e.message for e in removal.errors)
         self._publish(report.events)
         return report
+
+    # -- pictures and displays -------------------------------------------------------------
+
+    async def image_tree(self, reference: str, *, what_requires: bool = False) -> ImageTree:
+        """The layers of the image *reference* names, as ``podman image tree`` draws them
+        (``str()`` of the result is its output): the image's layers, and as
+        ``dependents`` its top layer with every layer built on it (``--whatrequires``,
+        which *what_requires* makes ``str()`` draw).
+
+        :raises ~aiopod.errors.ImageNotKnown: nothing matches.
+        """
+        state, tree = await self._snapshot()
+        record, _ = lookup_image(state, reference)
+        image = image_from_record(record, tree)
+        return build_image_tree(state, record, image, what_requires=what_requires)
+
+    def __repr__(self) -> str:
+        """``<aiopod.Runtime root='...' open: 4 images, 57.6 kB>``: the counts are those
+        last read by this process (no I/O; another process may have changed them)."""
+        where = f"<aiopod.Runtime root={str(self.root)!r}"
+        if self._state != "open":
+            return f"{where} {'not open' if self._state == 'new' else 'closed'}>"
+        state = self._store.last_state
+        size = human_size(stored_size(state.images.values()))
+        return f"{where} open: {plural(len(state.images), 'image')}, {size}>"
+
+    def _last_images(self) -> ImageList:
+        state = self._store.last_state
+        tree = LayerTree(state)
+        return ImageList(image_from_record(r, tree) for r in state.images.values())
+
+    def display_text(self) -> str:
+        """The repr, then the images (as last read) as podman's ``images -a`` table."""
+        if self._state != "open":
+            return repr(self)
+        return f"{self!r}\n{self._last_images().display_text()}"
+
+    def display_html(self) -> str:
+        if self._state != "open":
+            return f"<p>{escape(repr(self))}</p>"
+        return f"<p>{escape(repr(self))}</p>{self._last_images().display_html()}"

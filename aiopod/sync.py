@@ -457,3 +457,4 @@ class Runtime(_View[_runtime.Runtime]):
     remove_containers = _awaiting(_runtime.Runtime.remove_containers)
     build = _awaiting(_runtime.Runtime.build)
     check = _awaiting(_runtime.Runtime.check)
+    image_tree = _awaiting(_runtime.Runtime.image_tree)

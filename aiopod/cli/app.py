@@ -54,7 +54,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "ps": ("container_commands",),
     "events": ("event_commands",),
     "images": ("image_commands",),
-    "image": ("image_commands", "removal_commands"),
+    "image": ("image_commands", "removal_commands", "report_commands"),
     "inspect": ("image_commands",),
     "tag": ("image_commands",),
     "untag": ("image_commands",),

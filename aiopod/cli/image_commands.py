@@ -9,9 +9,10 @@ from typing import Any, get_args
 import click
 
 from aiopod import Image, Runtime, SaveFormat
+from aiopod._images import images_table
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
-from aiopod.cli.formatting import human_duration, human_size, render_json, render_table
+from aiopod.cli.formatting import render_json, render_table
 from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
 from aiopod.errors import AiopodError
 
@@ -19,14 +20,6 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 #: The formats ``save --format`` accepts.
 SAVE_FORMATS: tuple[SaveFormat, ...] = get_args(SaveFormat)
-
-
-def _split_name(name: str) -> tuple[str, str]:
-    repo, _, _digest = name.partition("@")
-    slash, colon = repo.rfind("/"), repo.rfind(":")
-    if colon > slash:
-        return repo[:colon], repo[colon + 1 :]
-    return repo, "<none>"
 
 
 def _sorted(images: list[Image]) -> list[Image]:
@@ -87,22 +80,11 @@ def images_command(
     if fmt is not None:
         fail(f"unsupported format {fmt!r}: use 'json'")
 
-    def shown_id(image: Image) -> str:
-        return "sha256:" + image.id if no_trunc else image.short_id
-
     if quiet:
         for image in images:
-            click.echo(shown_id(image))
+            click.echo("sha256:" + image.id if no_trunc else image.short_id)
         return
-    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
-    for image in images:
-        names = [n for n in image.names if "@" not in n] or ["<none>:<none>"]
-        for name in names:
-            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else _split_name(name)
-            rows.append(
-                [repo, tag, shown_id(image), human_duration(image.created), human_size(image.size)]
-            )
-    click.echo(render_table(rows), nl=False)
+    click.echo(render_table(images_table(images, full_ids=no_trunc)), nl=False)
 
 
 def _inspect(ctx: CliContext, references: tuple[str, ...], *, generic: bool = False) -> None:
@@ -137,6 +119,10 @@ def _inspect(ctx: CliContext, references: tuple[str, ...], *, generic: bool = Fa
 @cli.group("image")
 def image_group() -> None:
     """Manage images."""
+
+
+image_group.add_command(images_command, "list")
+image_group.add_command(images_command, "ls")
 
 
 @image_group.command("inspect", args_rule=at_least_or(1, "no names or ids specified"))

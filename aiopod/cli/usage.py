@@ -41,6 +41,7 @@ __all__ = (
     "at_least_or",
     "at_most",
     "between",
+    "exactly",
     "no_args",
     "scan",
 )
@@ -58,6 +59,11 @@ class CommandLineError(click.ClickException):
 def at_least(n: int) -> ArgsRule:
     """cobra's ``MinimumNArgs(n)``."""
     return lambda got, _: None if got >= n else f"requires at least {n} arg(s), only received {got}"
+
+
+def exactly(n: int) -> ArgsRule:
+    """cobra's ``ExactArgs(n)``."""
+    return lambda got, _: None if got == n else f"accepts {n} arg(s), received {got}"
 
 
 def at_most(n: int) -> ArgsRule:

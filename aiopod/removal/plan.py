@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from aiopod._display import Displayable, html_table, plural
 from aiopod.errors import (
     AiopodError,
     ContainerNotKnown,
@@ -209,7 +210,7 @@ def exit_code_for(plan: Plan) -> int:
 
 
 @dataclass
-class RemovalReport:
+class RemovalReport(Displayable):
     """What a removal did (or, for a dry run, would do).
 
     ``untagged`` and ``deleted`` are what ``rmi`` prints as ``Untagged:`` and
@@ -253,6 +254,34 @@ class RemovalReport:
             "Errors": [e.message for e in self.errors],
             "ExitCode": self.exit_code,
         }
+
+    def _summary(self) -> str:
+        counts = ", ".join(
+            [
+                f"{len(self.untagged)} untagged",
+                f"{len(self.deleted)} deleted",
+                plural(len(self.removed_containers), "container") + " removed",
+                plural(len(self.errors), "error"),
+            ]
+        )
+        dry = " (dry run)" if self.dry_run else ""
+        return f"RemovalReport{dry}: {counts}; exit code {self.exit_code}"
+
+    def _lines(self) -> list[tuple[str, str]]:
+        return [
+            *(("Untagged", name) for name in self.untagged),
+            *(("Deleted", image_id) for image_id in self.deleted),
+            *(("Removed container", cid) for cid in self.removed_containers),
+            *(("Error", error.message) for error in self.errors),
+        ]
+
+    def display_text(self) -> str:
+        """A summary line, then ``rmi``'s lines (``Untagged: X``, ``Deleted: Y``, and
+        ``Removed container: Z`` and ``Error: ...``)."""
+        return "\n".join([self._summary(), *(f"{what}: {value}" for what, value in self._lines())])
+
+    def display_html(self) -> str:
+        return html_table(["", "Name, ID or message"], self._lines(), caption=self._summary())
 
 
 def now() -> datetime:

@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiopod._display import Displayable, html_table, plural
 from aiopod.errors import StoreCorrupted
 from aiopod.events.model import Event
 from aiopod.storage.cancellation import raise_if_cancelled
@@ -38,7 +39,7 @@ __all__ = ("CheckReport", "check_store")
 
 
 @dataclass
-class CheckReport:
+class CheckReport(Displayable):
     """What ``check`` found (``problems``) and, with repair, what it did (``repaired``)."""
 
     problems: list[str] = field(default_factory=list)
@@ -53,6 +54,22 @@ class CheckReport:
     def ok(self) -> bool:
         """Whether the store had no problems."""
         return not self.problems
+
+    def _summary(self) -> str:
+        if self.ok:
+            return "CheckReport: the store is consistent"
+        repaired = f", {len(self.repaired)} repaired" if self.repaired else ""
+        return f"CheckReport: {plural(len(self.problems), 'problem')}{repaired}"
+
+    def display_text(self) -> str:
+        """A summary line, then ``system check``'s ``problem:`` and ``repaired:`` lines."""
+        lines = [f"problem: {p}" for p in self.problems]
+        lines += [f"repaired: {r}" for r in self.repaired]
+        return "\n".join([self._summary(), *lines])
+
+    def display_html(self) -> str:
+        rows = [("problem", p) for p in self.problems] + [("repaired", r) for r in self.repaired]
+        return html_table(["", "What"], rows, caption=self._summary())
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

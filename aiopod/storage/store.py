@@ -158,6 +158,12 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
 
+    @property
+    def last_state(self) -> StoreState:
+        """The metadata as this process last read or committed it, without I/O or locks
+        (another process may have changed it since; for displays, never for decisions)."""
+        return self._state
+
     async def snapshot(self) -> StoreState:
         """The current metadata (reloaded if another process changed it).
 
