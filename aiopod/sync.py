@@ -55,6 +55,7 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar,
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from aiopod import _runtime
+from aiopod._display import PrettyPrinter
 from aiopod.errors import BlockingCallInEventLoop, RuntimeStopped
 from aiopod.events import bus, log
 from aiopod.events.model import Event
@@ -409,6 +410,15 @@ class Runtime(_View[_runtime.Runtime]):
     def __enter__(self) -> Self:
         self.open()
         return self
+
+    def __repr__(self) -> str:
+        return repr(self._target).replace("<aiopod.Runtime", "<aiopod.sync.Runtime", 1)
+
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
+        self._target._repr_pretty_(p, cycle)
+
+    def _repr_html_(self) -> str:
+        return self._target._repr_html_()
 
     def __exit__(
         self,

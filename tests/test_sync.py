@@ -214,3 +214,11 @@ def test_an_interrupt_while_waiting_cancels_the_call_it_waits_for(
         timer.join()
         rt.load(archive)
         assert subscription.pending == 2  # both Loaded events: no receive is still waiting
+
+
+def test_the_facade_shows_itself_as_the_runtime_does(tmp_path: Path, archive: Path) -> None:
+    with aiopod.sync.Runtime(tmp_path / "store") as rt:
+        rt.load(archive)
+        assert repr(rt).startswith(f"<aiopod.sync.Runtime root={str(tmp_path / 'store')!r} open: ")
+        assert "2 images" in repr(rt)
+        assert "localhost/app" in rt._repr_html_()
