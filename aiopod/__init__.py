@@ -76,6 +76,7 @@ from aiopod.errors import (
 
 if TYPE_CHECKING:
     from aiopod._containers import Container as Container
+    from aiopod._history import ImageHistory as ImageHistory
     from aiopod._images import Image as Image, ImageList as ImageList
     from aiopod._reference import Reference as Reference
     from aiopod._runtime import (
@@ -148,6 +149,7 @@ _LAZY = {
     "BuildPullPolicy": "aiopod.builder.options",
     "Image": "aiopod._images",
     "ImageList": "aiopod._images",
+    "ImageHistory": "aiopod._history",
     "ImageTree": "aiopod._trees",
     "TreeLayer": "aiopod._trees",
     "Container": "aiopod._containers",
@@ -221,6 +223,7 @@ __all__ = (
     "CheckReport",
     "Container",
     "Image",
+    "ImageHistory",
     "ImageList",
     "ImageTree",
     "TreeLayer",

@@ -29,6 +29,7 @@ from aiopod._containers import (
     plan_container_removal,
 )
 from aiopod._display import Displayable, plural
+from aiopod._history import ImageHistory, image_history
 from aiopod._images import Image, ImageList, image_from_record, inspect_document
 from aiopod._reference import check_tag_name, check_untag_name
 from aiopod._text import human_size
@@ -908,6 +909,17 @@ class Runtime(Displayable):
         record, _ = lookup_image(state, reference)
         image = image_from_record(record, tree)
         return build_image_tree(state, record, image, what_requires=what_requires)
+
+    async def history(self, reference: str) -> list[ImageHistory]:
+        """The history of the image *reference* names, newest first, as ``podman history``
+        gives it: each entry with the image whose top layer its layer is (or ``None``)
+        and that layer's size.
+
+        :raises ~aiopod.errors.ImageNotKnown: nothing matches.
+        """
+        state, _ = await self._snapshot()
+        record, _ = lookup_image(state, reference)
+        return image_history(state, record)
 
     def __repr__(self) -> str:
         """``<aiopod.Runtime root='...' open: 4 images, 57.6 kB>``: the counts are those

@@ -19,7 +19,14 @@ from aiopod._images import Image
 from aiopod._text import human_size
 from aiopod.storage.records import ImageRecord, StoreState
 
-__all__ = ("ImageTree", "TreeLayer", "build_image_tree", "podman_layer_ids", "stored_size")
+__all__ = (
+    "ImageTree",
+    "StoreLayers",
+    "TreeLayer",
+    "build_image_tree",
+    "podman_layer_ids",
+    "stored_size",
+)
 
 
 def podman_layer_ids(diff_ids: Iterable[str]) -> list[str]:
@@ -136,41 +143,53 @@ def _tagged(names: Iterable[str]) -> list[str]:
     return [name for name in names if "@" not in name]
 
 
+class StoreLayers:
+    """The store's layers as podman's layer tree holds them (built from *state*).
+
+    ``size`` maps a layer ID to its uncompressed size, ``children`` a layer ID (``""``
+    for none) to the layers directly on it in the order the store first met them,
+    ``on_top`` a layer ID to the images whose top layer it is (storage order).
+    """
+
+    def __init__(self, state: StoreState) -> None:
+        self.size: dict[str, int] = {}
+        self.children: dict[str, list[str]] = {}
+        self.on_top: dict[str, list[ImageRecord]] = {}
+        for record in state.images.values():
+            ids = podman_layer_ids(record.diff_ids)
+            for index, (layer_id, layer) in enumerate(zip(ids, record.layers, strict=True)):
+                if layer_id not in self.size:
+                    self.size[layer_id] = layer.uncompressed_size
+                    self.children.setdefault(ids[index - 1] if index else "", []).append(layer_id)
+            if ids:
+                self.on_top.setdefault(ids[-1], []).append(record)
+
+    def node(self, layer_id: str, *, deep: bool) -> TreeLayer:
+        """The layer *layer_id*, with (*deep*) or without the layers built on it."""
+        images = self.on_top.get(layer_id, [])
+        tags = list(dict.fromkeys(t for i in images for t in _tagged(i.names)))
+        below = self.children.get(layer_id, []) if deep else []
+        return TreeLayer(
+            id=layer_id,
+            size=self.size[layer_id],
+            images=tuple(i.id for i in images),
+            tags=tuple(tags),
+            children=tuple(self.node(child, deep=True) for child in below),
+        )
+
+
 def build_image_tree(
     state: StoreState, record: ImageRecord, image: Image, *, what_requires: bool = False
 ) -> ImageTree:
     """The tree of *record*'s layers in *state* (*image* is its public view)."""
-    sizes: dict[str, int] = {}
-    children: dict[str, list[str]] = {}
-    on_top: dict[str, list[ImageRecord]] = {}
-    for other in state.images.values():
-        ids = podman_layer_ids(other.diff_ids)
-        for index, (layer_id, layer) in enumerate(zip(ids, other.layers, strict=True)):
-            if layer_id not in sizes:
-                sizes[layer_id] = layer.uncompressed_size
-                children.setdefault(ids[index - 1] if index else "", []).append(layer_id)
-        if ids:
-            on_top.setdefault(ids[-1], []).append(other)
-
-    def node(layer_id: str, *, deep: bool) -> TreeLayer:
-        images = on_top.get(layer_id, [])
-        tags = list(dict.fromkeys(t for i in images for t in _tagged(i.names)))
-        below = children.get(layer_id, []) if deep else []
-        return TreeLayer(
-            id=layer_id,
-            size=sizes[layer_id],
-            images=tuple(i.id for i in images),
-            tags=tuple(tags),
-            children=tuple(node(child, deep=True) for child in below),
-        )
-
+    layers = StoreLayers(state)
     ids = podman_layer_ids(record.diff_ids)
-    siblings = children.get(ids[-2] if len(ids) > 1 else "", []) if ids else []
+    siblings = layers.children.get(ids[-2] if len(ids) > 1 else "", []) if ids else []
     return ImageTree(
         image=image,
         tags=tuple(_tagged(record.names)),
-        layers=tuple(node(layer_id, deep=False) for layer_id in ids),
-        dependents=node(ids[-1], deep=True) if ids else None,
+        layers=tuple(layers.node(layer_id, deep=False) for layer_id in ids),
+        dependents=layers.node(ids[-1], deep=True) if ids else None,
         top_has_siblings=len(ids) > 1 and len(siblings) > 1,
         what_requires=what_requires,
     )

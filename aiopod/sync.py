@@ -468,3 +468,4 @@ class Runtime(_View[_runtime.Runtime]):
     build = _awaiting(_runtime.Runtime.build)
     check = _awaiting(_runtime.Runtime.check)
     image_tree = _awaiting(_runtime.Runtime.image_tree)
+    history = _awaiting(_runtime.Runtime.history)

@@ -53,6 +53,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "rm": ("container_commands",),
     "ps": ("container_commands",),
     "events": ("event_commands",),
+    "history": ("report_commands",),
     "images": ("image_commands",),
     "image": ("image_commands", "removal_commands", "report_commands"),
     "inspect": ("image_commands",),

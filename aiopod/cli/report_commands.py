@@ -1,15 +1,47 @@
-"""Reports on the store: ``image tree``."""
+"""Reports on the store: ``image tree``, ``history``."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
 import click
 
-from aiopod.cli.app import CliContext, run
+from aiopod import ImageHistory
+from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
+from aiopod.cli.formatting import human_duration, human_size
 from aiopod.cli.image_commands import image_group
+from aiopod.cli.simple_format import render_format
 from aiopod.cli.usage import exactly
+from aiopod.errors import UsageError
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+#: Go's zero time, which podman shows for an entry without a creation time.
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def go_json(value: Any) -> str:
+    """JSON as Go's encoder writes it: compact, ``<``, ``>`` and ``&`` escaped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def rfc3339(when: datetime | None, *, nano: bool = False) -> str:
+    """Go's ``time.RFC3339`` (or, with *nano*, ``RFC3339Nano``: the fraction without
+    trailing zeros) of *when*, in its own offset."""
+    if when is None:
+        return _GO_ZERO_TIME
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if nano and when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    offset = when.utcoffset()
+    return text + ("Z" if not offset else when.strftime("%z")[:3] + ":" + when.strftime("%z")[3:])
 
 
 @image_group.command("tree", args_rule=exactly(1))
@@ -23,3 +55,85 @@ def tree_command(ctx: CliContext, whatrequires: bool, image: str) -> None:
         ctx, lambda rt: rt.image_tree(image, what_requires=whatrequires), exit_code=OTHER_ERROR
     )
     click.echo(str(tree))
+
+
+#: The fields of ``history --format`` and their headers.  podman makes headers from its
+#: row type's fields only: the two it computes have none (Go's ``<no value>``).
+HISTORY_HEADERS = {
+    "ID": "ID",
+    "Created": "CREATED",
+    "CreatedBy": "CREATED BY",
+    "Size": "SIZE",
+    "Comment": "COMMENT",
+    "CreatedAt": "<no value>",
+    "CreatedSince": "<no value>",
+}
+_HISTORY_TABLE = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+
+
+def _history_row(entry: ImageHistory, *, human: bool, no_trunc: bool) -> dict[str, str]:
+    shown_id = entry.id or "<missing>"
+    created = human_duration(entry.created) if human else rfc3339(entry.created)
+    by = entry.created_by
+    when = entry.created.astimezone(UTC) if entry.created else None
+    return {
+        "ID": shown_id if no_trunc else shown_id[:12],
+        "Created": created,
+        "CreatedBy": by if no_trunc or len(by) <= 45 else by[:42] + "...",
+        "Size": human_size(entry.size),
+        "Comment": entry.comment,
+        "CreatedAt": f"{when:%Y-%m-%d %H:%M:%S} +0000 UTC" if when else "",
+        "CreatedSince": created,
+    }
+
+
+def _history_json(entry: ImageHistory) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "id": entry.id or "<missing>",
+        "created": rfc3339(entry.created, nano=True),
+    }
+    if entry.created_by:
+        document["CreatedBy"] = entry.created_by
+    document["size"] = entry.size
+    if entry.comment:
+        document["comment"] = entry.comment
+    document["Created"] = rfc3339(entry.created)
+    return document
+
+
+def _with_history_options(command: Callable[..., None]) -> Callable[..., None]:
+    """*command* with the options and argument of ``history`` (shared by ``image
+    history``)."""
+    command = pass_cli(command)
+    command = click.argument("image")(command)
+    command = click.option("-q", "--quiet", is_flag=True, help="Show the IDs only.")(command)
+    command = click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")(command)
+    command = click.option(
+        "-H", "--human/--no-human", default=True, help="Show dates as durations (default true)."
+    )(command)
+    return click.option("--format", "fmt", default=None, help="'json' or a {{.Field}} template.")(
+        command
+    )
+
+
+def history(
+    ctx: CliContext, fmt: str | None, human: bool, no_trunc: bool, quiet: bool, image: str
+) -> None:
+    """Show the history of an image."""
+    entries = run(ctx, lambda rt: rt.history(image), exit_code=OTHER_ERROR)
+    if fmt is not None and fmt.strip().lower() == "json":
+        click.echo(go_json([_history_json(e) for e in entries]) if entries else "[]")
+        return
+    rows = [_history_row(e, human=human, no_trunc=no_trunc) for e in entries]
+    template = "{{.ID}}" if quiet else fmt if fmt is not None else _HISTORY_TABLE
+    try:
+        text = render_format(
+            template, rows, HISTORY_HEADERS, name="history", type_name="images.historyReporter"
+        )
+    except UsageError as exc:
+        fail(exc.message)
+    click.echo(text, nl=False)
+
+
+cli.command("history", args_rule=exactly(1))(_with_history_options(history))
+image_group.command("history", args_rule=exactly(1))(_with_history_options(history))
