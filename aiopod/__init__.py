@@ -86,6 +86,11 @@ if TYPE_CHECKING:
         SaveFormat as SaveFormat,
     )
     from aiopod._trees import ImageTree as ImageTree, TreeLayer as TreeLayer
+    from aiopod._usage import (
+        DiskUsage as DiskUsage,
+        ImageUsage as ImageUsage,
+        UsageSummary as UsageSummary,
+    )
     from aiopod.builder.options import BuildPullPolicy as BuildPullPolicy
     from aiopod.builder.progress import (
         BuildFinished as BuildFinished,
@@ -152,6 +157,9 @@ _LAZY = {
     "ImageHistory": "aiopod._history",
     "ImageTree": "aiopod._trees",
     "TreeLayer": "aiopod._trees",
+    "DiskUsage": "aiopod._usage",
+    "ImageUsage": "aiopod._usage",
+    "UsageSummary": "aiopod._usage",
     "Container": "aiopod._containers",
     "Reference": "aiopod._reference",
     "CheckReport": "aiopod.storage.check",
@@ -223,10 +231,13 @@ __all__ = (
     "CheckReport",
     "Container",
     "Image",
+    "DiskUsage",
     "ImageHistory",
     "ImageList",
     "ImageTree",
+    "ImageUsage",
     "TreeLayer",
+    "UsageSummary",
     "BuildPullPolicy",
     "Policy",
     "PullPolicy",

@@ -34,6 +34,7 @@ from aiopod._images import Image, ImageList, image_from_record, inspect_document
 from aiopod._reference import check_tag_name, check_untag_name
 from aiopod._text import human_size
 from aiopod._trees import ImageTree, build_image_tree, stored_size
+from aiopod._usage import DiskUsage, disk_usage
 from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
 from aiopod.events.bus import EventBus
 from aiopod.events.log import EventLog
@@ -920,6 +921,12 @@ class Runtime(Displayable):
         state, _ = await self._snapshot()
         record, _ = lookup_image(state, reference)
         return image_history(state, record)
+
+    async def disk_usage(self) -> DiskUsage:
+        """The store's disk usage as ``podman system df`` reports it (images with the size
+        they share and their own, containers)."""
+        state, _ = await self._snapshot()
+        return disk_usage(state)
 
     def __repr__(self) -> str:
         """``<aiopod.Runtime root='...' open: 4 images, 57.6 kB>``: the counts are those

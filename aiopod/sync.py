@@ -469,3 +469,4 @@ class Runtime(_View[_runtime.Runtime]):
     check = _awaiting(_runtime.Runtime.check)
     image_tree = _awaiting(_runtime.Runtime.image_tree)
     history = _awaiting(_runtime.Runtime.history)
+    disk_usage = _awaiting(_runtime.Runtime.disk_usage)

@@ -65,7 +65,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "save": ("image_commands",),
     "import": ("image_commands",),
     "rmi": ("removal_commands",),
-    "system": ("system_commands",),
+    "system": ("system_commands", "report_commands"),
     "pull": ("pull_push_commands",),
     "push": ("pull_push_commands",),
 }

@@ -1,4 +1,4 @@
-"""Reports on the store: ``image tree``, ``history``."""
+"""Reports on the store: ``image tree``, ``history``, ``system df``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import click
 from aiopod import ImageHistory
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
-from aiopod.cli.formatting import human_duration, human_size
+from aiopod.cli.formatting import human_duration, human_size, render_table
 from aiopod.cli.image_commands import image_group
 from aiopod.cli.simple_format import render_format
-from aiopod.cli.usage import exactly
+from aiopod.cli.system_commands import system_group
+from aiopod.cli.usage import exactly, no_args
 from aiopod.errors import UsageError
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -137,3 +138,97 @@ def history(
 
 cli.command("history", args_rule=exactly(1))(_with_history_options(history))
 image_group.command("history", args_rule=exactly(1))(_with_history_options(history))
+
+
+def _since(when: datetime | None) -> str:
+    """go-units' HumanDuration of the time since *when* (no "ago": ``system df``)."""
+    return human_duration(when).removesuffix(" ago")
+
+
+def _df_size(size: int) -> str:
+    return human_size(size, precision=4, separator="")
+
+
+#: The fields of ``system df --format`` and their headers.
+DF_HEADERS = {
+    "Type": "TYPE",
+    "Total": "TOTAL",
+    "Active": "ACTIVE",
+    "Size": "SIZE",
+    "Reclaimable": "RECLAIMABLE",
+}
+
+
+@system_group.command("df", args_rule=no_args)
+@click.option("-v", "--verbose", is_flag=True, help="Show the usage of each image and container.")
+@click.option("--format", "fmt", default=None, help="A {{.Field}} template for the summary.")
+@pass_cli
+def df_command(ctx: CliContext, verbose: bool, fmt: str | None) -> None:
+    """Show the store's disk usage."""
+    usage = run(ctx, lambda rt: rt.disk_usage())
+    if not verbose:
+        header, *lines = usage.summary_rows()
+        if fmt is None:
+            click.echo(render_table([header, *lines]), nl=False)
+            return
+        rows = [dict(zip(DF_HEADERS, line, strict=True)) for line in lines]
+        try:
+            text = render_format(fmt, rows, DF_HEADERS, name="df", type_name="*system.dfSummary")
+        except UsageError as exc:
+            fail(exc.message)
+        click.echo(text, nl=False)
+        return
+    images = [
+        [
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ],
+        *(
+            [
+                i.repository,
+                i.tag,
+                i.id[:12],
+                _since(i.created),
+                _df_size(i.size),
+                _df_size(i.shared_size),
+                _df_size(i.unique_size),
+                str(i.containers),
+            ]
+            for i in usage.images
+        ),
+    ]
+    containers = [
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "LOCAL VOLUMES",
+            "SIZE",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
+        *(
+            [
+                c.short_id,
+                c.image_id[:12],
+                " ".join(c.command),
+                "0",  # aiopod has no volumes
+                "0B",  # nor running containers to write in them
+                _since(c.created),
+                c.state,
+                c.name,
+            ]
+            for c in usage.containers
+        ),
+    ]
+    volumes = [["VOLUME NAME", "LINKS", "SIZE"]]
+    click.echo("Images space usage:\n\n" + render_table(images), nl=False)
+    click.echo("\nContainers space usage:\n\n" + render_table(containers), nl=False)
+    click.echo("\nLocal Volumes space usage:\n\n" + render_table(volumes), nl=False)
