@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from aiopod._containers import Container as Container
     from aiopod._history import ImageHistory as ImageHistory
     from aiopod._images import Image as Image, ImageList as ImageList
+    from aiopod._prune import SystemPruneReport as SystemPruneReport
     from aiopod._reference import Reference as Reference
     from aiopod._runtime import (
         Policy as Policy,
@@ -158,6 +159,7 @@ _LAZY = {
     "ImageTree": "aiopod._trees",
     "TreeLayer": "aiopod._trees",
     "DiskUsage": "aiopod._usage",
+    "SystemPruneReport": "aiopod._prune",
     "ImageUsage": "aiopod._usage",
     "UsageSummary": "aiopod._usage",
     "Container": "aiopod._containers",
@@ -236,6 +238,7 @@ __all__ = (
     "ImageList",
     "ImageTree",
     "ImageUsage",
+    "SystemPruneReport",
     "TreeLayer",
     "UsageSummary",
     "BuildPullPolicy",

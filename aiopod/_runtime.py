@@ -31,6 +31,7 @@ from aiopod._containers import (
 from aiopod._display import Displayable, plural
 from aiopod._history import ImageHistory, image_history
 from aiopod._images import Image, ImageList, image_from_record, inspect_document
+from aiopod._prune import SystemPruneReport
 from aiopod._reference import check_tag_name, check_untag_name
 from aiopod._text import human_size
 from aiopod._trees import ImageTree, build_image_tree, stored_size
@@ -927,6 +928,29 @@ class Runtime(Displayable):
         they share and their own, containers)."""
         state, _ = await self._snapshot()
         return disk_usage(state)
+
+    async def prune_system(self, *, all: bool = False, external: bool = False) -> SystemPruneReport:
+        """``system prune``: remove every runtime container (aiopod runs none, so all are
+        stopped), then prune images as :meth:`prune_images` does with *all* and
+        *external* (an image only a storage container uses stays unless *external*).
+
+        The two removals run one after the other, each under the runtime lock, with the
+        cancellation guarantees of :meth:`remove_containers` and :meth:`prune_images`.
+        """
+
+        def containers(state: StoreState, failures: Mapping[str, str]) -> Plan:
+            ids = [c.id for c in state.containers.values() if c.runtime is not None]
+            if not ids:
+                return Plan("containers", [], [])
+            return plan_container_removal(state, ids, container_failures=failures)
+
+        async with self._lock:
+            self._check_open()
+            removed = await execute_plan(self._store, containers, concurrency=self.concurrency)
+        before, _ = await self._snapshot()
+        pruned = await self.prune_images(all=all, external=external)
+        reclaimed = sum(before.images[i].size for i in pruned.deleted if i in before.images)
+        return SystemPruneReport(removed, pruned, reclaimed)
 
     def __repr__(self) -> str:
         """``<aiopod.Runtime root='...' open: 4 images, 57.6 kB>``: the counts are those

@@ -470,3 +470,4 @@ class Runtime(_View[_runtime.Runtime]):
     image_tree = _awaiting(_runtime.Runtime.image_tree)
     history = _awaiting(_runtime.Runtime.history)
     disk_usage = _awaiting(_runtime.Runtime.disk_usage)
+    prune_system = _awaiting(_runtime.Runtime.prune_system)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -232,3 +233,46 @@ def df_command(ctx: CliContext, verbose: bool, fmt: str | None) -> None:
     click.echo("Images space usage:\n\n" + render_table(images), nl=False)
     click.echo("\nContainers space usage:\n\n" + render_table(containers), nl=False)
     click.echo("\nLocal Volumes space usage:\n\n" + render_table(volumes), nl=False)
+
+
+def _prune_warning(all_images: bool) -> str:
+    """podman's question before a system prune (aiopod has no networks or build cache,
+    and asks in the same words)."""
+    images = (
+        "all images without at least one container associated with them"
+        if all_images
+        else "all dangling images"
+    )
+    cache = "all build cache" if all_images else "all dangling build cache"
+    return (
+        "WARNING! This command removes:\n"
+        "\t- all stopped containers\n"
+        "\t- all networks not used by at least one container\n"
+        f"\t- {images}\n"
+        f"\t- {cache}\n\n"
+        "Are you sure you want to continue? [y/N] "
+    )
+
+
+@system_group.command("prune", args_rule=no_args)
+@click.option("-a", "--all", "all_images", is_flag=True, help="Remove every unused image.")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--external", is_flag=True, help="Also prune images only storage containers use (aiopod)."
+)
+@pass_cli
+def prune_command(ctx: CliContext, all_images: bool, force: bool, external: bool) -> None:
+    """Remove stopped containers and unused images."""
+    if not force:
+        click.echo(_prune_warning(all_images), nl=False)
+        answer = sys.stdin.readline()
+        if not answer:
+            fail("EOF")
+        if not answer.lower().startswith("y"):
+            return
+    report = run(ctx, lambda rt: rt.prune_system(all=all_images, external=external))
+    for error in report.errors:
+        click.echo(f"Error: {error.message}", err=True)
+    click.echo("\n".join(report.lines()))
+    if report.exit_code:
+        sys.exit(report.exit_code)
