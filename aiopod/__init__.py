@@ -78,6 +78,12 @@ if TYPE_CHECKING:
     from aiopod._containers import Container as Container
     from aiopod._history import ImageHistory as ImageHistory
     from aiopod._images import Image as Image, ImageList as ImageList
+    from aiopod._info import (
+        HostInfo as HostInfo,
+        Info as Info,
+        StoreInfo as StoreInfo,
+        VersionInfo as VersionInfo,
+    )
     from aiopod._prune import SystemPruneReport as SystemPruneReport
     from aiopod._reference import Reference as Reference
     from aiopod._runtime import (
@@ -159,6 +165,10 @@ _LAZY = {
     "ImageTree": "aiopod._trees",
     "TreeLayer": "aiopod._trees",
     "DiskUsage": "aiopod._usage",
+    "HostInfo": "aiopod._info",
+    "Info": "aiopod._info",
+    "StoreInfo": "aiopod._info",
+    "VersionInfo": "aiopod._info",
     "SystemPruneReport": "aiopod._prune",
     "ImageUsage": "aiopod._usage",
     "UsageSummary": "aiopod._usage",
@@ -234,13 +244,17 @@ __all__ = (
     "Container",
     "Image",
     "DiskUsage",
+    "HostInfo",
     "ImageHistory",
     "ImageList",
     "ImageTree",
     "ImageUsage",
+    "Info",
+    "StoreInfo",
     "SystemPruneReport",
     "TreeLayer",
     "UsageSummary",
+    "VersionInfo",
     "BuildPullPolicy",
     "Policy",
     "PullPolicy",

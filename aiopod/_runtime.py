@@ -31,6 +31,7 @@ from aiopod._containers import (
 from aiopod._display import Displayable, plural
 from aiopod._history import ImageHistory, image_history
 from aiopod._images import Image, ImageList, image_from_record, inspect_document
+from aiopod._info import Info, gather_info
 from aiopod._prune import SystemPruneReport
 from aiopod._reference import check_tag_name, check_untag_name
 from aiopod._text import human_size
@@ -951,6 +952,14 @@ class Runtime(Displayable):
         pruned = await self.prune_images(all=all, external=external)
         reclaimed = sum(before.images[i].size for i in pruned.deleted if i in before.images)
         return SystemPruneReport(removed, pruned, reclaimed)
+
+    async def info(self) -> Info:
+        """``aiopod info``: the host, the store (root, counts, size, its file system's
+        use), the versions and the policy."""
+        state, _ = await self._snapshot()
+        return await anyio.to_thread.run_sync(
+            gather_info, state, self.root, self._event_log.path, self.policy
+        )
 
     def __repr__(self) -> str:
         """``<aiopod.Runtime root='...' open: 4 images, 57.6 kB>``: the counts are those

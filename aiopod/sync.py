@@ -471,3 +471,4 @@ class Runtime(_View[_runtime.Runtime]):
     history = _awaiting(_runtime.Runtime.history)
     disk_usage = _awaiting(_runtime.Runtime.disk_usage)
     prune_system = _awaiting(_runtime.Runtime.prune_system)
+    info = _awaiting(_runtime.Runtime.info)

@@ -56,6 +56,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "history": ("report_commands",),
     "images": ("image_commands",),
     "image": ("image_commands", "removal_commands", "report_commands"),
+    "info": ("report_commands",),
     "inspect": ("image_commands",),
     "tag": ("image_commands",),
     "untag": ("image_commands",),

@@ -1,4 +1,5 @@
-"""Reports on the store: ``image tree``, ``history``, ``system df``."""
+"""Reports on the store: ``image tree``, ``history``, ``info``, ``system df``, and
+``system prune``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from aiopod import ImageHistory
+from aiopod._info import render_yaml
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
 from aiopod.cli.formatting import human_duration, human_size, render_table
@@ -276,3 +278,56 @@ def prune_command(ctx: CliContext, all_images: bool, force: bool, external: bool
     click.echo("\n".join(report.lines()))
     if report.exit_code:
         sys.exit(report.exit_code)
+
+
+def _template_fields(document: dict[str, Any]) -> dict[str, str]:
+    """``info``'s fields by their Go names in podman's templates (``Store.GraphRoot``)."""
+    host, store, version = document["host"], document["store"], document["version"]
+    containers = store["containerStore"]
+    fields: dict[str, Any] = {
+        "Host.Arch": host["arch"],
+        "Host.CPUs": host["cpus"],
+        "Host.Hostname": host["hostname"],
+        "Host.Kernel": host["kernel"],
+        "Host.OS": host["os"],
+        "Policy": document["policy"],
+        "Store.ContainerStore.External": containers["external"],
+        "Store.ContainerStore.Number": containers["number"],
+        "Store.ContainerStore.Paused": containers["paused"],
+        "Store.ContainerStore.Running": containers["running"],
+        "Store.ContainerStore.Stopped": containers["stopped"],
+        "Store.EventLog": store["eventLog"],
+        "Store.GraphDriverName": store["graphDriverName"],
+        "Store.GraphRoot": store["graphRoot"],
+        "Store.GraphRootAllocated": store["graphRootAllocated"],
+        "Store.GraphRootUsed": store["graphRootUsed"],
+        "Store.ImageStore.Number": store["imageStore"]["number"],
+        "Store.ImageStore.Size": store["imageStore"]["size"],
+        "Version.AnyioVersion": version["AnyioVersion"],
+        "Version.Os": version["Os"],
+        "Version.OsArch": version["OsArch"],
+        "Version.PythonVersion": version["PythonVersion"],
+        "Version.Version": version["Version"],
+    }
+    return {key: str(value) for key, value in fields.items()}
+
+
+@cli.command("info", args_rule=no_args)
+@click.option("-f", "--format", "fmt", default=None, help="'json' or a {{.Field}} template.")
+@pass_cli
+def info_command(ctx: CliContext, fmt: str | None) -> None:
+    """Show the host, the store and the versions."""
+    document = run(ctx, lambda rt: rt.info()).to_podman_dict()
+    if fmt is None:
+        click.echo(render_yaml(document), nl=False)
+    elif fmt.strip().lower() == "json":
+        click.echo(json.dumps(document, indent="    "))
+    else:
+        fields = _template_fields(document)
+        try:
+            text = render_format(
+                fmt, [fields], fields, name="info", type_name="*define.Info", ranged=False
+            )
+        except UsageError as exc:
+            fail(exc.message)
+        click.echo(text, nl=False)

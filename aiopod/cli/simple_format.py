@@ -19,7 +19,7 @@ from aiopod.errors import UsageError
 __all__ = ("render_format",)
 
 _ACTION = re.compile(r"{{(.*?)}}")
-_FIELD = re.compile(r"\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*")
+_FIELD = re.compile(r"\s*\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*")
 
 
 def render_format(
@@ -29,11 +29,14 @@ def render_format(
     *,
     name: str,
     type_name: str,
+    ranged: bool = True,
 ) -> str:
     """*rows* through *template*; *headers* maps each field to its column header (the
     fields a row has are its keys).  *name* and *type_name* are the template's and the
     row type's names in podman's error for an unknown field (``history``,
-    ``images.historyReporter``).
+    ``images.historyReporter``); *ranged* whether podman runs the format once per row
+    (a list) rather than on one object (``info``).  A field may be a path
+    (``{{.Store.GraphRoot}}``): the rows' keys are then such paths.
 
     :raises ~aiopod.errors.UsageError: the template uses more than ``{{.Field}}``, or a
         field the rows do not have.
@@ -49,8 +52,8 @@ def render_format(
                 f"template action {found[0]} is not supported: use the simple {{{{.Field}}}} form"
             )
         if match[1] not in headers:
-            # podman wraps the format in "{{range .}}" (11 characters) and counts from 1.
-            column = len("{{range .}}") + found.start() + 2
+            # podman wraps a list's format in "{{range .}}", and counts from 1.
+            column = (len("{{range .}}") if ranged else 0) + found.start() + 2
             raise UsageError(
                 f'template: {name}:1:{column}: executing "{name}" at <.{match[1]}>: '
                 f"can't evaluate field {match[1]} in type {type_name}"
