@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from imagefactory import child_image, make_image, write_oci_archive
-from peers import Podman, aiopod, aiopod_ok
+from twins import Twins
 
 import aiopod as api
 from aiopod.sync import Runtime as SyncRuntime
@@ -46,15 +46,10 @@ EMPTY = child_image(APP, "localhost/empty:1")  # no layer of its own: APP's top 
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path]]:
-    podman = Podman.create(tmp_path / "podman")
-    root = tmp_path / "aiopod"
-    for index, image in enumerate([BASE, APP, EMPTY]):
-        archive = write_oci_archive(tmp_path / f"{index}.tar", [image])
-        podman("load", "-i", archive)
-        aiopod_ok("load", "-i", archive, root=root)
-    yield podman, root
-    podman.cleanup()
+def twins(tmp_path: Path) -> Iterator[Twins]:
+    twins = Twins(tmp_path, [BASE, APP, EMPTY])
+    yield twins
+    twins.cleanup()
 
 
 def _cases() -> list[list[str]]:
@@ -76,15 +71,9 @@ def _cases() -> list[list[str]]:
 
 @pytest.mark.peer("podman")
 @pytest.mark.parametrize("args", _cases(), ids=" ".join)
-def test_history_is_podmans(stores: tuple[Podman, Path], args: list[str]) -> None:
-    podman, root = stores
-    expected = podman(*args, check=False)
-    got = aiopod(*args, root=root)
-    assert (got.stdout, got.stderr, got.returncode) == (
-        expected.stdout,
-        expected.stderr,
-        expected.returncode,
-    )
+def test_history_is_podmans(twins: Twins, args: list[str]) -> None:
+    expected, got = twins.run(*args)
+    assert got == expected
 
 
 def test_history_entries_name_each_image_once_and_size_each_layer(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from imagefactory import FakeImage, child_image, make_image, write_oci_archive
-from peers import Podman, aiopod, aiopod_ok
+from twins import Twins
 
 import aiopod as api
 from aiopod.sync import Runtime as SyncRuntime
@@ -29,18 +29,12 @@ FAMILY: list[FakeImage] = [BASE, ONE, TWO, G1, G2, H]
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path]]:
-    """podman and aiopod stores that loaded FAMILY from the same archives, in order."""
-    podman = Podman.create(tmp_path / "podman")
-    root = tmp_path / "aiopod"
-    for index, image in enumerate(FAMILY):
-        archive = write_oci_archive(tmp_path / f"{index}.tar", [image])
-        podman("load", "-i", archive)
-        aiopod_ok("load", "-i", archive, root=root)
-    podman("tag", "one:1", "one:2")
-    aiopod_ok("tag", "one:1", "one:2", root=root)
-    yield podman, root
-    podman.cleanup()
+def twins(tmp_path: Path) -> Iterator[Twins]:
+    """podman and aiopod stores with FAMILY, ``one`` tagged twice."""
+    twins = Twins(tmp_path, FAMILY)
+    twins.both("tag", "one:1", "one:2")
+    yield twins
+    twins.cleanup()
 
 
 @pytest.mark.peer("podman")
@@ -60,25 +54,17 @@ def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path]]:
         ["a", "b"],
     ],
 )
-def test_image_tree_is_podmans(stores: tuple[Podman, Path], args: list[str]) -> None:
-    podman, root = stores
-    expected = podman("image", "tree", *args, check=False)
-    got = aiopod("image", "tree", *args, root=root)
-    assert (got.stdout, got.stderr, got.returncode) == (
-        expected.stdout,
-        expected.stderr,
-        expected.returncode,
-    )
+def test_image_tree_is_podmans(twins: Twins, args: list[str]) -> None:
+    expected, got = twins.run("image", "tree", *args)
+    assert got == expected
 
 
 @pytest.mark.peer("podman")
 @pytest.mark.parametrize("command", [["images"], ["image", "ls"], ["image", "list", "-a"]])
-def test_image_ls_and_list_are_podmans_images(
-    stores: tuple[Podman, Path], command: list[str]
-) -> None:
+def test_image_ls_and_list_are_podmans_images(twins: Twins, command: list[str]) -> None:
     """The same table, sizes included (podman counts the manifest twice)."""
-    podman, root = stores
-    assert aiopod_ok(*command, root=root).stdout == podman(*command).stdout
+    expected, got = twins.run(*command)
+    assert got == expected
 
 
 def test_the_tree_object_holds_the_layers_and_what_is_built_on_them(tmp_path: Path) -> None:

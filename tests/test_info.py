@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from imagefactory import child_image, make_image, write_oci_archive
-from peers import Podman, aiopod, aiopod_ok
+from peers import aiopod_ok
+from twins import Twins
 
 import aiopod as api
 from aiopod.sync import Runtime as SyncRuntime
@@ -37,17 +38,11 @@ SHARED = [
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path]]:
-    podman = Podman.create(tmp_path / "podman")
-    root = tmp_path / "aiopod"
-    for index, image in enumerate([BASE, ONE]):
-        archive = write_oci_archive(tmp_path / f"{index}.tar", [image])
-        podman("load", "-i", archive)
-        aiopod_ok("load", "-i", archive, root=root)
-    podman("create", "one:1", "sh")
-    aiopod_ok("create", "one:1", "sh", root=root)
-    yield podman, root
-    podman.cleanup()
+def twins(tmp_path: Path) -> Iterator[Twins]:
+    twins = Twins(tmp_path, [BASE, ONE])
+    twins.both("create", "one:1", "sh")
+    yield twins
+    twins.cleanup()
 
 
 def _at(document: dict[str, object], path: tuple[str, ...]) -> object:
@@ -59,8 +54,8 @@ def _at(document: dict[str, object], path: tuple[str, ...]) -> object:
 
 
 @pytest.mark.peer("podman")
-def test_info_shares_podmans_fields_and_values(stores: tuple[Podman, Path]) -> None:
-    podman, root = stores
+def test_info_shares_podmans_fields_and_values(twins: Twins) -> None:
+    podman, root = twins.podman, twins.root
     theirs = json.loads(podman("info", "--format", "json").stdout)
     ours = json.loads(aiopod_ok("info", "--format", "json", root=root).stdout)
     assert {path: _at(ours, path) for path in SHARED} == {
@@ -82,15 +77,9 @@ def test_info_shares_podmans_fields_and_values(stores: tuple[Podman, Path]) -> N
         "{{.Nope}}",
     ],
 )
-def test_info_templates_are_podmans(stores: tuple[Podman, Path], template: str) -> None:
-    podman, root = stores
-    expected = podman("info", "--format", template, check=False)
-    got = aiopod("info", "--format", template, root=root)
-    assert (got.stdout, got.stderr, got.returncode) == (
-        expected.stdout,
-        expected.stderr,
-        expected.returncode,
-    )
+def test_info_templates_are_podmans(twins: Twins, template: str) -> None:
+    expected, got = twins.run("info", "--format", template)
+    assert got == expected
 
 
 def test_info_counts_the_store(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from imagefactory import child_image, make_image, write_oci_archive
-from peers import Podman, aiopod, aiopod_ok
+from twins import Twins
 
 import aiopod as api
 from aiopod.sync import Runtime as SyncRuntime
@@ -21,24 +21,14 @@ IMAGES = [BASE, ONE, TWO, DANGLING]
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path, dict[str, str]]]:
-    """Both stores with IMAGES (ONE tagged twice) and a container ``web`` of ONE; the
-    third item maps each container ID to a placeholder."""
-    podman = Podman.create(tmp_path / "podman")
-    root = tmp_path / "aiopod"
-    for index, image in enumerate(IMAGES):
-        archive = write_oci_archive(tmp_path / f"{index}.tar", [image])
-        podman("load", "-i", archive)
-        aiopod_ok("load", "-i", archive, root=root)
-    for run in (podman, lambda *args: aiopod_ok(*args, root=root)):
-        run("tag", "one:1", "one:2")
-    create = ["create", "--name", "web", "one:1", "sh", "-c", "echo hi"]
-    ids = {
-        podman(*create).stdout.strip()[:12]: "<web>",
-        aiopod_ok(*create, root=root).stdout.strip()[:12]: "<web>",
-    }
-    yield podman, root, ids
-    podman.cleanup()
+def twins(tmp_path: Path) -> Iterator[tuple[Twins, dict[str, str]]]:
+    """Both stores with IMAGES (ONE tagged twice) and a container ``web`` of ONE; with
+    the containers' IDs and a placeholder for them."""
+    twins = Twins(tmp_path, IMAGES)
+    twins.both("tag", "one:1", "one:2")
+    created = twins.both("create", "--name", "web", "one:1", "sh", "-c", "echo hi")
+    yield twins, {result.stdout.strip()[:12]: "<web>" for result in created}
+    twins.cleanup()
 
 
 @pytest.mark.peer("podman")
@@ -55,21 +45,10 @@ def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path, dict[str, str]]]:
     ],
     ids=" ".join,
 )
-def test_system_df_is_podmans(stores: tuple[Podman, Path, dict[str, str]], args: list[str]) -> None:
-    podman, root, ids = stores
-
-    def same(text: str) -> str:
-        for container_id, placeholder in ids.items():
-            text = text.replace(container_id, placeholder)
-        return text.replace("`podman ", "`aiopod ")
-
-    expected = podman("system", "df", *args, check=False)
-    got = aiopod("system", "df", *args, root=root)
-    assert (same(got.stdout), got.stderr, got.returncode) == (
-        same(expected.stdout),
-        same(expected.stderr),
-        expected.returncode,
-    )
+def test_system_df_is_podmans(twins: tuple[Twins, dict[str, str]], args: list[str]) -> None:
+    stores, ids = twins
+    expected, got = stores.run("system", "df", *args, replacements=ids)
+    assert got == expected
 
 
 def test_disk_usage_shares_what_parents_and_children_share(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from imagefactory import child_image, make_image, write_oci_archive
-from peers import Podman, aiopod, aiopod_ok
+from peers import aiopod_ok
+from twins import Twins
 
 import aiopod as api
 from aiopod.sync import Runtime as SyncRuntime
@@ -23,24 +24,15 @@ IMAGES = [BASE, ONE, DANGLING, DANGLING_TOO]
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path, dict[str, str]]]:
+def twins(tmp_path: Path) -> Iterator[tuple[Twins, dict[str, str]]]:
     """Both stores with IMAGES, a container ``web`` of ONE and a working container ``wc``
-    of BASE; the third item maps the containers' IDs to a placeholder."""
-    podman = Podman.create(tmp_path / "podman")
-    root = tmp_path / "aiopod"
-    for index, image in enumerate(IMAGES):
-        archive = write_oci_archive(tmp_path / f"{index}.tar", [image])
-        podman("load", "-i", archive)
-        aiopod_ok("load", "-i", archive, root=root)
-    create = ["create", "--name", "web", "one:1", "sh"]
-    ids = {
-        podman(*create).stdout.strip(): "<web>",
-        aiopod_ok(*create, root=root).stdout.strip(): "<web>",
-    }
-    podman.buildah("from", "--name", "wc", "base:1")
-    aiopod_ok("from", "--name", "wc", "base:1", root=root)
-    yield podman, root, ids
-    podman.cleanup()
+    of BASE; with the containers' IDs and a placeholder for them."""
+    twins = Twins(tmp_path, IMAGES)
+    created = twins.both("create", "--name", "web", "one:1", "sh")
+    twins.podman.buildah("from", "--name", "wc", "base:1")
+    aiopod_ok("from", "--name", "wc", "base:1", root=twins.root)
+    yield twins, {result.stdout.strip(): "<web>" for result in created}
+    twins.cleanup()
 
 
 @pytest.mark.peer("podman")
@@ -57,22 +49,12 @@ def stores(tmp_path: Path) -> Iterator[tuple[Podman, Path, dict[str, str]]]:
     ],
 )
 def test_system_prune_is_podmans(
-    stores: tuple[Podman, Path, dict[str, str]], args: list[str], answer: str | None
+    twins: tuple[Twins, dict[str, str]], args: list[str], answer: str | None
 ) -> None:
-    podman, root, ids = stores
-
-    def same(text: str) -> str:
-        for container_id, placeholder in ids.items():
-            text = text.replace(container_id, placeholder)
-        return text.replace("`podman ", "`aiopod ")
-
-    expected = podman("system", "prune", *args, check=False, input=answer)
-    got = aiopod("system", "prune", *args, root=root, input=answer)
-    assert (same(got.stdout), got.stderr, got.returncode) == (
-        same(expected.stdout),
-        same(expected.stderr),
-        expected.returncode,
-    )
+    stores, ids = twins
+    podman, root = stores.podman, stores.root
+    expected, got = stores.run("system", "prune", *args, input=answer, replacements=ids)
+    assert got == expected
     podman_left = sorted(
         row["Names"][0]
         for row in json.loads(podman("ps", "-a", "--external", "--format", "json").stdout)
