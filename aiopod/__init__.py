@@ -133,6 +133,11 @@ if TYPE_CHECKING:
         Untag as Untag,
     )
     from aiopod.storage.check import CheckReport as CheckReport
+    from aiopod.transports.archive_progress import (
+        ArchiveProgressTarget as ArchiveProgressTarget,
+        ArchiveRead as ArchiveRead,
+        ArchiveRecord as ArchiveRecord,
+    )
     from aiopod.transports.registry.credentials import Credentials as Credentials
     from aiopod.transports.registry.login import (
         LoginOutcome as LoginOutcome,
@@ -209,6 +214,10 @@ _LAZY = {
     "ImageCommitted": "aiopod.builder.progress",
     "BuildFinished": "aiopod.builder.progress",
     "OutputDropped": "aiopod.builder.progress",
+    # load, import and save progress
+    "ArchiveProgressTarget": "aiopod.transports.archive_progress",
+    "ArchiveRead": "aiopod.transports.archive_progress",
+    "ArchiveRecord": "aiopod.transports.archive_progress",
     # pull and push progress
     "BlobDone": "aiopod.transports.registry.progress",
     "BlobProgress": "aiopod.transports.registry.progress",
@@ -295,6 +304,10 @@ __all__ = (
     "StepCommitted",
     "StepOutput",
     "StepStarted",
+    # load, import and save progress
+    "ArchiveProgressTarget",
+    "ArchiveRead",
+    "ArchiveRecord",
     # pull and push progress
     "BlobDone",
     "BlobProgress",

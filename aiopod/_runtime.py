@@ -34,6 +34,7 @@ from aiopod._images import Image, ImageList, image_from_record, inspect_document
 from aiopod._info import Info, gather_info
 from aiopod._prune import SystemPruneReport
 from aiopod._reference import check_tag_name, check_untag_name
+from aiopod._relay import relay
 from aiopod._text import human_size
 from aiopod._trees import ImageTree, build_image_tree, stored_size
 from aiopod._usage import DiskUsage, disk_usage
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
+    from aiopod.transports.archive_progress import ArchiveProgressTarget
     from aiopod.transports.registry.credentials import Credentials
     from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
     from aiopod.transports.registry.progress import TransferCallback
@@ -285,27 +287,50 @@ class Runtime(Displayable):
 
     # -- exchange formats ------------------------------------------------------------------
 
-    async def load(self, path: str | os.PathLike[str]) -> list[Image]:
+    async def load(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        progress: ArchiveProgressTarget | None = None,
+    ) -> list[Image]:
         """Load a docker-archive, an oci-archive or an OCI layout directory.
 
         Everything is verified before anything is stored; on error the store is unchanged.
+        *progress* receives :data:`~aiopod.ArchiveRecord` records (the bytes of the archive
+        read, then podman's lines for each image): a callable, called in the event loop's
+        thread, or an anyio memory object stream, closed when the load ends.  Neither
+        ever holds the load up (a slow consumer gets the latest byte count, not every one);
+        an exception the callable raises fails the load before anything is stored.
 
         :raises ~aiopod.errors.InvalidArchive: the input is malformed (the message says how).
         """
         from aiopod.transports.load import load_archive
 
         self._check_open()
-        records, _ = await load_archive(self._store, Path(path))
+        async with relay(progress) as relayed:
+            records, _ = await load_archive(
+                self._store, Path(path), report=relayed.report, checkpoint=relayed.flush
+            )
         state, tree = await self._snapshot()
         return [image_from_record(state.images.get(r.id, r), tree) for r in records]
 
-    async def import_image(self, path: str | os.PathLike[str], name: str | None = None) -> Image:
-        """Make a one-layer image from a root file system tarball, optionally named."""
+    async def import_image(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        progress: ArchiveProgressTarget | None = None,
+    ) -> Image:
+        """Make a one-layer image from a root file system tarball, optionally named;
+        *progress* as for :meth:`load`."""
         from aiopod.transports.load import import_tarball
 
         self._check_open()
         names = [str(check_tag_name(name))] if name else []
-        [record], _ = await import_tarball(self._store, Path(path), names)
+        async with relay(progress) as relayed:
+            [record], _ = await import_tarball(
+                self._store, Path(path), names, report=relayed.report, checkpoint=relayed.flush
+            )
         state, tree = await self._snapshot()
         return image_from_record(state.images.get(record.id, record), tree)
 
@@ -315,11 +340,13 @@ class Runtime(Displayable):
         references: Sequence[str],
         *,
         format: SaveFormat = "docker-archive",
+        progress: ArchiveProgressTarget | None = None,
     ) -> None:
         """Save images to *path* as a docker-archive, an oci-archive or an OCI directory.
 
         Images given by name are saved under that name; images given by ID under all
-        of their names.  The output appears only when it is complete.
+        of their names.  The output appears only when it is complete.  *progress* as for
+        :meth:`load`: podman's lines for each blob as it is written, with its bytes.
         """
         self._check_open()
         if format not in SAVE_FORMATS:
@@ -338,17 +365,23 @@ class Runtime(Displayable):
             target = Path(path)
             # The shared lock is held until the writer has stopped reading blobs, whatever
             # cancels the caller (a cancelled save stops at its next chunk, no output left).
-            if format == "docker-archive":
-                from aiopod.transports.docker_archive import write_docker_archive
+            async with relay(progress) as relayed:
+                report = relayed.report
+                if format == "docker-archive":
+                    from aiopod.transports.docker_archive import write_docker_archive
 
-                await run_until_stopped(write_docker_archive, target, images, self._store.blob_path)
-            else:
-                from aiopod.transports.oci_layout import write_oci_layout
+                    await run_until_stopped(
+                        write_docker_archive, target, images, self._store.blob_path, report
+                    )
+                else:
+                    from aiopod.transports.oci_layout import write_oci_layout
 
-                archive = format == "oci-archive"
-                await run_until_stopped(
-                    lambda: write_oci_layout(target, images, self._store.blob_path, archive=archive)
-                )
+                    archive = format == "oci-archive"
+                    await run_until_stopped(
+                        lambda: write_oci_layout(
+                            target, images, self._store.blob_path, archive=archive, report=report
+                        )
+                    )
         attributes = {"path": str(target), "format": format}
         async with self._changing() as txn:
             txn.emit(

@@ -19,6 +19,7 @@ from aiopod._reference import normalize_local
 from aiopod.errors import InvalidArchive, InvalidReference
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.records import ImageRecord
+from aiopod.transports.archive_progress import ArchiveReport, BlobWriting, report_saved
 from aiopod.transports.candidate import ImageCandidate, LayerBlob
 from aiopod.transports.output import output_file
 from aiopod.transports.source import ArchiveSource
@@ -81,8 +82,11 @@ def write_docker_archive(
     path: Path,
     images: Sequence[tuple[ImageRecord, Sequence[str]]],
     blob_path: Callable[[str], Path],
+    report: ArchiveReport | None = None,
 ) -> None:
-    """Write *images* (each with the names to record for it) as a docker-archive."""
+    """Write *images* (each with the names to record for it) as a docker-archive;
+    *report* receives the progress records (layers by their uncompressed digest, as
+    they are written)."""
     manifest = []
     written: set[str] = set()
     with output_file(path) as fd:
@@ -92,21 +96,26 @@ def write_docker_archive(
             for layer in record.layers:
                 name = layer.diff_id.removeprefix("sha256:") + ".tar"
                 layer_names.append(name)
-                if name in written:
-                    continue
-                written.add(name)
-                source = blob_path(layer.digest)
-                if layer.digest == layer.diff_id:
-                    tar.add_path(name, source, layer.uncompressed_size, mode=0o444)
-                else:
-                    with source.open("rb") as raw, open_decompressed(raw) as stream:
-                        tar.add_stream(name, stream, layer.uncompressed_size, mode=0o444)
+                blob = BlobWriting(report, layer.diff_id, layer.uncompressed_size)
+                if name not in written:
+                    written.add(name)
+                    source = blob_path(layer.digest)
+                    size = layer.uncompressed_size
+                    if layer.digest == layer.diff_id:
+                        tar.add_path(name, source, size, mode=0o444, progress=blob.written)
+                    else:
+                        with source.open("rb") as raw, open_decompressed(raw) as stream:
+                            tar.add_stream(name, stream, size, mode=0o444, progress=blob.written)
+                blob.done()
             config_name = record.id + ".json"
+            config = BlobWriting(report, record.config_digest, record.config_size, "config")
             if config_name not in written:
                 written.add(config_name)
                 tar.add_path(
                     config_name, blob_path(record.config_digest), record.config_size, 0o444
                 )
+            config.done()
+            report_saved(report)
             manifest.append({"Config": config_name, "RepoTags": list(names), "Layers": layer_names})
         tar.add_bytes("manifest.json", json.dumps(manifest, separators=(",", ":")).encode(), 0o444)
         tar.close()

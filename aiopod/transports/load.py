@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.store import Store, Transaction
 from aiopod.storage.threads import run_to_completion, run_until_stopped
+from aiopod.transports.archive_progress import ArchiveReport, counted, report_loaded_image
 from aiopod.transports.candidate import ImageCandidate, LayerBlob, build_record
 from aiopod.transports.docker_archive import read_docker_archive
 from aiopod.transports.oci_layout import read_oci_layout
@@ -40,8 +42,10 @@ Built = list[tuple[ImageRecord, list[StagedBlob]]]
 Committed = tuple[list[ImageRecord], list[Event]]
 
 
-def _stage_archive(area: StagingArea, path: Path, limits: ArchiveLimits) -> Built:
-    source = open_source(area, path, limits)
+def _stage_archive(
+    area: StagingArea, path: Path, limits: ArchiveLimits, report: ArchiveReport | None
+) -> Built:
+    source = open_source(area, path, limits, report)
     if source.has("manifest.json"):
         candidates = read_docker_archive(source)
     elif source.has("index.json"):
@@ -51,7 +55,11 @@ def _stage_archive(area: StagingArea, path: Path, limits: ArchiveLimits) -> Buil
             f"{path} is neither a docker-archive (no manifest.json) "
             "nor an OCI layout or oci-archive (no index.json)"
         )
-    return [build_record(candidate, area) for candidate in candidates]
+    built = [build_record(candidate, area) for candidate in candidates]
+    if report is not None:
+        for record, _ in built:
+            report_loaded_image(report, record)
+    return built
 
 
 def _check_tarball(blob: StagedBlob) -> None:
@@ -69,7 +77,11 @@ def _check_tarball(blob: StagedBlob) -> None:
 
 
 def _stage_tarball(
-    area: StagingArea, path: Path, names: Sequence[str], limits: ArchiveLimits
+    area: StagingArea,
+    path: Path,
+    names: Sequence[str],
+    limits: ArchiveLimits,
+    report: ArchiveReport | None,
 ) -> Built:
     try:
         stream = path.open("rb")
@@ -77,7 +89,7 @@ def _stage_tarball(
         raise InvalidArchive(f"{path}: {exc.strerror}") from None
     with stream:
         layer = area.ingest(
-            stream,
+            counted(stream, str(path), os.fstat(stream.fileno()).st_size, report),
             max_size=limits.max_blob_bytes,
             max_uncompressed=limits.max_uncompressed_bytes,
         )
@@ -103,7 +115,10 @@ def _stage_tarball(
     candidate = ImageCandidate(
         config=config, config_doc=config_doc, layers=[LayerBlob(layer)], names=list(names)
     )
-    return [build_record(candidate, area)]
+    built = [build_record(candidate, area)]
+    if report is not None:
+        report_loaded_image(report, built[0][0])
+    return built
 
 
 def merge_image(txn: Transaction, record: ImageRecord, blobs: Sequence[StagedBlob]) -> ImageRecord:
@@ -141,31 +156,46 @@ async def _commit(store: Store, built: Built, source: str, path: Path) -> Commit
 
 
 async def _stage_and_commit(
-    store: Store, source: str, stage: object, path: Path, *args: object
+    store: Store,
+    source: str,
+    checkpoint: Callable[[], Awaitable[None]] | None,
+    stage: object,
+    path: Path,
+    *args: object,
 ) -> Committed:
     area: StagingArea = await anyio.to_thread.run_sync(store.new_staging_area)
     try:
         # Stopped at its next chunk and waited for, whatever cancels the caller: the area
         # is removed only after it.
         built: Built = await run_until_stopped(stage, area, path, *args)  # type: ignore[arg-type]
+        if checkpoint is not None:
+            await checkpoint()
         return await _commit(store, built, source, path)
     finally:
         await run_to_completion(area.close)
 
 
 async def load_archive(
-    store: Store, path: Path, *, limits: ArchiveLimits | None = None
+    store: Store,
+    path: Path,
+    *,
+    limits: ArchiveLimits | None = None,
+    report: ArchiveReport | None = None,
+    checkpoint: Callable[[], Awaitable[None]] | None = None,
 ) -> Committed:
     """Load every image of a docker-archive, oci-archive or OCI layout directory.
 
     Returns the images as stored (names merged with any the image already had) and the
     ``Loaded`` events recorded with them.  Takes
-    the store's exclusive lock only for the final commit.
+    the store's exclusive lock only for the final commit.  *report* receives the
+    progress records (:mod:`aiopod.transports.archive_progress`) from the worker thread;
+    *checkpoint* is awaited after the staging and before the commit (an exception it
+    raises leaves the store unchanged).
 
     :raises ~aiopod.errors.InvalidArchive: the input is malformed; the store is unchanged.
     """
     return await _stage_and_commit(
-        store, "archive", _stage_archive, path, limits or ArchiveLimits()
+        store, "archive", checkpoint, _stage_archive, path, limits or ArchiveLimits(), report
     )
 
 
@@ -175,8 +205,12 @@ async def import_tarball(
     names: Sequence[str] = (),
     *,
     limits: ArchiveLimits | None = None,
+    report: ArchiveReport | None = None,
+    checkpoint: Callable[[], Awaitable[None]] | None = None,
 ) -> Committed:
-    """Make a one-layer image from a root file system tarball (plain or compressed)."""
+    """Make a one-layer image from a root file system tarball (plain or compressed);
+    *report* and *checkpoint* as for :func:`load_archive`."""
+    limits = limits or ArchiveLimits()
     return await _stage_and_commit(
-        store, "tarball", _stage_tarball, path, names, limits or ArchiveLimits()
+        store, "tarball", checkpoint, _stage_tarball, path, names, limits, report
     )

@@ -28,6 +28,7 @@ from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.layout import INDEX_MEDIA_TYPE, LAYOUT_FILE_CONTENT, REF_NAME_ANNOTATION
 from aiopod.storage.records import ImageRecord
 from aiopod.transports import mediatypes as mt
+from aiopod.transports.archive_progress import ArchiveReport, BlobWriting, report_saved
 from aiopod.transports.candidate import ImageCandidate, LayerBlob
 from aiopod.transports.documents import check_descriptor, check_document, image_descriptors
 from aiopod.transports.output import output_file
@@ -169,16 +170,29 @@ def _blobs(images: Sequence[tuple[ImageRecord, Sequence[str]]]) -> dict[str, int
     return blobs
 
 
+def _blob_writing(
+    report: ArchiveReport | None, digest: str, size: int, configs: set[str], manifests: set[str]
+) -> BlobWriting:
+    """The records of a blob: a layer's or a config's (a manifest's are none)."""
+    if digest in manifests:
+        return BlobWriting(None, digest, size)
+    return BlobWriting(report, digest, size, "config" if digest in configs else "blob")
+
+
 def write_oci_layout(
     target: Path,
     images: Sequence[tuple[ImageRecord, Sequence[str]]],
     blob_path: Callable[[str], Path],
     *,
     archive: bool,
+    report: ArchiveReport | None = None,
 ) -> None:
-    """Write *images* as an OCI layout: a tar file (``archive``) or a directory."""
+    """Write *images* as an OCI layout: a tar file (``archive``) or a directory; *report*
+    receives the progress records (blobs as they are written)."""
     index = _index_document(images)
     blobs = _blobs(images)
+    configs = {record.config_digest for record, _ in images}
+    manifests = {record.manifest_digest for record, _ in images}
     if archive:
         with output_file(target) as fd:
             tar = TarWriter(fd)
@@ -186,19 +200,28 @@ def write_oci_layout(
             tar.add_dir("blobs")
             tar.add_dir("blobs/sha256")
             for digest, size in blobs.items():
+                blob = _blob_writing(report, digest, size, configs, manifests)
                 tar.add_path(
-                    "blobs/sha256/" + digest.removeprefix("sha256:"), blob_path(digest), size
+                    "blobs/sha256/" + digest.removeprefix("sha256:"),
+                    blob_path(digest),
+                    size,
+                    progress=blob.written,
                 )
+                blob.done()
             tar.add_bytes("index.json", index)
             tar.close()
+        report_saved(report)
         return
     if target.exists() and any(target.iterdir()) and not (target / "oci-layout").exists():
         raise InvalidArchive(f"{target} exists and is not an OCI layout")
     (target / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    for digest in blobs:
+    for digest, size in blobs.items():
         raise_if_cancelled()
+        blob = _blob_writing(report, digest, size, configs, manifests)
         dest = target / "blobs" / "sha256" / digest.removeprefix("sha256:")
         if not dest.exists():
             shutil.copyfile(blob_path(digest), dest)
+        blob.done()
     (target / "oci-layout").write_bytes(LAYOUT_FILE_CONTENT)
     (target / "index.json").write_bytes(index)
+    report_saved(report)

@@ -12,6 +12,7 @@ Everything here blocks; callers run it in a worker thread.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from aiopod.storage.compression import open_decompressed
 from aiopod.storage.digest import split_digest
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.tar_reader import TarReader
+from aiopod.transports.archive_progress import ArchiveReport, counted
 from aiopod.transports.jsonutil import parse_json_list, parse_json_object
 
 __all__ = ("ArchiveLimits", "ArchiveSource", "DirectorySource", "TarSource", "open_source")
@@ -46,9 +48,12 @@ class ArchiveLimits:
 class ArchiveSource:
     """Members of an archive or layout, staged and found by name."""
 
-    def __init__(self, area: StagingArea, limits: ArchiveLimits) -> None:
+    def __init__(
+        self, area: StagingArea, limits: ArchiveLimits, report: ArchiveReport | None = None
+    ) -> None:
         self.area = area
         self.limits = limits
+        self.report = report
 
     def has(self, name: str) -> bool:
         """Whether the archive holds a member called *name*."""
@@ -93,8 +98,14 @@ class ArchiveSource:
 class TarSource(ArchiveSource):
     """A tar archive (plain, gzip, zstd, …) staged in one streaming pass."""
 
-    def __init__(self, area: StagingArea, limits: ArchiveLimits, path: Path) -> None:
-        super().__init__(area, limits)
+    def __init__(
+        self,
+        area: StagingArea,
+        limits: ArchiveLimits,
+        path: Path,
+        report: ArchiveReport | None = None,
+    ) -> None:
+        super().__init__(area, limits, report)
         self._members: dict[str, StagedBlob] = {}
         self._links: dict[str, str] = {}
         self._read(path)
@@ -102,7 +113,12 @@ class TarSource(ArchiveSource):
     def _read(self, path: Path) -> None:
         count = 0
         try:
-            with path.open("rb") as raw, open_decompressed(raw) as stream:
+            with (
+                path.open("rb") as raw,
+                open_decompressed(
+                    counted(raw, str(path), os.fstat(raw.fileno()).st_size, self.report)
+                ) as stream,
+            ):
                 reader = TarReader(stream)
                 for member in reader:
                     count += 1
@@ -153,10 +169,17 @@ class TarSource(ArchiveSource):
 class DirectorySource(ArchiveSource):
     """An OCI image layout directory, read on demand."""
 
-    def __init__(self, area: StagingArea, limits: ArchiveLimits, path: Path) -> None:
-        super().__init__(area, limits)
+    def __init__(
+        self,
+        area: StagingArea,
+        limits: ArchiveLimits,
+        path: Path,
+        report: ArchiveReport | None = None,
+    ) -> None:
+        super().__init__(area, limits, report)
         self._root = path
         self._cache: dict[str, StagedBlob] = {}
+        self._read = 0  # bytes of the blobs read so far
 
     def _path_for(self, name: str) -> Path | None:
         parts = name.split("/")
@@ -180,20 +203,24 @@ class DirectorySource(ArchiveSource):
         path = self._path_for(name)
         if path is None or path.is_symlink() or not path.is_file():
             raise InvalidArchive(f"OCI layout {self._root} has no file {name!r}")
-        with path.open("rb") as stream:
+        with path.open("rb") as raw:
             blob = self.area.ingest(
-                stream,
+                counted(raw, str(self._root), None, self.report, self._read),
                 max_size=self.limits.max_blob_bytes,
                 max_uncompressed=self.limits.max_uncompressed_bytes,
             )
+        self._read += blob.size
         self._cache[name] = blob
         return blob
 
 
-def open_source(area: StagingArea, path: Path, limits: ArchiveLimits) -> ArchiveSource:
-    """Stage *path*: a directory is an OCI layout, a file is a tar archive."""
+def open_source(
+    area: StagingArea, path: Path, limits: ArchiveLimits, report: ArchiveReport | None = None
+) -> ArchiveSource:
+    """Stage *path*: a directory is an OCI layout, a file is a tar archive; *report*
+    receives how much has been read (``ArchiveRead``)."""
     if path.is_dir():
-        return DirectorySource(area, limits, path)
+        return DirectorySource(area, limits, path, report)
     if not path.exists():
         raise InvalidArchive(f"{path}: no such file or directory")
-    return TarSource(area, limits, path)
+    return TarSource(area, limits, path, report)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,8 +61,17 @@ class TarWriter:
         self._write(data)
         self._pad(len(data))
 
-    def add_path(self, name: str, path: Path, size: int, mode: int = 0o644) -> None:
-        """Add a regular file copied from *path* (exactly *size* bytes)."""
+    def add_path(
+        self,
+        name: str,
+        path: Path,
+        size: int,
+        mode: int = 0o644,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Add a regular file copied from *path* (exactly *size* bytes); *progress* is
+        called with the bytes written so far after each chunk."""
         self._header(name, tarfile.REGTYPE, size, mode)
         src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -72,12 +82,23 @@ class TarWriter:
                 if sent == 0:
                     raise OSError(f"{path} is shorter than {size} bytes")
                 offset += sent
+                if progress is not None:
+                    progress(offset)
         finally:
             os.close(src)
         self._pad(size)
 
-    def add_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o644) -> None:
-        """Add a regular file read from *stream*, which must yield exactly *size* bytes."""
+    def add_stream(
+        self,
+        name: str,
+        stream: BinaryIO,
+        size: int,
+        mode: int = 0o644,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Add a regular file read from *stream*, which must yield exactly *size* bytes;
+        *progress* as for :meth:`add_path`."""
         self._header(name, tarfile.REGTYPE, size, mode)
         remaining = size
         while remaining:
@@ -87,6 +108,8 @@ class TarWriter:
                 raise OSError(f"stream for {name} ended {remaining} bytes early")
             self._write(data)
             remaining -= len(data)
+            if progress is not None:
+                progress(size - remaining)
         if stream.read(1):
             raise OSError(f"stream for {name} is longer than {size} bytes")
         self._pad(size)
