@@ -132,7 +132,11 @@ if TYPE_CHECKING:
         Step as Step,
         Untag as Untag,
     )
-    from aiopod.storage.check import CheckReport as CheckReport
+    from aiopod.storage.check import (
+        CheckProgress as CheckProgress,
+        CheckProgressTarget as CheckProgressTarget,
+        CheckReport as CheckReport,
+    )
     from aiopod.transports.archive_progress import (
         ArchiveProgressTarget as ArchiveProgressTarget,
         ArchiveRead as ArchiveRead,
@@ -180,6 +184,8 @@ _LAZY = {
     "Container": "aiopod._containers",
     "Reference": "aiopod._reference",
     "CheckReport": "aiopod.storage.check",
+    "CheckProgress": "aiopod.storage.check",
+    "CheckProgressTarget": "aiopod.storage.check",
     # registries
     "Credentials": "aiopod.transports.registry.credentials",
     "LoginOutcome": "aiopod.transports.registry.login",
@@ -249,6 +255,8 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no other name
 
 __all__ = (
     # the runtime and what its calls return
+    "CheckProgress",
+    "CheckProgressTarget",
     "CheckReport",
     "Container",
     "Image",

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
-    from aiopod.storage.check import CheckReport
+    from aiopod.storage.check import CheckProgressTarget, CheckReport
     from aiopod.transports.archive_progress import ArchiveProgressTarget
     from aiopod.transports.registry.credentials import Credentials
     from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
@@ -896,9 +896,13 @@ class Runtime(Displayable):
 
     # -- maintenance -----------------------------------------------------------------------
 
-    async def check(self, *, repair: bool = False) -> CheckReport:
+    async def check(
+        self, *, repair: bool = False, progress: CheckProgressTarget | None = None
+    ) -> CheckReport:
         """Verify the store (blobs, metadata, orphans, working containers of builds that
-        were killed); with ``repair`` fix what is wrong.
+        were killed); with ``repair`` fix what is wrong.  *progress* receives
+        :class:`~aiopod.CheckProgress` records (bytes of the blobs verified), as a load's
+        (:meth:`load`).
 
         Repair removes a killed build's working containers as :meth:`remove_containers`
         does (with their ``Removed`` events); a container whose build still runs, in
@@ -909,7 +913,8 @@ class Runtime(Displayable):
         if self._state != "open":
             raise RuntimeStopped()
         async with self._lock:
-            report = await check_store(self._store, repair=repair)
+            async with relay(progress) as relayed:
+                report = await check_store(self._store, repair=repair, report=relayed.report)
             if repair and self._damaged is not None:
                 await self._store.open()
                 self._damaged = None

@@ -181,3 +181,19 @@ def test_the_sync_facade_reports_progress_too(tmp_path: Path) -> None:
         rt.save(tmp_path / "out.tar", ["base:1"], format="oci-archive", progress=records.append)
     assert sum(isinstance(r, CopyStarted) for r in records) == 1
     assert sum(isinstance(r, aiopod.SignaturesStoring) for r in records) == 2
+
+
+async def test_a_check_reports_the_bytes_it_verified(store: Path, tmp_path: Path) -> None:
+    """Counts that grow to the bytes of every blob the images need."""
+    archive = write_oci_archive(tmp_path / "images.tar", [APP])
+    records: list[aiopod.CheckProgress] = []
+    async with Runtime(store) as rt:
+        [app] = await rt.load(archive)
+        report = await rt.check(progress=records.append)
+    assert report.ok
+    # The store holds APP's blobs and nothing else: manifest, config, two (gzip) layers.
+    blobs = list((store / "blobs" / "sha256").iterdir())
+    assert len(blobs) == 4 and app.digest.removeprefix("sha256:") in {b.name for b in blobs}
+    total = sum(blob.stat().st_size for blob in blobs)
+    assert records[-1] == aiopod.CheckProgress(total, total)
+    assert [r.done for r in records] == sorted(r.done for r in records)

@@ -17,13 +17,16 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import anyio
 import anyio.to_thread
 
 from aiopod._display import Displayable, html_table, plural
+from aiopod._relay import ProgressSink
 from aiopod.errors import StoreCorrupted
 from aiopod.events.model import Event
 from aiopod.storage.cancellation import raise_if_cancelled
@@ -35,7 +38,7 @@ from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion
 
-__all__ = ("CheckReport", "check_store")
+__all__ = ("CheckProgress", "CheckProgressTarget", "CheckReport", "check_store")
 
 
 @dataclass
@@ -72,7 +75,39 @@ class CheckReport(Displayable):
         return html_table(["", "What"], rows, caption=self._summary())
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
+@dataclass(frozen=True, slots=True)
+class CheckProgress:
+    """``done`` of ``total`` bytes of the images' blobs have been verified (each blob
+    once, however many images share it)."""
+
+    done: int
+    total: int
+
+    @property
+    def text(self) -> str:
+        """Nothing: a count for a progress bar."""
+        return ""
+
+
+#: Where a check's records go (``progress=``), as for a load (:mod:`aiopod._relay`).
+CheckProgressTarget: TypeAlias = ProgressSink[CheckProgress]
+
+
+class _Hashed:
+    """Bytes hashed so far, reported to a check's progress."""
+
+    def __init__(self, total: int, report: Callable[[CheckProgress], None] | None) -> None:
+        self.total = total
+        self.done = 0
+        self._report = report
+
+    def add(self, size: int) -> None:
+        self.done += size
+        if self._report is not None:
+            self._report(CheckProgress(self.done, self.total))
+
+
+def _hash_file(path: Path, hashed: _Hashed) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as stream:
@@ -80,19 +115,22 @@ def _hash_file(path: Path) -> tuple[str, int]:
             raise_if_cancelled()
             digest.update(chunk)
             size += len(chunk)
+            hashed.add(len(chunk))
     return "sha256:" + digest.hexdigest(), size
 
 
+def _blob_sizes(record: ImageRecord) -> dict[str, int]:
+    """Every blob of *record* and the size its metadata gives."""
+    sizes = {record.manifest_digest: record.manifest_size, record.config_digest: record.config_size}
+    sizes.update({layer.digest: layer.size for layer in record.layers})
+    return sizes
+
+
 def _image_problems(
-    store: Store, record: ImageRecord, verified: dict[str, tuple[str, int]]
+    store: Store, record: ImageRecord, verified: dict[str, tuple[str, int]], hashed: _Hashed
 ) -> list[str]:
     problems = []
-    expected = {
-        record.manifest_digest: record.manifest_size,
-        record.config_digest: record.config_size,
-    }
-    expected.update({layer.digest: layer.size for layer in record.layers})
-    for digest, size in expected.items():
+    for digest, size in _blob_sizes(record).items():
         try:
             path = store.blob_path(digest)
         except (ValueError, TypeError):
@@ -102,7 +140,7 @@ def _image_problems(
             if not path.is_file():
                 problems.append(f"image {record.id}: blob {digest} is missing")
                 continue
-            verified[digest] = _hash_file(path)
+            verified[digest] = _hash_file(path, hashed)
         actual, actual_size = verified[digest]
         if actual != digest or actual_size != size:
             problems.append(
@@ -128,8 +166,11 @@ def _image_problems(
     return problems
 
 
-def _check(store: Store, repair: bool) -> tuple[CheckReport, StoreState | None]:
-    """The report, and (repair only) the repaired metadata if it differs from the stored."""
+def _check(
+    store: Store, repair: bool, report_progress: Callable[[CheckProgress], None] | None = None
+) -> tuple[CheckReport, StoreState | None]:
+    """The report, and (repair only) the repaired metadata if it differs from the stored;
+    *report_progress* receives how much of the blobs has been verified."""
     layout = store.layout
     report = CheckReport()
     repaired_state = None
@@ -147,9 +188,11 @@ def _check(store: Store, repair: bool) -> tuple[CheckReport, StoreState | None]:
                 report.problems.append(f"name {name} belongs to {owners[name]} and {record.id}")
             owners[name] = record.id
     verified: dict[str, tuple[str, int]] = {}
+    sizes = {d: n for r in state.images.values() for d, n in _blob_sizes(r).items()}
+    hashed = _Hashed(sum(sizes.values()), report_progress)
     damaged = []
     for record in list(state.images.values()):
-        problems = _image_problems(store, record, verified)
+        problems = _image_problems(store, record, verified, hashed)
         report.problems.extend(problems)
         if problems:
             damaged.append(record.id)
@@ -239,45 +282,53 @@ def replace_names(record: ImageRecord, state: StoreState) -> ImageRecord:
     )
 
 
-async def check_store(store: Store, *, repair: bool = False) -> CheckReport:
-    """Check (and with *repair*, fix) *store* under its exclusive lock.
+async def check_store(
+    store: Store,
+    *,
+    repair: bool = False,
+    report: Callable[[CheckProgress], None] | None = None,
+) -> CheckReport:
+    """Check (and with *repair*, fix) *store* under its exclusive lock; *report* receives
+    :class:`CheckProgress` records from the worker thread.
 
     An unreadable ``images.json`` is reported; repair rebuilds it from ``index.json``
     (tagged images only) and then checks the rebuilt store.
     """
     try:
-        return await _check_readable(store, repair=repair)
+        return await _check_readable(store, repair=repair, report=report)
     except StoreCorrupted as exc:
         if not repair:
             return CheckReport(problems=[str(exc)])
         state, problems = await anyio.to_thread.run_sync(rebuild_state, store.layout)
         await store.replace_unreadable_metadata(state)
-        report = await _check_readable(store, repair=True)
-        report.problems[:0] = [str(exc), *problems]
-        report.repaired.insert(
+        result = await _check_readable(store, repair=True, report=report)
+        result.problems[:0] = [str(exc), *problems]
+        result.repaired.insert(
             0,
             f"rebuilt images.json from index.json ({len(state.images)} images); "
             "untagged images and containers could not be recovered",
         )
-        return report
+        return result
 
 
-async def _check_readable(store: Store, *, repair: bool) -> CheckReport:
+async def _check_readable(
+    store: Store, *, repair: bool, report: Callable[[CheckProgress], None] | None
+) -> CheckReport:
     async with store.transaction() as txn:
         with anyio.CancelScope(shield=repair):
             if repair:  # runs to its end under the lock, however the caller is cancelled
-                report, repaired = await run_to_completion(_check, store, repair)
+                result, repaired = await run_to_completion(_check, store, repair, report)
             else:
-                report, repaired = await anyio.to_thread.run_sync(_check, store, repair)
+                result, repaired = await anyio.to_thread.run_sync(_check, store, repair, report)
             if repaired is not None:
                 # Through the transaction, so that the change token changes with
                 # images.json: a runtime holding the old metadata reloads it instead of
                 # writing the damaged images back with its next commit.
-                for image_id in report.removed_images:
+                for image_id in result.removed_images:
                     txn.remove(image_id)
                 for record in repaired.images.values():
                     if record != txn.state.images[record.id]:
                         txn.put(record)
-    if repair and report.repaired:
+    if repair and result.repaired:
         await store.open()  # reload what repair rewrote
-    return report
+    return result
