@@ -11,6 +11,7 @@ import pytest
 from conftest import store_of
 from imagefactory import child_image, make_image, write_oci_archive
 from peers import aiopod_ok
+from test_asyncio_embedding import readme_snippet, run_as_a_cell
 
 import aiopod
 from aiopod import Runtime
@@ -165,3 +166,25 @@ async def test_an_image_tree_shows_podmans_drawing_escaped_in_html(
     html = tree._repr_html_()
     assert html.startswith("<pre>Image ID: ") and "[localhost/base:1]" in html
     assert "<" not in html[5:-6]
+
+
+async def test_the_readme_pictures_snippet_runs_as_written_in_a_running_loop(
+    store: Path,
+    tmp_path: Path,
+    archive: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = readme_snippet("Pictures, reports and progress")
+    monkeypatch.chdir(tmp_path)
+    async with Runtime(store) as rt:
+        await rt.load(archive)
+        namespace: dict[str, object] = {"rt": rt}  # what the README's earlier cells defined
+        await run_as_a_cell(source, namespace)
+        assert await rt.images() == []  # the prune at its end
+    out = capsys.readouterr().out
+    assert out.startswith(f"Image ID: {APP.id[:12]}\n")
+    assert f"{APP.id} " in out and "Copying config sha256:" in out
+    report = namespace["report"]
+    assert isinstance(report, aiopod.SystemPruneReport)
+    assert sorted(report.images.deleted) == sorted([APP.id, BASE.id])

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from imagefactory import child_image, make_image, write_docker_archive
+from test_asyncio_embedding import readme_snippet
 
 import aiopod
 import aiopod.sync
@@ -222,3 +223,25 @@ def test_the_facade_shows_itself_as_the_runtime_does(tmp_path: Path, archive: Pa
         assert repr(rt).startswith(f"<aiopod.sync.Runtime root={str(tmp_path / 'store')!r} open: ")
         assert "2 images" in repr(rt)
         assert "localhost/app" in rt._repr_html_()
+
+
+def test_the_readme_snippet_runs_as_written(
+    tmp_path: Path,
+    archive: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = readme_snippet("Without await: `aiopod.sync`")
+    assert 'root="/tmp/aiopod-sync"' in source
+    source = source.replace('root="/tmp/aiopod-sync"', f"root={str(tmp_path / 'store')!r}")
+    monkeypatch.chdir(tmp_path)
+    write_docker_archive(tmp_path / "app.tar", [APP])
+    exec(compile(source, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["REPOSITORY", "TAG", "IMAGE"]
+    assert out[-4].startswith("Event(kind=<EventKind.UNTAGGED: 'Untagged'>")
+    assert out[-3:] == [
+        "Loaded localhost/app:1",
+        "Tagged localhost/app:2",
+        "Untagged localhost/app:2",
+    ]
