@@ -178,6 +178,20 @@ def test_the_api_returns_and_takes_exported_types() -> None:
         "ProgressTarget",
         "StepStarted",
         "BuildFinished",
+        "ImageList",
+        "ImageTree",
+        "TreeLayer",
+        "ImageHistory",
+        "DiskUsage",
+        "ImageUsage",
+        "UsageSummary",
+        "Info",
+        "SystemPruneReport",
+        "ArchiveRecord",
+        "ArchiveRead",
+        "ArchiveProgressTarget",
+        "CheckProgress",
+        "CheckProgressTarget",
     ):
         assert name in aiopod.__all__, name
 
