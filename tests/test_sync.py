@@ -245,3 +245,19 @@ def test_the_readme_snippet_runs_as_written(
         "Tagged localhost/app:2",
         "Untagged localhost/app:2",
     ]
+
+
+def test_a_callback_in_the_runtimes_own_thread_cannot_call_it_back(
+    tmp_path: Path, archive: Path
+) -> None:
+    """A progress callback runs in the runtime's event loop: calling the facade from it
+    would wait for that loop forever; it raises instead, which fails the load."""
+    with aiopod.sync.Runtime(tmp_path / "store") as rt:
+
+        def call_back(record: aiopod.ArchiveRecord) -> None:
+            rt.images()
+
+        with pytest.raises(aiopod.BlockingCallInEventLoop) as caught:
+            rt.load(archive, progress=call_back)
+        assert caught.value.call == "images"
+        assert rt.images() == []  # the load stored nothing
