@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from peers import aiopod_env
+import pytest
+from peers import Podman, aiopod_env
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -44,3 +46,27 @@ def test_remove_with_subscriber_untags_then_forces_and_streams_every_event() -> 
     assert "rmi -f app:1 -> removed 2 containers" in out
     for line in ("Untagged image", "Removed container", "Deleted image"):
         assert f"event: {line}" in out
+
+
+@pytest.mark.peer("docker-registry", "podman")
+def test_fleet_builds_once_pushes_and_every_machine_pulls_podmans_image(
+    tmp_path: Path, registry: str, podman: Podman
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "fleet.py"), registry, "--insecure", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env=aiopod_env(),
+    )
+    out = result.stdout
+    assert "(pulled by the build)" in out
+    assert "4 machines run the same image" in out
+    pulled = [line.split() for line in out.splitlines() if line.startswith("machine-")]
+    assert len(pulled) == 4
+    podman("pull", "-q", "--tls-verify=false", f"{registry}/fleet/app:1")
+    inspected = json.loads(podman("image", "inspect", f"{registry}/fleet/app:1").stdout)[0]
+    assert {(short_id, digest) for _, short_id, digest in pulled} == {
+        (inspected["Id"][:12], inspected["Digest"])
+    }
