@@ -54,7 +54,9 @@ if TYPE_CHECKING:
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckReport
+    from aiopod.transports.registry.blob_locations import BlobLocations
     from aiopod.transports.registry.credentials import Credentials
+    from aiopod.transports.registry.endpoints import ImageDestination
     from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
     from aiopod.transports.registry.progress import TransferCallback
     from aiopod.transports.registry.push import Compression
@@ -108,6 +110,7 @@ class Runtime:
         #: The event bus: ``async with rt.events.subscribe(...) as stream``.
         self.events = EventBus()
         self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
+        self._blob_locations: BlobLocations | None = None  # made by the first pull or push
         self._store = Store(
             root_path,
             lock_timeout=lock_timeout,
@@ -416,6 +419,7 @@ class Runtime:
         from aiopod.transports.registry.locate import PullAttempt, locate_pull, pull_failure
         from aiopod.transports.registry.progress import NameResolved, PullStarted
         from aiopod.transports.registry.pull import pull_image, resolve_manifest
+        from aiopod.transports.registry.repository import RegistryRepository
 
         self._check_open()
         if policy not in PULL_POLICIES:
@@ -461,6 +465,10 @@ class Runtime:
                     event_name=target.event_name,
                     progress=progress,
                 )
+                if isinstance(target.repository, RegistryRepository):
+                    stored = pulled.record
+                    blobs = [stored.config_digest, *(layer.digest for layer in stored.layers)]
+                    await self._known_blob_locations().record(target.repository.name, blobs)
                 state, tree = await self._snapshot()
                 return image_from_record(state.images.get(pulled.record.id, pulled.record), tree)
             assert error is not None
@@ -494,20 +502,25 @@ class Runtime:
         Holds the store's shared lock while it reads blobs (removals wait); cancelling
         stops the transfers.  Emits a ``Pushed`` event when done.
         """
+        from aiopod.transports.registry.blob_locations import MountingDestination
         from aiopod.transports.registry.locate import locate_push
         from aiopod.transports.registry.push import push_image, write_digestfile
+        from aiopod.transports.registry.repository import RegistryRepository
 
         self._check_open()
         options = self._registry_options(tls_verify, credentials, authfile, cert_dir, retry)
         target = await locate_push(self._registry_client, destination or image, options)
         if target.reference.startswith("sha256:"):
             raise UsageError(f"{destination or image}: cannot push to a digest; name a tag")
+        repository: ImageDestination = target.repository
+        if isinstance(repository, RegistryRepository):  # mount what the registry has
+            repository = MountingDestination(repository, self._known_blob_locations())
         async with self._store.reading() as state:
             record, _ = lookup_image(state, image)
             digest = await push_image(
                 self._store,
                 record,
-                target.repository,
+                repository,
                 target.reference or None,
                 compression=compression,
                 progress=progress,
@@ -517,6 +530,14 @@ class Runtime:
         async with self._changing() as txn:
             txn.emit([Event(EventKind.PUSHED, "image", record.id, target.event_name)])
         return digest
+
+    def _known_blob_locations(self) -> BlobLocations:
+        """Where the blobs of this store were seen on registries (for mounts on push)."""
+        if self._blob_locations is None:
+            from aiopod.transports.registry.blob_locations import BlobLocations
+
+            self._blob_locations = BlobLocations(self._store.layout.meta)
+        return self._blob_locations
 
     def _registry_client(self) -> httpx.AsyncClient:
         """The runtime's one HTTP client for registries: created on first use, closed by
