@@ -877,9 +877,12 @@ class Runtime:
         """Verify the store (blobs, metadata, orphans, working containers of builds that
         were killed); with ``repair`` fix what is wrong.
 
-        Repair removes a killed build's working containers as :meth:`remove_containers`
-        does (with their ``Removed`` events); a container whose build still runs, in
-        this process or another, is left alone.
+        Repair removes damaged images with their ``Untagged`` and ``Deleted`` events, and
+        as :meth:`remove_containers` does (with their ``Removed`` events) the containers
+        a killed build left, those whose image is missing and those using a damaged
+        image (first, so that no image is deleted from under a container; the report's
+        ``repaired`` says why each went).  A container whose build still runs, in this
+        process or another, is left alone.
         """
         from aiopod.storage.check import check_store
 
@@ -890,11 +893,11 @@ class Runtime:
             if repair and self._damaged is not None:
                 await self._store.open()
                 self._damaged = None
-            if repair and report.leftover_containers:
-                leftovers = report.leftover_containers
+            if repair and report.containers_to_remove:
+                reasons = report.containers_to_remove
 
                 def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
-                    present = [c for c in leftovers if c in state.containers]
+                    present = [c for c in reasons if c in state.containers]
                     if not present:
                         return Plan("containers", [], [])
                     return plan_container_removal(state, present, container_failures=failures)
@@ -902,8 +905,16 @@ class Runtime:
                 removal = await execute_plan(self._store, planner, concurrency=self.concurrency)
                 report.events.extend(removal.events)
                 report.repaired.extend(
-                    f"removed leftover container {c}" for c in removal.removed_containers
+                    f"removed leftover container {c}"
+                    if c in report.leftover_containers
+                    else f"removed container {c}: {reasons[c]}"
+                    for c in removal.removed_containers
                 )
                 report.problems.extend(e.message for e in removal.errors)
+                if report.kept_damaged and not removal.errors:
+                    again = await check_store(self._store, repair=True)  # now unused: removed
+                    report.removed_images.extend(again.removed_images)
+                    report.repaired.extend(again.repaired)
+                    report.kept_damaged = again.kept_damaged
         self._publish(report.events)
         return report
