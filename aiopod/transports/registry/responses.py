@@ -98,7 +98,8 @@ async def error_body(response: httpx.Response) -> RegistryErrorBody:
     fallback = f"received unexpected HTTP status: {status} {reason}".rstrip()
     try:
         data = await read_limited(response, MAX_SMALL_BODY, "the registry's error body")
-    except (LimitExceeded, httpx.HTTPError):
+    except (LimitExceeded, httpx.HTTPError, httpx.StreamError):
+        # StreamError: an answer without a body to read (to a HEAD, already closed).
         return RegistryErrorBody(status, reason, (), fallback)
     try:
         document = json.loads(data) if data.strip() else None
