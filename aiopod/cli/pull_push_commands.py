@@ -1,7 +1,7 @@
 """``pull`` and ``push``: images from and to repositories, with podman's output.
 
-Progress goes to standard error as podman prints it when that is not a terminal
-(:mod:`aiopod.transports.registry.progress`: ``Trying to pull …``, ``Getting image source
+Progress goes to standard error (:mod:`aiopod.cli.progress_display`): bars for the blobs
+when that is a terminal, else podman's lines (``Trying to pull …``, ``Getting image source
 signatures``, ``Copying blob …``, ``Copying config …``, ``Writing manifest to image
 destination``, ``Storing signatures``); ``-q`` silences it.  ``pull`` prints each image's
 full ID on standard output.  Every failure exits 125 with one ``Error: …`` line, as
@@ -10,7 +10,6 @@ podman's ``pull`` and ``push`` do (even for an image the source does not have).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -19,10 +18,10 @@ import click
 
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
+from aiopod.cli.progress_display import transfer_display
 from aiopod.cli.usage import at_least, between
 
 if TYPE_CHECKING:
-    from aiopod import TransferRecord
     from aiopod.transports.registry.push import Compression
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -46,19 +45,6 @@ def _registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def _progress(quiet: bool) -> Callable[[TransferRecord], None] | None:
-    if quiet:
-        return None
-
-    def show(record: TransferRecord) -> None:
-        if record.text:
-            with contextlib.suppress(OSError):
-                sys.stderr.write(record.text)
-                sys.stderr.flush()
-
-    return show
 
 
 def _platform(platform: str | None, arch: str | None, os: str | None, variant: str | None) -> str:
@@ -102,16 +88,17 @@ def pull_command(
     async def pull_all(rt: Any) -> list[str]:
         ids = []
         for reference in references:
-            image = await rt.pull(
-                reference,
-                platform=chosen,
-                tls_verify=tls_verify,
-                credentials=creds,
-                authfile=authfile,
-                cert_dir=cert_dir,
-                retry=retry,
-                progress=_progress(quiet),
-            )
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                image = await rt.pull(
+                    reference,
+                    platform=chosen,
+                    tls_verify=tls_verify,
+                    credentials=creds,
+                    authfile=authfile,
+                    cert_dir=cert_dir,
+                    retry=retry,
+                    progress=progress,
+                )
             click.echo(image.id)
             ids.append(image.id)
         return ids
@@ -145,19 +132,20 @@ def push_command(
     destination: str | None,
 ) -> None:
     """Push an image to DESTINATION (oci:PATH[:TAG]; default: its own name)."""
-    run(
-        ctx,
-        lambda rt: rt.push(
-            image,
-            destination,
-            compression=cast("Compression | None", compression_format),
-            tls_verify=tls_verify,
-            credentials=creds,
-            authfile=authfile,
-            cert_dir=cert_dir,
-            retry=retry,
-            digestfile=digestfile,
-            progress=_progress(quiet),
-        ),
-        exit_code=OTHER_ERROR,
-    )
+
+    async def push(rt: Any) -> None:
+        with transfer_display(sys.stderr, quiet=quiet) as progress:
+            await rt.push(
+                image,
+                destination,
+                compression=cast("Compression | None", compression_format),
+                tls_verify=tls_verify,
+                credentials=creds,
+                authfile=authfile,
+                cert_dir=cert_dir,
+                retry=retry,
+                digestfile=digestfile,
+                progress=progress,
+            )
+
+    run(ctx, push, exit_code=OTHER_ERROR)
