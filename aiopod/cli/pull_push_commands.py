@@ -19,6 +19,7 @@ import click
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
 from aiopod.cli.progress_display import transfer_display
+from aiopod.cli.registry_options import check_authfile, registry_options
 from aiopod.cli.usage import at_least, between
 
 if TYPE_CHECKING:
@@ -30,21 +31,12 @@ pass_cli = click.make_pass_decorator(CliContext)
 def _registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``pull`` and ``push`` share (podman's spellings)."""
     options = [
-        click.option(
-            "--tls-verify",
-            type=click.BOOL,
-            default=True,
-            help="Require HTTPS and verify certificates when contacting registries.",
-        ),
-        click.option("--creds", default=None, metavar="USER[:PASS]", help="Credentials."),
-        click.option("--authfile", default=None, metavar="FILE", help="Authentication file."),
-        click.option("--cert-dir", default=None, metavar="DIR", help="TLS certificates."),
         click.option("--retry", type=int, default=3, metavar="N", help="Attempts on failure."),
         click.option("-q", "--quiet", is_flag=True, help="Suppress progress output."),
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return registry_options(func)
 
 
 def _platform(platform: str | None, arch: str | None, os: str | None, variant: str | None) -> str:
@@ -68,7 +60,7 @@ def _platform(platform: str | None, arch: str | None, os: str | None, variant: s
 @pass_cli
 def pull_command(
     ctx: CliContext,
-    tls_verify: bool,
+    tls_verify: bool | None,
     creds: str | None,
     authfile: str | None,
     cert_dir: str | None,
@@ -81,6 +73,7 @@ def pull_command(
     references: tuple[str, ...],
 ) -> None:
     """Pull images into the store (REFERENCE: oci:PATH[:REFERENCE])."""
+    check_authfile(authfile)
     chosen = None
     if platform or arch or os_name or variant:
         chosen = _platform(platform, arch, os_name, variant)
@@ -120,7 +113,7 @@ def pull_command(
 @pass_cli
 def push_command(
     ctx: CliContext,
-    tls_verify: bool,
+    tls_verify: bool | None,
     creds: str | None,
     authfile: str | None,
     cert_dir: str | None,
@@ -132,6 +125,7 @@ def push_command(
     destination: str | None,
 ) -> None:
     """Push an image to DESTINATION (oci:PATH[:TAG]; default: its own name)."""
+    check_authfile(authfile)
 
     async def push(rt: Any) -> None:
         with transfer_display(sys.stderr, quiet=quiet) as progress:
