@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.errors import InvalidArchive, UsageError
+from aiopod.errors import AiopodError, InvalidArchive, UsageError
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import CHUNK, StagingArea
@@ -49,6 +49,7 @@ from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion, run_until_stopped
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.jsonutil import parse_json_object
+from aiopod.transports.registry.client import with_context
 from aiopod.transports.registry.concurrency import run_limited
 from aiopod.transports.registry.endpoints import BlobDescriptor, ImageDestination
 from aiopod.transports.registry.progress import (
@@ -182,7 +183,11 @@ class _Push:
     async def send(self, blob: BlobDescriptor, path: Path, shown_as: str) -> None:
         """Send *blob* unless the destination has it; its progress records name it
         *shown_as* (the stored digest its ``BlobStarted`` named, before compression)."""
-        if not await self.destination.has_blob(blob):
+        try:
+            present = await self.destination.has_blob(blob)
+        except AiopodError as exc:
+            raise with_context(exc, f"trying to reuse blob {shown_as} at destination: ") from exc
+        if not present:
             await self.destination.put_blob(blob, _file_chunks(path, blob, shown_as, self.progress))
         self.report(BlobDone(shown_as, blob.size))
 
