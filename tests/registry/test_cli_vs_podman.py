@@ -226,3 +226,18 @@ def test_a_push_fails_in_podmans_words(
     assert DIGEST.sub("sha256:…", ours.lines[-1]) == DIGEST.sub("sha256:…", theirs.lines[-1])
     assert set(ours.lines) - {ours.lines[-1]} == set(theirs.lines) - {theirs.lines[-1]}
     assert basic_registry.password not in ours.stderr
+
+
+def test_a_build_checks_its_auth_file_first(tools: Tools, registry: str, tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {registry}/diff/not-pulled:1\n")
+    missing = str(tools.base / "none.json")
+    theirs, ours = tools.both("build", "--authfile", missing, str(context))
+    assert (
+        ours
+        == theirs
+        == Outcome(
+            125, "", f"Error: checking authfile: stat {missing}: no such file or directory\n"
+        )
+    )
