@@ -47,10 +47,14 @@ REFRESH_INTERVAL = 0.1
 SHORT_DIGEST = 12
 
 
+def _terminal_gone_is_ignored() -> contextlib.suppress:
+    """A stream that cannot be written (a closed pipe, a terminal that hung up) loses
+    the progress, not the transfer."""
+    return contextlib.suppress(OSError, ValueError)
+
+
 def _write_line(stream: TextIO, text: str) -> None:
-    """Write *text* now; a stream that cannot be written (a closed pipe, a terminal that
-    hung up) loses the progress, not the transfer."""
-    with contextlib.suppress(OSError, ValueError):
+    with _terminal_gone_is_ignored():
         stream.write(text)
         stream.flush()
 
@@ -85,7 +89,8 @@ class TransferDisplay:
         )
         self._tasks: dict[str, TaskID] = {}
         self._drawn = 0.0
-        self._progress.start()
+        with _terminal_gone_is_ignored():
+            self._progress.start()
 
     @staticmethod
     def is_wanted(stream: TextIO) -> bool:
@@ -122,11 +127,14 @@ class TransferDisplay:
                 for task in self._tasks.values():
                     self._finish(task, None)
             if record.text:
-                progress.console.print(record.text.rstrip("\n"), markup=False, highlight=False)
+                with _terminal_gone_is_ignored():
+                    progress.console.print(
+                        record.text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True
+                    )
         now = time.monotonic()
         if now - self._drawn >= REFRESH_INTERVAL or not isinstance(record, BlobProgress):
             self._drawn = now
-            with contextlib.suppress(OSError, ValueError):
+            with _terminal_gone_is_ignored():
                 progress.refresh()
 
     def _finish(self, task: TaskID, size: float | None) -> None:
@@ -138,7 +146,7 @@ class TransferDisplay:
 
     def close(self) -> None:
         """Draw the bars' final state and release the terminal."""
-        with contextlib.suppress(OSError, ValueError):
+        with _terminal_gone_is_ignored():
             self._progress.stop()
 
 
