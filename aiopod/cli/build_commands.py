@@ -18,7 +18,7 @@ import click
 
 from aiopod import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
-from aiopod.cli.registry_options import check_authfile, registry_options
+from aiopod.cli.registry_options import check_authfile, read_creds, registry_options
 from aiopod.cli.usage import at_most
 
 if TYPE_CHECKING:
@@ -167,6 +167,7 @@ def build_command(
             sys.stderr.flush()
 
     check_authfile(authfile, prefix="checking authfile: ")
+    credentials = read_creds(creds)
     secret_files = _secrets(secrets)
     policy = _pull_policy(pull, pull_always, pull_never)
     run(
@@ -184,7 +185,7 @@ def build_command(
             progress=progress,
             pull=policy,
             tls_verify=tls_verify,
-            credentials=creds,
+            credentials=credentials,
             authfile=authfile,
             cert_dir=cert_dir,
             pull_progress=pull_progress,

@@ -19,7 +19,7 @@ import click
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
 from aiopod.cli.progress_display import transfer_display
-from aiopod.cli.registry_options import check_authfile, registry_options
+from aiopod.cli.registry_options import check_authfile, read_creds, registry_options
 from aiopod.cli.usage import at_least, between
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ def pull_command(
 ) -> None:
     """Pull images into the store (REFERENCE: oci:PATH[:REFERENCE])."""
     check_authfile(authfile)
+    credentials = read_creds(creds)
     chosen = None
     if platform or arch or os_name or variant:
         chosen = _platform(platform, arch, os_name, variant)
@@ -86,7 +87,7 @@ def pull_command(
                     reference,
                     platform=chosen,
                     tls_verify=tls_verify,
-                    credentials=creds,
+                    credentials=credentials,
                     authfile=authfile,
                     cert_dir=cert_dir,
                     retry=retry,
@@ -126,6 +127,7 @@ def push_command(
 ) -> None:
     """Push an image to DESTINATION (oci:PATH[:TAG]; default: its own name)."""
     check_authfile(authfile)
+    credentials = read_creds(creds)
 
     async def push(rt: Any) -> None:
         with transfer_display(sys.stderr, quiet=quiet) as progress:
@@ -134,7 +136,7 @@ def push_command(
                 destination,
                 compression=cast("Compression | None", compression_format),
                 tls_verify=tls_verify,
-                credentials=creds,
+                credentials=credentials,
                 authfile=authfile,
                 cert_dir=cert_dir,
                 retry=retry,

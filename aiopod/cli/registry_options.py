@@ -7,25 +7,31 @@
 command line overrides the configuration, as in podman.
 
 :func:`check_authfile` is podman's check, before a pull, push or build, that the auth
-file named by ``--authfile``, ``$REGISTRY_AUTH_FILE`` or ``$DOCKER_CONFIG`` exists.
+file named by ``--authfile``, ``$REGISTRY_AUTH_FILE`` or ``$DOCKER_CONFIG`` exists;
+:func:`read_creds` reads ``--creds`` as podman does, asking for a missing user name
+(``Username: ``, a word from standard input) or password (``Password: ``, from the
+terminal without echo).
 """
 
 from __future__ import annotations
 
+import getpass
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from aiopod.cli.app import fail
-from aiopod.transports.registry.credentials import auth_files
+from aiopod.transports.registry.credentials import Credentials, auth_files
 
 __all__ = (
     "authfile_option",
     "cert_dir_option",
     "check_authfile",
     "creds_option",
+    "read_creds",
     "registry_options",
     "tls_verify_option",
 )
@@ -68,3 +74,25 @@ def check_authfile(authfile: str | None, *, prefix: str = "") -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         fail(f"{prefix}stat {files.write}: {reason[:1].lower()}{reason[1:]}")
+
+
+def read_creds(creds: str | None) -> Credentials | None:
+    """``--creds USER[:PASS]`` as credentials (none when it is empty or not given).
+
+    A missing user name is asked for on standard output (``Username: ``) and read as one
+    word from standard input; a missing password likewise (``Password: ``), read without
+    echo from the terminal, and when standard input is no terminal the command exits 125
+    as podman does.  Blocking: call it before the command's event loop starts."""
+    if not creds:
+        return None
+    username, _, password = creds.partition(":")
+    if not username:
+        click.echo("Username: ", nl=False)
+        words = sys.stdin.readline().split()
+        username = words[0] if words else ""
+    if not password:
+        click.echo("Password: ", nl=False)
+        if not sys.stdin.isatty():
+            fail("could not read password from terminal: inappropriate ioctl for device")
+        password = getpass.getpass(prompt="")
+    return Credentials(username, password)

@@ -160,7 +160,7 @@ def test_a_pull_prints_podmans_lines_and_the_image_id(tools: Tools, registry: st
 @pytest.mark.parametrize(
     "case",
     ["missing tag", "missing repository", "closed port", "credentials required",
-     "wrong password", "password given", "missing auth file"],
+     "wrong password", "password given", "missing auth file", "password asked for"],
 )  # fmt: skip
 def test_a_pull_fails_in_podmans_words(
     tools: Tools, registry: str, basic_registry: SecureRegistry, published: str, case: str
@@ -177,6 +177,7 @@ def test_a_pull_fails_in_podmans_words(
             f"{secure}/{published}-nothere:1",
         ],
         "missing auth file": ["--authfile", str(tools.base / "none.json"), f"{registry}/x:1"],
+        "password asked for": ["--creds", basic_registry.user, f"{secure}/{published}:1"],
     }[case]  # fmt: skip
     theirs, ours = tools.both("pull", *args)
     assert theirs.status == 125 and theirs.lines[-1].startswith("Error: "), theirs
@@ -202,7 +203,8 @@ def test_a_push_prints_podmans_lines(tools: Tools, registry: str, tmp_path: Path
 @pytest.mark.parametrize(
     "case",
     ["closed port", "credentials required", "wrong password", "image not known",
-     "tls verified on plain http", "missing auth file"],
+     "tls verified on plain http", "missing auth file", "not a destination",
+     "unknown transport", "image not known first"],
 )  # fmt: skip
 def test_a_push_fails_in_podmans_words(
     tools: Tools, registry: str, basic_registry: SecureRegistry, tmp_path: Path, case: str
@@ -217,6 +219,9 @@ def test_a_push_fails_in_podmans_words(
         "tls verified on plain http": ["--tls-verify=true", NAME, f"{registry}/{path}"],
         "missing auth file": ["--authfile", str(tools.base / "none.json"), NAME,
                               f"{registry}/{path}"],
+        "not a destination": [NAME, "Bad/Name"],
+        "unknown transport": [NAME, f"{registry}/Bad/Name:1"],
+        "image not known first": ["localhost/not-here:1", "Bad/Name:1"],
     }[case]  # fmt: skip
     theirs, ours = tools.both("push", *args)
     assert theirs.status == ours.status == 125, (theirs, ours)
@@ -241,3 +246,13 @@ def test_a_build_checks_its_auth_file_first(tools: Tools, registry: str, tmp_pat
             125, "", f"Error: checking authfile: stat {missing}: no such file or directory\n"
         )
     )
+
+
+def test_a_user_name_left_out_of_creds_is_asked_for(
+    tools: Tools, registry: str, published: str
+) -> None:
+    """``--creds :PASSWORD``: podman asks for the user name (``Username: `` on standard
+    output, a word from standard input; none here) and pulls with what it has."""
+    theirs, ours = tools.both("pull", "--creds", ":pw", f"{registry}/{published}:1")
+    assert ours.status == theirs.status == 0
+    assert ours.stdout == theirs.stdout == f"Username: {IMAGE.id}\n"
