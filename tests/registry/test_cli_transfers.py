@@ -142,6 +142,12 @@ def test_pull_and_push_draw_a_bar_per_blob_on_a_terminal(
         bar = last_bar(terminal, f"Copying blob {short(digest)}")
         assert bar.endswith(" skipped: already exists")
 
+    # -q: nothing on the terminal, the ID on standard output.
+    status, stdout, terminal = on_terminal(
+        "pull", "-q", "--tls-verify=false", image.reference, root=store, tmp_path=tmp_path
+    )
+    assert (status, stdout, terminal) == (0, f"{image.image_id}\n", "")
+
     destination = f"{fake_registry.address}/cli/copy:1"
     status, stdout, terminal = on_terminal(
         "push", "--tls-verify=false", image.reference, destination, root=store, tmp_path=tmp_path
