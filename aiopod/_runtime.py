@@ -509,6 +509,8 @@ class Runtime:
 
         self._check_open()
         options = self._registry_options(tls_verify, credentials, authfile, cert_dir, retry)
+        state, _ = await self._snapshot()
+        lookup_image(state, image)  # as podman: an unknown image before a bad destination
         target = await locate_push(self._registry_client, destination or image, options)
         if target.reference.startswith("sha256:"):
             raise UsageError(f"{destination or image}: cannot push to a digest; name a tag")
