@@ -64,7 +64,9 @@ if TYPE_CHECKING:
     from aiopod.builder.progress import ProgressTarget
     from aiopod.storage.check import CheckProgressTarget, CheckReport
     from aiopod.transports.archive_progress import ArchiveProgressTarget
+    from aiopod.transports.registry.blob_locations import BlobLocations
     from aiopod.transports.registry.credentials import Credentials
+    from aiopod.transports.registry.endpoints import ImageDestination
     from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
     from aiopod.transports.registry.progress import TransferCallback
     from aiopod.transports.registry.push import Compression
@@ -118,6 +120,7 @@ class Runtime(Displayable):
         #: The event bus: ``async with rt.events.subscribe(...) as stream``.
         self.events = EventBus()
         self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
+        self._blob_locations: BlobLocations | None = None  # made by the first pull or push
         self._store = Store(
             root_path,
             lock_timeout=lock_timeout,
@@ -460,6 +463,7 @@ class Runtime(Displayable):
         from aiopod.transports.registry.locate import PullAttempt, locate_pull, pull_failure
         from aiopod.transports.registry.progress import NameResolved, PullStarted
         from aiopod.transports.registry.pull import pull_image, resolve_manifest
+        from aiopod.transports.registry.repository import RegistryRepository
 
         self._check_open()
         if policy not in PULL_POLICIES:
@@ -505,6 +509,10 @@ class Runtime(Displayable):
                     event_name=target.event_name,
                     progress=progress,
                 )
+                if isinstance(target.repository, RegistryRepository):
+                    stored = pulled.record
+                    blobs = [stored.config_digest, *(layer.digest for layer in stored.layers)]
+                    await self._known_blob_locations().record(target.repository.name, blobs)
                 state, tree = await self._snapshot()
                 return image_from_record(state.images.get(pulled.record.id, pulled.record), tree)
             assert error is not None
@@ -538,20 +546,27 @@ class Runtime(Displayable):
         Holds the store's shared lock while it reads blobs (removals wait); cancelling
         stops the transfers.  Emits a ``Pushed`` event when done.
         """
+        from aiopod.transports.registry.blob_locations import MountingDestination
         from aiopod.transports.registry.locate import locate_push
         from aiopod.transports.registry.push import push_image, write_digestfile
+        from aiopod.transports.registry.repository import RegistryRepository
 
         self._check_open()
         options = self._registry_options(tls_verify, credentials, authfile, cert_dir, retry)
+        state, _ = await self._snapshot()
+        lookup_image(state, image)  # as podman: an unknown image before a bad destination
         target = await locate_push(self._registry_client, destination or image, options)
         if target.reference.startswith("sha256:"):
             raise UsageError(f"{destination or image}: cannot push to a digest; name a tag")
+        repository: ImageDestination = target.repository
+        if isinstance(repository, RegistryRepository):  # mount what the registry has
+            repository = MountingDestination(repository, self._known_blob_locations())
         async with self._store.reading() as state:
             record, _ = lookup_image(state, image)
             digest = await push_image(
                 self._store,
                 record,
-                target.repository,
+                repository,
                 target.reference or None,
                 compression=compression,
                 progress=progress,
@@ -561,6 +576,14 @@ class Runtime(Displayable):
         async with self._changing() as txn:
             txn.emit([Event(EventKind.PUSHED, "image", record.id, target.event_name)])
         return digest
+
+    def _known_blob_locations(self) -> BlobLocations:
+        """Where the blobs of this store were seen on registries (for mounts on push)."""
+        if self._blob_locations is None:
+            from aiopod.transports.registry.blob_locations import BlobLocations
+
+            self._blob_locations = BlobLocations(self._store.layout.meta)
+        return self._blob_locations
 
     def _registry_client(self) -> httpx.AsyncClient:
         """The runtime's one HTTP client for registries: created on first use, closed by
@@ -904,9 +927,12 @@ class Runtime(Displayable):
         :class:`~aiopod.CheckProgress` records (bytes of the blobs verified), as a load's
         (:meth:`load`).
 
-        Repair removes a killed build's working containers as :meth:`remove_containers`
-        does (with their ``Removed`` events); a container whose build still runs, in
-        this process or another, is left alone.
+        Repair removes damaged images with their ``Untagged`` and ``Deleted`` events, and
+        as :meth:`remove_containers` does (with their ``Removed`` events) the containers
+        a killed build left, those whose image is missing and those using a damaged
+        image (first, so that no image is deleted from under a container; the report's
+        ``repaired`` says why each went).  A container whose build still runs, in this
+        process or another, is left alone.
         """
         from aiopod.storage.check import check_store
 
@@ -918,11 +944,11 @@ class Runtime(Displayable):
             if repair and self._damaged is not None:
                 await self._store.open()
                 self._damaged = None
-            if repair and report.leftover_containers:
-                leftovers = report.leftover_containers
+            if repair and report.containers_to_remove:
+                reasons = report.containers_to_remove
 
                 def planner(state: StoreState, failures: Mapping[str, str]) -> Plan:
-                    present = [c for c in leftovers if c in state.containers]
+                    present = [c for c in reasons if c in state.containers]
                     if not present:
                         return Plan("containers", [], [])
                     return plan_container_removal(state, present, container_failures=failures)
@@ -930,9 +956,17 @@ class Runtime(Displayable):
                 removal = await execute_plan(self._store, planner, concurrency=self.concurrency)
                 report.events.extend(removal.events)
                 report.repaired.extend(
-                    f"removed leftover container {c}" for c in removal.removed_containers
+                    f"removed leftover container {c}"
+                    if c in report.leftover_containers
+                    else f"removed container {c}: {reasons[c]}"
+                    for c in removal.removed_containers
                 )
                 report.problems.extend(e.message for e in removal.errors)
+                if report.kept_damaged and not removal.errors:
+                    again = await check_store(self._store, repair=True)  # now unused: removed
+                    report.removed_images.extend(again.removed_images)
+                    report.repaired.extend(again.repaired)
+                    report.kept_damaged = again.kept_damaged
         self._publish(report.events)
         return report
 

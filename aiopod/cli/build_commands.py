@@ -18,6 +18,7 @@ import click
 
 from aiopod import BuildFinished, ProgressRecord, StepOutput
 from aiopod.cli.app import CliContext, cli, fail, run
+from aiopod.cli.registry_options import check_authfile, read_creds, registry_options
 from aiopod.cli.usage import at_most
 
 if TYPE_CHECKING:
@@ -124,10 +125,7 @@ def _pull_policy(value: str | None, always: bool, never: bool) -> BuildPullPolic
 )
 @click.option("--pull-always", is_flag=True, help="Always pull the images the build names.")
 @click.option("--pull-never", is_flag=True, help="Never pull the images the build names.")
-@click.option("--tls-verify", type=click.BOOL, default=True, help="Verify registries' TLS.")
-@click.option("--creds", default=None, metavar="USER[:PASS]", help="Registry credentials.")
-@click.option("--authfile", default=None, metavar="FILE", help="Authentication file.")
-@click.option("--cert-dir", default=None, metavar="DIR", help="TLS certificates.")
+@registry_options
 @click.argument("context", default=".")
 @pass_cli
 def build_command(
@@ -144,7 +142,7 @@ def build_command(
     pull: str | None,
     pull_always: bool,
     pull_never: bool,
-    tls_verify: bool,
+    tls_verify: bool | None,
     creds: str | None,
     authfile: str | None,
     cert_dir: str | None,
@@ -168,6 +166,8 @@ def build_command(
             sys.stderr.write(record.text)
             sys.stderr.flush()
 
+    check_authfile(authfile, prefix="checking authfile: ")
+    credentials = read_creds(creds)
     secret_files = _secrets(secrets)
     policy = _pull_policy(pull, pull_always, pull_never)
     run(
@@ -185,7 +185,7 @@ def build_command(
             progress=progress,
             pull=policy,
             tls_verify=tls_verify,
-            credentials=creds,
+            credentials=credentials,
             authfile=authfile,
             cert_dir=cert_dir,
             pull_progress=pull_progress,

@@ -1,7 +1,7 @@
 """``pull`` and ``push``: images from and to repositories, with podman's output.
 
-Progress goes to standard error as podman prints it when that is not a terminal
-(:mod:`aiopod.transports.registry.progress`: ``Trying to pull …``, ``Getting image source
+Progress goes to standard error (:mod:`aiopod.cli.progress_display`): bars for the blobs
+when that is a terminal, else podman's lines (``Trying to pull …``, ``Getting image source
 signatures``, ``Copying blob …``, ``Copying config …``, ``Writing manifest to image
 destination``, ``Storing signatures``); ``-q`` silences it.  ``pull`` prints each image's
 full ID on standard output.  Every failure exits 125 with one ``Error: …`` line, as
@@ -10,7 +10,6 @@ podman's ``pull`` and ``push`` do (even for an image the source does not have).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -19,10 +18,11 @@ import click
 
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
+from aiopod.cli.progress_display import transfer_display
+from aiopod.cli.registry_options import check_authfile, read_creds, registry_options
 from aiopod.cli.usage import at_least, between
 
 if TYPE_CHECKING:
-    from aiopod import TransferRecord
     from aiopod.transports.registry.push import Compression
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -31,34 +31,12 @@ pass_cli = click.make_pass_decorator(CliContext)
 def _registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``pull`` and ``push`` share (podman's spellings)."""
     options = [
-        click.option(
-            "--tls-verify",
-            type=click.BOOL,
-            default=True,
-            help="Require HTTPS and verify certificates when contacting registries.",
-        ),
-        click.option("--creds", default=None, metavar="USER[:PASS]", help="Credentials."),
-        click.option("--authfile", default=None, metavar="FILE", help="Authentication file."),
-        click.option("--cert-dir", default=None, metavar="DIR", help="TLS certificates."),
         click.option("--retry", type=int, default=3, metavar="N", help="Attempts on failure."),
         click.option("-q", "--quiet", is_flag=True, help="Suppress progress output."),
     ]
     for option in reversed(options):
         func = option(func)
-    return func
-
-
-def _progress(quiet: bool) -> Callable[[TransferRecord], None] | None:
-    if quiet:
-        return None
-
-    def show(record: TransferRecord) -> None:
-        if record.text:
-            with contextlib.suppress(OSError):
-                sys.stderr.write(record.text)
-                sys.stderr.flush()
-
-    return show
+    return registry_options(func)
 
 
 def _platform(platform: str | None, arch: str | None, os: str | None, variant: str | None) -> str:
@@ -82,7 +60,7 @@ def _platform(platform: str | None, arch: str | None, os: str | None, variant: s
 @pass_cli
 def pull_command(
     ctx: CliContext,
-    tls_verify: bool,
+    tls_verify: bool | None,
     creds: str | None,
     authfile: str | None,
     cert_dir: str | None,
@@ -95,6 +73,8 @@ def pull_command(
     references: tuple[str, ...],
 ) -> None:
     """Pull images into the store (REFERENCE: oci:PATH[:REFERENCE])."""
+    check_authfile(authfile)
+    credentials = read_creds(creds)
     chosen = None
     if platform or arch or os_name or variant:
         chosen = _platform(platform, arch, os_name, variant)
@@ -102,16 +82,17 @@ def pull_command(
     async def pull_all(rt: Any) -> list[str]:
         ids = []
         for reference in references:
-            image = await rt.pull(
-                reference,
-                platform=chosen,
-                tls_verify=tls_verify,
-                credentials=creds,
-                authfile=authfile,
-                cert_dir=cert_dir,
-                retry=retry,
-                progress=_progress(quiet),
-            )
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                image = await rt.pull(
+                    reference,
+                    platform=chosen,
+                    tls_verify=tls_verify,
+                    credentials=credentials,
+                    authfile=authfile,
+                    cert_dir=cert_dir,
+                    retry=retry,
+                    progress=progress,
+                )
             click.echo(image.id)
             ids.append(image.id)
         return ids
@@ -133,7 +114,7 @@ def pull_command(
 @pass_cli
 def push_command(
     ctx: CliContext,
-    tls_verify: bool,
+    tls_verify: bool | None,
     creds: str | None,
     authfile: str | None,
     cert_dir: str | None,
@@ -145,19 +126,22 @@ def push_command(
     destination: str | None,
 ) -> None:
     """Push an image to DESTINATION (oci:PATH[:TAG]; default: its own name)."""
-    run(
-        ctx,
-        lambda rt: rt.push(
-            image,
-            destination,
-            compression=cast("Compression | None", compression_format),
-            tls_verify=tls_verify,
-            credentials=creds,
-            authfile=authfile,
-            cert_dir=cert_dir,
-            retry=retry,
-            digestfile=digestfile,
-            progress=_progress(quiet),
-        ),
-        exit_code=OTHER_ERROR,
-    )
+    check_authfile(authfile)
+    credentials = read_creds(creds)
+
+    async def push(rt: Any) -> None:
+        with transfer_display(sys.stderr, quiet=quiet) as progress:
+            await rt.push(
+                image,
+                destination,
+                compression=cast("Compression | None", compression_format),
+                tls_verify=tls_verify,
+                credentials=credentials,
+                authfile=authfile,
+                cert_dir=cert_dir,
+                retry=retry,
+                digestfile=digestfile,
+                progress=progress,
+            )
+
+    run(ctx, push, exit_code=OTHER_ERROR)

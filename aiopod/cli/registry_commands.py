@@ -28,35 +28,14 @@ import click
 
 from aiopod import Runtime
 from aiopod.cli.app import CliContext, cli, run
+from aiopod.cli.registry_options import authfile_option, cert_dir_option, tls_verify_option
 from aiopod.cli.usage import at_most
 from aiopod.errors import AuthenticationFailed, NotLoggedIn, UsageError
 from aiopod.transports.registry.login import credentials_key
 
-__all__ = (
-    "authfile_option",
-    "cert_dir_option",
-    "login_command",
-    "logout_command",
-    "tls_verify_option",
-)
+__all__ = ("login_command", "logout_command")
 
 pass_cli = click.make_pass_decorator(CliContext)
-
-#: The registry options podman's registry commands share (login here; pull and push).
-authfile_option = click.option(
-    "--authfile", default=None, metavar="FILE", help="The auth file to use."
-)
-tls_verify_option = click.option(
-    "--tls-verify",
-    type=click.BOOL,
-    default=None,
-    is_flag=False,
-    flag_value=True,
-    help="Require HTTPS and verify certificates (default: registries.conf decides).",
-)
-cert_dir_option = click.option(
-    "--cert-dir", default=None, metavar="DIR", help="Certificates for the registry."
-)
 
 
 async def _read_line() -> str:

@@ -1,12 +1,20 @@
 """``aiopod system check``: verify a store and, on request, repair it.
 
 Checks: the metadata parses; every image's blobs exist with the right size and digest;
-the manifest and config agree with the record; every name belongs to one image;
-``index.json`` matches the metadata; no orphan blobs, stray files, stale staging areas
-or journals; no working container of a build whose process is gone; the store
-directories are mode 0700.  Repair removes damaged images (as podman does), deletes
-orphans and strays, re-renders ``index.json`` and fixes modes; the runtime removes the
-leftover working containers (:meth:`aiopod.Runtime.check`), as ``rm`` would.
+the manifest and config agree with the record; every name belongs to one image; every
+container's image exists; ``index.json`` matches the metadata; no orphan blobs, stray
+files, stale staging areas or journals; no working container of a build whose process is
+gone; the store directories are mode 0700.  A staging area of a live process (a load or
+pull outside the store lock), also one that ends while the check looks, is never a
+problem.
+
+Repair removes damaged images (as podman does) with their ``Untagged`` and ``Deleted``
+events, deletes orphans and strays, re-renders ``index.json`` and fixes modes.  The
+containers to remove are listed in the report (``containers_to_remove``: killed builds'
+working containers, containers of a missing image, containers of a damaged image) and the
+runtime removes them as ``rm`` would, with their events (:meth:`aiopod.Runtime.check`).
+A damaged image some container uses is kept (``kept_damaged``) until its containers are
+gone: the runtime then checks again, so no image is deleted from under a container.
 
 Runs under the store's exclusive lock; the hashing runs in a worker thread.
 """
@@ -28,7 +36,7 @@ import anyio.to_thread
 from aiopod._display import Displayable, html_table, plural
 from aiopod._relay import ProgressSink
 from aiopod.errors import StoreCorrupted
-from aiopod.events.model import Event
+from aiopod.events.model import Event, EventKind
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, remove_tree
@@ -50,6 +58,12 @@ class CheckReport(Displayable):
     removed_images: list[str] = field(default_factory=list)
     #: Working containers whose build's process is gone (a killed build left them).
     leftover_containers: list[str] = field(default_factory=list)
+    #: Containers repair must remove, with why: the leftover working containers, the
+    #: containers of a missing image and those of a damaged image.
+    containers_to_remove: dict[str, str] = field(default_factory=dict)
+    #: Damaged images repair kept because a container uses them (removed once the
+    #: containers are).
+    kept_damaged: list[str] = field(default_factory=list)
     #: The events of what repair changed (the removal of leftover containers).
     events: list[Event] = field(default_factory=list)
 
@@ -196,8 +210,23 @@ def _check(
         report.problems.extend(problems)
         if problems:
             damaged.append(record.id)
+    used_by: dict[str, list[str]] = {}
+    for container in state.containers.values():
+        if container.image_id:
+            used_by.setdefault(container.image_id, []).append(container.id)
+            if container.image_id not in state.images:
+                report.problems.append(
+                    f"container {container.id} ({container.name}) uses image "
+                    f"{container.image_id}, which is not in the store"
+                )
+                report.containers_to_remove[container.id] = "its image is missing"
     if repair:
         for image_id in damaged:
+            if image_id in used_by:
+                report.kept_damaged.append(image_id)
+                for container_id in used_by[image_id]:
+                    report.containers_to_remove[container_id] = f"it uses damaged image {image_id}"
+                continue
             state.remove(image_id)
             report.removed_images.append(image_id)
             report.repaired.append(f"removed damaged image {image_id}")
@@ -222,6 +251,9 @@ def _check(
     for container in state.containers.values():
         if container.owner is not None and container.owner.is_gone():
             report.leftover_containers.append(container.id)
+            report.containers_to_remove[container.id] = (
+                f"the build that made it (process {container.owner.pid}) is gone"
+            )
             report.problems.append(
                 f"leftover container {container.id} ({container.name}): the build that made "
                 f"it (process {container.owner.pid}) is no longer running"
@@ -239,8 +271,8 @@ def _check(
     leftovers = [*layout.journal.glob("*"), *layout.tmp.glob("*")]
     live = _live_staging(layout.tmp)  # after the listing: a listed live area is in it
     for leftover in leftovers:
-        if leftover.name in live:
-            continue  # another process is staging a load there, outside the store lock
+        if leftover.name in live or not os.path.lexists(leftover):
+            continue  # another process is staging there (or just finished), outside the lock
         report.problems.append(
             f"leftover from interrupted work: {leftover.relative_to(layout.root)}"
         )
@@ -325,7 +357,11 @@ async def _check_readable(
                 # images.json: a runtime holding the old metadata reloads it instead of
                 # writing the damaged images back with its next commit.
                 for image_id in result.removed_images:
-                    txn.remove(image_id)
+                    removed = txn.remove(image_id)
+                    txn.emit(
+                        [Event(EventKind.UNTAGGED, "image", image_id, n) for n in removed.names]
+                        + [Event(EventKind.DELETED, "image", image_id)]
+                    )
                 for record in repaired.images.values():
                     if record != txn.state.images[record.id]:
                         txn.put(record)

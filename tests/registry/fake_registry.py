@@ -125,6 +125,9 @@ class FakeRegistry:
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _uploads: dict[str, tuple[str, bytearray]] = field(default_factory=dict)
     _blob_gets: dict[str, int] = field(default_factory=dict)
+    repository_scoped_blobs: bool = False
+    """As a real registry: a blob is found (``HEAD``, ``GET``) only through the
+    repositories that hold it (uploaded or mounted there, or added with a name)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -432,7 +435,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         registry, misbehave = self.registry, self.registry.misbehave
         digest = match.group("ref")
         data = registry.blobs.get(digest)
-        if data is None:
+        held = (match.group("name"), digest) in registry.members
+        if data is None or (registry.repository_scoped_blobs and not held):
             self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
             return
         if method == "HEAD":

@@ -1,7 +1,9 @@
-"""Builds pull what their ``FROM`` and ``COPY --from`` name, under podman's pull policy.
+"""Builds pull what their ``FROM``, ``COPY --from`` and ``RUN --mount=from=`` name, under
+podman's pull policy.
 
-The images come from the ``published`` repository (an OCI layout today).  The runtime's
-repository seam is watched, so each scenario sees whether the build went to the source.
+The images come from the ``published`` repositories (an OCI layout and docker-registry).
+The runtime's repository seam is watched, so each scenario sees whether the build went to
+the source.
 """
 
 from __future__ import annotations
@@ -9,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from peers import aiopod, directory, file, synthetic_image, write_oci_layout
+from peers import (
+    Podman,
+    aiopod,
+    aiopod_inspect,
+    directory,
+    file,
+    synthetic_image,
+    write_oci_layout,
+)
 
 from aiopod import BuildError, EventKind, Runtime
 from registry.store_fixtures import Publish, fixture_published, watch  # noqa: F401
@@ -111,3 +121,33 @@ def test_the_command_line_takes_podmans_pull_flags(
         assert "Copying config" in result.stderr  # every one of these pulls (oci: is never local)
     bad = aiopod("build", "--pull=sometimes", ctx, root=store)
     assert bad.returncode == 125 and "unsupported pull policy" in bad.stderr
+
+
+@pytest.mark.peer("podman", "busybox", "docker-registry")
+def test_a_build_pulls_from_a_registry_with_podmans_lines(
+    tmp_path: Path, store: Path, registry: str, podman: Podman, busybox_rootfs_tar: Path
+) -> None:
+    base = f"{registry}/build-pull-{tmp_path.name}/busybox:1".lower()
+    podman("import", "-q", busybox_rootfs_tar, base)
+    podman("push", "-q", "--tls-verify=false", base)
+    podman("rmi", base)
+    ctx = context(
+        tmp_path,
+        f"FROM {base}\n"
+        f"RUN --mount=type=bind,from={base},target=/m cp /m/etc/passwd /copied\n"
+        f"COPY --from={base} /etc/group /group\n",
+    )
+    flags = ["--tls-verify=false", "--layers", "--timestamp", "0"]
+    theirs = podman("build", *flags, "--isolation", "chroot", ctx)
+    ours = aiopod("build", *flags, ctx, root=store)
+    assert ours.returncode == 0, ours.stderr
+
+    def steps(stdout: str) -> list[str]:
+        return [line for line in stdout.splitlines() if not line.startswith("-->")][:-1]
+
+    assert steps(ours.stdout) == steps(theirs.stdout)
+    assert ours.stderr == theirs.stderr  # one pull, in podman's words, for all three uses
+    assert ours.stderr.startswith(f"Trying to pull {base}...\n")
+    built = aiopod_inspect(store, ours.stdout.split()[-1])[0]
+    pulled = aiopod_inspect(store, base)[0]
+    assert built["RootFS"]["Layers"][:1] == pulled["RootFS"]["Layers"]

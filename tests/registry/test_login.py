@@ -197,3 +197,25 @@ def test_the_default_auth_file_is_podmans(
         env={"XDG_RUNTIME_DIR": "{base}/no-such-dir"},
         watch=written,
     )
+
+
+def test_a_login_to_a_registry_out_of_reach_fails_as_podmans(
+    sides: tuple[Side, Side], basic_registry: SecureRegistry, registry: str
+) -> None:
+    """A closed port, TLS asked of a plain-HTTP registry (registries.conf says nothing of
+    it), and a registry that wants no credentials at all."""
+    from peers import free_port
+
+    reg, user, password = basic_registry.address, basic_registry.user, basic_registry.password
+    login = ["login", "--authfile", "{authfile}", "-u", user, "-p", password]
+    outcomes = compare(
+        sides,
+        [
+            ([*login, f"127.0.0.1:{free_port()}"], None),
+            ([*login, reg], None),
+            ([*login, "--tls-verify=false", registry], None),
+        ],
+        password=password,
+    )
+    assert [o.status for o in outcomes[:2]] == [125, 125]
+    assert all(o.stderr.startswith("Error: ") for o in outcomes[:2])

@@ -153,3 +153,19 @@ def test_the_command_line_prints_podmans_lines(tmp_path: Path, store: Path) -> N
     assert lines_in_order(ours.stderr) == lines_in_order(theirs.stderr)
     quiet = aiopod_ok("push", "-q", name, f"oci:{tmp_path / 'quiet'}:v1", root=store)
     assert (quiet.stdout, quiet.stderr) == ("", "")
+
+
+async def test_progress_of_a_compressed_layer_names_the_blob_it_started_with(
+    archive: Path, tmp_path: Path
+) -> None:
+    """A layer gzip-compressed on the way reports its bytes under the stored digest its
+    ``Copying blob`` line named (a display keys its bars by it)."""
+    from aiopod.transports.registry.progress import BlobDone, BlobProgress, BlobStarted
+
+    records: list[object] = []
+    async with Runtime(tmp_path / "store") as rt:
+        await rt.load(archive)
+        await rt.push(NAME, f"oci:{tmp_path / 'out'}:v1", progress=records.append)
+    started = {r.digest for r in records if isinstance(r, BlobStarted)}
+    reported = {r.digest for r in records if isinstance(r, BlobProgress | BlobDone)}
+    assert reported == started and len(started) == len(IMAGE.layers) + 1

@@ -519,6 +519,17 @@ def resolve_pull(text: str, conf: RegistriesConf) -> PullPlan:
     return PullPlan(tuple(candidates), search_origin=origin, short_name=parsed.name)
 
 
+def _not_a_destination(text: str) -> InvalidReference:
+    """podman's error for a push destination that is neither ``TRANSPORT:REFERENCE`` nor
+    a name: what it says of *text* as a transport reference."""
+    transport, colon, _ = text.partition(":")
+    if not colon:
+        reason = "expected colon-separated transport:reference"
+    else:
+        reason = f'unknown transport "{transport}"'
+    return InvalidReference(f'Invalid image name "{text}", {reason}', text=text)
+
+
 def push_target(text: str, conf: RegistriesConf) -> PushTarget:
     """Where a push to *text* (a name or ``docker://`` reference) writes: the name
     Docker-normalised (``:latest`` when it has no tag or digest) and the registry's
@@ -528,13 +539,17 @@ def push_target(text: str, conf: RegistriesConf) -> PushTarget:
     :raises ~aiopod.errors.InvalidReference: *text* is malformed or another transport.
     """
     split = split_transport(text)
-    if split is not None:
-        if split[0] != "docker":
-            raise InvalidReference(
-                f'unsupported transport "{split[0]}" for pushing to a registry', text=text
-            )
-        text = split[1][2:]
-    ref = normalize_docker(text)
+    if split is not None and split[0] != "docker":
+        raise InvalidReference(
+            f'unsupported transport "{split[0]}" for pushing to a registry', text=text
+        )
+    if text.startswith("docker://"):
+        ref = normalize_docker(text.removeprefix("docker://"))
+    else:
+        try:
+            ref = normalize_docker(text)
+        except InvalidReference:
+            raise _not_a_destination(text) from None
     entry = conf.find(str(ref))
     if entry is None:
         return PushTarget(ref)

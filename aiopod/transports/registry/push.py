@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.errors import InvalidArchive, UsageError
+from aiopod.errors import AiopodError, InvalidArchive, UsageError
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import CHUNK, StagingArea
@@ -49,6 +49,7 @@ from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion, run_until_stopped
 from aiopod.transports import mediatypes as mt
 from aiopod.transports.jsonutil import parse_json_object
+from aiopod.transports.registry.client import with_context
 from aiopod.transports.registry.concurrency import run_limited
 from aiopod.transports.registry.endpoints import BlobDescriptor, ImageDestination
 from aiopod.transports.registry.progress import (
@@ -123,7 +124,7 @@ def _compress(source: Path, kind: str, area: StagingArea) -> tuple[Path, str, in
 
 
 async def _file_chunks(
-    path: Path, blob: BlobDescriptor, progress: TransferCallback | None
+    path: Path, blob: BlobDescriptor, shown_as: str, progress: TransferCallback | None
 ) -> AsyncIterator[bytes]:
     stream: BinaryIO = await anyio.to_thread.run_sync(path.open, "rb")
     done = 0
@@ -132,7 +133,7 @@ async def _file_chunks(
             yield chunk
             done += len(chunk)
             if progress is not None:
-                progress(BlobProgress(blob.digest, done, blob.size))
+                progress(BlobProgress(shown_as, done, blob.size))
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(stream.close)
@@ -179,10 +180,16 @@ class _Push:
             BlobDescriptor(digest, size, self.layer_type(stored_kind, kind)), path, True
         )
 
-    async def send(self, blob: BlobDescriptor, path: Path) -> None:
-        if not await self.destination.has_blob(blob):
-            await self.destination.put_blob(blob, _file_chunks(path, blob, self.progress))
-        self.report(BlobDone(blob.digest, blob.size))
+    async def send(self, blob: BlobDescriptor, path: Path, shown_as: str) -> None:
+        """Send *blob* unless the destination has it; its progress records name it
+        *shown_as* (the stored digest its ``BlobStarted`` named, before compression)."""
+        try:
+            present = await self.destination.has_blob(blob)
+        except AiopodError as exc:
+            raise with_context(exc, f"trying to reuse blob {shown_as} at destination: ") from exc
+        if not present:
+            await self.destination.put_blob(blob, _file_chunks(path, blob, shown_as, self.progress))
+        self.report(BlobDone(shown_as, blob.size))
 
 
 def _manifest(
@@ -242,7 +249,7 @@ async def push_image(
         def layer(index: int, stored: LayerRecord) -> Callable[[], Awaitable[None]]:
             async def call() -> None:
                 prepared = await push.outgoing(stored)
-                await push.send(prepared.blob, prepared.path)
+                await push.send(prepared.blob, prepared.path, stored.digest)
                 outgoing[index] = prepared
 
             return call
@@ -253,7 +260,7 @@ async def push_image(
         config_type = mt.DOCKER_CONFIG if manifest_type == mt.DOCKER_MANIFEST else mt.OCI_CONFIG
         config = BlobDescriptor(record.config_digest, record.config_size, config_type)
         push.report(BlobStarted(config.digest, config.size, "config"))
-        await push.send(config, store.blob_path(config.digest))
+        await push.send(config, store.blob_path(config.digest), config.digest)
         stored_manifest = await anyio.to_thread.run_sync(
             store.blob_path(record.manifest_digest).read_bytes
         )

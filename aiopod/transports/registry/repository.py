@@ -387,7 +387,9 @@ class RegistryRepository:
         if response.status_code == 404:
             return False
         if response.status_code != 200:
-            raise await self.error(response, f"checking whether blob {blob.digest} exists")
+            raise await self.error(
+                response, f"checking whether a blob {blob.digest} exists in {self.name}"
+            )
         size = response.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) != blob.size:
             raise DigestMismatch(

@@ -96,9 +96,12 @@ async def error_body(response: httpx.Response) -> RegistryErrorBody:
     status = response.status_code
     reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
     fallback = f"received unexpected HTTP status: {status} {reason}".rstrip()
+    if status == 401:  # a 401 that says nothing else (to a HEAD) is podman's UNAUTHORIZED
+        fallback = "unauthorized: authentication required"
     try:
         data = await read_limited(response, MAX_SMALL_BODY, "the registry's error body")
-    except (LimitExceeded, httpx.HTTPError):
+    except (LimitExceeded, httpx.HTTPError, httpx.StreamError):
+        # StreamError: an answer without a body to read (to a HEAD, already closed).
         return RegistryErrorBody(status, reason, (), fallback)
     try:
         document = json.loads(data) if data.strip() else None

@@ -1,0 +1,174 @@
+"""Transfer progress on standard error: bars on a terminal, podman's plain lines elsewhere.
+
+:func:`transfer_display` turns the records a transfer reports
+(:mod:`aiopod.transports.registry.progress`) into output on a text stream:
+
+* when the stream is an interactive terminal (rich's test: a TTY whose ``TERM`` is not
+  ``dumb``), one progress bar per blob, as podman draws them: ``Copying blob
+  9dcb8fc3c411`` with a bar, bytes done of the total and the speed, ``done`` when the
+  blob is verified, ``skipped: already exists`` for a blob the destination has; the
+  other records' lines (``Trying to pull …``, ``Writing manifest to image destination``
+  …) are printed above the bars;
+* otherwise each record's :attr:`text`, exactly podman's lines when its standard error
+  is not a terminal.
+
+The display is a context manager: the bars are drawn by the callable it yields, in the
+thread that calls it (no refresh thread; redraws are at most :data:`REFRESH_INTERVAL`
+apart), and are drawn one last time and released when the block ends, whatever ends
+it.  Standard output is never touched, so a command can print its result there after
+the block.  Any command whose transfers report these records (pull, push, and later
+load, save or build) can show them this way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TextIO
+
+from aiopod.transports.registry.progress import (
+    BlobDone,
+    BlobProgress,
+    BlobStarted,
+    ManifestWriting,
+    TransferRecord,
+)
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+__all__ = ("REFRESH_INTERVAL", "TransferDisplay", "transfer_display")
+
+#: The shortest time between two redraws of the bars, in seconds.
+REFRESH_INTERVAL = 0.1
+
+#: How many hex digits of a digest a bar's label shows (podman's short form).
+SHORT_DIGEST = 12
+
+
+def _terminal_gone_is_ignored() -> contextlib.suppress:
+    """A stream that cannot be written (a closed pipe, a terminal that hung up) loses
+    the progress, not the transfer."""
+    return contextlib.suppress(OSError, ValueError)
+
+
+def _write_line(stream: TextIO, text: str) -> None:
+    with _terminal_gone_is_ignored():
+        stream.write(text)
+        stream.flush()
+
+
+class TransferDisplay:
+    """Bars for the blobs of one or more transfers on an interactive terminal.
+
+    Call it with each record (from the event loop's thread: it never blocks for longer
+    than a write to the terminal); :meth:`close` draws the final state and stops."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(file=stream, highlight=False)
+        self._progress: Progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[state]}"),
+            console=console,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._drawn = 0.0
+        with _terminal_gone_is_ignored():
+            self._progress.start()
+
+    @staticmethod
+    def is_wanted(stream: TextIO) -> bool:
+        """Whether *stream* is a terminal that can show bars (rich's own test)."""
+        try:
+            if not stream.isatty():
+                return False
+        except (OSError, ValueError):
+            return False
+        from rich.console import Console
+
+        return Console(file=stream).is_interactive
+
+    def __call__(self, record: TransferRecord) -> None:
+        progress = self._progress
+        if isinstance(record, BlobStarted):
+            label = f"Copying {record.kind} {record.digest.removeprefix('sha256:')[:SHORT_DIGEST]}"
+            if record.skipped:
+                self._tasks[record.digest] = progress.add_task(
+                    label, total=record.size, completed=record.size, state="skipped: already exists"
+                )
+            else:
+                self._tasks[record.digest] = progress.add_task(label, total=record.size, state="")
+        elif isinstance(record, BlobProgress):
+            task = self._tasks.get(record.digest)
+            if task is not None:
+                progress.update(task, completed=record.done, total=record.total)
+        elif isinstance(record, BlobDone):
+            task = self._tasks.get(record.digest)
+            if task is not None:
+                self._finish(task, record.size)
+        else:
+            if isinstance(record, ManifestWriting):  # every blob is in place by now
+                for task in self._tasks.values():
+                    self._finish(task, None)
+            if record.text:
+                with _terminal_gone_is_ignored():
+                    progress.console.print(
+                        record.text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True
+                    )
+        now = time.monotonic()
+        if now - self._drawn >= REFRESH_INTERVAL or not isinstance(record, BlobProgress):
+            self._drawn = now
+            with _terminal_gone_is_ignored():
+                progress.refresh()
+
+    def _finish(self, task: TaskID, size: float | None) -> None:
+        """Mark a blob's bar ``done`` (one that was skipped keeps saying so)."""
+        current = next(t for t in self._progress.tasks if t.id == task)
+        if not current.fields.get("state"):
+            total = current.total if size is None else size
+            self._progress.update(task, completed=total, total=total, state="done")
+
+    def close(self) -> None:
+        """Draw the bars' final state and release the terminal."""
+        with _terminal_gone_is_ignored():
+            self._progress.stop()
+
+
+@contextlib.contextmanager
+def transfer_display(
+    stream: TextIO, *, quiet: bool = False
+) -> Iterator[Callable[[TransferRecord], None] | None]:
+    """A progress callback for the block's transfers on *stream* (bars on a terminal,
+    podman's lines elsewhere; see the module), or ``None`` with *quiet*."""
+    if quiet:
+        yield None
+        return
+    if not TransferDisplay.is_wanted(stream):
+
+        def plain(record: TransferRecord) -> None:
+            if record.text:
+                _write_line(stream, record.text)
+
+        yield plain
+        return
+    display = TransferDisplay(stream)
+    try:
+        yield display
+    finally:
+        display.close()
