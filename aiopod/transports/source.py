@@ -102,7 +102,16 @@ class TarSource(ArchiveSource):
     def _read(self, path: Path) -> None:
         count = 0
         try:
-            with path.open("rb") as raw, open_decompressed(raw) as stream:
+            limits = self.area.limits  # a compressed archive is held to the layers' ratio
+            with (
+                path.open("rb") as raw,
+                open_decompressed(
+                    raw,
+                    max_ratio=limits.max_compression_ratio,
+                    ratio_after=limits.ratio_after_bytes,
+                    what=f"archive {path}",
+                ) as stream,
+            ):
                 reader = TarReader(stream)
                 for member in reader:
                     count += 1
@@ -117,6 +126,7 @@ class TarSource(ArchiveSource):
                             max_size=self.limits.max_blob_bytes,
                             max_uncompressed=self.limits.max_uncompressed_bytes,
                             expected_size=member.size,
+                            what=f"{name} of {path}",
                         )
                     elif member.issym():
                         parent = posixpath.dirname(name)
@@ -185,6 +195,7 @@ class DirectorySource(ArchiveSource):
                 stream,
                 max_size=self.limits.max_blob_bytes,
                 max_uncompressed=self.limits.max_uncompressed_bytes,
+                what=str(path),
             )
         self._cache[name] = blob
         return blob
