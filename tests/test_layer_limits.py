@@ -16,8 +16,10 @@ raises :class:`InvalidArchive`, not :class:`LimitExceeded`).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
+import sys
 import tarfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 
 import anyio
 import pytest
+import zstandard
 from imagefactory import (
     OCI_CONFIG,
     OCI_INDEX,
@@ -37,7 +40,7 @@ from imagefactory import (
     write_dir,
     write_tar,
 )
-from peers import aiopod
+from peers import aiopod, aiopod_env, run
 
 from aiopod import BuildError, LimitExceeded, Runtime, UsageError
 
@@ -50,15 +53,19 @@ BOMB_INFLATED = 64 * GiB
 PLACEHOLDER_DIFF_ID = "sha256:" + "0" * 64
 
 
+@functools.cache
+def gzip_zeros() -> bytes:
+    """64 GiB of zeros in gzip members of 64 MiB (level 9: 65 kB each)."""
+    member = gzip.compress(bytes(_MEMBER_SIZE), compresslevel=9, mtime=0)
+    return member * (BOMB_INFLATED // _MEMBER_SIZE)
+
+
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
     """A gzip layer tar of one file of zeros, inflating to 64 GiB (plus one header block)."""
-    members = BOMB_INFLATED // _MEMBER_SIZE
     header = tarfile.TarInfo("zeros")
-    header.size = members * _MEMBER_SIZE - 2 * tarfile.BLOCKSIZE  # then the end-of-archive
-    zeros = gzip.compress(bytes(_MEMBER_SIZE), compresslevel=9, mtime=0)
-    first = gzip.compress(header.tobuf(tarfile.PAX_FORMAT), mtime=0)
-    return first + zeros * members
+    header.size = BOMB_INFLATED - 2 * tarfile.BLOCKSIZE  # then the end-of-archive marker
+    return gzip.compress(header.tobuf(tarfile.PAX_FORMAT), mtime=0) + gzip_zeros()
 
 
 def _config(diff_id: str) -> bytes:
@@ -177,8 +184,55 @@ async def test_a_64_gib_gzip_bomb_is_refused_after_reading_a_fraction_of_it(
     assert report.ok, report.problems
 
 
-def _small_gzip_layer(path: Path, size: int) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
+@pytest.mark.timeout(120)
+async def test_a_zstd_bomb_is_refused_at_the_ratio_limit(tmp_path: Path, populated: Path) -> None:
+    """zstd reaches 32,000:1 on zeros: a 34 MB blob would inflate to 1 TiB."""
+    frames = (1 << 40) // _MEMBER_SIZE
+    header = tarfile.TarInfo("zeros")
+    header.size = frames * _MEMBER_SIZE - 2 * tarfile.BLOCKSIZE
+    compressor = zstandard.ZstdCompressor(level=19)
+    blob = compressor.compress(header.tobuf(tarfile.PAX_FORMAT))
+    blob += compressor.compress(bytes(_MEMBER_SIZE)) * frames
+    source = tmp_path / "bomb.tar.zst"
+    source.write_bytes(blob)
+    before = store_files(populated)
+    async with Runtime(populated) as rt:
+        error, read = await refused_reading(lambda: rt.import_image(source, "bomb"))
+        assert (await rt.check()).ok
+    assert read < len(blob) // 4, (read, len(blob))
+    assert "of zstd" in str(error) and "max_layer_ratio" in str(error)
+    assert store_files(populated) == before
+
+
+@pytest.mark.timeout(120)
+async def test_a_compressed_archive_padded_with_a_bomb_is_refused(
+    tmp_path: Path, populated: Path
+) -> None:
+    """A gzip docker-archive whose end is followed by gigabytes of compressed zeros (L16):
+    the archive as a whole is held to the ratio limit while its padding is read."""
+    layer = tarfile.TarInfo("etc")
+    layer.type = tarfile.DIRTYPE
+    layer_tar = layer.tobuf(tarfile.PAX_FORMAT) + bytes(2 * tarfile.BLOCKSIZE)
+    manifest = [{"Config": "c.json", "RepoTags": ["localhost/padded:1"], "Layers": ["l.tar"]}]
+    members = {
+        "l.tar": layer_tar,
+        "c.json": _config(sha256_digest(layer_tar)),
+        "manifest.json": json.dumps(manifest).encode(),
+    }
+    plain = write_tar(tmp_path / "plain.tar", members)
+    source = tmp_path / "padded.tar.gz"
+    source.write_bytes(gzip.compress(plain.read_bytes(), mtime=0) + gzip_zeros())
+    before = store_files(populated)
+    async with Runtime(populated) as rt:
+        error, read = await refused_reading(lambda: rt.load(source))
+        assert (await rt.check()).ok
+    assert read < source.stat().st_size // 4
+    assert f"archive {source}" in str(error) and "max_layer_ratio" in str(error)
+    assert store_files(populated) == before
+
+
+def _small_gzip_layer(path: Path, size: int, compression: str = "gz") -> Path:
+    with tarfile.open(path, f"w:{compression}") as tar:  # type: ignore[call-overload]
         info = tarfile.TarInfo("data")
         info.size = size
         tar.addfile(info, _Zeros(size))
@@ -195,10 +249,11 @@ class _Zeros:
         return bytes(n)
 
 
+@pytest.mark.parametrize("compression", ["gz", ""])
 async def test_the_layer_size_limit_is_set_on_the_runtime_and_names_the_layer(
-    tmp_path: Path, populated: Path
+    tmp_path: Path, populated: Path, compression: str
 ) -> None:
-    layer = _small_gzip_layer(tmp_path / "layer.tar.gz", 4 * MiB)
+    layer = _small_gzip_layer(tmp_path / "layer.tar.gz", 4 * MiB, compression)
     before = store_files(populated)
     async with Runtime(populated, max_layer_size=2 * MiB) as rt:
         with pytest.raises(LimitExceeded) as caught:
@@ -218,6 +273,11 @@ def test_the_limits_are_global_options_and_environment_variables(
     assert refused.returncode == 125, refused.stderr
     assert refused.stderr.startswith("Error: layer ") and "2 MiB" in refused.stderr
     assert "Traceback" not in refused.stderr
+    env = {**aiopod_env(), "AIOPOD_MAX_LAYER_SIZE": "3m", "AIOPOD_MAX_LAYER_RATIO": "2"}
+    command: list[str | Path] = [sys.executable, "-m", "aiopod", "--root", populated]
+    command += ["import", layer, "big"]
+    by_env = run(command, env=env, check=False)
+    assert by_env.returncode == 125 and "3 MiB" in by_env.stderr, by_env.stderr
     accepted = aiopod("--max-layer-size", "8MiB", "import", layer, "big", root=populated)
     assert accepted.returncode == 0, accepted.stderr
 

@@ -33,7 +33,13 @@ from aiopod.errors import LimitExceeded, UnsafeLayer
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ("RATIO_AFTER", "detect_compression", "format_size", "open_decompressed")
+__all__ = (
+    "RATIO_AFTER",
+    "detect_compression",
+    "format_size",
+    "open_decompressed",
+    "size_limit_exceeded",
+)
 
 #: Output bytes before the compression ratio is judged, by default (1 GiB).
 RATIO_AFTER = 1 << 30
@@ -68,6 +74,14 @@ def format_size(size: float) -> str:
             return f"{size:.4g} {unit}"
         size /= 1024
     return f"{size:.4g} TiB"
+
+
+def size_limit_exceeded(what: str, max_bytes: int) -> LimitExceeded:
+    """The error for *what* (``layer NAME``) inflating past the layer size limit."""
+    return LimitExceeded(
+        f"{what} is larger than the limit of {format_size(max_bytes)} uncompressed; if it "
+        "is genuine, raise max_layer_size (--max-layer-size, $AIOPOD_MAX_LAYER_SIZE)"
+    )
 
 
 def open_decompressed(
@@ -338,11 +352,7 @@ class _Limited(io.RawIOBase):
         view[:n] = data
         self.produced += n
         if self._max_bytes is not None and self.produced > self._max_bytes:
-            raise LimitExceeded(
-                f"{self._what} is larger than the limit of {format_size(self._max_bytes)} "
-                "uncompressed; if it is genuine, raise max_layer_size "
-                "(--max-layer-size, $AIOPOD_MAX_LAYER_SIZE)"
-            )
+            raise size_limit_exceeded(self._what, self._max_bytes)
         if (
             self._max_ratio is not None
             and self.produced > self._ratio_after

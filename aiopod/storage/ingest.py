@@ -23,7 +23,11 @@ from typing import BinaryIO
 
 from aiopod.errors import DigestMismatch, LimitExceeded, UnsafeLayer
 from aiopod.storage.cancellation import raise_if_cancelled
-from aiopod.storage.compression import detect_compression, open_decompressed
+from aiopod.storage.compression import (
+    detect_compression,
+    open_decompressed,
+    size_limit_exceeded,
+)
 from aiopod.storage.fsutil import make_private_dir, remove_tree
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits, scan_layer
 
@@ -48,13 +52,28 @@ class StagedBlob:
 
 
 class _HashingTee(io.RawIOBase):
-    """Reads from *src*, copies every byte to *dst_fd* and into a sha256, counts bytes."""
+    """Reads from *src*, copies every byte to *dst_fd* and into a sha256, counts bytes.
 
-    def __init__(self, head: bytes, src: BinaryIO, dst_fd: int, limit: int) -> None:
+    More than *limit* bytes is an error; so is more than *layer_limit*, the layer size
+    limit of an uncompressed blob (a compressed one is bounded as it inflates).
+    """
+
+    def __init__(
+        self,
+        head: bytes,
+        src: BinaryIO,
+        dst_fd: int,
+        limit: int,
+        *,
+        layer_limit: int | None = None,
+        what: str = "blob",
+    ) -> None:
         self._head = head
         self._src = src
         self._fd = dst_fd
         self._limit = limit
+        self._layer_limit = layer_limit
+        self._what = what
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -64,6 +83,8 @@ class _HashingTee(io.RawIOBase):
     def _take(self, data: bytes | memoryview) -> None:
         raise_if_cancelled()
         self.size += len(data)
+        if self._layer_limit is not None and self.size > self._layer_limit:
+            raise size_limit_exceeded(self._what, self._layer_limit)
         if self.size > self._limit:
             raise LimitExceeded(f"blob is larger than the limit of {self._limit} bytes")
         self.hash.update(data)
@@ -217,18 +238,24 @@ class StagingArea:
         compression = detect_compression(head)
         tmp = self.new_path(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        label = f"layer {what or expected_digest or 'blob'}"
+        max_layer = min(max_uncompressed, limits.max_bytes)
         try:
-            tee = _HashingTee(head, src, fd, max_size)
-            data = _Observed(
-                open_decompressed(
-                    io.BufferedReader(tee, CHUNK),
-                    max_bytes=min(max_uncompressed, limits.max_bytes),
-                    max_ratio=limits.max_compression_ratio,
-                    ratio_after=limits.ratio_after_bytes,
-                    what=f"layer {what or expected_digest or 'blob'}",
-                ),
-                hashing=compression != "none",  # a plain blob's digest is its diff_id
-            )
+            if compression == "none":  # its digest is its diff_id: read it once, as it is
+                tee = _HashingTee(head, src, fd, max_size, layer_limit=max_layer, what=label)
+                data = _Observed(tee, hashing=False)  # type: ignore[arg-type]
+            else:
+                tee = _HashingTee(head, src, fd, max_size)
+                data = _Observed(
+                    open_decompressed(
+                        io.BufferedReader(tee, CHUNK),
+                        max_bytes=max_layer,
+                        max_ratio=limits.max_compression_ratio,
+                        ratio_after=limits.ratio_after_bytes,
+                        what=label,
+                    ),
+                    hashing=True,
+                )
             layer_problem = _scan(data, limits)
             while data.read(CHUNK):  # whatever the scan did not read
                 pass
