@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import store_of
 from imagefactory import FIXED_MTIME
+from peers import Podman
 
 from aiopod import Runtime
 from aiopod.storage.compression import open_decompressed
@@ -132,3 +133,37 @@ async def test_a_build_on_an_image_with_devices_keeps_them_and_adds_no_whiteout(
             names = [m.name for m in tar]
         assert not any(".wh." in name for name in names), names
         assert await rt.containers(external=True) == []
+
+
+def _special_files_under(rootfs: Path) -> dict[str, tuple[str, int, int]]:
+    found = {}
+    for name in ("dev/null", "dev/sda", "run/initctl"):
+        try:
+            st = os.lstat(rootfs / name)
+        except FileNotFoundError:
+            continue
+        kind = "chr" if stat.S_ISCHR(st.st_mode) else "blk" if stat.S_ISBLK(st.st_mode) else "fifo"
+        found[name] = (kind, os.major(st.st_rdev), os.minor(st.st_rdev))
+    return found
+
+
+@pytest.mark.peer("podman")
+async def test_podman_makes_them_as_aiopod_does_when_allowed(
+    tmp_path: Path, podman: Podman
+) -> None:
+    """The documented difference, measured: podman as root makes every special file of the
+    layer in a container's root file system; aiopod makes the same only when allowed."""
+    tarball = special_layer(tmp_path / "special.tar")
+    podman("import", tarball, "localhost/special")
+    created = podman("create", "localhost/special", "sh").stdout.strip()
+    mounted = Path(podman("mount", created).stdout.strip())
+    theirs = _special_files_under(mounted)
+    assert set(theirs) == set(EXPECTED)  # what podman 4.3 does as root
+    ours = {}
+    for allowed in (False, True):
+        async with Runtime(tmp_path / f"store-{allowed}", allow_special_files=allowed) as rt:
+            await rt.import_image(tarball, "special")
+            container = await rt.create_container("special", ["sh"])
+            rootfs = store_of(rt).container_dir(container.id) / "rootfs"
+            ours[allowed] = _special_files_under(rootfs)
+    assert ours == {False: {}, True: theirs}
