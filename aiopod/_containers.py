@@ -161,7 +161,13 @@ async def create_container(
 
     return await _make_container(
         store,
-        lambda rootfs: unpack_layers(rootfs, fds),
+        lambda rootfs: unpack_layers(
+            rootfs,
+            fds,
+            names=[layer.digest for layer in image.layers],
+            limits=store.layer_limits,
+            allow_special_files=store.allow_special_files,
+        ),
         image_id=image.id,
         image_name=resolved or image.id,
         name=name,

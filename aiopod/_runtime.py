@@ -48,6 +48,7 @@ from aiopod.removal.libpod import plan_libpod
 from aiopod.removal.plan import Plan, RemovalOptions, RemovalReport
 from aiopod.removal.podman import plan_podman
 from aiopod.removal.prune import plan_prune, pruned_ids
+from aiopod.storage.layer_check import DEFAULT_MAX_LAYER_RATIO, DEFAULT_MAX_LAYER_SIZE, LayerLimits
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.layout import StoreLayout
 from aiopod.storage.lookup import lookup_image
@@ -100,6 +101,17 @@ class Runtime(Displayable):
     :param root: the store directory; default ``$AIOPOD_ROOT``, else
         ``$XDG_DATA_HOME/aiopod``, else ``~/.local/share/aiopod``.
     :param lock_timeout: seconds to wait for another process holding the store lock.
+    :param max_layer_size: the most bytes one layer may inflate to (default 64 GiB).
+    :param max_layer_ratio: the most times one layer may inflate its compressed size,
+        judged once it has inflated to 1 GiB (default 1000; ``None``: no limit).
+    :param allow_special_files: make the device nodes and FIFOs of layers in the root file
+        systems of containers and builds (device nodes only as real root); by default
+        they are skipped there, as rootless podman skips device nodes.  Layer blobs keep
+        them either way.
+
+    A layer that passes a limit, in a load, import, pull, build or container, is refused
+    with :class:`~aiopod.errors.LimitExceeded` as soon as it does: a decompression bomb is
+    never inflated further (``docs/design/hostile-input.md``, L16 and L24).
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
     """
@@ -111,9 +123,18 @@ class Runtime(Displayable):
         policy: Policy = "libpod",
         lock_timeout: float = 120.0,
         concurrency: int = 8,
+        max_layer_size: int = DEFAULT_MAX_LAYER_SIZE,
+        max_layer_ratio: float | None = DEFAULT_MAX_LAYER_RATIO,
+        allow_special_files: bool = False,
     ) -> None:
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
+        if max_layer_size <= 0:
+            raise UsageError(
+                f"max_layer_size must be a positive number of bytes, not {max_layer_size}"
+            )
+        if max_layer_ratio is not None and not max_layer_ratio >= 1:
+            raise UsageError(f"max_layer_ratio must be at least 1 (or None), not {max_layer_ratio}")
         root_path = Path(root if root is not None else default_root())
         self.policy: Policy = policy
         self.concurrency = concurrency
@@ -126,6 +147,10 @@ class Runtime(Displayable):
             lock_timeout=lock_timeout,
             record_events=self._event_log.append,
             publish_events=self._publish,
+            layer_limits=LayerLimits(
+                max_bytes=max_layer_size, max_compression_ratio=max_layer_ratio
+            ),
+            allow_special_files=allow_special_files,
         )
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"

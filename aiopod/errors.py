@@ -308,8 +308,10 @@ class UnsafeLayer(InvalidInputError):
 
 
 class LimitExceeded(InvalidInputError):
-    """An input is larger than the configured limit (size, entries, depth, JSON size);
-    the message names the limit."""
+    """An input is larger than the configured limit (size, entries, depth, JSON size, a
+    layer's uncompressed size or compression ratio); the message names the input and the
+    limit, and for a layer the option that raises it (``Runtime(max_layer_size=...,
+    max_layer_ratio=...)``, ``--max-layer-size``, ``--max-layer-ratio``)."""
 
 
 class DockerfileError(InvalidInputError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from httpfiles import HttpFiles, serve_files
+from hypothesis import HealthCheck, settings
 from peers import (
     BUSYBOX_IMAGE,
     DOCKERFILE_APP,
@@ -31,6 +32,15 @@ from peers import (
 
 from aiopod import Runtime
 from aiopod.storage.store import Store
+
+# Property tests: "ci" (the default) keeps the suite fast; ``--hypothesis-profile=long``
+# runs fifty times the examples (benchmarks/README.md).  Tests that set max_examples themselves
+# keep their own count.
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -52,8 +52,8 @@ from aiopod.builder.sources.materialized import (
     write_heredoc,
 )
 from aiopod.errors import AiopodError, BuildError
-from aiopod.storage.applier import apply_layer
 from aiopod.storage.compression import open_decompressed
+from aiopod.storage.layer_check import LayerLimits
 from aiopod.storage.rootfs_path import RootDir, make_dirs, open_in_root
 
 __all__ = ("copy_step",)
@@ -145,7 +145,9 @@ async def copy_step(
             nsources=len(sources),
         )
         downloads = {i: d for i, (_, _, d) in extra.items() if d is not None}
-        summary = _summary(entries, plan, chown, chmod, strip, extract, downloads)
+        summary = _summary(
+            entries, plan, chown, chmod, strip, extract, downloads, session.layer_limits
+        )
         return entries, plan, summary
 
     entries, plan, summary = await anyio.to_thread.run_sync(prepare)
@@ -179,9 +181,9 @@ async def copy_step(
     def change() -> None:
         for entry in entries:
             if entry.is_archive and keyword == "ADD":
-                _extract(context, run.rootfs, plan, entry, chown)
+                _extract(session, context, run.rootfs, plan, entry, chown)
             else:
-                _copy_applied(run.rootfs, lambda out, e=entry: write_copy(out, [e]))
+                _copy_applied(session, run.rootfs, lambda out, e=entry: write_copy(out, [e]))
 
     await anyio.to_thread.run_sync(change)
 
@@ -199,6 +201,7 @@ def _summary(
     strip: bool,
     extract: bool,
     downloads: Mapping[int, Downloaded],
+    limits: LayerLimits,
 ) -> str:
     """The content summary of the history (see :func:`sources_digest`); an archive ``ADD``
     extracts stands for its contents, as in buildah (a ``.tar`` and the same ``.tar.gz``
@@ -211,7 +214,7 @@ def _summary(
             name = plan.rename or downloaded.url_name
             return url_summary(downloaded, name=name, chown=chown, chmod=chmod)
         if extract and entry.is_archive:
-            return f"file:{_archive_digest(entry)}"
+            return f"file:{_archive_digest(entry, limits)}"
         return sources_digest(
             [entry],
             plan,
@@ -286,16 +289,23 @@ _TAR_TYPES = {
 }
 
 
-def _archive_digest(entry: Any) -> str:
+def _archive_digest(entry: Any, limits: LayerLimits) -> str:
     """buildah's digest of an archive it extracts: the archive's own entries (names,
     permission bits, ids and user names as stored, directories ending in ``/``) re-encoded
-    by Go's tar writer with zeroed times, their data, and two zero blocks."""
+    by Go's tar writer with zeroed times, their data, and two zero blocks.  The archive
+    is held to the layer *limits* as it is read (a bomb stops there)."""
     h = hashlib.sha256()
     with RootDir(entry.context) as root:
         fd = open_in_root(root, entry.realpath)
     with (
         os.fdopen(fd, "rb") as raw,
-        open_decompressed(raw) as data,
+        open_decompressed(
+            raw,
+            max_bytes=limits.max_bytes,
+            max_ratio=limits.max_compression_ratio,
+            ratio_after=limits.ratio_after_bytes,
+            what=f"archive {entry.source}",
+        ) as data,
         tarfile.open(fileobj=data, mode="r|") as archive,
     ):
         for member in archive:
@@ -335,16 +345,21 @@ def _archive_digest(entry: Any) -> str:
     return h.hexdigest()
 
 
-def _copy_applied(rootfs: Path, write: Any) -> None:
+def _copy_applied(session: BuildSession, rootfs: Path, write: Any) -> None:
     """Write a copy layer into a temporary file and apply it to ``rootfs``."""
     with tempfile.TemporaryFile() as layer:
         write(layer)
         layer.seek(0)
-        apply_layer(rootfs, layer)
+        session.apply_layer(rootfs, layer, "copy layer")
 
 
 def _extract(
-    context: Path, rootfs: Path, plan: Any, entry: Any, owner: tuple[int, int] | None
+    session: BuildSession,
+    context: Path,
+    rootfs: Path,
+    plan: Any,
+    entry: Any,
+    owner: tuple[int, int] | None,
 ) -> None:
     """Unpack the archive ``entry`` (read inside ``context``) into the destination
     directory of ``plan`` (created as needed: mode 0755, owned by ``owner`` or root),
@@ -355,6 +370,6 @@ def _extract(
         make_dirs(root, plan.dest_dir, mode=0o755, owner=owner or (0, 0))
         opened = root.open_dir(plan.dest_dir)
         try:
-            apply_layer(f"/proc/self/fd/{opened.fd}", stream)
+            session.apply_layer(f"/proc/self/fd/{opened.fd}", stream, f"archive {entry.source}")
         finally:
             os.close(opened.fd)

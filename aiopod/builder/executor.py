@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -78,6 +78,7 @@ from aiopod.removal.plan import RemovalOptions
 from aiopod.removal.podman import plan_podman
 from aiopod.storage.applier import apply_layer
 from aiopod.storage.ingest import StagedBlob, StagingArea
+from aiopod.storage.layer_check import LayerLimits
 from aiopod.storage.lookup import lookup_image
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.rootfs_path import RootDir, make_dirs, split_path
@@ -140,6 +141,19 @@ class _Build:
     @property
     def cache_mounts_dir(self) -> Path:
         return cache_mounts_dir(self._store.layout.meta)
+
+    @property
+    def layer_limits(self) -> LayerLimits:
+        return self._store.layer_limits
+
+    def apply_layer(self, root: str | os.PathLike[str], stream: BinaryIO, what: str) -> None:
+        apply_layer(
+            root,
+            stream,
+            limits=self._store.layer_limits,
+            allow_special_files=self._store.allow_special_files,
+            what=what,
+        )
 
     def created(self) -> str:
         if self._options.timestamp is not None:
@@ -216,7 +230,7 @@ class _Build:
             for digest, staged in layers:
                 path = staged if staged is not None and staged.exists() else None
                 with (path or self._store.blob_path(digest)).open("rb") as stream:
-                    apply_layer(run.rootfs, stream)
+                    self.apply_layer(run.rootfs, stream, f"layer {digest}")
 
         await anyio.to_thread.run_sync(apply)
         run.snapshot = None

@@ -14,10 +14,11 @@ and layers so far); handlers read it and leave its changes to the session's meth
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from aiopod.builder.dockerfile.parser import Stage
 from aiopod.builder.image_config import ImageConfig
@@ -26,6 +27,7 @@ from aiopod.builder.layers.writer import LayerInfo
 from aiopod.builder.options import BuildOptions
 from aiopod.builder.progress import Reporter
 from aiopod.storage.ingest import StagedBlob
+from aiopod.storage.layer_check import LayerLimits
 from aiopod.storage.records import ImageRecord, LayerRecord
 
 __all__ = ("BuildSession", "LayerWrite", "StageRun")
@@ -88,6 +90,21 @@ class BuildSession(Protocol):
     @property
     def cache_mounts_dir(self) -> Path:
         """Where the store keeps ``RUN --mount=type=cache`` directories."""
+        ...
+
+    @property
+    def layer_limits(self) -> LayerLimits:
+        """The store's bounds on a layer (size, compression ratio, entries...), which an
+        archive ``ADD`` extracts is held to as well."""
+        ...
+
+    def apply_layer(self, root: str | os.PathLike[str], stream: BinaryIO, what: str) -> None:
+        """Apply the layer read from *stream* (*what* in errors) onto *root* with the
+        store's layer limits and special-file rule.  Blocking: call it in a worker thread.
+
+        :raises ~aiopod.errors.UnsafeLayer: the layer is hostile or malformed.
+        :raises ~aiopod.errors.LimitExceeded: the layer passes a limit.
+        """
         ...
 
     def created(self) -> str:

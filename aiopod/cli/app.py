@@ -80,17 +80,60 @@ def load_commands(modules: Sequence[str] = ALL_COMMAND_MODULES) -> None:
 
 
 class CliContext:
-    """What the top-level options chose."""
+    """What the top-level options chose (``None``: the runtime's default)."""
 
-    def __init__(self, root: str | None, policy: str) -> None:
+    def __init__(
+        self,
+        root: str | None,
+        policy: str,
+        *,
+        max_layer_size: int | None = None,
+        max_layer_ratio: float | None = None,
+        allow_special_files: bool = False,
+    ) -> None:
         self.root = root
         self.policy = policy
+        self.max_layer_size = max_layer_size
+        self.max_layer_ratio = max_layer_ratio
+        self.allow_special_files = allow_special_files
 
     def runtime(self) -> Runtime:
         """A runtime on the chosen store."""
         from aiopod import Runtime
 
-        return Runtime(root=self.root, policy=self.policy)  # type: ignore[arg-type]
+        limits: dict[str, Any] = {}
+        if self.max_layer_size is not None:
+            limits["max_layer_size"] = self.max_layer_size
+        if self.max_layer_ratio is not None:  # 0 on the command line: no limit
+            limits["max_layer_ratio"] = self.max_layer_ratio or None
+        return Runtime(
+            root=self.root,
+            policy=self.policy,  # type: ignore[arg-type]
+            allow_special_files=self.allow_special_files,
+            **limits,
+        )
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+class ByteSize(click.ParamType[int]):
+    """A number of bytes, with an optional binary unit: ``1073741824``, ``512m``, ``64GiB``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("b").removesuffix("i")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in "kmgt" else (text, "")
+        try:
+            size = int(float(number) * _SIZE_UNITS[unit])
+        except ValueError:
+            self.fail(f"{value!r} is not a size (bytes, or a number with k, m, g or t)", param, ctx)
+        if size <= 0:
+            self.fail(f"{value!r} is not a positive size", param, ctx)
+        return size
 
 
 #: The signals that stop a command as Ctrl-C does (see the module's docstring).
@@ -255,11 +298,45 @@ class PodmanGroup(click.Group):
     show_default=True,
     help="Removal policy.",
 )
+@click.option(
+    "--max-layer-size",
+    type=ByteSize(),
+    envvar="AIOPOD_MAX_LAYER_SIZE",
+    metavar="SIZE",
+    help="Refuse a layer that inflates past SIZE (default 64g).",
+)
+@click.option(
+    "--max-layer-ratio",
+    type=click.FloatRange(min=0),
+    envvar="AIOPOD_MAX_LAYER_RATIO",
+    metavar="N",
+    help="Refuse a layer that inflates past N times its compressed size once past 1 GiB "
+    "(default 1000; 0: no limit).",
+)
+@click.option(
+    "--allow-special-files",
+    is_flag=True,
+    envvar="AIOPOD_ALLOW_SPECIAL_FILES",
+    help="Make the device nodes and FIFOs of layers in root file systems.",
+)
 @click.version_option(package_name="aiopod")
 @click.pass_context
-def cli(ctx: click.Context, root: str | None, policy: str) -> None:
+def cli(
+    ctx: click.Context,
+    root: str | None,
+    policy: str,
+    max_layer_size: int | None,
+    max_layer_ratio: float | None,
+    allow_special_files: bool,
+) -> None:
     """aiopod: a daemonless store of OCI images, driven like podman."""
-    ctx.obj = CliContext(root, policy)
+    ctx.obj = CliContext(
+        root,
+        policy,
+        max_layer_size=max_layer_size,
+        max_layer_ratio=max_layer_ratio,
+        allow_special_files=allow_special_files,
+    )
 
 
 def program_name() -> str:

@@ -20,10 +20,14 @@ Layer semantics (OCI image-spec, as containers/storage applies them):
 * Directories are made 0700; their mode, owner and times are applied in a final pass,
   deepest first, so that a 0000 directory can still receive its children.
 * The root entry (``.``, ``./``, ``/``) may only be a directory, and only its attributes
-  change.  Numeric ids only, ``chown`` only as root.  Device nodes only when allowed
-  (default: real root outside a user namespace), else skipped with a warning; FIFOs and
-  setuid bits are kept.  Of the xattrs only ``user.*`` is applied.  Hard links get no
-  attributes of their own (they share their target's inode).
+  change.  Numeric ids only, ``chown`` only as root.  Special files (character and block
+  devices, FIFOs) only when the caller allows them (and, for devices, may make them),
+  else skipped with a warning: the layer keeps them, the root file system does not have
+  them (``docs/design/hostile-input.md``, L12).  Setuid bits are kept.  Of the xattrs
+  only ``user.*`` is applied.  Hard links get no attributes of their own (they share
+  their target's inode).
+* The layer stops inflating as soon as it passes the size or compression ratio limit
+  (L16, L24).
 
 A rejected layer raises :class:`~aiopod.errors.UnsafeLayer` (hostile or malformed; the
 message names the entry) or :class:`~aiopod.errors.LimitExceeded`; the root is then left
@@ -93,17 +97,22 @@ def apply_layer(
     stream: BinaryIO,
     *,
     limits: LayerLimits = DEFAULT_LIMITS,
-    allow_devices: bool | None = None,
+    allow_special_files: bool = False,
+    what: str = "layer",
 ) -> ApplyResult:
     """Apply the layer read from ``stream`` (compressed or not) onto the directory ``root``.
 
-    ``allow_devices`` defaults to "running as real root outside a user namespace".
+    With ``allow_special_files`` device nodes and FIFOs are made (devices only where the
+    process may: real root outside a user namespace); else they are skipped with a
+    warning.  *what* names the layer in errors.
     Blocking; raises :class:`UnsafeLayer` or :class:`LimitExceeded` on a rejected layer.
     """
-    if allow_devices is None:
-        allow_devices = _can_make_devices()
     data = open_decompressed(
-        stream, max_bytes=limits.max_bytes, max_ratio=limits.max_compression_ratio
+        stream,
+        max_bytes=limits.max_bytes,
+        max_ratio=limits.max_compression_ratio,
+        ratio_after=limits.ratio_after_bytes,
+        what=what,
     )
     with (
         data,
@@ -112,7 +121,13 @@ def apply_layer(
         ) as rootdir,
     ):
         reader = TarReader(data, max_header_bytes=limits.max_pax_header_bytes)
-        applier = _Applier(rootdir, reader, limits, allow_devices)
+        applier = _Applier(
+            rootdir,
+            reader,
+            limits,
+            allow_fifos=allow_special_files,
+            allow_devices=allow_special_files and _can_make_devices(),
+        )
         for member in reader:
             raise_if_cancelled()
             applier.apply(member)
@@ -142,11 +157,18 @@ def _can_make_devices() -> bool:
 
 class _Applier:
     def __init__(
-        self, root: RootDir, reader: TarReader, limits: LayerLimits, allow_devices: bool
+        self,
+        root: RootDir,
+        reader: TarReader,
+        limits: LayerLimits,
+        *,
+        allow_fifos: bool,
+        allow_devices: bool,
     ) -> None:
         self.root = root
         self.reader = reader
         self.limits = limits
+        self.allow_fifos = allow_fifos
         self.allow_devices = allow_devices
         self.is_root = os.geteuid() == 0
         self.checker = EntryChecker(limits)
@@ -223,6 +245,11 @@ class _Applier:
                 self._hardlink(member, parent.fd, name, path, existing)
             elif member.isfifo():
                 self._clear(parent.fd, name, path, existing)
+                if not self.allow_fifos:
+                    self._warnings.append(
+                        f"skipped FIFO {member.name!r}: special files are not allowed here"
+                    )
+                    return
                 os.mkfifo(name, 0o600, dir_fd=parent.fd)
                 self._node_meta(member, parent.fd, name, chmod=True)
             elif member.ischr() or member.isblk():
@@ -274,7 +301,7 @@ class _Applier:
         kind = "character" if member.ischr() else "block"
         what = f"{kind} device {member.name!r} ({member.devmajor},{member.devminor})"
         if not self.allow_devices:
-            self._warnings.append(f"skipped {what}: device nodes are not allowed here")
+            self._warnings.append(f"skipped {what}: special files are not allowed here")
             return False
         if member.devmajor < 0 or member.devminor < 0:
             raise UnsafeLayer(f"layer entry {member.name!r} has a negative device number")

@@ -4,8 +4,10 @@
 none of them, i.e. a plain tar) and returns a file object that yields the uncompressed
 bytes a little at a time: a blob is never read whole into memory, and no helper program is
 run.  When more than ``max_bytes`` uncompressed bytes come out, or the output grows more
-than ``max_ratio`` times larger than the input, reading raises
-:class:`aiopod.errors.LimitExceeded` (a decompression bomb stops at the limit).
+than ``max_ratio`` times larger than the compressed input it came from (judged once
+``ratio_after`` bytes have come out), reading raises :class:`aiopod.errors.LimitExceeded`:
+a decompression bomb stops at the limit, having inflated no more than the limit allows.
+The message names the input, the limit and the option that raises it.
 
 Corrupt or truncated compressed data raises :class:`aiopod.errors.UnsafeLayer`; errors of
 the underlying file object itself (``OSError``) pass through unchanged.  Concatenated gzip
@@ -31,11 +33,19 @@ from aiopod.errors import LimitExceeded, UnsafeLayer
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ("detect_compression", "open_decompressed")
+__all__ = (
+    "RATIO_AFTER",
+    "detect_compression",
+    "format_size",
+    "open_decompressed",
+    "size_limit_exceeded",
+)
+
+#: Output bytes before the compression ratio is judged, by default (1 GiB).
+RATIO_AFTER = 1 << 30
 
 _CHUNK = 256 * 1024
 _XZ_MEMLIMIT = 256 * 1024 * 1024  # xz -9 needs about 65 MiB to decompress
-_RATIO_GRACE = 16 * 1024 * 1024  # the ratio is only judged after this many output bytes
 
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -57,14 +67,37 @@ def detect_compression(head: bytes) -> str:
     return "none"
 
 
+def format_size(size: float) -> str:
+    """``size`` bytes in binary units as the limits are written (``64 GiB``, ``1.5 MiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.4g} {unit}"
+        size /= 1024
+    return f"{size:.4g} TiB"
+
+
+def size_limit_exceeded(what: str, max_bytes: int) -> LimitExceeded:
+    """The error for *what* (``layer NAME``) inflating past the layer size limit."""
+    return LimitExceeded(
+        f"{what} is larger than the limit of {format_size(max_bytes)} uncompressed; if it "
+        "is genuine, raise max_layer_size (--max-layer-size, $AIOPOD_MAX_LAYER_SIZE)"
+    )
+
+
 def open_decompressed(
-    fileobj: BinaryIO, *, max_bytes: int | None = None, max_ratio: float | None = None
+    fileobj: BinaryIO,
+    *,
+    max_bytes: int | None = None,
+    max_ratio: float | None = None,
+    ratio_after: int = RATIO_AFTER,
+    what: str = "layer",
 ) -> BinaryIO:
     """Return a reader of the uncompressed bytes of ``fileobj``, whatever its compression.
 
-    ``max_bytes`` bounds the uncompressed bytes, ``max_ratio`` the ratio of uncompressed to
-    compressed bytes (judged once 16 MiB have come out); either raises
-    :class:`~aiopod.errors.LimitExceeded` when exceeded.  Blocking.
+    ``max_bytes`` bounds the uncompressed bytes, ``max_ratio`` the ratio of uncompressed
+    to compressed bytes, judged once ``ratio_after`` bytes have come out (never for an
+    uncompressed input); either raises :class:`~aiopod.errors.LimitExceeded`, whose
+    message names *what* was read, as soon as it is exceeded.  Blocking.
     """
     source = _Source(fileobj)
     kind = detect_compression(source.peek(6))
@@ -75,12 +108,17 @@ def open_decompressed(
         stream = _ZstdReader(source)
     else:
         stream = _StreamDecompressor(source, kind)
-    limited = _Limited(stream, source, kind, max_bytes, max_ratio)
+    limited = _Limited(stream, kind, max_bytes, max_ratio, ratio_after, what)
     return io.BufferedReader(limited, buffer_size=_CHUNK)
 
 
 class _RawReader(Protocol):
     def read(self, size: int, /) -> bytes: ...
+
+    @property
+    def consumed(self) -> int:
+        """Compressed bytes turned into output so far (read ahead: not counted, if known)."""
+        ...
 
 
 def _is_skippable_zstd(head: bytes) -> bool:
@@ -127,6 +165,10 @@ class _StreamDecompressor:
         self._input = b""
         self._ended = False
         self._new_member()
+
+    @property
+    def consumed(self) -> int:
+        return self._source.consumed - len(self._input)
 
     def _new_member(self) -> None:
         if self._kind == "gzip":
@@ -194,11 +236,16 @@ class _ZstdReader:
         import zstandard  # here: loading its C library costs start-up time
 
         self._error = zstandard.ZstdError
+        self._source = source
         self._frames = _ZstdFrameWalker()
         source.observer = self._frames.feed
         self._reader = zstandard.ZstdDecompressor().stream_reader(
             cast("IO[bytes]", source), read_size=_CHUNK, read_across_frames=True, closefd=False
         )
+
+    @property
+    def consumed(self) -> int:
+        return self._source.consumed  # read ahead by at most one chunk
 
     def read(self, size: int, /) -> bytes:
         try:
@@ -278,17 +325,19 @@ class _Limited(io.RawIOBase):
     def __init__(
         self,
         stream: _RawReader,
-        source: _Source,
         kind: str,
         max_bytes: int | None,
         max_ratio: float | None,
+        ratio_after: int,
+        what: str,
     ) -> None:
         super().__init__()
         self._stream = stream
-        self._source = source
         self._kind = kind
         self._max_bytes = max_bytes
-        self._max_ratio = max_ratio
+        self._max_ratio = max_ratio if kind != "none" else None
+        self._ratio_after = ratio_after
+        self._what = what
         self.produced = 0
 
     def readable(self) -> bool:
@@ -303,17 +352,16 @@ class _Limited(io.RawIOBase):
         view[:n] = data
         self.produced += n
         if self._max_bytes is not None and self.produced > self._max_bytes:
-            raise LimitExceeded(
-                f"layer is larger than {self._max_bytes} bytes uncompressed (limit exceeded)"
-            )
+            raise size_limit_exceeded(self._what, self._max_bytes)
         if (
             self._max_ratio is not None
-            and self._kind != "none"
-            and self.produced > _RATIO_GRACE
-            and self.produced > self._max_ratio * max(self._source.consumed, 1)
+            and self.produced > self._ratio_after
+            and self.produced > self._max_ratio * max(self._stream.consumed, 1)
         ):
             raise LimitExceeded(
-                f"{self._kind} stream expands more than {self._max_ratio:g} times "
-                "(decompression bomb?)"
+                f"{self._what} inflates more than the limit of {self._max_ratio:g} times its "
+                f"size ({format_size(self.produced)} from {format_size(self._stream.consumed)} "
+                f"of {self._kind}): refused as a decompression bomb; if it is genuine, raise "
+                "max_layer_ratio (--max-layer-ratio, $AIOPOD_MAX_LAYER_RATIO)"
             )
         return n

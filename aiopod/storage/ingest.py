@@ -23,7 +23,11 @@ from typing import BinaryIO
 
 from aiopod.errors import DigestMismatch, LimitExceeded, UnsafeLayer
 from aiopod.storage.cancellation import raise_if_cancelled
-from aiopod.storage.compression import detect_compression, open_decompressed
+from aiopod.storage.compression import (
+    detect_compression,
+    open_decompressed,
+    size_limit_exceeded,
+)
 from aiopod.storage.fsutil import make_private_dir, remove_tree
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits, scan_layer
 
@@ -48,13 +52,28 @@ class StagedBlob:
 
 
 class _HashingTee(io.RawIOBase):
-    """Reads from *src*, copies every byte to *dst_fd* and into a sha256, counts bytes."""
+    """Reads from *src*, copies every byte to *dst_fd* and into a sha256, counts bytes.
 
-    def __init__(self, head: bytes, src: BinaryIO, dst_fd: int, limit: int) -> None:
+    More than *limit* bytes is an error; so is more than *layer_limit*, the layer size
+    limit of an uncompressed blob (a compressed one is bounded as it inflates).
+    """
+
+    def __init__(
+        self,
+        head: bytes,
+        src: BinaryIO,
+        dst_fd: int,
+        limit: int,
+        *,
+        layer_limit: int | None = None,
+        what: str = "blob",
+    ) -> None:
         self._head = head
         self._src = src
         self._fd = dst_fd
         self._limit = limit
+        self._layer_limit = layer_limit
+        self._what = what
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -64,6 +83,8 @@ class _HashingTee(io.RawIOBase):
     def _take(self, data: bytes | memoryview) -> None:
         raise_if_cancelled()
         self.size += len(data)
+        if self._layer_limit is not None and self.size > self._layer_limit:
+            raise size_limit_exceeded(self._what, self._layer_limit)
         if self.size > self._limit:
             raise LimitExceeded(f"blob is larger than the limit of {self._limit} bytes")
         self.hash.update(data)
@@ -157,15 +178,18 @@ class StagingArea:
     """A private directory for one operation's incoming blobs.
 
     Create it with :meth:`create`; :meth:`close` removes it and everything still in it.
+    Every blob ingested is held to ``limits`` (the store's layer limits): a compressed
+    blob stops inflating as soon as it passes their size or compression ratio.
     """
 
-    def __init__(self, path: Path, lock_fd: int) -> None:
+    def __init__(self, path: Path, lock_fd: int, limits: LayerLimits = DEFAULT_LIMITS) -> None:
         self.path = path
+        self.limits = limits
         self._lock_fd: int | None = lock_fd
         self._counter = 0
 
     @classmethod
-    def create(cls, tmp_root: Path) -> StagingArea:
+    def create(cls, tmp_root: Path, limits: LayerLimits = DEFAULT_LIMITS) -> StagingArea:
         """Make a new staging area under *tmp_root* and lock it."""
         make_private_dir(tmp_root)
         name = _STAGE_PREFIX + secrets.token_hex(8)
@@ -177,7 +201,7 @@ class StagingArea:
         os.rename(pending, tmp_root / (name + ".lock"))
         path = tmp_root / name
         path.mkdir(mode=0o700)
-        return cls(path, lock_fd)
+        return cls(path, lock_fd, limits)
 
     def new_path(self, suffix: str = "") -> Path:
         """A fresh file name inside the area."""
@@ -192,34 +216,47 @@ class StagingArea:
         max_uncompressed: int,
         expected_digest: str | None = None,
         expected_size: int | None = None,
-        layer_limits: LayerLimits = DEFAULT_LIMITS,
+        what: str | None = None,
     ) -> StagedBlob:
         """Copy *src* to a file named by its digest; also digest its decompressed form.
 
         In the same pass the (decompressed) content is read as a layer tar and every entry
         checked (:func:`~aiopod.storage.layer_check.scan_layer`); what is wrong with it as a
         layer is kept in ``layer_problem``, so that a load refuses a hostile layer before
-        anything is stored.
+        anything is stored.  Decompression stops as soon as the area's limits (size,
+        compression ratio) or *max_uncompressed* are passed.  *what* names the blob in
+        errors (default: its expected digest).
 
         :raises ~aiopod.errors.DigestMismatch: the content differs from what was expected.
-        :raises ~aiopod.errors.LimitExceeded: more bytes than *max_size* / *max_uncompressed*.
+        :raises ~aiopod.errors.LimitExceeded: more bytes than *max_size* / *max_uncompressed*
+            or the layer limits allow; the partial file is removed with the area.
         """
         if expected_size is not None:
             max_size = min(max_size, expected_size)
+        limits = self.limits
         head = src.read(CHUNK)
         compression = detect_compression(head)
         tmp = self.new_path(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        label = f"layer {what or expected_digest or 'blob'}"
+        max_layer = min(max_uncompressed, limits.max_bytes)
         try:
-            tee = _HashingTee(head, src, fd, max_size)
-            if compression == "none":
-                data: _Observed = _Observed(tee, hashing=False)  # type: ignore[arg-type]
+            if compression == "none":  # its digest is its diff_id: read it once, as it is
+                tee = _HashingTee(head, src, fd, max_size, layer_limit=max_layer, what=label)
+                data = _Observed(tee, hashing=False)  # type: ignore[arg-type]
             else:
+                tee = _HashingTee(head, src, fd, max_size)
                 data = _Observed(
-                    open_decompressed(io.BufferedReader(tee, CHUNK), max_bytes=max_uncompressed),
+                    open_decompressed(
+                        io.BufferedReader(tee, CHUNK),
+                        max_bytes=max_layer,
+                        max_ratio=limits.max_compression_ratio,
+                        ratio_after=limits.ratio_after_bytes,
+                        what=label,
+                    ),
                     hashing=True,
                 )
-            layer_problem = _scan(data, layer_limits)
+            layer_problem = _scan(data, limits)
             while data.read(CHUNK):  # whatever the scan did not read
                 pass
             while tee.read(CHUNK):  # trailing bytes after a compressed stream

@@ -17,19 +17,41 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from aiopod.errors import LimitExceeded, UnsafeLayer
+from aiopod.storage.compression import RATIO_AFTER
 from aiopod.storage.rootfs_path import split_path
 from aiopod.storage.tar_reader import TarMember, TarReader
 
-__all__ = ("DEFAULT_LIMITS", "EntryChecker", "LayerLimits", "scan_layer")
+__all__ = (
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_LAYER_RATIO",
+    "DEFAULT_MAX_LAYER_SIZE",
+    "EntryChecker",
+    "LayerLimits",
+    "scan_layer",
+)
 
 OPAQUE = ".wh..wh..opq"
+
+#: 64 GiB: larger than any single layer of published images (the largest, of machine
+#: learning images, hold a few GiB to a few tens of GiB).
+DEFAULT_MAX_LAYER_SIZE = 64 << 30
+#: Gzip cannot exceed 1032:1, and only on runs of one byte; a gzip layer above 1000:1 is
+#: more than 99.99 % zeros.  Real layers stay under 20:1.  Judged only past
+#: ``RATIO_AFTER`` (1 GiB) of output, so a small layer of zeros passes.
+DEFAULT_MAX_LAYER_RATIO = 1000.0
 
 
 @dataclass(frozen=True)
 class LayerLimits:
-    """Bounds on one layer; exceeding any of them raises :class:`LimitExceeded`."""
+    """Bounds on one layer; exceeding any of them raises :class:`LimitExceeded`.
 
-    max_bytes: int = 64 << 30
+    The defaults of the size and ratio are chosen so that no real image reaches them
+    (``docs/design/hostile-input.md``, L24); ``Runtime(max_layer_size=...,
+    max_layer_ratio=...)`` sets them for a store's loads, imports, pulls and root file
+    systems.
+    """
+
+    max_bytes: int = DEFAULT_MAX_LAYER_SIZE
     """Uncompressed bytes of the tar stream (headers and padding included)."""
     max_entries: int = 1_000_000
     max_path_length: int = 4096
@@ -39,8 +61,10 @@ class LayerLimits:
     max_pax_header_bytes: int = 1 << 20
     """Size of one PAX extended header or GNU long name."""
     max_symlink_hops: int = 40
-    max_compression_ratio: float | None = None
+    max_compression_ratio: float | None = DEFAULT_MAX_LAYER_RATIO
     """Uncompressed/compressed bytes; ``None`` disables the check."""
+    ratio_after_bytes: int = RATIO_AFTER
+    """Uncompressed bytes before the ratio is judged: a small layer may compress well."""
 
 
 DEFAULT_LIMITS = LayerLimits()

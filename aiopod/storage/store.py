@@ -45,6 +45,7 @@ from aiopod.storage.crashpoints import crashpoint
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import atomic_write, fsync_dir, make_private_dir, remove_tree
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
+from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
 from aiopod.storage.lock import LockHandle, StoreLock
 from aiopod.storage.records import ImageRecord, StoreState
@@ -124,6 +125,10 @@ class Store:
         emits; returns them as recorded (the event log stamps their ``seq``).
     :param publish_events: called in the event loop's thread with the recorded events
         once their commit has ended (it must not block).
+    :param layer_limits: the bounds every layer read into or out of the store is held to
+        (its staging areas enforce them; root file systems are unpacked with them).
+    :param allow_special_files: make device nodes and FIFOs of layers in root file
+        systems (else they are skipped there; the layer blobs keep them).
     """
 
     def __init__(
@@ -133,8 +138,12 @@ class Store:
         lock_timeout: float = 120.0,
         record_events: Callable[[Sequence[Event]], list[Event]] | None = None,
         publish_events: Callable[[Sequence[Event]], None] | None = None,
+        layer_limits: LayerLimits = DEFAULT_LIMITS,
+        allow_special_files: bool = False,
     ) -> None:
         self.layout = StoreLayout(root)
+        self.layer_limits = layer_limits
+        self.allow_special_files = allow_special_files
         self._record_events = record_events
         self._publish_events = publish_events
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
@@ -188,7 +197,7 @@ class Store:
 
     def new_staging_area(self) -> StagingArea:
         """A staging area for incoming blobs (blocking; call from a worker thread)."""
-        return StagingArea.create(self.layout.tmp)
+        return StagingArea.create(self.layout.tmp, self.layer_limits)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

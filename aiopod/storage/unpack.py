@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiopod.storage.applier import apply_layer
+from aiopod.storage.applier import DEFAULT_LIMITS, LayerLimits, apply_layer
 
 __all__ = ("open_layers", "unpack_layers")
 
@@ -31,8 +31,17 @@ def open_layers(paths: Sequence[Path]) -> list[int]:
     return fds
 
 
-def unpack_layers(rootfs: Path, layer_fds: Sequence[int]) -> list[str]:
-    """Apply the layers (open descriptors, base first) onto *rootfs*; return warnings.
+def unpack_layers(
+    rootfs: Path,
+    layer_fds: Sequence[int],
+    *,
+    names: Sequence[str] = (),
+    limits: LayerLimits = DEFAULT_LIMITS,
+    allow_special_files: bool = False,
+) -> list[str]:
+    """Apply the layers (open descriptors, base first, called *names* in errors) onto
+    *rootfs* within *limits*; return warnings.  Special files are made only with
+    *allow_special_files* (:func:`~aiopod.storage.applier.apply_layer`).
 
     Closes the descriptors.  Raises :class:`~aiopod.errors.UnsafeLayer` or
     :class:`~aiopod.errors.LimitExceeded` for a rejected layer.
@@ -41,8 +50,15 @@ def unpack_layers(rootfs: Path, layer_fds: Sequence[int]) -> list[str]:
     rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
     try:
         for index, fd in enumerate(layer_fds):
+            name = names[index] if index < len(names) else str(index)
             with os.fdopen(fd, "rb", closefd=False, buffering=1 << 20) as stream:
-                result = apply_layer(rootfs, stream)
+                result = apply_layer(
+                    rootfs,
+                    stream,
+                    limits=limits,
+                    allow_special_files=allow_special_files,
+                    what=f"layer {name}",
+                )
             warnings.extend(f"layer {index}: {w}" for w in result.warnings)
     finally:
         for fd in layer_fds:

@@ -1,4 +1,6 @@
-"""Strict JSON for untrusted documents: size limits first, UTF-8 only, no duplicate keys.
+"""Strict JSON for untrusted documents: size limits first, UTF-8 only, no duplicate keys,
+nested at most :data:`MAX_DEPTH` levels (the standard parser would otherwise recurse
+until ``RecursionError`` on ``[[[[...``, and so would anything walking what it returned).
 
 Digests are computed over the exact bytes, so a document is parsed from the same bytes
 that were hashed and never re-serialised (CVE-2014-8179 class).
@@ -11,9 +13,12 @@ from typing import Any
 
 from aiopod.errors import InvalidArchive, LimitExceeded
 
-__all__ = ("MiB", "parse_json_list", "parse_json_object")
+__all__ = ("MAX_DEPTH", "MiB", "parse_json_list", "parse_json_object")
 
 MiB = 1 << 20
+#: Arrays and objects nested in one another; image documents need 6 (an index's
+#: descriptors' platform's features), configs about as many.
+MAX_DEPTH = 64
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -49,6 +54,24 @@ def _parse(data: bytes, *, what: str, max_size: int, kind: type) -> Any:
         raise InvalidArchive(f"{what}: {exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidArchive(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArchive(f"{what} nests arrays or objects too deep") from None
+    if _too_deep(doc):
+        raise InvalidArchive(f"{what} nests arrays or objects more than {MAX_DEPTH} deep")
     if not isinstance(doc, kind):
         raise InvalidArchive(f"{what} is not a JSON {'object' if kind is dict else 'array'}")
     return doc
+
+
+def _too_deep(doc: Any) -> bool:
+    """Whether *doc* nests containers more than :data:`MAX_DEPTH` levels (no recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children)
+    return False

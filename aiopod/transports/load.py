@@ -92,6 +92,7 @@ def _stage_tarball(
             counted(stream, str(path), os.fstat(stream.fileno()).st_size, report),
             max_size=limits.max_blob_bytes,
             max_uncompressed=limits.max_uncompressed_bytes,
+            what=str(path),
         )
     _check_tarball(layer)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -113,10 +113,14 @@ class TarSource(ArchiveSource):
     def _read(self, path: Path) -> None:
         count = 0
         try:
+            limits = self.area.limits  # a compressed archive is held to the layers' ratio
             with (
                 path.open("rb") as raw,
                 open_decompressed(
-                    counted(raw, str(path), os.fstat(raw.fileno()).st_size, self.report)
+                    counted(raw, str(path), os.fstat(raw.fileno()).st_size, self.report),
+                    max_ratio=limits.max_compression_ratio,
+                    ratio_after=limits.ratio_after_bytes,
+                    what=f"archive {path}",
                 ) as stream,
             ):
                 reader = TarReader(stream)
@@ -133,6 +137,7 @@ class TarSource(ArchiveSource):
                             max_size=self.limits.max_blob_bytes,
                             max_uncompressed=self.limits.max_uncompressed_bytes,
                             expected_size=member.size,
+                            what=f"{name} of {path}",
                         )
                     elif member.issym():
                         parent = posixpath.dirname(name)
@@ -208,6 +213,7 @@ class DirectorySource(ArchiveSource):
                 counted(raw, str(self._root), None, self.report, self._read),
                 max_size=self.limits.max_blob_bytes,
                 max_uncompressed=self.limits.max_uncompressed_bytes,
+                what=str(path),
             )
         self._read += blob.size
         self._cache[name] = blob

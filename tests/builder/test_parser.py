@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 
 import pytest
@@ -16,8 +17,10 @@ from aiopod.builder.dockerfile.parser import (
     parse_dockerfile,
     parse_heredoc_marker,
 )
+from aiopod.builder.dockerfile.words import expand_words
+from aiopod.builder.stages import plan_stages
 from aiopod.cli.exit_codes import exit_code_of
-from aiopod.errors import DockerfileError
+from aiopod.errors import AiopodError, DockerfileError
 
 
 def parse(text: str) -> Dockerfile:
@@ -784,6 +787,51 @@ def test_heredoc_bodies_round_trip(body_lines: list[str]) -> None:
     [run] = parse_dockerfile(text).stages[0].instructions
     assert run.heredocs[0].body == "".join(line + "\n" for line in body_lines)
     assert run.end_line == 3 + len(body_lines)
+
+
+_STAGE_FRAGMENTS = [
+    "FROM a AS b",
+    "FROM $X",
+    "FROM ${Y:-b}",
+    "ARG X=a",
+    "ARG Y",
+    "COPY --from=b x y",
+    "COPY --from=0 x y",
+    "RUN --mount=type=bind,from=b,target=/m x",
+    "ONBUILD RUN x",
+    "HEALTHCHECK --interval=5s CMD x",
+]
+
+
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS + _STAGE_FRAGMENTS) | st.text(max_size=15), max_size=12),
+    st.none() | st.sampled_from(["b", "0", "1", "x"]),
+    st.dictionaries(st.sampled_from(["X", "Y"]), st.text(max_size=4)),
+)
+def test_planning_and_expanding_a_parsed_dockerfile_raise_only_aiopod_errors(
+    lines: list[str], target: str | None, build_args: dict[str, str]
+) -> None:
+    """What a build does with a parsed Dockerfile before any step runs (choosing the
+    stages, expanding global ARGs and each instruction's words) fails only as documented."""
+    with contextlib.suppress(AiopodError):
+        dockerfile = parse_dockerfile("\n".join(lines))
+        plan_stages(dockerfile, target=target, build_args=build_args)
+        for instruction in dockerfile.instructions():
+            instruction.words()
+            expand_words(instruction.args, build_args)
+
+
+@given(
+    st.sampled_from(["RUN", "CMD", "ENTRYPOINT", "SHELL"]),
+    st.lists(
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=10), min_size=1, max_size=4
+    ),
+)
+def test_exec_form_arguments_round_trip(keyword: str, argv: list[str]) -> None:
+    """The exec form's strings are what ``json.dumps`` wrote, whatever they hold."""
+    text = f"FROM scratch\n{keyword} {json.dumps(argv)}\n"
+    [instruction] = parse_dockerfile(text).stages[0].instructions
+    assert instruction.json_args == tuple(argv)
 
 
 # -- cross-check with dockerfile-parse --------------------------------------------------------

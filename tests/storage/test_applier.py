@@ -436,7 +436,7 @@ def test_L12_devices_are_skipped_with_a_warning_when_not_allowed(box: Sandbox) -
             node("dev/mem", tarfile.CHRTYPE, 1, 1),
             reg("dev/ok", b"1"),
         ),
-        allow_devices=False,
+        allow_special_files=False,
     )
     assert not box.path("dev/sda").exists() and not box.path("dev/mem").exists()
     assert box.path("dev/ok").exists()
@@ -448,7 +448,9 @@ def test_L12_devices_are_skipped_with_a_warning_when_not_allowed(box: Sandbox) -
 @pytest.mark.skipif(not IS_ROOT, reason="making device nodes needs root")
 def test_L12_devices_are_made_when_allowed(box: Sandbox) -> None:
     try:
-        box.apply(layer(node("dev/null", tarfile.CHRTYPE, 1, 3, mode=0o666)), allow_devices=True)
+        box.apply(
+            layer(node("dev/null", tarfile.CHRTYPE, 1, 3, mode=0o666)), allow_special_files=True
+        )
     except UnsafeLayer:
         pytest.skip("mknod is not permitted here")
     st = box.path("dev/null").lstat()
@@ -526,7 +528,11 @@ def test_L16_gigabytes_of_trailing_padding_stop_at_the_size_limit(box: Sandbox) 
 
 def test_L16_compression_ratio_limit(box: Sandbox) -> None:
     blob = _gzip_stream(_zero_file_tar(64 << 20))
-    box.reject(blob, LimitExceeded, limits=LayerLimits(max_compression_ratio=100))
+    box.reject(
+        blob,
+        LimitExceeded,
+        limits=LayerLimits(max_compression_ratio=100, ratio_after_bytes=16 << 20),
+    )
     box.assert_host_unchanged()
 
 
@@ -812,8 +818,16 @@ def test_uname_and_gname_are_never_mapped(box: Sandbox) -> None:
         assert box.path("f").stat().st_uid == 4321
 
 
-def test_fifo_is_created(box: Sandbox) -> None:
-    box.apply(layer(node("run/fifo", tarfile.FIFOTYPE, mode=0o620)))
+def test_L12_a_fifo_is_skipped_with_a_warning_unless_special_files_are_allowed(
+    box: Sandbox,
+) -> None:
+    result = box.apply(layer(node("run/fifo", tarfile.FIFOTYPE, mode=0o620), reg("run/ok")))
+    assert not box.path("run/fifo").exists() and box.path("run/ok").exists()
+    assert any("run/fifo" in w for w in result.warnings)
+
+
+def test_L12_a_fifo_is_created_when_special_files_are_allowed(box: Sandbox) -> None:
+    box.apply(layer(node("run/fifo", tarfile.FIFOTYPE, mode=0o620)), allow_special_files=True)
     st = box.path("run/fifo").lstat()
     assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
 
@@ -1012,7 +1026,10 @@ def test_no_sequence_of_layers_changes_anything_outside_the_root(
     for entries in layers:
         data = _build(entries, host)
         try:
-            confined(tmp, lambda: apply_layer(root, io.BytesIO(data)))  # noqa: B023
+            confined(
+                tmp,
+                lambda: apply_layer(root, io.BytesIO(data), allow_special_files=True),  # noqa: B023
+            )
         except (UnsafeLayer, LimitExceeded):
             continue
         assert not [p for p in root.rglob(".wh.*")]
