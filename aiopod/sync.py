@@ -59,6 +59,7 @@ from aiopod._display import PrettyPrinter
 from aiopod.errors import BlockingCallInEventLoop, RuntimeStopped
 from aiopod.events import bus, log
 from aiopod.events.model import Event
+from aiopod.storage.layer_check import DEFAULT_MAX_LAYER_RATIO, DEFAULT_MAX_LAYER_SIZE
 
 __all__ = ("EventBus", "EventLog", "Runtime", "Subscription")
 
@@ -367,12 +368,21 @@ class Runtime(_View[_runtime.Runtime]):
         policy: _runtime.Policy = "libpod",
         lock_timeout: float = 120.0,
         concurrency: int = 8,
+        max_layer_size: int = DEFAULT_MAX_LAYER_SIZE,
+        max_layer_ratio: float | None = DEFAULT_MAX_LAYER_RATIO,
+        allow_special_files: bool = False,
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: dict[str, Any] | None = None,
     ) -> None:
         refuse_in_event_loop("Runtime")
         self._target = _runtime.Runtime(
-            root, policy=policy, lock_timeout=lock_timeout, concurrency=concurrency
+            root,
+            policy=policy,
+            lock_timeout=lock_timeout,
+            concurrency=concurrency,
+            max_layer_size=max_layer_size,
+            max_layer_ratio=max_layer_ratio,
+            allow_special_files=allow_special_files,
         )
         self._link = _Link()
         self._backend = backend

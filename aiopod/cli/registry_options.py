@@ -19,12 +19,14 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aiopod.cli.app import fail
-from aiopod.transports.registry.credentials import Credentials, auth_files
+
+if TYPE_CHECKING:  # the registry modules load only when a command uses them
+    from aiopod.transports.registry.credentials import Credentials
 
 __all__ = (
     "authfile_option",
@@ -66,6 +68,8 @@ def check_authfile(authfile: str | None, *, prefix: str = "") -> None:
     """Exit 125 as podman does when the auth file the command would use was named (by
     *authfile*, ``$REGISTRY_AUTH_FILE`` or ``$DOCKER_CONFIG``) and cannot be found:
     ``Error: <prefix>stat FILE: no such file or directory``."""
+    from aiopod.transports.registry.credentials import auth_files
+
     files = auth_files(authfile)
     if not files.chosen:
         return
@@ -95,4 +99,6 @@ def read_creds(creds: str | None) -> Credentials | None:
         if not sys.stdin.isatty():
             fail("could not read password from terminal: inappropriate ioctl for device")
         password = getpass.getpass(prompt="")
+    from aiopod.transports.registry.credentials import Credentials
+
     return Credentials(username, password)
