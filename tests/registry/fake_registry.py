@@ -140,7 +140,8 @@ class FakeRegistry:
 
     def add_blob(self, data: bytes, name: str | None = None) -> dict[str, Any]:
         """Store a blob (in repository *name*, for mounts); its descriptor (``digest``,
-        ``size``).  A GET finds any blob through any repository."""
+        ``size``).  A GET finds any blob through any repository; a HEAD, as distribution's,
+        only through a repository it was stored in, mounted into or uploaded to."""
         digest = digest_of(data)
         self.blobs[digest] = data
         if name is not None:
@@ -436,6 +437,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
             return
         if method == "HEAD":
+            if (match.group("name"), digest) not in registry.members:
+                self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
+                return
             self._answer(200, data, {"Docker-Content-Digest": digest}, head=True)
             return
         if misbehave.redirect_blobs_to is not None:

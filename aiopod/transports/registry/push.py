@@ -4,7 +4,11 @@
 For each layer, in parallel (at most ``concurrency`` at a time): the blob to send is the
 stored one, or the stored one compressed (or recompressed) in a worker thread into the
 staging area first, so that its digest and size are known before the upload starts (as
-containers/image does); a blob the destination already has is not sent.  Then the config,
+containers/image does); a blob the destination already has is not sent, and one sent as
+stored is first offered as a cross-repository mount from the repositories of the same
+registry the image is named in (where it was pulled from or pushed to: the registry links
+the blob without a byte being sent, as podman's blob-info cache lets it do), and uploaded
+only when none of them has it.  Then the config,
 then the manifest: the stored one, byte for byte, when every layer went as stored (so a
 pulled image keeps its digest), else the stored manifest with the new layer descriptors,
 of the same type (a Docker manifest becomes OCI only when its layers are zstd, which
@@ -32,7 +36,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -40,7 +44,8 @@ from typing import Any, BinaryIO, Literal
 import anyio
 import anyio.to_thread
 
-from aiopod.errors import InvalidArchive, UsageError
+from aiopod._reference import normalize_docker
+from aiopod.errors import InvalidArchive, InvalidReference, UsageError
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import CHUNK, StagingArea
@@ -62,7 +67,7 @@ from aiopod.transports.registry.progress import (
     TransferRecord,
 )
 
-__all__ = ("COMPRESSIONS", "Compression", "push_image", "write_digestfile")
+__all__ = ("COMPRESSIONS", "Compression", "mount_sources", "push_image", "write_digestfile")
 
 Compression = Literal["gzip", "zstd", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
@@ -138,6 +143,22 @@ async def _file_chunks(
             await anyio.to_thread.run_sync(stream.close)
 
 
+def mount_sources(names: Sequence[str], destination: str) -> list[str]:
+    """The repositories among *names* (an image's names) on the registry of *destination*
+    (``HOST/PATH``), other than *destination* itself, in order: where the image's stored
+    blobs can be mounted from."""
+    registry = destination.partition("/")[0]
+    sources: list[str] = []
+    for name in names:
+        try:
+            ref = normalize_docker(name)
+        except InvalidReference:
+            continue
+        if ref.domain == registry and ref.name != destination and ref.name not in sources:
+            sources.append(ref.name)
+    return sources
+
+
 class _Push:
     def __init__(
         self,
@@ -148,6 +169,7 @@ class _Push:
         manifest_type: str,
         compression: Compression | None,
         progress: TransferCallback | None,
+        mount_from: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.destination = destination
@@ -155,6 +177,7 @@ class _Push:
         self.manifest_type = manifest_type
         self.compression = compression
         self.progress = progress
+        self.mount_from = mount_from
 
     def report(self, record: TransferRecord) -> None:
         if self.progress is not None:
@@ -179,10 +202,19 @@ class _Push:
             BlobDescriptor(digest, size, self.layer_type(stored_kind, kind)), path, True
         )
 
-    async def send(self, blob: BlobDescriptor, path: Path) -> None:
-        if not await self.destination.has_blob(blob):
+    async def send(self, blob: BlobDescriptor, path: Path, *, stored: bool) -> None:
+        """Make the destination hold *blob* (the file *path*): present already, mounted
+        (a *stored* blob: its digest is the one the image's other repositories hold), or
+        uploaded."""
+        if not await self.destination.has_blob(blob) and not (stored and await self.mount(blob)):
             await self.destination.put_blob(blob, _file_chunks(path, blob, self.progress))
         self.report(BlobDone(blob.digest, blob.size))
+
+    async def mount(self, blob: BlobDescriptor) -> bool:
+        for source in self.mount_from:
+            if await self.destination.mount_blob(blob, source):
+                return True
+        return False
 
 
 def _manifest(
@@ -235,6 +267,7 @@ async def push_image(
             manifest_type=manifest_type,
             compression=compression,
             progress=progress,
+            mount_from=mount_sources(record.names, destination.name),
         )
         push.report(CopyStarted())
         outgoing: list[_Outgoing | None] = [None] * len(record.layers)
@@ -242,7 +275,7 @@ async def push_image(
         def layer(index: int, stored: LayerRecord) -> Callable[[], Awaitable[None]]:
             async def call() -> None:
                 prepared = await push.outgoing(stored)
-                await push.send(prepared.blob, prepared.path)
+                await push.send(prepared.blob, prepared.path, stored=not prepared.changed)
                 outgoing[index] = prepared
 
             return call
@@ -253,7 +286,7 @@ async def push_image(
         config_type = mt.DOCKER_CONFIG if manifest_type == mt.DOCKER_MANIFEST else mt.OCI_CONFIG
         config = BlobDescriptor(record.config_digest, record.config_size, config_type)
         push.report(BlobStarted(config.digest, config.size, "config"))
-        await push.send(config, store.blob_path(config.digest))
+        await push.send(config, store.blob_path(config.digest), stored=True)
         stored_manifest = await anyio.to_thread.run_sync(
             store.blob_path(record.manifest_digest).read_bytes
         )
