@@ -14,7 +14,9 @@ MiB in ``--layers`` gzip layers (one file each: random bytes in half of them, sy
 from /usr in the other half) as an OCI layout and publishes it with ``skopeo copy``. A
 ``registries.conf`` (``CONTAINERS_REGISTRIES_CONF``) marks the registry insecure for every
 tool. Then, each cell the median wall time of ``--runs`` runs, the tools alternating, every
-run into a fresh store (podman: ``--root/--runroot`` under the work dir, vfs):
+run into a fresh store (podman: ``--root/--runroot`` under the work dir, vfs); a ``runs:``
+line under each row gives every run, and the median CPU time (user + system) of each tool,
+which varies less than wall time on a shared machine:
 
 (pull)   ``aiopod pull -q REF`` vs ``podman pull -q REF`` (target ≤ 0.5×) and vs
          ``skopeo copy docker://REF oci:DIR`` (≤ 1.5×; skopeo neither unpacks layers nor
@@ -399,7 +401,8 @@ class Bench:
 
     def runs_note(self, **samples: list[Sample]) -> None:
         parts = [
-            f"{name} {seconds_list([s.seconds for s in runs])} (peak RSS "
+            f"{name} {seconds_list([s.seconds for s in runs])} (CPU "
+            f"{median([s.cpu_seconds for s in runs]):.2f} s, peak RSS "
             f"{max(s.max_rss_kib for s in runs) / 1024:.0f} MiB)"
             for name, runs in samples.items()
         ]
