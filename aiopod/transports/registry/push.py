@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, Literal
 
 import anyio
 import anyio.to_thread
+from isal import isal_zlib
 
 from aiopod._reference import normalize_docker
 from aiopod.errors import InvalidArchive, InvalidReference, UsageError
@@ -100,8 +101,6 @@ def _target_compression(layer: LayerRecord, compression: Compression | None) -> 
 
 def _compressor(kind: str) -> Any:
     if kind == "gzip":
-        from isal import isal_zlib  # here: loading its C library costs start-up time
-
         return isal_zlib.compressobj(_GZIP_LEVEL, isal_zlib.DEFLATED, 31)  # gzip, mtime 0
     import zstandard  # here: loading its C library costs start-up time
 
