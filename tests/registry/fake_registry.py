@@ -33,7 +33,9 @@ Misbehaviours (attributes of :class:`Misbehaviour`, all off by default):
 * ``failures``: a list of (status, Retry-After or ``None``) answered, in order, to the
   next requests (except the token endpoint and ``/v2/``), before normal service;
 * ``drop_connections``: this many next connections are closed without an answer;
-* ``absolute_locations``: upload ``Location`` headers are absolute URLs (else paths).
+* ``absolute_locations``: upload ``Location`` headers are absolute URLs (else paths);
+* ``refuse_mounts``: cross-repository mounts are answered with this error status (as a
+  registry that denies reading the source repository).
 
 Layer ``urls`` are just manifest content here: :meth:`FakeRegistry.add_image` takes them,
 and :attr:`FakeRegistry.requests` shows that a client never followed them.
@@ -98,6 +100,7 @@ class Misbehaviour:
     failures: list[tuple[int, str | None]] = field(default_factory=list)
     drop_connections: int = 0
     absolute_locations: bool = False
+    refuse_mounts: int | None = None
 
 
 @dataclass
@@ -484,6 +487,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     ) -> None:
         registry = self.registry
         name = match.group("name")
+        if "mount" in query and registry.misbehave.refuse_mounts is not None:
+            self._error(registry.misbehave.refuse_mounts, "DENIED", "requested access denied")
+            return
         if "mount" in query:
             digest = query["mount"]
             source = query.get("from", "")

@@ -76,6 +76,20 @@ async def test_a_name_whose_repository_lacks_the_blobs_falls_back_to_uploading(
     assert len(uploads(fake, "team/new")) == 4
 
 
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_mount_the_registry_refuses_falls_back_to_uploading(
+    fake: FakeRegistry, tmp_path: Path, status: int
+) -> None:
+    manifest = publish(fake, "team/app")
+    async with Runtime(tmp_path / "store") as rt:
+        await rt.pull(f"{fake.address}/team/app:1", tls_verify=False)
+        fake.misbehave.refuse_mounts = status
+        await rt.push(f"{fake.address}/team/app:1", f"{fake.address}/team/copy:1", tls_verify=False)
+    assert fake.manifests[("team/copy", "1")][0] == manifest
+    assert len(mounts(fake, "team/copy")) == 4
+    assert len(uploads(fake, "team/copy")) == 4
+
+
 def test_mount_sources_are_the_images_other_repositories_on_the_same_registry() -> None:
     names = [
         "reg.example:5000/team/app:1",

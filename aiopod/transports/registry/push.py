@@ -45,7 +45,13 @@ import anyio.to_thread
 from isal import isal_zlib
 
 from aiopod._reference import normalize_docker
-from aiopod.errors import InvalidArchive, InvalidReference, UsageError
+from aiopod.errors import (
+    AuthenticationFailed,
+    InvalidArchive,
+    InvalidReference,
+    RegistryRequestFailed,
+    UsageError,
+)
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import CHUNK, StagingArea
@@ -214,9 +220,15 @@ class _Push:
         self.report(BlobDone(blob.digest, blob.size))
 
     async def mount(self, blob: BlobDescriptor) -> bool:
+        """Whether a repository of :attr:`mount_from` lent *blob*.  A refused mount (the
+        source gone, or no longer readable with these credentials) only means an upload,
+        as for podman."""
         for source in self.mount_from:
-            if await self.destination.mount_blob(blob, source):
-                return True
+            try:
+                if await self.destination.mount_blob(blob, source):
+                    return True
+            except (AuthenticationFailed, RegistryRequestFailed):
+                continue
         return False
 
 
