@@ -583,11 +583,14 @@ class Runtime(Displayable):
         target = await locate_push(self._registry_client, destination or image, options)
         if target.reference.startswith("sha256:"):
             raise UsageError(f"{destination or image}: cannot push to a digest; name a tag")
-        repository: ImageDestination = target.repository
-        if isinstance(repository, RegistryRepository):  # mount what the registry has
-            repository = MountingDestination(repository, self._known_blob_locations())
         async with self._store.reading() as state:
             record, _ = lookup_image(state, image)
+            repository: ImageDestination = target.repository
+            if isinstance(repository, RegistryRepository):  # mount what the registry has
+                stored = [record.config_digest, *(layer.digest for layer in record.layers)]
+                repository = MountingDestination(
+                    repository, self._known_blob_locations(), named_in=record.names, stored=stored
+                )
             digest = await push_image(
                 self._store,
                 record,

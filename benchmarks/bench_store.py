@@ -63,6 +63,7 @@ class Sample:
     seconds: float
     max_rss_kib: int
     output_bytes: int | None = None  # the size of what a save wrote
+    cpu_seconds: float = 0.0  # the command's user + system time (its children's included)
 
 
 def disk_size(path: Path) -> int:
@@ -87,13 +88,13 @@ def rss_wrapper() -> list[str]:
 
 
 def timed(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None) -> Sample:
-    """Run ``cmd`` to completion; its wall time and its own peak RSS."""
+    """Run ``cmd`` to completion; its wall time, its own peak RSS and its CPU time."""
     with (
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
         tempfile.NamedTemporaryFile("r") as rss,
     ):
-        wrapped = [*rss_wrapper(), "-f", "%M", "-o", rss.name, *(os.fspath(c) for c in cmd)]
+        wrapped = [*rss_wrapper(), "-f", "%U %S %M", "-o", rss.name, *(os.fspath(c) for c in cmd)]
         start = time.perf_counter()
         returncode = subprocess.run(
             wrapped, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, check=False
@@ -107,8 +108,8 @@ def timed(cmd: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = No
                 f"{out.read().decode(errors='replace')[-2000:]}\n"
                 f"{err.read().decode(errors='replace')[-2000:]}"
             )
-        max_rss_kib = int(rss.read().split()[-1])
-    return Sample(elapsed, max_rss_kib)
+        user, system, max_rss_kib = rss.read().split()[-3:]
+    return Sample(elapsed, int(max_rss_kib), cpu_seconds=float(user) + float(system))
 
 
 def aiopod_cmd(root: Path, *args: str | os.PathLike[str]) -> list[str | os.PathLike[str]]:

@@ -563,8 +563,11 @@ def registry_ready(address: str) -> bool:
 
 
 @contextlib.contextmanager
-def private_registry() -> Iterator[str]:
-    """Start ``docker-registry serve`` on 127.0.0.1:<free port>; yield ``127.0.0.1:<port>``."""
+def private_registry(log: Path | None = None) -> Iterator[str]:
+    """Start ``docker-registry serve`` on 127.0.0.1:<free port>; yield ``127.0.0.1:<port>``.
+
+    Its output, one access log line per request, goes to *log* (default: a file in its
+    own directory, removed with it)."""
     require_peer("docker-registry")
     base = Path(tempfile.mkdtemp(prefix="aiopod-registry-"))
     port = free_port()
@@ -577,7 +580,7 @@ def private_registry() -> Iterator[str]:
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: aiopod-test-secret\n"
     )
-    service = Service.start(["docker-registry", "serve", config], base / "registry.log")
+    service = Service.start(["docker-registry", "serve", config], log or base / "registry.log")
     address = f"127.0.0.1:{port}"
     try:
         wait_until(lambda: registry_ready(address), 30, "docker-registry", service)

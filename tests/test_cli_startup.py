@@ -68,3 +68,27 @@ def test_a_command_imports_only_its_own_module() -> None:
         "from aiopod.cli.app import cli; import click; cli.get_command(click.Context(cli), 'image')"
     )
     assert {"aiopod.cli.image_commands", "aiopod.cli.removal_commands"} <= loaded
+
+
+def test_the_command_line_as_a_program_keeps_trio_and_httpxs_cli_out() -> None:
+    code = (
+        "import sys, json, contextlib\n"
+        "from aiopod.cli import app\n"
+        "sys.argv = ['aiopod', '--version']\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(sys.stderr):\n"
+        "    app.main()\n"
+        "import httpx, httpcore\n"
+        "print(json.dumps([sys.modules[m] is None for m in app.UNUSED_IMPORTS]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert json.loads(out) == [True, True]
+    # Called with arguments (in-process, as tests and embedders do), it changes nothing.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from aiopod.cli import app\n"
+         "try: app.main(['--version'])\nexcept SystemExit: pass\n"
+         "print('trio' in sys.modules and sys.modules['trio'] is None)"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()[-1]  # fmt: skip
+    assert loaded == "False"

@@ -15,6 +15,9 @@ members, bzip2 streams, xz streams and zstd frames are all read, as their comman
 tools do.  A truncated zstd stream is detected by following the frame structure, since the
 zstd library silently stops at the end of its input.
 
+gzip is inflated by ISA-L (the ``isal`` package: twice as fast as zlib on typical layers,
+with the same checks of the deflate data, the CRC and the length).
+
 Everything here is blocking: callers in async code run it in a worker thread
 (``anyio.to_thread.run_sync``).  Closing the returned reader does not close ``fileobj``.
 """
@@ -27,6 +30,8 @@ import lzma
 import zlib
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, BinaryIO, Protocol, cast
+
+from isal import isal_zlib
 
 from aiopod.errors import LimitExceeded, UnsafeLayer
 
@@ -46,6 +51,9 @@ RATIO_AFTER = 1 << 30
 
 _CHUNK = 256 * 1024
 _XZ_MEMLIMIT = 256 * 1024 * 1024  # xz -9 needs about 65 MiB to decompress
+
+#: ISA-L's error (its type stub declares it as an instance, not a class).
+_INFLATE_ERROR = cast("type[Exception]", isal_zlib.error)
 
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -172,7 +180,9 @@ class _StreamDecompressor:
 
     def _new_member(self) -> None:
         if self._kind == "gzip":
-            self._zlib: zlib._Decompress | None = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            self._zlib: isal_zlib.Decompress | None = isal_zlib.decompressobj(
+                wbits=16 + zlib.MAX_WBITS
+            )
             self._other: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
         else:
             self._zlib = None
@@ -190,7 +200,7 @@ class _StreamDecompressor:
                 self._input = self._source.read(_CHUNK)
             try:
                 out, self._ended = self._step(size)
-            except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+            except (_INFLATE_ERROR, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
                 raise UnsafeLayer(f"corrupt {self._kind} stream: {exc}") from exc
             if out:
                 return out

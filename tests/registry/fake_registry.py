@@ -33,7 +33,9 @@ Misbehaviours (attributes of :class:`Misbehaviour`, all off by default):
 * ``failures``: a list of (status, Retry-After or ``None``) answered, in order, to the
   next requests (except the token endpoint and ``/v2/``), before normal service;
 * ``drop_connections``: this many next connections are closed without an answer;
-* ``absolute_locations``: upload ``Location`` headers are absolute URLs (else paths).
+* ``absolute_locations``: upload ``Location`` headers are absolute URLs (else paths);
+* ``refuse_mounts``: cross-repository mounts are answered with this error status (as a
+  registry that denies reading the source repository).
 
 Layer ``urls`` are just manifest content here: :meth:`FakeRegistry.add_image` takes them,
 and :attr:`FakeRegistry.requests` shows that a client never followed them.
@@ -98,6 +100,7 @@ class Misbehaviour:
     failures: list[tuple[int, str | None]] = field(default_factory=list)
     drop_connections: int = 0
     absolute_locations: bool = False
+    refuse_mounts: int | None = None
 
 
 @dataclass
@@ -126,8 +129,8 @@ class FakeRegistry:
     _uploads: dict[str, tuple[str, bytearray]] = field(default_factory=dict)
     _blob_gets: dict[str, int] = field(default_factory=dict)
     repository_scoped_blobs: bool = False
-    """As a real registry: a blob is found (``HEAD``, ``GET``) only through the
-    repositories that hold it (uploaded or mounted there, or added with a name)."""
+    """As a real registry: ``GET`` too finds a blob only through the repositories that
+    hold it (uploaded or mounted there, or added with a name), as ``HEAD`` always does."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -143,7 +146,8 @@ class FakeRegistry:
 
     def add_blob(self, data: bytes, name: str | None = None) -> dict[str, Any]:
         """Store a blob (in repository *name*, for mounts); its descriptor (``digest``,
-        ``size``).  A GET finds any blob through any repository."""
+        ``size``).  A GET finds any blob through any repository; a HEAD, as distribution's,
+        only through a repository it was stored in, mounted into or uploaded to."""
         digest = digest_of(data)
         self.blobs[digest] = data
         if name is not None:
@@ -436,7 +440,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         digest = match.group("ref")
         data = registry.blobs.get(digest)
         held = (match.group("name"), digest) in registry.members
-        if data is None or (registry.repository_scoped_blobs and not held):
+        if data is None or (not held and (method == "HEAD" or registry.repository_scoped_blobs)):
             self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
             return
         if method == "HEAD":
@@ -484,6 +488,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     ) -> None:
         registry = self.registry
         name = match.group("name")
+        if "mount" in query and registry.misbehave.refuse_mounts is not None:
+            self._error(registry.misbehave.refuse_mounts, "DENIED", "requested access denied")
+            return
         if "mount" in query:
             digest = query["mount"]
             source = query.get("from", "")

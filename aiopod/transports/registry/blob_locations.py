@@ -4,8 +4,9 @@ A registry links a blob it holds in one repository into another without a transf
 (``POST /v2/NAME/blobs/uploads/?mount=DIGEST&from=OTHER``), but only if it is asked with
 the repository that holds it.  Like podman's blob info cache, :class:`BlobLocations`
 remembers, per blob digest, the registry repositories it was pulled from or pushed to;
-:class:`MountingDestination` asks a registry to mount a blob from one of them before it
-falls back to uploading it.
+:class:`MountingDestination` asks a registry to mount a blob from one of them, or from
+the repositories the image is named in on that registry (:func:`mount_sources`: where a
+pulled or tagged image's stored blobs are), before it falls back to uploading it.
 
 The table lives in the store, ``<root>/aiopod/blob-locations.json``: at most
 :data:`MAX_BLOBS` digests (the least recently recorded evicted first), each with at most
@@ -24,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
 import anyio
 
-from aiopod.errors import RegistryError
+from aiopod._reference import normalize_docker
+from aiopod.errors import InvalidReference, RegistryError
 from aiopod.storage.fsutil import atomic_write
 from aiopod.transports.registry.endpoints import BlobDescriptor, ImageDestination
 
@@ -41,13 +43,14 @@ __all__ = (
     "MAX_REPOSITORIES",
     "BlobLocations",
     "MountingDestination",
+    "mount_sources",
 )
 
 FILE_NAME: Final = "blob-locations.json"
 MAX_BLOBS: Final = 20_000
 MAX_REPOSITORIES: Final = 4
 #: Repositories a push asks to mount one blob from before it uploads it.
-MAX_MOUNT_ATTEMPTS: Final = 2
+MAX_MOUNT_ATTEMPTS: Final = 3
 _MAX_FILE_SIZE: Final = 16 * 1024 * 1024
 
 _Table = dict[str, list[str]]
@@ -55,6 +58,21 @@ _Table = dict[str, list[str]]
 
 def _registry_of(repository: str) -> str:
     return repository.split("/", 1)[0]
+
+
+def mount_sources(names: Sequence[str], destination: str) -> list[str]:
+    """The repositories among *names* (an image's names) on the registry of *destination*
+    (``HOST/PATH``), other than *destination* itself, in order."""
+    registry = _registry_of(destination)
+    sources: list[str] = []
+    for name in names:
+        try:
+            ref = normalize_docker(name)
+        except InvalidReference:
+            continue
+        if ref.domain == registry and ref.name != destination and ref.name not in sources:
+            sources.append(ref.name)
+    return sources
 
 
 def _valid(table: object) -> _Table:
@@ -125,13 +143,24 @@ class MountingDestination:
     other repositories of the same registry known to hold them (:class:`BlobLocations`),
     and records where every blob it checked, mounted or received now is.
 
-    A mount the registry refuses or fails (no pull access to the other repository, a
+    *named_in* are the pushed image's names and *stored* the digests of its blobs as
+    stored: those blobs are also asked of the image's repositories on the registry.  A
+    mount the registry refuses or fails (no pull access to the other repository, a
     registry without mounts) is not an error: the blob is uploaded instead.
     """
 
-    def __init__(self, inner: ImageDestination, locations: BlobLocations) -> None:
+    def __init__(
+        self,
+        inner: ImageDestination,
+        locations: BlobLocations,
+        *,
+        named_in: Sequence[str] = (),
+        stored: Iterable[str] = (),
+    ) -> None:
         self.inner = inner
         self.locations = locations
+        self.named_in = mount_sources(named_in, inner.name)
+        self.stored = frozenset(stored)
         self.mounted: list[str] = []
         self._present: list[str] = []
 
@@ -154,6 +183,8 @@ class MountingDestination:
             for r in await self.locations.repositories(blob.digest)
             if r != self.name and _registry_of(r) == registry
         ]
+        if blob.digest in self.stored:
+            sources += [r for r in self.named_in if r not in sources]
         for source in sources[:MAX_MOUNT_ATTEMPTS]:
             try:
                 mounted = await self.inner.mount_blob(blob, source)

@@ -9,7 +9,9 @@ request's extensions under :data:`TLS_EXTENSION`).  So there is one client to cr
 to close (``Runtime.aclose``), one set of timeouts and limits, and connections are
 reused across pulls and pushes to the same registry with the same settings; a pool's
 SSL context is built once, in a worker thread, when its first request is sent.  Plain
-HTTP requests share one pool.  HTTP/2 is offered where the ``h2`` package is installed.
+HTTP requests share one pool, which loads no CA bundle (it never makes a TLS connection, and
+loading one costs a pull to an HTTP registry tens of milliseconds).  HTTP/2 is offered where
+the ``h2`` package is installed.
 
 The client never follows redirects itself (the registry client does, so that it can drop
 credentials on the way to another host) and ignores proxy settings from the environment
@@ -35,6 +37,9 @@ TLS_EXTENSION = "aiopod.tls"
 #: Connect within 30 s; no more than 5 minutes without a byte read or written.
 TIMEOUT = httpx.Timeout(300.0, connect=30.0, pool=None)
 
+#: The key of the pool for ``http://`` requests.
+_PLAIN = "http"
+
 _LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30.0)
 
 
@@ -55,7 +60,7 @@ class RegistryTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._http2 = _http2_available() if http2 is None else http2
         self._environ = environ
-        self._pools: dict[TLSConfig | None, httpx.AsyncHTTPTransport] = {}
+        self._pools: dict[TLSConfig | str | None, httpx.AsyncHTTPTransport] = {}
         self._lock = anyio.Lock()
         self._closed = False
 
@@ -67,7 +72,7 @@ class RegistryTransport(httpx.AsyncBaseTransport):
             trust_env=False,
         )
 
-    async def _pool_for(self, config: TLSConfig | None) -> httpx.AsyncHTTPTransport:
+    async def _pool_for(self, config: TLSConfig | str | None) -> httpx.AsyncHTTPTransport:
         pool = self._pools.get(config)
         if pool is not None:
             return pool
@@ -76,20 +81,22 @@ class RegistryTransport(httpx.AsyncBaseTransport):
             if pool is None:
                 if self._closed:
                     raise RuntimeError("the registry transport is closed")
-                if config is None:
-                    pool = self._new_pool(True)
-                else:
-                    environ = self._environ
+                if isinstance(config, TLSConfig):
+                    tls, environ = config, self._environ
                     context = await anyio.to_thread.run_sync(
-                        lambda: ssl_context(config, environ=environ)
+                        lambda: ssl_context(tls, environ=environ)
                     )
                     pool = self._new_pool(context)
+                else:  # the default verification, or none for http:// (never TLS)
+                    pool = self._new_pool(config is None)
                 self._pools[config] = pool
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         config = request.extensions.get(TLS_EXTENSION)
-        if request.url.scheme != "https" or not isinstance(config, TLSConfig):
+        if request.url.scheme != "https":
+            config = _PLAIN
+        elif not isinstance(config, TLSConfig):
             config = None
         pool = await self._pool_for(config)
         return await pool.handle_async_request(request)
