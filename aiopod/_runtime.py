@@ -30,9 +30,9 @@ from aiopod._containers import (
 from aiopod._images import Image, image_from_record, inspect_document
 from aiopod._reference import check_tag_name, check_untag_name
 from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
-from aiopod.events.bus import EventBus
-from aiopod.events.log import EventLog
+from aiopod.events.log import EventLog, Retention
 from aiopod.events.model import Event, EventKind
+from aiopod.events.stream import EventStream
 from aiopod.removal.docker import check_docker_usage, plan_docker
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.libpod import plan_libpod
@@ -88,6 +88,9 @@ class Runtime:
     :param root: the store directory; default ``$AIOPOD_ROOT``, else
         ``$XDG_DATA_HOME/aiopod``, else ``~/.local/share/aiopod``.
     :param lock_timeout: seconds to wait for another process holding the store lock.
+    :param caller: who the event log records as acting (default: the command line).
+    :param event_retention: how much of the event log's sealed history to keep (default:
+        all); a pruned prefix leaves a checkpoint.
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
     """
@@ -99,20 +102,28 @@ class Runtime:
         policy: Policy = "libpod",
         lock_timeout: float = 120.0,
         concurrency: int = 8,
+        caller: str | None = None,
+        event_retention: Retention | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
         root_path = Path(root if root is not None else default_root())
         self.policy: Policy = policy
         self.concurrency = concurrency
-        #: The event bus: ``async with rt.events.subscribe(...) as stream``.
-        self.events = EventBus()
-        self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
+        self._event_log = EventLog(
+            StoreLayout(root_path).meta / "events.jsonl",
+            durable=True,
+            retention=event_retention,
+            caller=caller,
+        )
+        #: The store's events, of every process: ``async with rt.events.subscribe(...)``.
+        self.events = EventStream(self._event_log)
         self._store = Store(
             root_path,
             lock_timeout=lock_timeout,
             record_events=self._event_log.append,
-            publish_events=self._publish,
+            publish_events=self.events.publish,
+            policy=policy,
         )
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"
@@ -143,6 +154,7 @@ class Runtime:
             except StoreCorrupted as exc:
                 # Only check() works on a store whose metadata cannot be read.
                 self._damaged = exc
+            self.events.note_seq(await anyio.to_thread.run_sync(self._event_log.last_seq))
             self._state = "open"
 
     async def aclose(self) -> None:
@@ -156,11 +168,6 @@ class Runtime:
             http, self._http = self._http, None
             if http is not None:
                 await http.aclose()
-
-    def _publish(self, events: Sequence[Event]) -> None:
-        # The store calls this as each commit ends, even when its caller is being cancelled.
-        if events:
-            self.events.publish(events)
 
     @asynccontextmanager
     async def _changing(self) -> AsyncIterator[Transaction]:
@@ -178,7 +185,8 @@ class Runtime:
 
     @property
     def event_log(self) -> EventLog:
-        """The store's persistent event log (shared by every process using the store)."""
+        """The store's persistent event log (shared by every process using the store;
+        ``rt.events`` reads it for subscribers)."""
         return self._event_log
 
     @property
@@ -641,7 +649,12 @@ class Runtime:
         async with self._lock:
             self._check_open()
             report = await execute_plan(
-                self._store, planner, dry_run=dry_run, concurrency=self.concurrency
+                self._store,
+                planner,
+                dry_run=dry_run,
+                concurrency=self.concurrency,
+                policy=policy or self.policy,
+                options=_flags(force=force, all=all, ignore=ignore, no_prune=no_prune),
             )
         return report
 
@@ -690,7 +703,13 @@ class Runtime:
 
         async with self._lock:
             self._check_open()
-            report = await execute_plan(self._store, planner, dry_run=dry_run)
+            report = await execute_plan(
+                self._store,
+                planner,
+                dry_run=dry_run,
+                operation="prune",
+                options=_flags(all=all, external=external),
+            )
         report.deleted = pruned_ids(report.plan) if report.plan else []
         return report
 
@@ -743,7 +762,13 @@ class Runtime:
 
         async with self._lock:
             self._check_open()
-            report = await execute_plan(self._store, planner, concurrency=self.concurrency)
+            report = await execute_plan(
+                self._store,
+                planner,
+                concurrency=self.concurrency,
+                operation="rm",
+                options=_flags(all=all, ignore=ignore),
+            )
         return report
 
     # -- builds ----------------------------------------------------------------------------
@@ -854,7 +879,8 @@ class Runtime:
 
     async def check(self, *, repair: bool = False) -> CheckReport:
         """Verify the store (blobs, metadata, orphans, working containers of builds that
-        were killed); with ``repair`` fix what is wrong.
+        were killed, the event log's hash chain); with ``repair`` fix what is wrong (a
+        broken event log is reported, never rewritten: it is evidence).
 
         Repair removes a killed build's working containers as :meth:`remove_containers`
         does (with their ``Removed`` events); a container whose build still runs, in
@@ -878,11 +904,22 @@ class Runtime:
                         return Plan("containers", [], [])
                     return plan_container_removal(state, present, container_failures=failures)
 
-                removal = await execute_plan(self._store, planner, concurrency=self.concurrency)
+                removal = await execute_plan(
+                    self._store, planner, concurrency=self.concurrency, operation="check"
+                )
                 report.events.extend(removal.events)
                 report.repaired.extend(
                     f"removed leftover container {c}" for c in removal.removed_containers
                 )
                 report.problems.extend(e.message for e in removal.errors)
-        self._publish(report.events)
+            verified = await self.events.verify()
+            if verified.problem is not None:
+                report.problems.append(
+                    f"event log: {verified.problem.kind} record: {verified.problem.message}"
+                )
         return report
+
+
+def _flags(**flags: bool) -> dict[str, str]:
+    """The options an event records: ``{"force": "true", ...}``."""
+    return {key: str(value).lower() for key, value in flags.items()}

@@ -6,8 +6,12 @@
   with exit 0) or until ``--until`` passes.  Without ``--since``/``--until`` it prints only
   new events, as podman does; with either it first prints the logged ones.
 * ``--stream=false`` prints the logged events and exits.
-* Output, by ``--policy``: a text line per event (podman's ``Time.String()`` lines under
-  ``libpod`` and ``podman``, the Docker CLI's under ``docker``); ``--format json`` gives
+* ``aiopod events verify [--since SEQ]`` checks the log's hash chain
+  (:mod:`aiopod.events.verify`): it prints how many records it checked, or the first
+  edited, dropped, inserted, reordered or truncated record and exits 1.
+* Output, by ``--policy``: a text line per event (under ``libpod``: the event's ``seq``,
+  then podman's ``Time.String()`` line in the canonical vocabulary; podman's own lines
+  under ``podman``, the Docker CLI's under ``docker``); ``--format json`` gives
   JSON lines (aiopod's shape under ``libpod``, podman's under ``podman``, Docker's under
   ``docker``); a Go template of ``{{.Field}}`` and ``{{json .}}`` actions gives one line
   per event.  Events that have no counterpart in the chosen tool's vocabulary (podman has
@@ -31,7 +35,7 @@ from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import exit_code_of
 from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
-from aiopod.events.filters import parse_filters
+from aiopod.events.filters import parse_filters, podman_event_values
 from aiopod.events.formats import (
     INTERNAL_ATTRIBUTES,
     format_docker_text,
@@ -72,7 +76,15 @@ def _podman_fields(event: Event, policy: str) -> tuple[dict[str, Any], Any] | No
         "Attributes": labels,
     }
     if policy == "libpod":
-        fields.update(Kind=event.kind.value, Seq=event.seq)
+        fields.update(
+            Kind=event.kind.value,
+            Seq=event.seq,
+            Action=event.action,
+            Names=list(event.names),
+            Policy=event.policy or "",
+            Options=dict(event.options),
+            Actor=event.actor.to_json() if event.actor is not None else {},
+        )
     return fields, doc if doc is not None else to_native_json(event)
 
 
@@ -105,7 +117,7 @@ def event_renderer(policy: str, fmt: str | None, *, truncate: bool = False) -> R
             return format_docker_text
         if policy == "podman":
             return lambda e: format_podman_text(e, truncate=truncate)
-        return lambda e: format_podman_text(e, status=native_status(e), truncate=truncate)
+        return lambda e: _libpod_line(e, truncate)
     if fmt.strip().lower() == "json":
         if policy == "docker":
             return lambda e: None if (d := to_docker_json(e)) is None else go_json(d)
@@ -123,6 +135,12 @@ def event_renderer(policy: str, fmt: str | None, *, truncate: bool = False) -> R
     return template
 
 
+def _libpod_line(event: Event, truncate: bool) -> str | None:
+    """podman's line in the canonical vocabulary, after the event's seq (a gap shows)."""
+    line = format_podman_text(event, status=native_status(event), truncate=truncate)
+    return None if line is None else f"{event.seq} {line}"
+
+
 def _check_template(render: Renderer) -> None:
     try:
         render(Event(EventKind.TAGGED, "image", "0" * 64, "localhost/x:latest"))
@@ -130,8 +148,18 @@ def _check_template(render: Renderer) -> None:
         fail(f"invalid --format: {exc}")
 
 
-@cli.command("events", args_rule=no_args)
-@click.option("--since", metavar="TIME", help="Show events after TIME (RFC 3339, unix, 10m).")
+def _verify_or_nothing(got: int, path: str) -> str | None:
+    # ``verify`` is the one argument; anything else gets podman's ``validate.NoArgs``.
+    return None if got <= 1 else no_args(got, path)
+
+
+@cli.command("events", args_rule=_verify_or_nothing)
+@click.argument("action", required=False, metavar="[verify]")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Show events after TIME (RFC 3339, unix, 10m); with verify: from record SEQ.",
+)
 @click.option("--until", metavar="TIME", help="Show events before TIME; ends --stream then.")
 @click.option(
     "-f",
@@ -163,6 +191,7 @@ def _check_template(render: Renderer) -> None:
 @pass_cli
 def events_command(
     ctx: CliContext,
+    action: str | None,
     since: str | None,
     until: str | None,
     filters: tuple[str, ...],
@@ -170,7 +199,12 @@ def events_command(
     fmt: str | None,
     no_trunc: bool,
 ) -> None:
-    """Show the store's events (what every aiopod process did to it)."""
+    """Show the store's events (what every aiopod process did to it), or verify them."""
+    if action is not None:
+        _verify(ctx, action, since)
+        return
+    if ctx.policy == "podman":
+        filters = tuple(podman_event_values(filters))
     try:
         event_filter = parse_filters(filters, since=since, until=until)
     except AiopodError as exc:
@@ -185,6 +219,31 @@ def events_command(
         )
     else:
         run(ctx, lambda rt: _print_logged(rt, render, event_filter))
+
+
+def _verify(ctx: CliContext, action: str, since: str | None) -> None:
+    if action != "verify":
+        fail(no_args(1, click.get_current_context().command_path) or "")
+    start = None
+    if since is not None:
+        try:
+            start = int(since)
+        except ValueError:
+            fail(f"--since of events verify is a seq (a number), not {since!r}")
+    report = run(ctx, lambda rt: rt.events.verify(since=start))
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.problem is not None:
+        problem = report.problem
+        click.echo(f"Error: {problem.kind} record: {problem.message}", err=True)
+        sys.exit(1)
+    if report.checked:
+        click.echo(
+            f"event log verified: {report.checked} records, seq {report.first_seq} "
+            f"to {report.last_seq}, hash chain intact"
+        )
+    else:
+        click.echo("event log verified: no records")
 
 
 def _emit(render: Renderer, event: Event) -> None:

@@ -34,6 +34,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -77,6 +78,9 @@ class Transaction:
         self.removed_containers: list[str] = []
         self.events: list[Event] = []
         self.recorded: list[Event] = []
+        #: The policy and options in effect, recorded with events that name none.
+        self.policy: str | None = None
+        self.options: dict[str, str] = {}
         self.intents: list[Path] = []
         self.dirty = False
 
@@ -124,6 +128,7 @@ class Store:
         emits; returns them as recorded (the event log stamps their ``seq``).
     :param publish_events: called in the event loop's thread with the recorded events
         once their commit has ended (it must not block).
+    :param policy: the policy recorded with events whose transaction names none.
     """
 
     def __init__(
@@ -133,8 +138,10 @@ class Store:
         lock_timeout: float = 120.0,
         record_events: Callable[[Sequence[Event]], list[Event]] | None = None,
         publish_events: Callable[[Sequence[Event]], None] | None = None,
+        policy: str | None = None,
     ) -> None:
         self.layout = StoreLayout(root)
+        self.policy = policy
         self._record_events = record_events
         self._publish_events = publish_events
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
@@ -362,12 +369,22 @@ class Store:
                 with contextlib.suppress(FileNotFoundError, ValueError):
                     self.layout.blob_path(digest).unlink()
 
+    def _record(self, txn: Transaction) -> None:
+        if not txn.events or self._record_events is None:
+            return
+        policy = txn.policy or self.policy
+        options = txn.options
+        events = [
+            e if e.policy is not None else replace(e, policy=policy, options=e.options or options)
+            for e in txn.events
+        ]
+        txn.recorded = self._record_events(events)
+
     def _commit(self, handle: LockHandle, txn: Transaction) -> None:
         if not txn.dirty:
             # Events only (a save, a tag of a name the image has): the metadata is unchanged,
             # so no journal and no new change token.
-            if txn.events and self._record_events is not None:
-                txn.recorded = self._record_events(txn.events)
+            self._record(txn)
             return
         layout = self.layout
         candidates = set(txn.added_blobs)
@@ -398,8 +415,7 @@ class Store:
             self._state = txn.state
             for intent in txn.intents:
                 intent.unlink(missing_ok=True)
-            if txn.events and self._record_events is not None:
-                txn.recorded = self._record_events(txn.events)
+            self._record(txn)
             crashpoint("commit:metadata")
             atomic_write(layout.index_json, render_index(txn.state))
             crashpoint("commit:index")
