@@ -71,7 +71,6 @@ __all__ = (
     "go_json",
     "native_status",
     "podman_status",
-    "render_template",
     "to_docker_json",
     "to_native_json",
     "to_podman_json",
@@ -511,44 +510,3 @@ def format_docker_text(event: Event, tz: tzinfo | None = None) -> str | None:
     if attributes:
         line += " (" + ", ".join(f"{k}={v}" for k, v in attributes.items()) + ")"
     return line
-
-
-# -- Go templates (the subset ``--format`` needs) ------------------------------------------
-
-_TEMPLATE_RE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
-_FIELD_RE = re.compile(r"^(json\s+)?\.((?:[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
-
-
-def _go_value(value: Any) -> str:
-    if value is None:
-        return "<no value>"
-    if isinstance(value, Mapping):
-        return "map[" + " ".join(f"{k}:{_go_value(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def render_template(template: str, fields: Mapping[str, Any], *, json_root: Any = None) -> str:
-    """Render a Go template made only of ``{{.Field}}``, ``{{.A.B}}``, ``{{json .}}`` and
-    ``{{json .Field}}`` actions against *fields*; a missing field prints ``<no value>``.
-
-    *json_root*, when given, is what ``{{json .}}`` prints (the event's JSON document,
-    whose ``Time`` differs from the ``{{.Time}}`` text).
-
-    :raises ValueError: the template uses anything else (pipelines, functions, ranges).
-    """
-
-    def action(match: re.Match[str]) -> str:
-        parsed = _FIELD_RE.match(match.group(1))
-        if parsed is None:
-            raise ValueError(f"unsupported template action {match.group(0)!r}")
-        as_json, path = parsed.group(1), parsed.group(2)
-        value: Any = fields
-        for part in path.split(".") if path else ():
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if as_json:
-            return go_json(json_root if not path and json_root is not None else value)
-        return _go_value(value)
-
-    return _TEMPLATE_RE.sub(action, template)

@@ -185,7 +185,7 @@ def test_go_templates(seeded: Path) -> None:
     assert json.loads(result.stdout)["Status"] == "tag"
     bad = aiopod_events(seeded, "--stream=false", "--format", "{{range .}}")
     assert bad.returncode == 125
-    assert bad.stderr.startswith("Error: invalid --format")
+    assert bad.stderr == "Error: template: events:1: unexpected EOF\n"
 
 
 def test_filters_or_within_a_key_and_across_keys(seeded: Path) -> None:

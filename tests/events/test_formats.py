@@ -32,7 +32,6 @@ from aiopod.events.formats import (
     format_podman_text,
     format_rfc3339_nano,
     go_json,
-    render_template,
     to_docker_json,
     to_native_json,
     to_podman_json,
@@ -440,18 +439,6 @@ def test_docker_familiar_names() -> None:
 
 def test_go_json_escapes_like_go() -> None:
     assert go_json({"a": "<b>&é\u2028"}) == '{"a":"\\u003cb\\u003e\\u0026é\\u2028"}'
-
-
-def test_templates() -> None:
-    fields = {"Status": "tag", "Name": "", "Attributes": {"b": "2", "a": "1"}, "Actor": {"ID": "x"}}
-    assert render_template("{{.Status}} {{ .Name }}|", fields) == "tag |"
-    assert render_template("{{.Attributes}} {{.Actor.ID}} {{.Nope}}", fields) == (
-        "map[a:1 b:2] x <no value>"
-    )
-    assert render_template("{{json .Attributes}}", fields) == '{"b":"2","a":"1"}'
-    assert render_template("{{json .}}", fields, json_root={"k": 1}) == '{"k":1}'
-    with pytest.raises(ValueError):
-        render_template("{{range .}}", fields)
 
 
 # -- filters ---------------------------------------------------------------------------------
