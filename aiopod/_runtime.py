@@ -121,7 +121,7 @@ class Runtime:
         self._store = Store(
             root_path,
             lock_timeout=lock_timeout,
-            record_events=self._event_log.append,
+            event_log=self._event_log,
             publish_events=self.events.publish,
             policy=policy,
         )

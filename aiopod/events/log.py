@@ -60,6 +60,7 @@ __all__ = (
     "Checkpoint",
     "EventLog",
     "LogCursor",
+    "PreparedEvents",
     "Retention",
     "decode_line",
     "line_hash",
@@ -146,6 +147,29 @@ class _Last:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedEvents:
+    """Records :meth:`EventLog.prepare` stamped: the events, their lines, the ``seq`` the
+    log ended at before them (``base_seq``) and after them, and the last line's hash."""
+
+    events: Sequence[Event]
+    data: bytes
+    base_seq: int
+    last_seq: int
+    last_hash: str
+    last_time: datetime | None
+
+    @classmethod
+    def from_lines(cls, data: bytes, base_seq: int) -> PreparedEvents:
+        """Lines kept in a store journal, to be written as they are (no events decoded:
+        nobody in the recovering process waits for them)."""
+        lines = data.rstrip(b"\n").split(b"\n") if data else []
+        last = decode_line(lines[-1]) if lines else None
+        if last is None:
+            return cls((), b"", base_seq, base_seq, GENESIS, None)
+        return cls((), data, base_seq, last.seq, line_hash(lines[-1]), last.time)
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One file of the log: a sealed segment (``first`` is the seq in its name) or the
     live file (``first`` None)."""
@@ -220,6 +244,7 @@ class EventLog:
         """Record *events*; return them as recorded (``seq``, ``time``, ``actor``, ``prev``).
 
         Blocking: call it from a worker thread, holding the store's exclusive lock.
+        :meth:`prepare` then :meth:`write`.
 
         :param durable: override the log's ``durable`` setting for this append.
         :raises OSError: the log cannot be written (nothing, or only a partial last line
@@ -227,29 +252,58 @@ class EventLog:
         """
         if not events:
             return []
-        sync = self.durable if durable is None else durable
+        return self.write(self.prepare(events), durable=durable)
+
+    def prepare(self, events: Sequence[Event]) -> PreparedEvents:
+        """Stamp *events* as the next records of the log, without writing them.
+
+        A store commit prepares its events before it changes anything and keeps the
+        lines in its journal, so that a crash after the change can still append exactly
+        these records (:meth:`write`, while :meth:`last_seq` is still ``base_seq``).
+        Blocking; under the store's exclusive lock (the log must not change until the
+        :meth:`write`).  Cuts off a line a crash left incomplete.
+        """
         fd = self._open_for_append()
         try:
             info = os.fstat(fd)
             size = _drop_torn_tail(fd, info.st_size)
             last = self._last(fd, info.st_ino, size)
-            stamped, data, last_after = _stamp(events, last, self.actor)
-            if size > 0 and size + len(data) > self.max_bytes:
+        finally:
+            os.close(fd)
+        stamped, data, last_after = _stamp(events, last, self.actor)
+        return PreparedEvents(
+            stamped, data, last.seq, last_after.seq, last_after.hash, last_after.time
+        )
+
+    def write(self, prepared: PreparedEvents, *, durable: bool | None = None) -> list[Event]:
+        """Append what :meth:`prepare` made (starting a segment first if the live file
+        would grow past ``max_bytes``); return the recorded events.  Blocking; under the
+        store's exclusive lock.
+
+        :raises OSError: the log cannot be written.
+        """
+        if not prepared.data:
+            return []
+        sync = self.durable if durable is None else durable
+        fd = self._open_for_append()
+        try:
+            size = _drop_torn_tail(fd, os.fstat(fd).st_size)
+            if size > 0 and size + len(prepared.data) > self.max_bytes:
                 first = _first_seq(fd, size)
                 os.close(fd)
                 fd = -1
-                self._seal(first if first is not None else last.seq)
+                self._seal(first if first is not None else prepared.base_seq)
                 if sync:
                     _fsync_dir(self.directory)
                 fd = self._open_for_append()
-                size = 0
-            _write_all(fd, data)
+            _write_all(fd, prepared.data)
             if sync:
                 os.fsync(fd)
+            last_after = _Last(prepared.last_seq, prepared.last_hash, prepared.last_time)
             self._write_head(last_after, sync)
             after = os.fstat(fd)
             self._written = (after.st_ino, after.st_size, last_after)
-            return stamped
+            return list(prepared.events)
         finally:
             if fd >= 0:
                 os.close(fd)
