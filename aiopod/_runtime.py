@@ -123,6 +123,7 @@ class Runtime:
             lock_timeout=lock_timeout,
             event_log=self._event_log,
             publish_events=self.events.publish,
+            commit_started=self.events.commit_started,
             policy=policy,
         )
         self._lock = anyio.Lock()

@@ -62,6 +62,8 @@ class Receiver(Protocol):
 
     def _deliver(self, events: Sequence[Event]) -> None: ...
 
+    def _wake(self) -> None: ...
+
     def _end(self) -> None: ...
 
 
@@ -338,6 +340,11 @@ class EventBus:
         """Stop handing events to *receiver* (nothing happens if it was not attached)."""
         if self._subscribers.pop(id(receiver), None) is not None:
             self._snapshot = tuple(self._subscribers.values())
+
+    def wake_all(self) -> None:
+        """Wake every receiver that waits (with nothing new for it: it looks again)."""
+        for receiver in self._snapshot:
+            receiver._wake()
 
     def publish(self, events: Sequence[Event]) -> None:
         """Hand *events* (in order) to every subscriber whose filter they pass.

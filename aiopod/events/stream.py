@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
@@ -222,6 +223,17 @@ class StreamSubscription(ItemStream):
                         await anyio.lowlevel.cancel_shielded_checkpoint()
                 return item
             self._wake_pending = False
+            stream = self._stream
+            if stream is not None and stream.local_commit_running and self._state == _OPEN:
+                # This process is writing the log: its events come by the bus, and no
+                # other process can write meanwhile.  Wait for that (or for a second).
+                with anyio.CancelScope(deadline=anyio.current_time() + 1.0) as scope:
+                    self._wait_scope = scope
+                    try:
+                        await anyio.sleep_forever()
+                    finally:
+                        self._wait_scope = None
+                continue
             if await self._read_log():
                 continue
             if self._state == _ENDED:
@@ -247,7 +259,11 @@ class StreamSubscription(ItemStream):
 
     async def _read_log(self) -> bool:
         """Read the log past the cursor; whether anything was taken in."""
-        batch, cursor = await anyio.to_thread.run_sync(self._cursor.scan)
+        cursor = self._cursor
+        if cursor.last_seq < self._horizon:
+            # The fast path brought the stream further: skip those lines undecoded.
+            cursor = replace(cursor, last_seq=self._horizon)
+        batch, cursor = await anyio.to_thread.run_sync(cursor.scan)
         if self._state == _CLOSED:
             return False
         self._cursor = cursor
@@ -296,6 +312,18 @@ class EventStream:
         self.bus = EventBus(default_buffer=default_buffer)
         #: The highest ``seq`` this process knows the log to hold.
         self.known_seq = 0
+        # Commits of this process writing the log now (their events come by the bus).
+        self._local_commits = 0
+
+    @property
+    def local_commit_running(self) -> bool:
+        """Whether a commit of this process is writing events (under the store's lock, so
+        no other process writes the log meanwhile)."""
+        return self._local_commits > 0
+
+    def commit_started(self) -> None:
+        """A commit of this process begins writing events; :meth:`publish` ends it."""
+        self._local_commits += 1
 
     @property
     def closed(self) -> bool:
@@ -356,11 +384,16 @@ class EventStream:
     def publish(self, events: Sequence[Event]) -> None:
         """Hand recorded events (their ``seq`` set, in order) to the subscribers.
 
-        Never awaits or blocks.  The store calls it as each commit ends.
+        Never awaits or blocks.  The store calls it as each commit ends (with no events
+        when a commit that :meth:`commit_started` announced recorded none).
         """
+        if self._local_commits:
+            self._local_commits -= 1
         if events:
             self.note_seq(events[-1].seq)
             self.bus.publish(events)
+        elif not self._local_commits:
+            self.bus.wake_all()  # followers that waited for that commit read the log
 
     async def verify(self, *, since: int | None = None) -> VerifyReport:
         """Check the log's hash chain (see :mod:`aiopod.events.verify`), in a worker thread."""

@@ -129,7 +129,11 @@ class Store:
         prepared first and kept in the commit's journal, so that a crash after the
         metadata was replaced still appends them, and one before drops them).
     :param publish_events: called in the event loop's thread with the recorded events
-        once their commit has ended (it must not block).
+        once their commit has ended (it must not block); also with none when a commit
+        announced to *commit_started* ended without recording any.
+    :param commit_started: called in the event loop's thread before a commit with events
+        begins (followers in this process then wait for *publish_events* rather than
+        read the log the commit is writing).
     :param policy: the policy recorded with events whose transaction names none.
     """
 
@@ -140,12 +144,14 @@ class Store:
         lock_timeout: float = 120.0,
         event_log: EventLog | None = None,
         publish_events: Callable[[Sequence[Event]], None] | None = None,
+        commit_started: Callable[[], None] | None = None,
         policy: str | None = None,
     ) -> None:
         self.layout = StoreLayout(root)
         self.policy = policy
         self._event_log = event_log
         self._publish_events = publish_events
+        self._commit_started = commit_started
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
         self._writer = anyio.Lock()
         self._state = StoreState()
@@ -211,10 +217,13 @@ class Store:
                     await run_to_completion(self._recover, handle)
                 raise
             if txn.dirty or txn.events:
+                announced = bool(txn.events) and self._commit_started is not None
+                if announced and self._commit_started is not None:
+                    self._commit_started()
                 try:
                     await run_to_completion(self._commit, handle, txn)
                 finally:
-                    if txn.recorded and self._publish_events is not None:
+                    if (announced or txn.recorded) and self._publish_events is not None:
                         self._publish_events(txn.recorded)
 
     async def purge_containers(
@@ -365,8 +374,6 @@ class Store:
                 atomic_write(layout.index_json, index)
         for journal in journals:
             journal.unlink()
-        for leftover in layout.journal.glob("*.events"):
-            leftover.unlink()
         recover_stale_staging(layout.tmp)
         # A clean open changes nothing, so other processes need not reload.
         self._token = handle.new_token() if changed else handle.read_token()
@@ -409,12 +416,10 @@ class Store:
         # the event log or index.json.
         commit_id = secrets.token_hex(8)
         journal = layout.journal / f"{commit_id}.json"
-        events_file = layout.journal / f"{commit_id}.events"
         doc: dict[str, object] = {"blobs": sorted(candidates), "commit": commit_id}
         if prepared is not None:
-            atomic_write(events_file, prepared.data)
-            doc.update(events=events_file.name, base_seq=prepared.base_seq)
-        atomic_write(journal, json.dumps(doc).encode())
+            doc.update(events=prepared.data.decode(), base_seq=prepared.base_seq)
+        atomic_write(journal, json.dumps(doc, ensure_ascii=False).encode())
         crashpoint("commit:journal")
         try:
             if txn.added_blobs:
@@ -453,14 +458,13 @@ class Store:
                 self._recover(handle)
             raise
         journal.unlink()
-        events_file.unlink(missing_ok=True)
 
     def _append_journal_events(self, journal: dict[str, object]) -> None:
         """Append the events of a commit that died after replacing images.json and before
         its events were in the log (nothing when images.json is not its state, or when the
         log already goes past where the commit found it)."""
-        name, base_seq = journal.get("events"), journal.get("base_seq")
-        if self._event_log is None or not isinstance(name, str) or not isinstance(base_seq, int):
+        lines, base_seq = journal.get("events"), journal.get("base_seq")
+        if self._event_log is None or not isinstance(lines, str) or not isinstance(base_seq, int):
             return
         try:
             committed = json.loads(self.layout.images_json.read_bytes()).get("commit")
@@ -468,11 +472,7 @@ class Store:
             return
         if committed != journal.get("commit") or self._event_log.last_seq() != base_seq:
             return
-        try:
-            data = (self.layout.journal / name).read_bytes()
-        except FileNotFoundError:
-            return
-        self._event_log.write(PreparedEvents.from_lines(data, base_seq))
+        self._event_log.write(PreparedEvents.from_lines(lines.encode(), base_seq))
 
 
 def _recovered_removal(record: ContainerRecord) -> Event:
