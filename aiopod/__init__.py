@@ -121,8 +121,18 @@ if TYPE_CHECKING:
         event_from_native_json as event_from_native_json,
         to_native_json as to_native_json,
     )
-    from aiopod.events.log import EventLog as EventLog
-    from aiopod.events.model import Event as Event, EventKind as EventKind, ObjectType as ObjectType
+    from aiopod.events.log import EventLog as EventLog, Retention as Retention
+    from aiopod.events.model import (
+        Actor as Actor,
+        Event as Event,
+        EventKind as EventKind,
+        ObjectType as ObjectType,
+    )
+    from aiopod.events.stream import (
+        EventStream as EventStream,
+        StreamSubscription as StreamSubscription,
+    )
+    from aiopod.events.verify import VerifyProblem as VerifyProblem, VerifyReport as VerifyReport
     from aiopod.removal.plan import (
         DeleteImage as DeleteImage,
         ImageProcessed as ImageProcessed,
@@ -207,6 +217,12 @@ _LAZY = {
     "Lagged": "aiopod.events.bus",
     "EventFilter": "aiopod.events.filters",
     "EventLog": "aiopod.events.log",
+    "Retention": "aiopod.events.log",
+    "Actor": "aiopod.events.model",
+    "EventStream": "aiopod.events.stream",
+    "StreamSubscription": "aiopod.events.stream",
+    "VerifyProblem": "aiopod.events.verify",
+    "VerifyReport": "aiopod.events.verify",
     "to_native_json": "aiopod.events.formats",
     "event_from_native_json": "aiopod.events.formats",
     # build progress
@@ -291,7 +307,13 @@ __all__ = (
     "Step",
     "Untag",
     # events
+    "Actor",
     "Event",
+    "EventStream",
+    "Retention",
+    "StreamSubscription",
+    "VerifyProblem",
+    "VerifyReport",
     "EventBus",
     "EventFilter",
     "EventKind",

@@ -39,9 +39,9 @@ from aiopod._text import human_size
 from aiopod._trees import ImageTree, build_image_tree, stored_size
 from aiopod._usage import DiskUsage, disk_usage
 from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
-from aiopod.events.bus import EventBus
-from aiopod.events.log import EventLog
+from aiopod.events.log import EventLog, Retention
 from aiopod.events.model import Event, EventKind
+from aiopod.events.stream import EventStream
 from aiopod.removal.docker import check_docker_usage, plan_docker
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.libpod import plan_libpod
@@ -112,6 +112,9 @@ class Runtime(Displayable):
     A layer that passes a limit, in a load, import, pull, build or container, is refused
     with :class:`~aiopod.errors.LimitExceeded` as soon as it does: a decompression bomb is
     never inflated further (``docs/design/hostile-input.md``, L16 and L24).
+    :param caller: who the event log records as acting (default: the command line).
+    :param event_retention: how much of the event log's sealed history to keep (default:
+        all); a pruned prefix leaves a checkpoint.
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
     """
@@ -126,6 +129,8 @@ class Runtime(Displayable):
         max_layer_size: int = DEFAULT_MAX_LAYER_SIZE,
         max_layer_ratio: float | None = DEFAULT_MAX_LAYER_RATIO,
         allow_special_files: bool = False,
+        caller: str | None = None,
+        event_retention: Retention | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
@@ -138,20 +143,27 @@ class Runtime(Displayable):
         root_path = Path(root if root is not None else default_root())
         self.policy: Policy = policy
         self.concurrency = concurrency
-        #: The event bus: ``async with rt.events.subscribe(...) as stream``.
-        self.events = EventBus()
-        self._event_log = EventLog(StoreLayout(root_path).meta / "events.jsonl")
-        self._blob_locations: BlobLocations | None = None  # made by the first pull or push
+        self._event_log = EventLog(
+            StoreLayout(root_path).meta / "events.jsonl",
+            durable=True,
+            retention=event_retention,
+            caller=caller,
+        )
+        #: The store's events, of every process: ``async with rt.events.subscribe(...)``.
+        self.events = EventStream(self._event_log)
         self._store = Store(
             root_path,
             lock_timeout=lock_timeout,
-            record_events=self._event_log.append,
-            publish_events=self._publish,
+            event_log=self._event_log,
+            publish_events=self.events.publish,
+            commit_started=self.events.commit_started,
+            policy=policy,
             layer_limits=LayerLimits(
                 max_bytes=max_layer_size, max_compression_ratio=max_layer_ratio
             ),
             allow_special_files=allow_special_files,
         )
+        self._blob_locations: BlobLocations | None = None  # made by the first pull or push
         self._lock = anyio.Lock()
         self._state: Literal["new", "open", "closed"] = "new"
         self._damaged: StoreCorrupted | None = None
@@ -181,6 +193,7 @@ class Runtime(Displayable):
             except StoreCorrupted as exc:
                 # Only check() works on a store whose metadata cannot be read.
                 self._damaged = exc
+            self.events.note_seq(await anyio.to_thread.run_sync(self._event_log.last_seq))
             self._state = "open"
 
     async def aclose(self) -> None:
@@ -194,11 +207,6 @@ class Runtime(Displayable):
             http, self._http = self._http, None
             if http is not None:
                 await http.aclose()
-
-    def _publish(self, events: Sequence[Event]) -> None:
-        # The store calls this as each commit ends, even when its caller is being cancelled.
-        if events:
-            self.events.publish(events)
 
     @asynccontextmanager
     async def _changing(self) -> AsyncIterator[Transaction]:
@@ -216,7 +224,8 @@ class Runtime(Displayable):
 
     @property
     def event_log(self) -> EventLog:
-        """The store's persistent event log (shared by every process using the store)."""
+        """The store's persistent event log (shared by every process using the store;
+        ``rt.events`` reads it for subscribers)."""
         return self._event_log
 
     @property
@@ -736,7 +745,12 @@ class Runtime(Displayable):
         async with self._lock:
             self._check_open()
             report = await execute_plan(
-                self._store, planner, dry_run=dry_run, concurrency=self.concurrency
+                self._store,
+                planner,
+                dry_run=dry_run,
+                concurrency=self.concurrency,
+                policy=policy or self.policy,
+                options=_flags(force=force, all=all, ignore=ignore, no_prune=no_prune),
             )
         return report
 
@@ -785,7 +799,13 @@ class Runtime(Displayable):
 
         async with self._lock:
             self._check_open()
-            report = await execute_plan(self._store, planner, dry_run=dry_run)
+            report = await execute_plan(
+                self._store,
+                planner,
+                dry_run=dry_run,
+                operation="prune",
+                options=_flags(all=all, external=external),
+            )
         report.deleted = pruned_ids(report.plan) if report.plan else []
         return report
 
@@ -838,7 +858,13 @@ class Runtime(Displayable):
 
         async with self._lock:
             self._check_open()
-            report = await execute_plan(self._store, planner, concurrency=self.concurrency)
+            report = await execute_plan(
+                self._store,
+                planner,
+                concurrency=self.concurrency,
+                operation="rm",
+                options=_flags(all=all, ignore=ignore),
+            )
         return report
 
     # -- builds ----------------------------------------------------------------------------
@@ -951,9 +977,10 @@ class Runtime(Displayable):
         self, *, repair: bool = False, progress: CheckProgressTarget | None = None
     ) -> CheckReport:
         """Verify the store (blobs, metadata, orphans, working containers of builds that
-        were killed); with ``repair`` fix what is wrong.  *progress* receives
-        :class:`~aiopod.CheckProgress` records (bytes of the blobs verified), as a load's
-        (:meth:`load`).
+        were killed, the event log's hash chain); with ``repair`` fix what is wrong (a
+        broken event log is reported, never rewritten: it is evidence).  *progress*
+        receives :class:`~aiopod.CheckProgress` records (bytes of the blobs verified), as a
+        load's (:meth:`load`).
 
         Repair removes damaged images with their ``Untagged`` and ``Deleted`` events, and
         as :meth:`remove_containers` does (with their ``Removed`` events) the containers
@@ -981,7 +1008,9 @@ class Runtime(Displayable):
                         return Plan("containers", [], [])
                     return plan_container_removal(state, present, container_failures=failures)
 
-                removal = await execute_plan(self._store, planner, concurrency=self.concurrency)
+                removal = await execute_plan(
+                    self._store, planner, concurrency=self.concurrency, operation="check"
+                )
                 report.events.extend(removal.events)
                 report.repaired.extend(
                     f"removed leftover container {c}"
@@ -995,7 +1024,11 @@ class Runtime(Displayable):
                     report.removed_images.extend(again.removed_images)
                     report.repaired.extend(again.repaired)
                     report.kept_damaged = again.kept_damaged
-        self._publish(report.events)
+            verified = await self.events.verify()
+            if verified.problem is not None:
+                report.problems.append(
+                    f"event log: {verified.problem.kind} record: {verified.problem.message}"
+                )
         return report
 
     # -- pictures and displays -------------------------------------------------------------
@@ -1086,3 +1119,8 @@ class Runtime(Displayable):
         if self._state != "open":
             return f"<p>{escape(repr(self))}</p>"
         return f"<p>{escape(repr(self))}</p>{self._last_images().display_html()}"
+
+
+def _flags(**flags: bool) -> dict[str, str]:
+    """The options an event records: ``{"force": "true", ...}``."""
+    return {key: str(value).lower() for key, value in flags.items()}

@@ -57,11 +57,11 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from aiopod import _runtime
 from aiopod._display import PrettyPrinter
 from aiopod.errors import BlockingCallInEventLoop, RuntimeStopped
-from aiopod.events import bus, log
+from aiopod.events import bus, log, stream
 from aiopod.events.model import Event
 from aiopod.storage.layer_check import DEFAULT_MAX_LAYER_RATIO, DEFAULT_MAX_LAYER_SIZE
 
-__all__ = ("EventBus", "EventLog", "Runtime", "Subscription")
+__all__ = ("EventLog", "EventStream", "Runtime", "Subscription")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -269,20 +269,20 @@ def _in_loop(
 # -- events ---------------------------------------------------------------------------------
 
 
-class Subscription(_View[bus.Subscription]):
-    """A subscription to the runtime's events (see :class:`aiopod.Subscription`), as a
+class Subscription(_View[stream.StreamSubscription]):
+    """A subscription to the store's events (see :class:`aiopod.StreamSubscription`), as a
     context manager (closed on exit) and an iterator of ``Event | Lagged``.
 
     Iteration ends when the runtime is closed (after the buffered events) or when the
     subscription is closed; it may be iterated in one thread and closed from another.
     """
 
-    def __init__(self, link: _Link, target: bus.Subscription) -> None:
+    def __init__(self, link: _Link, target: stream.StreamSubscription) -> None:
         self._link, self._target = link, target
 
-    receive = _awaiting(bus.Subscription.receive)
-    receive_nowait = _in_loop(bus.Subscription.receive_nowait, lambda _, item: item)
-    close = _in_loop(bus.Subscription.close, lambda _, result: result)
+    receive = _awaiting(stream.StreamSubscription.receive)
+    receive_nowait = _in_loop(stream.StreamSubscription.receive_nowait, lambda _, item: item)
+    close = _in_loop(stream.StreamSubscription.close, lambda _, result: result)
 
     @property
     def closed(self) -> bool:
@@ -311,14 +311,15 @@ class Subscription(_View[bus.Subscription]):
                 self.close()
 
 
-class EventBus(_View[bus.EventBus]):
-    """The runtime's event bus (see :class:`aiopod.EventBus`): ``subscribe`` returns a
-    blocking :class:`Subscription`."""
+class EventStream(_View[stream.EventStream]):
+    """The store's events of every process (see :class:`aiopod.EventStream`):
+    ``subscribe`` returns a blocking :class:`Subscription`, ``verify`` checks the log."""
 
-    def __init__(self, link: _Link, target: bus.EventBus) -> None:
+    def __init__(self, link: _Link, target: stream.EventStream) -> None:
         self._link, self._target = link, target
 
-    subscribe = _in_loop(bus.EventBus.subscribe, Subscription)
+    subscribe = _in_loop(stream.EventStream.subscribe, Subscription)
+    verify = _awaiting(stream.EventStream.verify)
 
     @property
     def closed(self) -> bool:
@@ -387,7 +388,7 @@ class Runtime(_View[_runtime.Runtime]):
         self._link = _Link()
         self._backend = backend
         self._backend_options = backend_options
-        self.events = EventBus(self._link, self._target.events)
+        self.events = EventStream(self._link, self._target.events)
         self.event_log = EventLog(self._link, self._target.event_log)
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -228,22 +228,22 @@ async def wait_until_staging(tmp: Path) -> None:
 def slow_commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitGate]:
     """Every store commit waits, in its worker thread, until the test lets it go on."""
     gate = CommitGate()
-    original = EventLog.append
+    original = EventLog.write
 
-    def append(log: EventLog, events: Any, **options: Any) -> list[Event]:
+    def write(log: EventLog, prepared: Any, **options: Any) -> list[Event]:
         gate.entered()
         try:
-            return original(log, events, **options)
+            return original(log, prepared, **options)
         finally:
             gate.left()
 
-    monkeypatch.setattr(EventLog, "append", append)
+    monkeypatch.setattr(EventLog, "write", write)
     yield gate
     gate.release.set()
 
 
 class CommitGate:
-    """Counts the commits in progress (the event log's append is in each one)."""
+    """Counts the commits in progress (the event log's write is in each one)."""
 
     def __init__(self) -> None:
         self.release = threading.Event()

@@ -1,121 +1,139 @@
-"""``examples/auditor.py``: the demo runs, and ``audit`` records events, gaps and stops."""
+"""``examples/auditor.py``: a follower of every process's events that survives kill -9."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
-from types import ModuleType
 
-import anyio
-import pytest
-from peers import aiopod_env
+from imagefactory import make_image, write_docker_archive
+from peers import aiopod, aiopod_env
 
-from aiopod import Event, EventBus, EventKind
+from aiopod import EventLog
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "auditor.py"
 
-pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture(scope="module")
-def auditor() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("auditor_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-WHEN = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def tagged(seq: int) -> Event:
-    return Event(EventKind.TAGGED, "image", "a" * 64, f"localhost/app:{seq}", time=WHEN, seq=seq)
-
-
-def lines(path: Path) -> list[dict[str, object]]:
+def audited(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def test_audit_appends_every_event_until_the_bus_closes(
-    auditor: ModuleType, tmp_path: Path
-) -> None:
-    path = tmp_path / "audit.jsonl"
-    path.write_text('{"earlier":"line"}\n')
-    bus = EventBus()
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            await tg.start(auditor.audit, bus, path)
-            bus.publish([tagged(1), tagged(2)])
-            await anyio.wait_all_tasks_blocked()
-            bus.publish([tagged(3)])
-            bus.close()  # the auditor writes what it holds, then returns
-    audited = lines(path)
-    assert audited[0] == {"earlier": "line"}  # appended, not overwritten
-    assert [d["seq"] for d in audited[1:]] == [1, 2, 3]
-    assert audited[1]["kind"] == "Tagged"
-    assert audited[1]["name"] == "localhost/app:1"
+def start_auditor(store: Path, audit: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(EXAMPLE), str(store), str(audit)],
+        env=aiopod_env(),
+        text=True,
+    )
 
 
-async def test_audit_records_a_gap_as_a_lagged_line(auditor: ModuleType, tmp_path: Path) -> None:
-    path = tmp_path / "audit.jsonl"
-    bus = EventBus()
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            await tg.start(
-                lambda task_status: auditor.audit(bus, path, buffer=3, task_status=task_status)
-            )
-            bus.publish([tagged(i) for i in range(1, 11)])
-            bus.close()
-    assert lines(path) == [{"lagged": 7}] + [
-        json.loads(auditor.audit_line(tagged(i))) for i in (8, 9, 10)
-    ]
+def wait_for(predicate: object, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
-async def test_audit_runs_until_cancelled(auditor: ModuleType, tmp_path: Path) -> None:
-    path = tmp_path / "audit.jsonl"
-    bus = EventBus()
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            await tg.start(auditor.audit, bus, path)
-            bus.publish([tagged(1)])
-            await anyio.sleep(0.2)
-            tg.cancel_scope.cancel()
-    assert [d["seq"] for d in lines(path)] == [1]
-    assert bus.subscriber_count == 0  # the subscription was closed
+def last_audited_seq(path: Path) -> int:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return 0
+    lines = text[: text.rfind("\n") + 1].splitlines()  # complete lines only
+    return int(json.loads(lines[-1])["seq"]) if lines else 0
 
 
-def test_the_demo_audits_a_runtime(tmp_path: Path) -> None:
+def test_the_demo_audits_this_process_and_another(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLE), str(tmp_path)],
+        [sys.executable, str(EXAMPLE), "--demo", str(tmp_path)],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
-        env=aiopod_env(),  # this checkout's aiopod, not an installed one
+        env=aiopod_env(),
     )
-    full = lines(tmp_path / "audit.jsonl")
-    assert [d["kind"] for d in full] == [
-        "Loaded",
-        "Tagged",
-        "Tagged",
-        "Tagged",
-        "Untagged",
-        "Untagged",
-        "Untagged",
-        "Untagged",
-        "Loaded",
+    lines = audited(tmp_path / "audit.jsonl")
+    assert [d["seq"] for d in lines] == list(range(1, 8))
+    assert [d["action"] for d in lines] == [
+        "import", "tag", "tag", "untag", "untag", "untag", "remove",
+    ]  # fmt: skip
+    pids = {d["actor"]["pid"] for d in lines}  # type: ignore[index]
+    assert len(pids) == 2  # the demo and the command line it ran
+    assert "--- the store's chain: intact" in result.stdout
+
+
+def test_kill_9_and_restart_neither_loses_nor_repeats_an_event(tmp_path: Path) -> None:
+    store, audit = tmp_path / "store", tmp_path / "audit.jsonl"
+    images = [make_image(f"localhost/img{i}:latest", seed=f"img{i}") for i in range(6)]
+    archive = write_docker_archive(tmp_path / "images.tar", images)
+    aiopod("load", "-i", archive, root=store, check=True)
+    auditor = start_auditor(store, audit)
+    try:
+        wait_for(lambda: last_audited_seq(audit) > 0 or auditor.poll() is not None, "a start")
+        for i in range(3):
+            aiopod("tag", f"img{i}", f"copy{i}:a", f"copy{i}:b", root=store, check=True)
+            aiopod("rmi", f"copy{i}:a", root=store, check=True)
+        os.kill(auditor.pid, signal.SIGKILL)
+        auditor.wait()
+        # What the crash may leave: a line cut short.
+        with audit.open("a") as f:
+            f.write('{"seq":99,"action":"ta')
+        for i in range(3, 6):
+            aiopod("tag", f"img{i}", f"copy{i}:a", root=store, check=True)
+        aiopod("rmi", "-a", "-f", root=store, check=True)
+        auditor = start_auditor(store, audit)
+        last = EventLog.for_store(store).last_seq()
+        wait_for(lambda: last_audited_seq(audit) >= last, "the auditor to catch up")
+    finally:
+        auditor.send_signal(signal.SIGTERM)
+        auditor.wait(timeout=30)
+    logged = [
+        json.loads(line) for line in (store / "aiopod" / "events.jsonl").read_text().splitlines()
     ]
-    assert [d["seq"] for d in full] == list(range(1, 10))
-    small = lines(tmp_path / "audit-small-buffer.jsonl")
-    assert any("lagged" in d for d in small)
-    # What the small buffer kept plus what it says it missed accounts for every event.
-    kept = sum(1 for d in small if "seq" in d)
-    missed = sum(int(d["lagged"]) for d in small if "lagged" in d)  # type: ignore[call-overload]
-    assert kept + missed == 9
-    assert "--- audit.jsonl" in result.stdout
-    assert '"kind":"Untagged"' in result.stdout
+    assert audited(audit) == logged  # every record, once, in order, byte for byte the same
+    checkpoint = json.loads(audit.with_name("audit.jsonl.checkpoint").read_text())
+    assert checkpoint == {"seq": logged[-1]["seq"]}
+
+
+def test_the_syslog_forwarder_sends_rfc5424_messages(tmp_path: Path) -> None:
+    store, address = tmp_path / "store", str(tmp_path / "log.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(address)
+    receiver.settimeout(30)
+    command = [sys.executable, str(EXAMPLE.with_name("syslog_forwarder.py")), str(store)]
+    checkpoint = tmp_path / "forwarded"
+    forwarder = subprocess.Popen(
+        [*command, "--address", address, "--checkpoint", str(checkpoint)], env=aiopod_env()
+    )
+    try:
+        archive = write_docker_archive(tmp_path / "s.tar", [make_image("localhost/s:1", seed="s")])
+        aiopod("load", "-i", archive, root=store, check=True)
+        aiopod("rmi", "s:1", root=store, check=True)
+        messages = [receiver.recv(65536).decode() for _ in range(3)]
+    finally:
+        forwarder.send_signal(signal.SIGTERM)
+        forwarder.wait(timeout=30)
+        receiver.close()
+    logged = EventLog.for_store(store).read()
+    for message, event in zip(messages, logged, strict=True):
+        match = RFC5424.fullmatch(message)
+        assert match is not None, message
+        assert match["pri"] == "85"  # authpriv.notice
+        assert match["host"] == event.actor.host  # type: ignore[union-attr]
+        assert match["procid"] == str(event.actor.pid)  # type: ignore[union-attr]
+        assert match["msgid"] == event.action
+        assert match["seq"] == str(event.seq)
+        assert json.loads(match["msg"])["prev"] == event.prev
+    assert [m.split(" ")[5] for m in messages] == ["load", "untag", "remove"]
+    assert checkpoint.read_text() == "3\n"
+
+
+RFC5424 = re.compile(
+    r"<(?P<pri>\d+)>1 (?P<time>\S+Z) (?P<host>\S+) aiopod (?P<procid>\d+) (?P<msgid>\S+) "
+    r'\[aiopod@32473 seq="(?P<seq>\d+)" type="\w+" id="[0-9a-f]{64}"\] (?P<msg>\{.*\})'
+)

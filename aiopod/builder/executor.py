@@ -356,7 +356,7 @@ class _Build:
                     state, containers, ignore=True, container_failures=failures
                 )
 
-            await execute_plan(self._store, planner)
+            await execute_plan(self._store, planner, operation="build")
             self._containers.clear()
             self._shared_roots.clear()
         if self._stage_images:
@@ -380,7 +380,7 @@ class _Build:
             options = RemovalOptions(no_prune=True)
             return plan_podman(state, doomed, options, container_failures=failures)
 
-        report = await execute_plan(self._store, planner)
+        report = await execute_plan(self._store, planner, operation="build")
         self.events.extend(report.events)
 
     # -- one stage ---------------------------------------------------------------------

@@ -10,8 +10,15 @@ import click
 
 from aiopod import Container
 from aiopod.cli.app import CliContext, cli, run
-from aiopod.cli.formatting import human_duration, render_json, render_table
+from aiopod.cli.formatting import (
+    go_time_string,
+    human_duration,
+    print_template,
+    render_json,
+    render_table,
+)
 from aiopod.cli.removal_commands import print_errors
+from aiopod.cli.templates import GoNilMap, GoStruct, is_json_format
 from aiopod.cli.usage import at_least, no_args
 from aiopod.errors import ContainerNotKnown
 
@@ -85,6 +92,31 @@ def _ps_row(container: Container) -> list[str]:
     ]
 
 
+def _ps_reporter(container: Container, no_trunc: bool) -> GoStruct:
+    """One row of ``ps`` as podman's ``containers.psReporter`` (fields and methods)."""
+    created = container.created.astimezone(UTC) if container.created else None
+    doc = _ps_json(container)
+    fields: dict[str, Any] = {
+        **doc,
+        "ID": container.id if no_trunc else container.short_id,
+        "Command": " ".join(container.command),
+        "Created": go_time_string(created) if created else "",
+        "CreatedAt": go_time_string(created) if created else "",
+        "CreatedHuman": human_duration(container.created),
+        "RunningFor": human_duration(container.created),
+        "ImageID": container.image_id[:12] if not no_trunc else container.image_id,
+        "Labels": GoNilMap(),
+        "Mounts": [],
+        "Names": container.name,
+        "State": container.state.capitalize(),
+        "Networks": "",
+        "Ports": "",
+        "Pod": "",
+        "Namespaces": {},
+    }
+    return GoStruct("containers.psReporter", fields, json_value=doc)
+
+
 def _ps_json(container: Container) -> dict[str, Any]:
     created = container.created.astimezone(UTC) if container.created else None
     return {
@@ -120,7 +152,7 @@ def _ps_json(container: Container) -> dict[str, Any]:
 @click.option("--external", is_flag=True, help="Also storage-only containers.")
 @click.option("-q", "--quiet", is_flag=True, help="IDs only.")
 @click.option("--no-trunc", is_flag=True, help="Full IDs.")
-@click.option("--format", "fmt", default=None, help="'json' or a table (default).")
+@click.option("--format", "fmt", default=None, help="'json' or a Go template ({{.Names}}).")
 @pass_cli
 def ps_command(
     ctx: CliContext, show_all: bool, external: bool, quiet: bool, no_trunc: bool, fmt: str | None
@@ -129,8 +161,11 @@ def ps_command(
     containers = run(ctx, lambda rt: rt.containers(external=external))
     if not show_all and not external:
         containers = []
-    if fmt is not None and fmt.lower() == "json":
+    if fmt is not None and is_json_format(fmt):
         click.echo(render_json([_ps_json(c) for c in containers], indent="  "), nl=False)
+        return
+    if fmt is not None:
+        print_template(fmt, [_ps_reporter(c, no_trunc) for c in containers], "ps")
         return
     if quiet:
         for container in containers:

@@ -6,8 +6,12 @@
   with exit 0) or until ``--until`` passes.  Without ``--since``/``--until`` it prints only
   new events, as podman does; with either it first prints the logged ones.
 * ``--stream=false`` prints the logged events and exits.
-* Output, by ``--policy``: a text line per event (podman's ``Time.String()`` lines under
-  ``libpod`` and ``podman``, the Docker CLI's under ``docker``); ``--format json`` gives
+* ``aiopod events verify [--since SEQ]`` checks the log's hash chain
+  (:mod:`aiopod.events.verify`): it prints how many records it checked, or the first
+  edited, dropped, inserted, reordered or truncated record and exits 1.
+* Output, by ``--policy``: a text line per event (under ``libpod``: the event's ``seq``,
+  then podman's ``Time.String()`` line in the canonical vocabulary; podman's own lines
+  under ``podman``, the Docker CLI's under ``docker``); ``--format json`` gives
   JSON lines (aiopod's shape under ``libpod``, podman's under ``podman``, Docker's under
   ``docker``); a Go template of ``{{.Field}}`` and ``{{json .}}`` actions gives one line
   per event.  Events that have no counterpart in the chosen tool's vocabulary (podman has
@@ -26,20 +30,27 @@ import anyio
 import anyio.to_thread
 import click
 
-from aiopod import Event, EventFilter, EventKind, EventLog, Runtime
+from aiopod import Event, EventFilter, EventLog, Runtime
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import exit_code_of
+from aiopod.cli.templates import (
+    GoNilMap,
+    GoString,
+    GoStruct,
+    TemplateError,
+    parse as parse_template,
+)
 from aiopod.cli.usage import no_args
-from aiopod.errors import AiopodError
-from aiopod.events.filters import parse_filters
+from aiopod.errors import AiopodError, UsageError
+from aiopod.events.filters import parse_filters, podman_event_values
 from aiopod.events.formats import (
     INTERNAL_ATTRIBUTES,
     format_docker_text,
     format_go_time,
     format_podman_text,
+    format_rfc3339_nano,
     go_json,
     native_status,
-    render_template,
     to_docker_json,
     to_native_json,
     to_podman_json,
@@ -52,31 +63,66 @@ pass_cli = click.make_pass_decorator(CliContext)
 Renderer = Callable[[Event], "str | None"]
 
 
-def _podman_fields(event: Event, policy: str) -> tuple[dict[str, Any], Any] | None:
-    doc = to_podman_json(event) if policy == "podman" else None
+#: The fields of podman 4.3's ``events.Event`` (``Details`` is embedded: ``PodID`` and
+#: ``Attributes`` are fields too).
+_PODMAN_EVENT_TYPE = "*events.Event"
+
+
+def _podman_fields(event: Event, policy: str) -> GoStruct | None:
+    doc = to_podman_json(event)
     if policy == "podman" and doc is None:
         return None
-    if doc is None:
-        status = native_status(event)
-        event_id, name = event.id, event.name or ""
-    else:
+    if policy == "podman" and doc is not None:
         status, event_id, name = doc["Status"], doc.get("ID", ""), doc.get("Name", "")
+    else:
+        status, event_id, name = native_status(event), event.id, event.name or ""
     labels = {k: v for k, v in event.attributes.items() if k not in INTERNAL_ATTRIBUTES}
+    # podman's image events have a nil map (``map[]``, JSON null), containers a map.
+    attributes = labels if event.type == "container" else GoNilMap()
+    image = event.attributes.get("image", "") if event.type == "container" else ""
+    json_value: dict[str, Any] = {}
+    if event_id:
+        json_value["ID"] = event_id
+    if image:
+        json_value["Image"] = image
+    if name:
+        json_value["Name"] = name
+    json_value.update(
+        Status=status,
+        Time=format_rfc3339_nano(event.when, None),
+        Type=event.type,
+        Attributes=labels if event.type == "container" else None,
+    )
     fields: dict[str, Any] = {
+        "ContainerExitCode": 0,
         "ID": event_id,
-        "Image": event.attributes.get("image", ""),
+        "Image": image,
         "Name": name,
-        "Status": status,
-        "Time": format_go_time(event.time),
-        "Type": event.type,
-        "Attributes": labels,
+        "Network": "",
+        "Status": GoString(status, "events.Status"),
+        "Time": format_go_time(event.when),
+        "Type": GoString(event.type, "events.Type"),
+        "HealthStatus": "",
+        "Details": {"PodID": "", "Attributes": attributes},
+        "PodID": "",
+        "Attributes": attributes,
     }
     if policy == "libpod":
-        fields.update(Kind=event.kind.value, Seq=event.seq)
-    return fields, doc if doc is not None else to_native_json(event)
+        fields.update(
+            Seq=event.seq,
+            Kind=event.kind.value,
+            Action=event.action,
+            Names=list(event.names),
+            Digest=event.digest or "",
+            Policy=event.policy or "",
+            Options=dict(event.options),
+            Actor=event.actor.to_json() if event.actor is not None else {},
+            Prev=event.prev or "",
+        )
+    return GoStruct(_PODMAN_EVENT_TYPE, fields, json_value=json_value)
 
 
-def _docker_fields(event: Event) -> tuple[dict[str, Any], Any] | None:
+def _docker_fields(event: Event) -> GoStruct | None:
     doc = to_docker_json(event)
     if doc is None:
         return None
@@ -91,47 +137,55 @@ def _docker_fields(event: Event) -> tuple[dict[str, Any], Any] | None:
         "Time": doc["time"],
         "TimeNano": doc["timeNano"],
     }
-    return fields, doc
+    return GoStruct("events.Message", fields, json_value=doc)
 
 
 def event_renderer(policy: str, fmt: str | None, *, truncate: bool = False) -> Renderer:
     """The function that turns an event into its output line (None: print nothing).
 
-    :raises ~aiopod.errors.AiopodError: never; a bad template raises ``ValueError`` when
-        an event is rendered.
+    :raises ~aiopod.cli.templates.TemplateError: *fmt* is not a template (at once), or,
+        from the renderer, an event lacks a field the template names (as podman, only
+        when an event is printed).
     """
     if not fmt:
         if policy == "docker":
             return format_docker_text
         if policy == "podman":
             return lambda e: format_podman_text(e, truncate=truncate)
-        return lambda e: format_podman_text(e, status=native_status(e), truncate=truncate)
+        return lambda e: _libpod_line(e, truncate)
     if fmt.strip().lower() == "json":
         if policy == "docker":
             return lambda e: None if (d := to_docker_json(e)) is None else go_json(d)
         if policy == "podman":
             return lambda e: None if (d := to_podman_json(e)) is None else go_json(d)
         return lambda e: go_json(to_native_json(e))
+    parsed = parse_template(fmt, "events")
 
     def template(event: Event) -> str | None:
-        found = _docker_fields(event) if policy == "docker" else _podman_fields(event, policy)
-        if found is None:
-            return None
-        fields, doc = found
-        return render_template(fmt, fields, json_root=doc)
+        data = _docker_fields(event) if policy == "docker" else _podman_fields(event, policy)
+        return None if data is None else parsed.execute(data)
 
     return template
 
 
-def _check_template(render: Renderer) -> None:
-    try:
-        render(Event(EventKind.TAGGED, "image", "0" * 64, "localhost/x:latest"))
-    except ValueError as exc:
-        fail(f"invalid --format: {exc}")
+def _libpod_line(event: Event, truncate: bool) -> str | None:
+    """podman's line in the canonical vocabulary, after the event's seq (a gap shows)."""
+    line = format_podman_text(event, status=native_status(event), truncate=truncate)
+    return None if line is None else f"{event.seq} {line}"
 
 
-@cli.command("events", args_rule=no_args)
-@click.option("--since", metavar="TIME", help="Show events after TIME (RFC 3339, unix, 10m).")
+def _verify_or_nothing(got: int, path: str) -> str | None:
+    # ``verify`` is the one argument; anything else gets podman's ``validate.NoArgs``.
+    return None if got <= 1 else no_args(got, path)
+
+
+@cli.command("events", args_rule=_verify_or_nothing)
+@click.argument("action", required=False, metavar="[verify]")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Show events after TIME (RFC 3339, unix, 10m); with verify: from record SEQ.",
+)
 @click.option("--until", metavar="TIME", help="Show events before TIME; ends --stream then.")
 @click.option(
     "-f",
@@ -163,6 +217,7 @@ def _check_template(render: Renderer) -> None:
 @pass_cli
 def events_command(
     ctx: CliContext,
+    action: str | None,
     since: str | None,
     until: str | None,
     filters: tuple[str, ...],
@@ -170,13 +225,20 @@ def events_command(
     fmt: str | None,
     no_trunc: bool,
 ) -> None:
-    """Show the store's events (what every aiopod process did to it)."""
+    """Show the store's events (what every aiopod process did to it), or verify them."""
+    if action is not None:
+        _verify(ctx, action, since)
+        return
+    if ctx.policy == "podman":
+        filters = tuple(podman_event_values(filters))
     try:
         event_filter = parse_filters(filters, since=since, until=until)
     except AiopodError as exc:
         fail(exc.message, exit_code_of(exc))
-    render = event_renderer(ctx.policy, fmt, truncate=not no_trunc)
-    _check_template(render)
+    try:
+        render = event_renderer(ctx.policy, fmt, truncate=not no_trunc)
+    except TemplateError as exc:
+        fail(str(exc))
     if stream:
         run(
             ctx,
@@ -187,8 +249,36 @@ def events_command(
         run(ctx, lambda rt: _print_logged(rt, render, event_filter))
 
 
+def _verify(ctx: CliContext, action: str, since: str | None) -> None:
+    if action != "verify":
+        fail(no_args(1, click.get_current_context().command_path) or "")
+    start = None
+    if since is not None:
+        try:
+            start = int(since)
+        except ValueError:
+            fail(f"--since of events verify is a seq (a number), not {since!r}")
+    report = run(ctx, lambda rt: rt.events.verify(since=start))
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.problem is not None:
+        problem = report.problem
+        click.echo(f"Error: {problem.kind} record: {problem.message}", err=True)
+        sys.exit(1)
+    if report.checked:
+        click.echo(
+            f"event log verified: {report.checked} records, seq {report.first_seq} "
+            f"to {report.last_seq}, hash chain intact"
+        )
+    else:
+        click.echo("event log verified: no records")
+
+
 def _emit(render: Renderer, event: Event) -> None:
-    line = render(event)
+    try:
+        line = render(event)
+    except TemplateError as exc:
+        raise UsageError(str(exc)) from None
     if line is not None:
         sys.stdout.write(line + "\n")
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from datetime import UTC
 from typing import Any, get_args
 
 import click
 
 from aiopod import Image, Runtime, SaveFormat
-from aiopod._images import images_table
+from aiopod._images import images_table, repository_and_tag
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
-from aiopod.cli.formatting import render_json, render_table
+from aiopod.cli.formatting import (
+    go_time_string,
+    human_duration,
+    human_size,
+    print_template,
+    render_json,
+    render_table,
+)
+from aiopod.cli.templates import GoNilMap, GoStruct, is_json_format
 from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
 from aiopod.errors import AiopodError
 
@@ -59,7 +68,7 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show intermediate images too.")
 @click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs.")
-@click.option("--format", "fmt", default=None, help="'json' or a table (default).")
+@click.option("--format", "fmt", default=None, help="'json' or a Go template ({{.ID}}).")
 @click.argument("reference", required=False)
 @pass_cli
 def images_command(
@@ -74,11 +83,16 @@ def images_command(
     if reference is not None:
         fail(f"listing only the images {reference!r} names is not supported: omit it")
     images = _sorted(run(ctx, lambda rt: rt.images(all=show_all)))
-    if fmt is not None and fmt.lower() == "json":
+    if fmt is not None and is_json_format(fmt):
         click.echo(render_json(_json_rows(images)), nl=False)
         return
     if fmt is not None:
-        fail(f"unsupported format {fmt!r}: use 'json'")
+        users = Counter(c.image_id for c in run(ctx, lambda rt: rt.containers(external=True)))
+        reporters = [
+            _reporter(i, name, no_trunc, users[i.id]) for i in images for name in _names(i)
+        ]
+        print_template(fmt, reporters, "images")
+        return
 
     if quiet:
         for image in images:
@@ -87,7 +101,48 @@ def images_command(
     click.echo(render_table(images_table(images, full_ids=no_trunc)), nl=False)
 
 
-def _inspect(ctx: CliContext, references: tuple[str, ...], *, generic: bool = False) -> None:
+def _names(image: Image) -> list[str]:
+    """The names a listing shows a row for (``<none>:<none>`` for an untagged image)."""
+    return [n for n in image.names if "@" not in n] or ["<none>:<none>"]
+
+
+def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStruct:
+    """One row of ``images`` as podman's ``images.imageReporter`` (its fields and methods)."""
+    repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else repository_and_tag(name)
+    created = image.created.astimezone(UTC) if image.created else None
+    [doc] = _json_rows([image])[:1]
+    fields: dict[str, Any] = {
+        "Repository": repo,
+        "Tag": tag,
+        "ID": "sha256:" + image.id if no_trunc else image.short_id,
+        "ParentId": image.parent_id,
+        "RepoTags": None,
+        "RepoDigests": sorted(image.repo_digests),
+        "Digest": image.digest,
+        "Created": human_duration(image.created),
+        "CreatedSince": human_duration(image.created),
+        "CreatedAt": go_time_string(created) if created else "",
+        "CreatedTime": go_time_string(created) if created else "",
+        "Size": human_size(image.size),
+        "SharedSize": 0,
+        "VirtualSize": human_size(image.size),
+        "Containers": containers,
+        "ReadOnly": False,
+        "Dangling": not image.names,
+        "Labels": dict(image.labels) if image.labels is not None else GoNilMap(),
+        "Names": list(image.names),
+        "History": ", ".join(image.names_history),
+    }
+    return GoStruct("images.imageReporter", fields, json_value=doc)
+
+
+def _inspect(
+    ctx: CliContext,
+    references: tuple[str, ...],
+    *,
+    generic: bool = False,
+    fmt: str | None = None,
+) -> None:
     """``image inspect`` (and, with *generic*, ``inspect``): the objects found as JSON, then
     podman's error text for the rest.  ``image inspect`` gives each lookup's own message
     (several as a list); ``inspect`` looks for any kind of object, so whatever it cannot
@@ -103,7 +158,11 @@ def _inspect(ctx: CliContext, references: tuple[str, ...], *, generic: bool = Fa
         return found, errors
 
     found, errors = run(ctx, body)
-    click.echo(render_json(found, indent="     "), nl=False)
+    if fmt is not None and not is_json_format(fmt):
+        rows = [GoStruct("interface {}", doc, json_value=doc) for doc in found]
+        print_template(fmt, rows, "inspect", prefix="inspecting object: printing inspect output: ")
+    else:
+        click.echo(render_json(found, indent="     "), nl=False)
     if not errors:
         return
     if generic:
@@ -124,21 +183,27 @@ def image_group() -> None:
 image_group.add_command(images_command, "list")
 image_group.add_command(images_command, "ls")
 
+_INSPECT_FORMAT = click.option(
+    "-f", "--format", "fmt", default=None, help="'json' or a Go template ({{.Id}})."
+)
+
 
 @image_group.command("inspect", args_rule=at_least_or(1, "no names or ids specified"))
+@_INSPECT_FORMAT
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
-def image_inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
-    """Show an image's configuration as JSON."""
-    _inspect(ctx, references)
+def image_inspect_command(ctx: CliContext, fmt: str | None, references: tuple[str, ...]) -> None:
+    """Show an image's configuration as JSON (or through a Go template)."""
+    _inspect(ctx, references, fmt=fmt)
 
 
 @cli.command("inspect", args_rule=at_least_or(1, "no names or ids specified"))
+@_INSPECT_FORMAT
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
-def inspect_command(ctx: CliContext, references: tuple[str, ...]) -> None:
-    """Show an image's configuration as JSON."""
-    _inspect(ctx, references, generic=True)
+def inspect_command(ctx: CliContext, fmt: str | None, references: tuple[str, ...]) -> None:
+    """Show an image's configuration as JSON (or through a Go template)."""
+    _inspect(ctx, references, generic=True, fmt=fmt)
 
 
 @cli.command("tag", args_rule=at_least(2))

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol, Self
 
 import anyio
 import anyio.lowlevel
@@ -41,9 +42,30 @@ from aiopod.errors import RuntimeStopped, UsageError
 from aiopod.events.filters import EventFilter
 from aiopod.events.model import Event, EventKind
 
-__all__ = ("DEFAULT_BUFFER", "EventBus", "Lagged", "Subscription")
+__all__ = (
+    "DEFAULT_BUFFER",
+    "EventBus",
+    "ItemStream",
+    "Lagged",
+    "Receiver",
+    "Subscription",
+    "combine_filters",
+)
 
 Matcher = Callable[[Event], bool]
+
+
+class Receiver(Protocol):
+    """What the bus hands events to (:class:`Subscription`, and the store-wide stream's
+    subscriptions): both methods are called in the event loop's thread and must not
+    block."""
+
+    def _deliver(self, events: Sequence[Event]) -> None: ...
+
+    def _wake(self) -> None: ...
+
+    def _end(self) -> None: ...
+
 
 #: Events a subscriber may fall behind before it starts missing some.
 DEFAULT_BUFFER = 4096
@@ -63,10 +85,48 @@ class Lagged:
     missed: int
 
 
+class ItemStream:
+    """What every subscription shares: async iteration over :meth:`receive` (ending at
+    ``EndOfStream`` or when closed), and :meth:`aclose` and ``async with`` over
+    :meth:`close`."""
+
+    __slots__ = ()
+
+    async def receive(self) -> Event | Lagged:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event | Lagged:
+        try:
+            return await self.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """:meth:`close` (does not wait, so it is safe in a cancelled ``finally``)."""
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 _OPEN, _ENDED, _CLOSED = 0, 1, 2
 
 
-class Subscription:
+class Subscription(ItemStream):
     """One subscriber's view of the bus: an async iterator of ``Event | Lagged``.
 
     Created by :meth:`EventBus.subscribe`; already receiving when created.  Use it as an
@@ -194,15 +254,6 @@ class Subscription:
                     await anyio.lowlevel.cancel_shielded_checkpoint()
             return item
 
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Event | Lagged:
-        try:
-            return await self.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
-
     def close(self) -> None:
         """Stop receiving: unregister, discard the buffer, end any iteration.  Idempotent."""
         if self._state == _CLOSED:
@@ -210,25 +261,10 @@ class Subscription:
         self._state = _CLOSED
         bus, self._bus = self._bus, None
         if bus is not None:
-            bus._unsubscribe(self)
+            bus.detach(self)
         self._buffer.clear()
         self._missed = 0
         self._wake()
-
-    async def aclose(self) -> None:
-        """:meth:`close` (does not wait, so it is safe in a cancelled ``finally``)."""
-        self.close()
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class EventBus:
@@ -239,8 +275,8 @@ class EventBus:
 
     def __init__(self, *, default_buffer: int = DEFAULT_BUFFER) -> None:
         self.default_buffer = default_buffer
-        self._subscribers: dict[int, Subscription] = {}
-        self._snapshot: tuple[Subscription, ...] = ()
+        self._subscribers: dict[int, Receiver] = {}
+        self._snapshot: tuple[Receiver, ...] = ()
         self._closed = False
 
     @property
@@ -283,17 +319,32 @@ class EventBus:
         keyword_filter = EventFilter.build(
             kinds=kinds, types=types, images=images, containers=containers, names=names
         )
-        combined = _combine(keyword_filter, filter)
+        combined = combine_filters(keyword_filter, filter)
         subscription = Subscription(
             self, combined, self.default_buffer if buffer is None else buffer
         )
-        self._subscribers[id(subscription)] = subscription
-        self._snapshot = tuple(self._subscribers.values())
+        self.attach(subscription)
         return subscription
 
-    def _unsubscribe(self, subscription: Subscription) -> None:
-        if self._subscribers.pop(id(subscription), None) is not None:
+    def attach(self, receiver: Receiver) -> None:
+        """Hand every later :meth:`publish` to *receiver* too.
+
+        :raises ~aiopod.errors.RuntimeStopped: the bus is closed.
+        """
+        if self._closed:
+            raise RuntimeStopped()
+        self._subscribers[id(receiver)] = receiver
+        self._snapshot = tuple(self._subscribers.values())
+
+    def detach(self, receiver: Receiver) -> None:
+        """Stop handing events to *receiver* (nothing happens if it was not attached)."""
+        if self._subscribers.pop(id(receiver), None) is not None:
             self._snapshot = tuple(self._subscribers.values())
+
+    def wake_all(self) -> None:
+        """Wake every receiver that waits (with nothing new for it: it looks again)."""
+        for receiver in self._snapshot:
+            receiver._wake()
 
     def publish(self, events: Sequence[Event]) -> None:
         """Hand *events* (in order) to every subscriber whose filter they pass.
@@ -322,7 +373,8 @@ class EventBus:
         self.close()
 
 
-def _combine(first: EventFilter, second: EventFilter | None) -> Matcher | None:
+def combine_filters(first: EventFilter, second: EventFilter | None) -> Matcher | None:
+    """One matcher for both filters (None: everything matches)."""
     parts = [f.matches for f in (first, second) if f is not None and not f.is_empty]
     if not parts:
         return None

@@ -5,11 +5,11 @@ Keys (as ``podman events`` 4.3 reads them; values of one key are ORed, keys are 
 ``type=image|container``
     the object type.
 ``event=STATUS`` (alias ``status=``)
-    what happened, spelt as podman (``tag``, ``untag``, ``remove``, ``loadfromarchive``,
-    ``create``…), as Docker (``delete``, ``destroy``, ``load``…), as aiopod's verbs
-    (``delete``, ``prune``…) or as an :class:`~aiopod.events.model.EventKind`
-    (``Untagged``, case-insensitive).  A value that names nothing matches nothing, as in
-    podman.
+    what happened, spelt as the canonical action (``tag``, ``untag``, ``remove``,
+    ``prune``…, the same whatever policy wrote the event), as podman (``loadfromarchive``…),
+    as Docker (``delete``, ``destroy``, ``load``…) or as an
+    :class:`~aiopod.events.model.EventKind` (``Untagged``, case-insensitive).  A value
+    that names nothing matches nothing, as in podman.
 ``image=ID-PREFIX|NAME``
     image events whose ID starts with the value (``sha256:`` allowed) or whose name is the
     value, as typed or normalised (``app`` matches ``localhost/app:latest``).  As in
@@ -46,9 +46,16 @@ from typing import Final
 from aiopod._reference import normalize_local
 from aiopod.errors import AiopodError, UsageError
 from aiopod.events.formats import DOCKER_ACTIONS, NATIVE_STATUS, PODMAN_STATUSES
-from aiopod.events.model import Event, EventKind
+from aiopod.events.model import Event, EventKind, canonical_action
 
-__all__ = ("FILTER_KEYS", "EventFilter", "parse_duration", "parse_filters", "parse_time")
+__all__ = (
+    "FILTER_KEYS",
+    "EventFilter",
+    "parse_duration",
+    "parse_filters",
+    "parse_time",
+    "podman_event_values",
+)
 
 #: The keys ``--filter`` accepts.
 FILTER_KEYS: Final = ("type", "event", "status", "image", "container", "name", "label")
@@ -57,11 +64,28 @@ _TYPES: Final = ("image", "container")
 
 
 def _status_names(type_: str, kind: EventKind) -> frozenset[str]:
-    names = {kind.value.lower(), NATIVE_STATUS[kind]}
+    names = {kind.value.lower(), NATIVE_STATUS[kind], canonical_action(kind, type_, {})}
+    if kind == EventKind.REMOVED and type_ == "image":
+        # podman's per-reference marker is no removal of its own: ``event=remove`` finds
+        # the removals (``Deleted``) whatever policy wrote them; podman's vocabulary asks
+        # for ``rmi`` too (:func:`podman_event_values`).
+        return frozenset({"removed", "rmi"})
     for table in (PODMAN_STATUSES, DOCKER_ACTIONS):
         if (status := table.get((type_, kind))) is not None:
             names.add(status)
     return frozenset(names)
+
+
+def podman_event_values(filters: Iterable[str]) -> list[str]:
+    """*filters* with ``event=rmi`` added beside ``event=remove``: in podman's output a
+    ``remove`` is the marker the ``podman`` policy writes, or a removal made under another
+    policy."""
+    out = list(filters)
+    for text in filters:
+        key, _, value = text.partition("=")
+        if key.strip().lower() in ("event", "status") and value == "remove":
+            out.append("event=rmi")
+    return out
 
 
 #: Every spelling ``event=`` accepts for each (type, kind).

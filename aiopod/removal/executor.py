@@ -50,10 +50,24 @@ def _apply(txn: Transaction, step: Step) -> None:
 
 
 async def execute_plan(
-    store: Store, planner: Planner, *, dry_run: bool = False, concurrency: int = 8
+    store: Store,
+    planner: Planner,
+    *,
+    dry_run: bool = False,
+    concurrency: int = 8,
+    operation: str = "rmi",
+    policy: str | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> RemovalReport:
-    """Plan and (unless *dry_run*) carry out a removal; return its report."""
+    """Plan and (unless *dry_run*) carry out a removal; return its report.
+
+    The events record *policy* (default: the store's), *options* and the *operation*
+    (``rmi``, ``prune``, ``rm``, ``build``, ``check``) as the removal's ``reason``; an
+    image's ``remove`` event names every name it had and its digest.
+    """
     async with store.transaction() as txn:
+        txn.policy = policy
+        txn.options = {**(options or {}), "reason": operation}
         plan = planner(txn.state, {})
         if dry_run:
             return RemovalReport.from_plan(plan, dry_run=True)
@@ -71,9 +85,26 @@ async def execute_plan(
                     if c not in kept and c in txn.state.containers
                 ]
                 plan.steps[:0] = extra
+            had = {
+                s.image_id: txn.state.images[s.image_id]
+                for s in plan.steps
+                if isinstance(s, DeleteImage) and s.image_id in txn.state.images
+            }
             events: list[Event] = []
             for step in plan.steps:
-                events.extend(events_for(step, txn.state))
+                produced = events_for(step, txn.state)
+                if isinstance(step, DeleteImage) and step.image_id in had:
+                    record = had[step.image_id]
+                    produced = [
+                        replace(
+                            e,
+                            name=record.names[0] if record.names else None,
+                            names=record.names,
+                            digest=record.manifest_digest,
+                        )
+                        for e in produced
+                    ]
+                events.extend(produced)
                 _apply(txn, step)
             txn.emit(events)
     return RemovalReport.from_plan(plan, dry_run=False, events=txn.recorded or events)

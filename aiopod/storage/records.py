@@ -290,13 +290,16 @@ class StoreState:
             return loaded[1]
         return record.to_json()
 
-    def to_bytes(self) -> bytes:
-        """Serialise for ``images.json``."""
-        doc = {
+    def to_bytes(self, *, commit: str | None = None) -> bytes:
+        """Serialise for ``images.json``; *commit* names the commit that wrote it (its
+        journal's, so that recovery knows whether that commit's change is the state)."""
+        doc: dict[str, object] = {
             "version": FORMAT_VERSION,
             "images": [self._json_of(r) for r in self.images.values()],
             "containers": [c.to_json() for c in self.containers.values()],
         }
+        if commit is not None:
+            doc["commit"] = commit
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod

@@ -34,12 +34,14 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
-from aiopod.events.model import Event
+from aiopod.events.log import EventLog, PreparedEvents
+from aiopod.events.model import Event, EventKind
 from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.crashpoints import crashpoint
 from aiopod.storage.digest import is_sha256_hex
@@ -78,6 +80,9 @@ class Transaction:
         self.removed_containers: list[str] = []
         self.events: list[Event] = []
         self.recorded: list[Event] = []
+        #: The policy and options in effect, recorded with events that name none.
+        self.policy: str | None = None
+        self.options: dict[str, str] = {}
         self.intents: list[Path] = []
         self.dirty = False
 
@@ -121,10 +126,16 @@ class Store:
 
     :param root: the store directory (created with mode 0700).
     :param lock_timeout: seconds to wait for the store lock.
-    :param record_events: called in the commit's worker thread with the events a commit
-        emits; returns them as recorded (the event log stamps their ``seq``).
+    :param event_log: the log a commit appends its events to (with the change: they are
+        prepared first and kept in the commit's journal, so that a crash after the
+        metadata was replaced still appends them, and one before drops them).
     :param publish_events: called in the event loop's thread with the recorded events
-        once their commit has ended (it must not block).
+        once their commit has ended (it must not block); also with none when a commit
+        announced to *commit_started* ended without recording any.
+    :param commit_started: called in the event loop's thread before a commit with events
+        begins (followers in this process then wait for *publish_events* rather than
+        read the log the commit is writing).
+    :param policy: the policy recorded with events whose transaction names none.
     :param layer_limits: the bounds every layer read into or out of the store is held to
         (its staging areas enforce them; root file systems are unpacked with them).
     :param allow_special_files: make device nodes and FIFOs of layers in root file
@@ -136,16 +147,20 @@ class Store:
         root: str | os.PathLike[str],
         *,
         lock_timeout: float = 120.0,
-        record_events: Callable[[Sequence[Event]], list[Event]] | None = None,
+        event_log: EventLog | None = None,
         publish_events: Callable[[Sequence[Event]], None] | None = None,
+        commit_started: Callable[[], None] | None = None,
+        policy: str | None = None,
         layer_limits: LayerLimits = DEFAULT_LIMITS,
         allow_special_files: bool = False,
     ) -> None:
         self.layout = StoreLayout(root)
+        self.policy = policy
         self.layer_limits = layer_limits
         self.allow_special_files = allow_special_files
-        self._record_events = record_events
+        self._event_log = event_log
         self._publish_events = publish_events
+        self._commit_started = commit_started
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
         self._writer = anyio.Lock()
         self._state = StoreState()
@@ -217,10 +232,13 @@ class Store:
                     await run_to_completion(self._recover, handle)
                 raise
             if txn.dirty or txn.events:
+                announced = bool(txn.events) and self._commit_started is not None
+                if announced and self._commit_started is not None:
+                    self._commit_started()
                 try:
                     await run_to_completion(self._commit, handle, txn)
                 finally:
-                    if txn.recorded and self._publish_events is not None:
+                    if (announced or txn.recorded) and self._publish_events is not None:
                         self._publish_events(txn.recorded)
 
     async def purge_containers(
@@ -327,15 +345,20 @@ class Store:
         intents = sorted(layout.journal.glob("intent-*.json"))
         if intents:
             # Container data was being deleted when a process died: finish the job.
+            removed: list[Event] = []
             for intent in intents:
                 try:
                     ids = json.loads(intent.read_bytes()).get("containers", [])
                 except ValueError:
                     ids = []
                 for container_id in ids:
-                    state.containers.pop(container_id, None)
+                    record = state.containers.pop(container_id, None)
+                    if record is not None:
+                        removed.append(_recovered_removal(record))
             handle.new_token()  # before the metadata changes, as every writer does
             atomic_write(layout.images_json, state.to_bytes())
+            if removed and self._event_log is not None:
+                self._event_log.append(removed)
             for intent in intents:
                 intent.unlink()
         for directory in layout.containers.iterdir() if layout.containers.is_dir() else ():
@@ -346,10 +369,11 @@ class Store:
         journals = sorted(layout.journal.glob("*.json"))
         for journal in journals:
             try:
-                candidates = json.loads(journal.read_bytes()).get("blobs", [])
+                doc = json.loads(journal.read_bytes())
             except ValueError:
-                candidates = []
-            self._delete_unreferenced(state, candidates)
+                doc = {}
+            self._append_journal_events(doc)
+            self._delete_unreferenced(state, doc.get("blobs", []))
         # Every commit writes a journal first, so a commit that died between images.json
         # and index.json left one: only then can index.json disagree with the metadata.
         changed = bool(intents or journals)
@@ -377,21 +401,40 @@ class Store:
                 with contextlib.suppress(FileNotFoundError, ValueError):
                     self.layout.blob_path(digest).unlink()
 
+    def _prepare(self, txn: Transaction) -> PreparedEvents | None:
+        """The commit's events stamped as the log's next records (policy and options of
+        the transaction added), or None when there are none."""
+        if not txn.events or self._event_log is None:
+            return None
+        policy = txn.policy or self.policy
+        options = txn.options
+        events = [
+            e if e.policy is not None else replace(e, policy=policy, options=e.options or options)
+            for e in txn.events
+        ]
+        return self._event_log.prepare(events)
+
     def _commit(self, handle: LockHandle, txn: Transaction) -> None:
+        prepared = self._prepare(txn)
         if not txn.dirty:
             # Events only (a save, a tag of a name the image has): the metadata is unchanged,
             # so no journal and no new change token.
-            if txn.events and self._record_events is not None:
-                txn.recorded = self._record_events(txn.events)
+            if prepared is not None and self._event_log is not None:
+                txn.recorded = self._event_log.write(prepared)
             return
         layout = self.layout
         candidates = set(txn.added_blobs)
         for record in txn.removed:
             candidates.update(record.blob_digests())
-        # The journal names the blobs the commit adds or may free; it also tells the next
-        # open that this commit may have died between images.json and index.json.
-        journal = layout.journal / f"{secrets.token_hex(8)}.json"
-        atomic_write(journal, json.dumps({"blobs": sorted(candidates)}).encode())
+        # The journal names the blobs the commit adds or may free and holds its events; it
+        # also tells the next open that this commit may have died between images.json and
+        # the event log or index.json.
+        commit_id = secrets.token_hex(8)
+        journal = layout.journal / f"{commit_id}.json"
+        doc: dict[str, object] = {"blobs": sorted(candidates), "commit": commit_id}
+        if prepared is not None:
+            doc.update(events=prepared.data.decode(), base_seq=prepared.base_seq)
+        atomic_write(journal, json.dumps(doc, ensure_ascii=False).encode())
         crashpoint("commit:journal")
         try:
             if txn.added_blobs:
@@ -408,13 +451,13 @@ class Store:
             if txn.added_containers:
                 fsync_dir(layout.containers)
             self._token = handle.new_token()
-            if txn.dirty:
-                atomic_write(layout.images_json, txn.state.to_bytes())
+            atomic_write(layout.images_json, txn.state.to_bytes(commit=commit_id))
             self._state = txn.state
             for intent in txn.intents:
                 intent.unlink(missing_ok=True)
-            if txn.events and self._record_events is not None:
-                txn.recorded = self._record_events(txn.events)
+            crashpoint("commit:state")
+            if prepared is not None and self._event_log is not None:
+                txn.recorded = self._event_log.write(prepared)
             crashpoint("commit:metadata")
             atomic_write(layout.index_json, render_index(txn.state))
             crashpoint("commit:index")
@@ -430,3 +473,31 @@ class Store:
                 self._recover(handle)
             raise
         journal.unlink()
+
+    def _append_journal_events(self, journal: dict[str, object]) -> None:
+        """Append the events of a commit that died after replacing images.json and before
+        its events were in the log (nothing when images.json is not its state, or when the
+        log already goes past where the commit found it)."""
+        lines, base_seq = journal.get("events"), journal.get("base_seq")
+        if self._event_log is None or not isinstance(lines, str) or not isinstance(base_seq, int):
+            return
+        try:
+            committed = json.loads(self.layout.images_json.read_bytes()).get("commit")
+        except (FileNotFoundError, ValueError, AttributeError):
+            return
+        if committed != journal.get("commit") or self._event_log.last_seq() != base_seq:
+            return
+        self._event_log.write(PreparedEvents.from_lines(lines.encode(), base_seq))
+
+
+def _recovered_removal(record: ContainerRecord) -> Event:
+    """The event of a container whose removal a crash interrupted and recovery finished."""
+    image = record.runtime.image_name if record.runtime else record.image_id
+    return Event(
+        EventKind.REMOVED,
+        "container",
+        record.id,
+        record.name,
+        attributes={"image": image, "external": str(record.runtime is None).lower()},
+        options={"reason": "recovery"},
+    )

@@ -37,8 +37,9 @@ def at(second: int) -> datetime:
 SEEDED = [
     Event(EventKind.TAGGED, "image", IMAGE, "localhost/app:1", time=at(1)),
     Event(EventKind.UNTAGGED, "image", IMAGE, "localhost/app:1", time=at(2)),
-    Event(EventKind.DELETED, "image", IMAGE, time=at(3)),
-    Event(EventKind.REMOVED, "image", IMAGE, "app:1", time=at(4)),
+    # podman's rmi: the removal, and the marker podman's output shows as its remove.
+    Event(EventKind.DELETED, "image", IMAGE, time=at(3), policy="podman"),
+    Event(EventKind.REMOVED, "image", IMAGE, "app:1", time=at(4), policy="podman"),
     Event(
         EventKind.CREATED,
         "container",
@@ -75,15 +76,16 @@ def seeded(store: Path) -> Path:
     return store
 
 
-def test_default_text_under_libpod_lists_every_event(seeded: Path) -> None:
+def test_default_text_under_libpod_lists_every_event_after_its_seq(seeded: Path) -> None:
     result = aiopod_events(seeded, "--stream=false")
     assert result.returncode == 0, result.stderr
+    # The canonical vocabulary: a deletion is a remove; podman's marker is rmi.
     assert result.stdout.splitlines() == [
-        f"2026-01-01 00:00:01.5 +0000 UTC image tag {IMAGE} localhost/app:1",
-        f"2026-01-01 00:00:02.5 +0000 UTC image untag {IMAGE} localhost/app:1",
-        f"2026-01-01 00:00:03.5 +0000 UTC image delete {IMAGE} ",
-        f"2026-01-01 00:00:04.5 +0000 UTC image remove {IMAGE} app:1",
-        f"2026-01-01 00:00:05.5 +0000 UTC container create {CONTAINER} "
+        f"1 2026-01-01 00:00:01.5 +0000 UTC image tag {IMAGE} localhost/app:1",
+        f"2 2026-01-01 00:00:02.5 +0000 UTC image untag {IMAGE} localhost/app:1",
+        f"3 2026-01-01 00:00:03.5 +0000 UTC image remove {IMAGE} ",
+        f"4 2026-01-01 00:00:04.5 +0000 UTC image rmi {IMAGE} app:1",
+        f"5 2026-01-01 00:00:05.5 +0000 UTC container create {CONTAINER} "
         "(image=localhost/app:1, name=web, tier=front)",
     ]
 
@@ -94,7 +96,7 @@ def test_default_text_under_podman_skips_what_podman_does_not_log(seeded: Path) 
     assert [line.split()[5] for line in result.stdout.splitlines()] == [
         "tag",
         "untag",
-        "remove",
+        "remove",  # podman's marker (the Deleted written under podman is not podman's)
         "create",
     ]
 
@@ -102,7 +104,8 @@ def test_default_text_under_podman_skips_what_podman_does_not_log(seeded: Path) 
 def test_no_trunc_false_shortens_ids(seeded: Path) -> None:
     result = aiopod_events(seeded, "--stream=false", "--no-trunc=false", "--filter", "event=tag")
     assert (
-        result.stdout == f"2026-01-01 00:00:01.5 +0000 UTC image tag {IMAGE[:12]} localhost/app:1\n"
+        result.stdout
+        == f"1 2026-01-01 00:00:01.5 +0000 UTC image tag {IMAGE[:12]} localhost/app:1\n"
     )
 
 
@@ -110,14 +113,19 @@ def test_json_under_libpod_is_aiopods_shape_with_seq(seeded: Path) -> None:
     result = aiopod_events(seeded, "--stream=false", "--format", "json")
     docs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [d["seq"] for d in docs] == [1, 2, 3, 4, 5]
+    actor = docs[0].pop("actor")
+    assert set(actor) == {"uid", "gid", "pid", "started", "command", "host"}
     assert docs[0] == {
         "seq": 1,
+        "action": "tag",
         "kind": "Tagged",
         "type": "image",
         "id": IMAGE,
         "name": "localhost/app:1",
+        "names": [],
         "time": "2026-01-01T00:00:01.5Z",
         "attributes": {},
+        "prev": "0" * 64,
     }
 
 
@@ -168,8 +176,8 @@ def test_go_templates(seeded: Path) -> None:
     assert result.stdout.splitlines() == [
         "tag localhost/app:1 1",
         "untag localhost/app:1 2",
-        "delete  3",
-        "remove app:1 4",
+        "remove  3",
+        "rmi app:1 4",
     ]
     result = aiopod_events(
         seeded, "--stream=false", "--format", "{{json .}}", "-f", "event=tag", policy="podman"
@@ -177,7 +185,7 @@ def test_go_templates(seeded: Path) -> None:
     assert json.loads(result.stdout)["Status"] == "tag"
     bad = aiopod_events(seeded, "--stream=false", "--format", "{{range .}}")
     assert bad.returncode == 125
-    assert bad.stderr.startswith("Error: invalid --format")
+    assert bad.stderr == "Error: template: events:1: unexpected EOF\n"
 
 
 def test_filters_or_within_a_key_and_across_keys(seeded: Path) -> None:
@@ -187,10 +195,10 @@ def test_filters_or_within_a_key_and_across_keys(seeded: Path) -> None:
         return result.stdout.splitlines()
 
     assert statuses("--filter", "event=untag") == ["untag"]
-    assert statuses("--filter", "event=untag", "--filter", "event=Deleted") == ["untag", "delete"]
+    assert statuses("--filter", "event=untag", "--filter", "event=Deleted") == ["untag", "remove"]
     assert statuses("--filter", "type=container") == ["create"]
     assert statuses("--filter", "type=image", "--filter", "event=create") == []
-    assert statuses("--filter", "image=app:1") == ["tag", "untag", "remove"]
+    assert statuses("--filter", "image=app:1") == ["tag", "untag", "rmi"]
     assert statuses("--filter", "container=web") == ["create"]
     assert statuses("-f", "label=tier=front") == ["create"]
 
@@ -354,3 +362,30 @@ def test_what_the_runtime_did_is_listed_in_podmans_json(store: Path, tmp_path: P
         ("untag", "localhost/app:2"),
     ]
     assert all(list(d)[-4:] == ["Status", "Time", "Type", "Attributes"] for d in docs)
+
+
+def test_events_verify_reports_the_first_tampered_record_and_exits_1(seeded: Path) -> None:
+    ok = aiopod_events(seeded, "verify")
+    assert (ok.returncode, ok.stdout) == (
+        0,
+        "event log verified: 5 records, seq 1 to 5, hash chain intact\n",
+    )
+    log = seeded / "aiopod" / "events.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join([lines[0], lines[1].replace(b"app:1", b"app:2"), *lines[2:]]))
+    bad = aiopod_events(seeded, "verify")
+    assert bad.returncode == 1
+    assert bad.stderr == (
+        "Error: edited record: events.jsonl:2: record seq 2 was changed: its line is not "
+        "the one record seq 3 names as its predecessor\n"
+    )
+    assert aiopod_events(seeded, "verify", "--since", "3").returncode == 0
+    check = subprocess.run(
+        [sys.executable, "-m", "aiopod", "--root", str(seeded), "system", "check"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert check.returncode == 1
+    assert "problem: event log: edited record: events.jsonl:2: record seq 2" in check.stdout

@@ -25,17 +25,18 @@ from aiopod import Runtime, UsageError
 from aiopod.events import Event, EventFilter, EventKind, EventLog, parse_filters, parse_time
 from aiopod.events.filters import parse_duration
 from aiopod.events.formats import (
+    encode_native,
     event_from_native_json,
     format_docker_text,
     format_go_time,
     format_podman_text,
     format_rfc3339_nano,
     go_json,
-    render_template,
     to_docker_json,
     to_native_json,
     to_podman_json,
 )
+from aiopod.events.model import Actor
 
 IMAGE = "2e607dd71aaed9c7d6e1e8eff74c6a139627fe0fdd6e3305f42f8295c64d2bae"
 CONTAINER = "fb663f068b8f6a5d0fb1b9f5e808c22ec9aa82d23cb269b2aa2851a6d85677df"
@@ -170,10 +171,12 @@ def test_native_json_round_trips() -> None:
     doc = to_native_json(event)
     assert doc == {
         "seq": 7,
+        "action": "create",
         "kind": "Created",
         "type": "container",
         "id": CONTAINER,
         "name": "c1",
+        "names": [],
         "time": "2026-11-28T04:46:20.494876Z",
         "attributes": {"image": "localhost/imp1:latest", "a": "b"},
     }
@@ -308,10 +311,23 @@ def test_podman_text_is_podmans_line(key: str, utc_zone: None) -> None:
 
 
 @pytest.mark.parametrize("kind", [EventKind.DELETED, EventKind.PRUNED])
-def test_deletions_and_prunes_have_no_podman_event(kind: EventKind) -> None:
-    event = Event(kind, "image", IMAGE)
+def test_deletions_under_podman_and_prunes_have_no_podman_event(kind: EventKind) -> None:
+    event = Event(kind, "image", IMAGE, policy="podman")
     assert to_podman_json(event) is None
     assert format_podman_text(event) is None
+
+
+def test_a_deletion_under_another_policy_is_podmans_remove(utc_zone: None) -> None:
+    moment = when("2026-11-28T04:45:54.58381629Z")
+    event = Event(EventKind.DELETED, "image", IMAGE, "localhost/a:1", time=moment, policy="libpod")
+    assert to_podman_json(event) == {
+        "ID": IMAGE,
+        "Name": "localhost/a:1",
+        "Status": "remove",
+        "Time": "2026-11-28T04:45:54.583816Z",
+        "Type": "image",
+        "Attributes": None,
+    }
 
 
 def test_an_import_is_podmans_tag_of_the_given_name(utc_zone: None) -> None:
@@ -425,18 +441,6 @@ def test_go_json_escapes_like_go() -> None:
     assert go_json({"a": "<b>&é\u2028"}) == '{"a":"\\u003cb\\u003e\\u0026é\\u2028"}'
 
 
-def test_templates() -> None:
-    fields = {"Status": "tag", "Name": "", "Attributes": {"b": "2", "a": "1"}, "Actor": {"ID": "x"}}
-    assert render_template("{{.Status}} {{ .Name }}|", fields) == "tag |"
-    assert render_template("{{.Attributes}} {{.Actor.ID}} {{.Nope}}", fields) == (
-        "map[a:1 b:2] x <no value>"
-    )
-    assert render_template("{{json .Attributes}}", fields) == '{"b":"2","a":"1"}'
-    assert render_template("{{json .}}", fields, json_root={"k": 1}) == '{"k":1}'
-    with pytest.raises(ValueError):
-        render_template("{{range .}}", fields)
-
-
 # -- filters ---------------------------------------------------------------------------------
 
 T = datetime(2026, 11, 28, 4, 0, 0, tzinfo=UTC)
@@ -466,7 +470,10 @@ def kept(*filters: str) -> list[int]:
 def test_event_filter_accepts_podman_docker_and_aiopod_spellings() -> None:
     assert kept("event=tag") == [1]
     assert kept("event=untag", "event=tag") == [1, 2]  # OR within a key
-    assert kept("event=remove") == [3, 6]
+    # remove is the canonical action of a deletion (4), whatever policy wrote it; podman's
+    # per-reference marker (3) is rmi.
+    assert kept("event=remove") == [4, 6]
+    assert kept("event=rmi") == [3]
     assert kept("event=remove", "type=container") == [6]  # AND across keys
     assert kept("event=Untagged") == [2]
     assert kept("event=untagged") == [2]
@@ -612,3 +619,31 @@ def test_tag_and_untag_events_match_real_podman(podman: Podman, tmp_path: Path) 
         assert re.fullmatch(r"[0-9a-f]{64}", doc["ID"])
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", doc["Time"])
         assert doc["Attributes"] is None
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        Event(EventKind.TAGGED, "image", IMAGE, 'localhost/ünï:"q"\\<&>', seq=3),
+        Event(
+            EventKind.DELETED,
+            "image",
+            IMAGE,
+            None,
+            time=datetime(2026, 1, 1, tzinfo=UTC),
+            seq=9,
+            started=datetime(2025, 12, 31, 23, 59, 59, 5, tzinfo=UTC),
+            names=("a:1", "b\n:2"),
+            digest="sha256:" + "d" * 64,
+            policy="podman",
+            options={"force": "true", "reason": "rmi"},
+            actor=Actor(0, 0, 1, None, 'aiopod rmi "x"', "h\u2028"),
+            prev="e" * 64,
+        ),
+        Event(EventKind.CREATED, "container", CONTAINER, "c", attributes={"k\t": "v\u0001"}),
+    ],
+)
+def test_the_log_s_fast_encoding_is_json_dumps_of_the_native_shape(event: Event) -> None:
+    expected = json.dumps(to_native_json(event), ensure_ascii=False, separators=(",", ":"))
+    assert encode_native(event) == expected
+    assert event_from_native_json(json.loads(expected)) == event

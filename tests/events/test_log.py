@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -18,10 +19,12 @@ import pytest
 from peers import aiopod_env
 
 from aiopod.events import Event, EventFilter, EventKind, EventLog
-from aiopod.events.log import EVENTS_FILE
+from aiopod.events.log import EVENTS_FILE, GENESIS, Retention
+from aiopod.events.model import Actor
 
 IMAGE = "a" * 64
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+ACTOR = Actor(1000, 1000, 42, datetime(2026, 1, 2, tzinfo=UTC), "aiopod rmi a", "box")
 
 
 def event(i: int, kind: EventKind = EventKind.TAGGED, *, when: datetime | None = None) -> Event:
@@ -59,35 +62,55 @@ def test_append_numbers_events_consecutively_and_returns_them(path: Path) -> Non
     first = log.append([event(1), event(2)])
     second = log.append([event(3)])
     assert [e.seq for e in first + second] == [1, 2, 3]
-    assert first[0] == dataclasses.replace(event(1), seq=1)
+    assert first[0] == dataclasses.replace(event(1), seq=1, actor=log.actor, prev=GENESIS)
     assert log.append([]) == []
     assert list(log.read()) == first + second
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_each_line_is_one_native_json_object(path: Path) -> None:
-    EventLog(path).append([event(1), Event(EventKind.DELETED, "image", IMAGE, time=T0)])
+def test_each_line_is_one_native_json_object_chained_to_the_one_before(path: Path) -> None:
+    log = EventLog(path, actor=ACTOR)
+    log.append([event(1), Event(EventKind.DELETED, "image", IMAGE, time=T0, names=("a:1",))])
     lines = path.read_bytes().splitlines()
+    actor = {
+        "uid": 1000,
+        "gid": 1000,
+        "pid": 42,
+        "started": "2026-01-02T00:00:00+00:00",
+        "command": "aiopod rmi a",
+        "host": "box",
+    }
     assert [json.loads(line) for line in lines] == [
         {
             "seq": 1,
+            "action": "tag",
             "kind": "Tagged",
             "type": "image",
             "id": IMAGE,
             "name": "localhost/app:1",
+            "names": [],
             "time": "2026-01-02T03:04:06.123456Z",
             "attributes": {},
+            "actor": actor,
+            "prev": GENESIS,
         },
         {
             "seq": 2,
+            "action": "remove",
             "kind": "Deleted",
             "type": "image",
             "id": IMAGE,
             "name": None,
-            "time": "2026-01-02T03:04:05.123456Z",
+            "names": ["a:1"],
+            # Never earlier than the record before it; when it was made is kept.
+            "time": "2026-01-02T03:04:06.123456Z",
+            "started": "2026-01-02T03:04:05.123456Z",
             "attributes": {},
+            "actor": actor,
+            "prev": hashlib.sha256(lines[0]).hexdigest(),
         },
     ]
+    assert log.head() == (2, hashlib.sha256(lines[1]).hexdigest())
 
 
 def test_seq_continues_across_log_objects_and_processes(path: Path) -> None:
@@ -113,7 +136,9 @@ def test_a_partly_written_last_line_is_skipped_and_the_next_append_starts_a_new_
     appended = EventLog(path).append([event(3)])
     assert [e.seq for e in appended] == [2]
     assert [e.seq for e in log.read()] == [1, 2]
-    assert path.read_bytes().count(b"\n") == 3
+    # The torn line is cut off, so the chain stays whole.
+    assert path.read_bytes().count(b"\n") == 2
+    assert b'"im\n' not in path.read_bytes()
 
 
 def test_lines_that_are_not_events_are_skipped(path: Path) -> None:
@@ -140,23 +165,62 @@ def test_the_last_seq_of_a_large_log_is_read_from_its_tail(path: Path) -> None:
     assert time.perf_counter() - started < 0.05
 
 
-def test_rotation_keeps_one_old_file_and_seq_continues(path: Path) -> None:
+def test_rotation_seals_segments_and_seq_and_chain_continue(path: Path) -> None:
     log = EventLog(path, max_bytes=4096)
     for i in range(200):
         log.append([event(i)])
-    rotated = path.with_name(EVENTS_FILE + ".1")
-    assert rotated.exists()
-    assert path.stat().st_size <= 4096
-    assert rotated.stat().st_size <= 4096
-    assert sorted(p.name for p in path.parent.iterdir()) == [EVENTS_FILE, EVENTS_FILE + ".1"]
-    read = [e.seq for e in log.read()]
-    assert read == list(range(read[0], 201))  # contiguous up to the newest
-    assert read[0] > 1  # the oldest are gone
+    segments = log.segments()
+    assert len(segments) > 3
+    assert [s.path.name for s in segments[:-1]] == [
+        f"events.{s.first:016d}.jsonl" for s in segments[:-1]
+    ]
+    assert segments[0].first == 1
+    assert all(s.path.stat().st_size <= 4096 for s in segments)
+    assert [e.seq for e in log.read()] == list(range(1, 201))  # nothing is lost
+    previous = GENESIS
+    for segment in segments:
+        for line in segment.path.read_bytes().splitlines():
+            assert json.loads(line)["prev"] == previous
+            previous = hashlib.sha256(line).hexdigest()
+
+
+def test_retention_prunes_old_segments_and_leaves_a_checkpoint(path: Path) -> None:
+    log = EventLog(path, max_bytes=4096, retention=Retention(segments=2))
+    for i in range(200):
+        log.append([event(i)])
+    sealed = log.segments()[:-1]
+    assert len(sealed) == 2
+    first_kept = sealed[0].first
+    assert first_kept is not None and first_kept > 1
+    checkpoint = log.checkpoint()
+    assert checkpoint is not None
+    assert checkpoint.first_seq == first_kept
+    first_line = sealed[0].path.read_bytes().split(b"\n", 1)[0]
+    assert checkpoint.prev == json.loads(first_line)["prev"]
+    assert [e.seq for e in log.read()] == list(range(first_kept, 201))
+
+
+def test_retention_by_bytes_and_by_age(path: Path) -> None:
+    by_size = EventLog(path, max_bytes=4096, retention=Retention(bytes=9000))
+    for i in range(200):
+        by_size.append([event(i)])
+    assert sum(s.path.stat().st_size for s in by_size.segments()[:-1]) <= 9000
+    old = path.parent / "old" / EVENTS_FILE
+    by_age = EventLog(old, max_bytes=4096, retention=Retention(age=timedelta(hours=1)))
+    for i in range(30):
+        by_age.append([event(i)])
+    for segment in by_age.segments()[:-1]:
+        os.utime(segment.path, (time.time() - 7200, time.time() - 7200))
+    for i in range(30, 60):
+        by_age.append([event(i)])
+    checkpoint = by_age.checkpoint()
+    assert checkpoint is not None
+    assert next(e.seq for e in by_age.read()) == checkpoint.first_seq
 
 
 def test_seq_continues_after_a_rotation_left_the_live_file_empty(path: Path) -> None:
     EventLog(path).append([event(1), event(2)])
-    os.replace(path, path.with_name(EVENTS_FILE + ".1"))
+    os.replace(path, path.with_name("events.0000000000000001.jsonl"))
     path.touch()
     assert EventLog(path).last_seq() == 2
     assert [e.seq for e in EventLog(path).append([event(3)])] == [3]
@@ -295,18 +359,26 @@ async def test_follow_can_be_cancelled_while_polling(path: Path, anyio_backend: 
 
 
 def test_a_follower_that_misses_two_rotations_still_reads_every_event(path: Path) -> None:
-    from aiopod.events.log import _Tail
-
     log = EventLog(path, max_bytes=2048)
     log.append([event(1)])
-    tail = _Tail(log, 0)
-    try:
-        assert [e.seq for e in tail.poll()] == [1]
-        for i in range(2, 30):  # ~12 events a file: two rotations before the next poll
-            log.append([event(i)])
-        seen: list[int] = []
-        while batch := tail.poll():
-            seen.extend(e.seq for e in batch)
-    finally:
-        tail.close()
+    batch, cursor = log.cursor().scan()
+    assert [e.seq for e in batch] == [1]
+    for i in range(2, 30):  # ~5 events a file: rotations before the next scan
+        log.append([event(i)])
+    seen: list[int] = []
+    while True:
+        batch, cursor = cursor.scan()
+        if not batch:
+            break
+        seen.extend(e.seq for e in batch)
     assert seen == list(range(2, 30))
+
+
+def test_a_cursor_is_a_value_a_dropped_scan_moves_nothing(path: Path) -> None:
+    log = EventLog(path)
+    log.append([event(1), event(2)])
+    cursor = log.cursor()
+    first, _ = cursor.scan()
+    again, after = cursor.scan()
+    assert first == again
+    assert after.scan() == ([], after)

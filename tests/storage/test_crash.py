@@ -34,7 +34,8 @@ from imagefactory import (
 )
 from peers import aiopod, aiopod_env
 
-from aiopod import CheckReport, Runtime
+from aiopod import CheckReport, EventLog, Runtime
+from aiopod.events.verify import verify_log
 from aiopod.storage.crashpoints import CRASH_POINTS
 
 T = TypeVar("T")
@@ -45,9 +46,16 @@ BASE = make_image("localhost/base:1", seed="base")
 CHILD = child_image(BASE, "localhost/child:1", files={"usr/child": b"child"})
 
 #: The points of the store's commit, in the order a commit passes them.
-COMMIT_POINTS = ("commit:journal", "commit:blobs", "commit:metadata", "commit:index", "commit:gc")
+COMMIT_POINTS = (
+    "commit:journal",
+    "commit:blobs",
+    "commit:state",
+    "commit:metadata",
+    "commit:index",
+    "commit:gc",
+)
 #: Points a commit passes only after ``images.json`` was replaced: the new state wins.
-AFTER_METADATA = {"commit:metadata", "commit:index", "commit:gc"}
+AFTER_METADATA = {"commit:state", "commit:metadata", "commit:index", "commit:gc"}
 
 
 def with_runtime(root: Path, func: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -108,7 +116,7 @@ SCENARIOS = {
         archive=(),
         args=("untag", APP.id),  # every name: running it again is a no-op, not an error
         # No blob is added or freed, so there is nothing to move in and nothing to collect.
-        reached=frozenset({"commit:journal", "commit:metadata", "commit:index"}),
+        reached=frozenset({"commit:journal", "commit:state", "commit:metadata", "commit:index"}),
     ),
     "load-sharing-layers": Scenario(
         initial=(BASE, OTHER),
@@ -146,19 +154,34 @@ def run_operation(
     )
 
 
-_models: dict[str, tuple[StoreModel, StoreModel]] = {}
+Logged = list[tuple[str, str, str | None]]
 
 
-def old_and_new(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreModel, ...]:
-    """The models of the scenario's store before and after an uninterrupted operation."""
+def events_of(root: Path) -> Logged:
+    """What the store's event log says happened (action, ID, name), after checking that
+    its chain is whole."""
+    log = EventLog.for_store(root)
+    assert verify_log(log).ok
+    return [(e.action, e.id, e.name) for e in log.read()]
+
+
+_models: dict[str, tuple[StoreModel, StoreModel, Logged, Logged]] = {}
+
+
+def old_and_new(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[StoreModel, StoreModel, Logged, Logged]:
+    """The models (and event logs) of the scenario's store before and after an
+    uninterrupted operation."""
     if name not in _models:
         base = tmp_path_factory.mktemp(f"reference-{name}")
         scenario = SCENARIOS[name]
         _, archive = prepare(base / "store", scenario, base / "work")
-        before = model_of(base / "store")
+        before, logged_before = model_of(base / "store"), events_of(base / "store")
         with_runtime(base / "store", lambda rt: scenario.apply(rt, archive))
-        _models[name] = (before, model_of(base / "store"))
-        assert _models[name][0] != _models[name][1]
+        after, logged_after = model_of(base / "store"), events_of(base / "store")
+        _models[name] = (before, after, logged_before, logged_after)
+        assert before != after and logged_before != logged_after
     return _models[name]
 
 
@@ -168,7 +191,7 @@ def test_a_crash_at_any_point_leaves_the_old_or_the_new_store(
     operation: str, point: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     scenario = SCENARIOS[operation]
-    old, new = old_and_new(operation, tmp_path_factory)
+    old, new, logged_old, logged_new = old_and_new(operation, tmp_path_factory)
     root = tmp_path / "store"
     args, archive = prepare(root, scenario, tmp_path / "work")
 
@@ -181,10 +204,12 @@ def test_a_crash_at_any_point_leaves_the_old_or_the_new_store(
     report = check(root)  # reopening recovers first
     assert report.problems == []
     model = model_of(root)
+    # The log and the store agree: the operation's events are logged exactly when its
+    # change is the state (recovery appends them from the journal if the crash came first).
     if point in AFTER_METADATA or point not in scenario.reached:
-        assert model == new
+        assert (model, events_of(root)) == (new, logged_new)
     else:
-        assert model == old
+        assert (model, events_of(root)) == (old, logged_old)
     assert list((root / "aiopod" / "tmp").iterdir()) == []
     assert list((root / "aiopod" / "journal").iterdir()) == []
 

@@ -1,0 +1,151 @@
+"""``--format`` Go templates of ``events``, ``images``, ``ps`` and ``inspect``, against podman.
+
+The same images are loaded into podman 4.3 (``file`` events backend, a private store) and
+into aiopod (``--policy podman``); the same commands change both; then each template is
+run by both and the outputs (stdout, stderr, exit status) must be equal, apart from what
+cannot be (times, container IDs), which the templates leave out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from imagefactory import make_image, write_docker_archive
+from peers import Podman, aiopod_env
+
+pytestmark = pytest.mark.peer("podman")
+
+
+@dataclass
+class Pair:
+    podman: Podman
+    store: Path
+    since: str
+
+    def both(self, *args: str) -> tuple[subprocess.CompletedProcess[str], ...]:
+        cmd = [sys.executable, "-m", "aiopod", "--root", str(self.store), "--policy", "podman"]
+        ours = subprocess.run(
+            [*cmd, *args], capture_output=True, text=True, env=aiopod_env(), timeout=60
+        )
+        return self.podman(*args, check=False), ours
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    base = tmp_path_factory.mktemp("templates")
+    archive = write_docker_archive(
+        base / "images.tar",
+        [make_image("localhost/app:1", seed="tpl-app"), make_image("localhost/base:1", seed="tpl")],
+    )
+    podman = Podman.create(base / "podman", events_backend="file")
+    pair = Pair(podman, base / "aiopod", "")
+    try:
+        for setup in (("load", "-i", str(archive)), ("create", "--name", "c1", "app:1", "true")):
+            for proc in pair.both(*setup):
+                assert proc.returncode == 0, (setup, proc.stderr)
+        time.sleep(1.1)  # podman's create logs a pull: the events compared come after it
+        pair.since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        time.sleep(1.1)
+        for change in (("tag", "app:1", "app:2", "quay.io/x/app:3"), ("rmi", "app:2")):
+            for proc in pair.both(*change):
+                assert proc.returncode == 0, (change, proc.stderr)
+        yield pair
+    finally:
+        podman.cleanup()
+
+
+def same(pair: Pair, *args: str) -> None:
+    theirs, ours = pair.both(*args)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    )
+
+
+EVENT_TEMPLATES = [
+    "{{.Status}} {{.Name}} {{.Type}} {{.ID}}",
+    '{{if eq .Status "tag"}}T {{.Name}}{{else}}other {{.Status}}{{end}}',
+    '{{printf "%s/%v|%-6s|" .Status .Type .Status}} {{len .Name}} {{.Attributes}}',
+    "{{json .Attributes}} {{json .Name}}",
+    '{{range $i, $p := split .Name "/"}}{{$i}}={{$p}};{{end}}',
+    "{{upper .Name}} {{truncate .ID 5}} {{title .Name}} {{lower .Name}}",
+    "{{- .Name -}}  {{/* a comment */}} {{with .Name}}[{{.}}]{{else}}none{{end}}",
+    '{{$n := .Name}}{{$n}} {{index (split $n ":") 0}} {{not .Name}} {{or .Image "-"}}',
+    "{{.Foo}}",
+    "{{.Name.Foo}}",
+    "{{lower .Type}}",
+    "{{range .}}",
+    "{{.Status",
+    "{{nope 1}}",
+]
+
+
+@pytest.mark.parametrize("template", EVENT_TEMPLATES)
+def test_events_templates_print_what_podman_prints(pair: Pair, template: str) -> None:
+    same(pair, "events", "--stream=false", "--since", pair.since, "--format", template)
+
+
+def test_events_json_template_is_podmans_shape(pair: Pair) -> None:
+    args = ("events", "--stream=false", "--since", pair.since, "--format", "{{json .}}")
+    theirs, ours = pair.both(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+
+    def shape(text: str) -> list[list[tuple[str, object]]]:
+        docs = [json.loads(line) for line in text.splitlines()]
+        keep = [d for d in docs if d["Type"] == "image"]  # container IDs differ
+        return [[(k, v) for k, v in d.items() if k != "Time"] for d in keep]
+
+    assert shape(ours.stdout) == shape(theirs.stdout)
+    assert shape(ours.stdout)  # not vacuous
+
+
+IMAGE_TEMPLATES = [
+    "{{.Repository}}:{{.Tag}} {{.ID}} {{json .Names}}",
+    '{{range .Names}}[{{.}}]{{end}} {{len .Names}} {{.ReadOnly}} {{if eq .Tag "1"}}one{{end}}',
+    '{{printf "%-12s|" .Tag}} {{upper .Repository}} {{.Containers | printf "%v"}}',
+    "{{.Labels}} {{json .Labels}}",
+    "{{.Foo}}",
+    "{{range .}}",
+]
+
+
+@pytest.mark.parametrize("template", IMAGE_TEMPLATES)
+def test_images_templates_print_what_podman_prints(pair: Pair, template: str) -> None:
+    theirs, ours = pair.both("images", "--format", template)
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr)
+    assert sorted(ours.stdout.splitlines()) == sorted(theirs.stdout.splitlines())
+
+
+PS_TEMPLATES = [
+    "{{.Names}} {{.Image}} {{.Status}} {{.State}} {{.Command}}",
+    "{{.Labels}} {{json .Labels}} {{.Mounts}} {{.Pod}}|{{.Ports}}|",
+    "{{.Foo}}",
+]
+
+
+@pytest.mark.parametrize("template", PS_TEMPLATES)
+def test_ps_templates_print_what_podman_prints(pair: Pair, template: str) -> None:
+    same(pair, "ps", "-a", "--format", template)
+
+
+INSPECT_TEMPLATES = [
+    "{{.Id}} {{json .RepoTags}} {{range .RepoTags}}[{{.}}]{{end}} {{len .RepoTags}}",
+    "{{.Foo}}",
+]
+
+
+@pytest.mark.parametrize("command", ["image inspect", "inspect"])
+@pytest.mark.parametrize("template", INSPECT_TEMPLATES)
+def test_inspect_templates_print_what_podman_prints(
+    pair: Pair, command: str, template: str
+) -> None:
+    same(pair, *command.split(), "--format", template, "app:1")
