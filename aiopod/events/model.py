@@ -22,7 +22,7 @@ import enum
 import os
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -163,13 +163,38 @@ def _process_start(pid: int) -> datetime | None:
     return datetime.fromtimestamp(boot, UTC) + timedelta(seconds=seconds)
 
 
+#: Options whose value is a secret: the command line an event records shows ``***`` instead.
+SECRET_OPTIONS = ("--creds", "--password", "--cred", "-p")
+
+
+def redact_command_line(args: Sequence[str]) -> list[str]:
+    """*args* with the values of :data:`SECRET_OPTIONS` replaced by ``***`` (``--creds
+    USER:PASS``, ``--creds=USER:PASS``, ``-p PASS``, ``-pPASS``)."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+        elif arg in SECRET_OPTIONS:
+            shown.append(arg)
+            hide_next = True
+        elif arg.startswith(tuple(f"{o}=" for o in SECRET_OPTIONS if o.startswith("--"))):
+            shown.append(arg.split("=", 1)[0] + "=***")
+        elif arg.startswith("-p") and not arg.startswith("--"):
+            shown.append("-p***")
+        else:
+            shown.append(arg)
+    return shown
+
+
 def _command_line(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            parts = f.read().split(b"\0")
+            parts = [p.decode(errors="replace") for p in f.read().split(b"\0") if p]
     except OSError:
-        return " ".join(sys.argv)
-    return " ".join(p.decode(errors="replace") for p in parts if p)
+        parts = list(sys.argv)
+    return " ".join(redact_command_line(parts))
 
 
 @cache

@@ -20,7 +20,7 @@ from peers import aiopod_env
 
 from aiopod.events import Event, EventFilter, EventKind, EventLog
 from aiopod.events.log import EVENTS_FILE, GENESIS, Retention
-from aiopod.events.model import Actor
+from aiopod.events.model import Actor, redact_command_line
 
 IMAGE = "a" * 64
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -382,3 +382,25 @@ def test_a_cursor_is_a_value_a_dropped_scan_moves_nothing(path: Path) -> None:
     again, after = cursor.scan()
     assert first == again
     assert after.scan() == ([], after)
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["aiopod", "pull", "--creds", "u:pw", "x"], ["aiopod", "pull", "--creds", "***", "x"]),
+        (["aiopod", "push", "--creds=u:pw", "x"], ["aiopod", "push", "--creds=***", "x"]),
+        (
+            ["aiopod", "login", "-p", "pw", "-u", "u", "r"],
+            ["aiopod", "login", "-p", "***", "-u", "u", "r"],
+        ),
+        (["aiopod", "login", "-ppw", "r"], ["aiopod", "login", "-p***", "r"]),
+        (
+            ["aiopod", "login", "--password-stdin", "r"],
+            ["aiopod", "login", "--password-stdin", "r"],
+        ),
+    ],
+)
+def test_the_recorded_command_line_never_holds_a_password(
+    args: list[str], shown: list[str]
+) -> None:
+    assert redact_command_line(args) == shown
