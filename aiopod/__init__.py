@@ -66,6 +66,7 @@ from aiopod.errors import (
     StoreError as StoreError,
     StoreLockTimeout as StoreLockTimeout,
     TagNotKnown as TagNotKnown,
+    TemplateError as TemplateError,
     TLSVerificationFailed as TLSVerificationFailed,
     TooManySymlinks as TooManySymlinks,
     UnsafeLayer as UnsafeLayer,
@@ -392,6 +393,7 @@ __all__ = (
     "TooManySymlinks",
     "UnsafeLayer",
     "UnsupportedManifest",
+    "TemplateError",
     "UsageError",
     "UserLookupError",
 )

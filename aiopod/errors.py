@@ -33,6 +33,7 @@ knowing aiopod's names::
     │   │   ├── UserLookupError         USER names a user or group the image lacks
     │   │   ├── AccountFileError        the image's /etc/passwd or /etc/group is unusable
     │   │   ├── UsageError              a command or call was given wrong arguments
+    │   │   │   └── TemplateError       a --format Go template is malformed or wrong
     │   │   ├── ConfigurationError      registries.conf, an auth file or certs.d is wrong
     │   │   └── ShortNameNotResolved    a short name and no unqualified-search registries
     │   ├── StoreError              the store cannot be used as it is
@@ -145,6 +146,7 @@ __all__ = (
     "StoreLockTimeout",
     "TLSVerificationFailed",
     "TagNotKnown",
+    "TemplateError",
     "TooManySymlinks",
     "UnsafeLayer",
     "UnsupportedManifest",
@@ -357,6 +359,13 @@ class AccountFileError(InvalidInputError):
 class UsageError(InvalidInputError):
     """A command or API call was given arguments it does not accept; the message says
     which and what it takes instead."""
+
+
+class TemplateError(UsageError):
+    """A ``--format`` Go template cannot be parsed, or names a field the printed object
+    does not have; the message is Go's (``template: images:1:13: executing "images" at
+    <.Foo>: can't evaluate field Foo in type images.imageReporter``): fix the template.
+    """
 
 
 class ConfigurationError(InvalidInputError):

@@ -42,6 +42,7 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.UserLookupError('user: unknown user error looking up user "x"', which="uid"), 125),
     (api.AccountFileError("/etc/passwd in the image is not a regular file"), 125),
     (api.UsageError("x"), 125),
+    (api.TemplateError("template: events:1: unexpected EOF"), 125),
     (api.StoreError("x"), 125),
     (api.StoreCorrupted("x"), 125),
     (api.StoreLockTimeout("x"), 125),

@@ -50,6 +50,7 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "UserLookupError": (aiopod.InvalidInputError, ValueError),
     "AccountFileError": (aiopod.InvalidInputError, ValueError),
     "UsageError": (aiopod.InvalidInputError, ValueError),
+    "TemplateError": (aiopod.UsageError,),
     "ConfigurationError": (aiopod.InvalidInputError, ValueError),
     "ShortNameNotResolved": (aiopod.InvalidInputError, ValueError),
     "RegistryError": (aiopod.AiopodError,),

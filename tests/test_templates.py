@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiopod.cli.templates import GoNilMap, GoString, GoStruct, TemplateError, parse, render_list
+from aiopod.cli.templates import GoNilMap, GoString, GoStruct, parse, render_list
+from aiopod.errors import TemplateError
 
 ROW = GoStruct(
     "images.imageReporter",

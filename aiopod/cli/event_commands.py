@@ -37,11 +37,10 @@ from aiopod.cli.templates import (
     GoNilMap,
     GoString,
     GoStruct,
-    TemplateError,
     parse as parse_template,
 )
 from aiopod.cli.usage import no_args
-from aiopod.errors import AiopodError, UsageError
+from aiopod.errors import AiopodError, TemplateError
 from aiopod.events.filters import parse_filters, podman_event_values
 from aiopod.events.formats import (
     INTERNAL_ATTRIBUTES,
@@ -143,7 +142,7 @@ def _docker_fields(event: Event) -> GoStruct | None:
 def event_renderer(policy: str, fmt: str | None, *, truncate: bool = False) -> Renderer:
     """The function that turns an event into its output line (None: print nothing).
 
-    :raises ~aiopod.cli.templates.TemplateError: *fmt* is not a template (at once), or,
+    :raises ~aiopod.errors.TemplateError: *fmt* is not a template (at once), or,
         from the renderer, an event lacks a field the template names (as podman, only
         when an event is printed).
     """
@@ -275,10 +274,7 @@ def _verify(ctx: CliContext, action: str, since: str | None) -> None:
 
 
 def _emit(render: Renderer, event: Event) -> None:
-    try:
-        line = render(event)
-    except TemplateError as exc:
-        raise UsageError(str(exc)) from None
+    line = render(event)
     if line is not None:
         sys.stdout.write(line + "\n")
 

@@ -39,7 +39,8 @@ def print_template(text: str, rows: Sequence[Any], name: str, *, prefix: str = "
     import click
 
     from aiopod.cli.app import fail
-    from aiopod.cli.templates import TemplateError, render_list
+    from aiopod.cli.templates import render_list
+    from aiopod.errors import TemplateError
 
     try:
         click.echo(render_list(text, rows, name), nl=False)

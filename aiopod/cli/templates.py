@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from aiopod.errors import TemplateError
+
 __all__ = (
     "FUNCTIONS",
     "GoNilMap",
@@ -47,10 +49,6 @@ __all__ = (
     "parse",
     "render_list",
 )
-
-
-class TemplateError(ValueError):
-    """A template that cannot be parsed or executed; ``str()`` is Go's message."""
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,16 @@
 Internal: not part of the public API (use what :mod:`aiopod` exports); its modules may
 change without notice.
 
-* :mod:`aiopod.events.model` — the :class:`Event` record and its :class:`EventKind`;
-* :mod:`aiopod.events.bus` — :class:`EventBus`, bounded per-subscriber buffers with
-  :class:`Lagged` markers instead of stalls (``rt.events``);
-* :mod:`aiopod.events.log` — :class:`EventLog`, the store's ``aiopod/events.jsonl``,
-  shared by every process using the store;
+* :mod:`aiopod.events.model` — the :class:`Event` record, its :class:`EventKind`, its
+  canonical action and its :class:`~aiopod.events.model.Actor`;
+* :mod:`aiopod.events.bus` — :class:`EventBus`, the in-process fast path: bounded
+  per-subscriber buffers with :class:`Lagged` markers instead of stalls;
+* :mod:`aiopod.events.log` — :class:`EventLog`, the store's hash-chained
+  ``aiopod/events.jsonl`` and its segments, shared by every process using the store;
+* :mod:`aiopod.events.stream` — :class:`~aiopod.events.stream.EventStream`
+  (``rt.events``): every process's events, in ``seq`` order, for subscribers;
+* :mod:`aiopod.events.watch` — waking followers when the log changes (inotify or a poll);
+* :mod:`aiopod.events.verify` — checking the log's chain (``events verify``);
 * :mod:`aiopod.events.filters` — podman's ``--filter``/``--since``/``--until``;
 * :mod:`aiopod.events.formats` — aiopod's, podman's and Docker's JSON and text shapes.
 """
