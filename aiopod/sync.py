@@ -372,6 +372,8 @@ class Runtime(_View[_runtime.Runtime]):
         max_layer_size: int = DEFAULT_MAX_LAYER_SIZE,
         max_layer_ratio: float | None = DEFAULT_MAX_LAYER_RATIO,
         allow_special_files: bool = False,
+        caller: str | None = None,
+        event_retention: log.Retention | None = None,
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: dict[str, Any] | None = None,
     ) -> None:
@@ -384,6 +386,8 @@ class Runtime(_View[_runtime.Runtime]):
             max_layer_size=max_layer_size,
             max_layer_ratio=max_layer_ratio,
             allow_special_files=allow_special_files,
+            caller=caller,
+            event_retention=event_retention,
         )
         self._link = _Link()
         self._backend = backend
