@@ -6,7 +6,8 @@ top-level ``await`` and awaited on the test's event loop, and its ``sh`` blocks'
 that call ``aiopod`` in a shell, at the same point of the page.  Everything happens in
 a temporary directory that holds what the examples name (``app.tar``, a docker-archive
 of ``localhost/app:1``; ``rootfs.tar``; a build context ``ctx``), with ``HOME`` and
-``AIOPOD_ROOT`` there too and every ``/tmp/`` path of an example moved into it.
+``AIOPOD_ROOT`` there too, the ``aiopod`` command of this Python on ``PATH``, and every
+``/tmp/`` path of an example moved into it.
 
 A page can say more about a block with an HTML comment just before it (invisible on
 GitHub and on the site), ``<!-- snippet: WORD reason -->``:
@@ -48,6 +49,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BASE = make_image("localhost/base:1", seed="docs-base")
 APP = child_image(BASE, "localhost/app:1", files={"app/main": b"print('hi')\n"})
 
+_TMP = re.compile(r"(?<![\w.])/tmp/")
 _BLOCK = re.compile(
     r"(?:<!--\s*snippet:\s*(?P<word>\w+)(?P<reason>[^>]*)-->\s*\n)?"
     r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<code>.*?)^```\s*$",
@@ -118,7 +120,7 @@ async def run_cell(snippet: Snippet, source: str, namespace: dict[str, Any]) -> 
 
 
 async def run_shell(snippet: Snippet, command: str, work: Path, env: dict[str, str]) -> None:
-    argv = shlex.split(command)
+    argv = shlex.split(_TMP.sub(f"{work}/tmp/", command))
     result = await anyio.run_process(argv, cwd=work, env=env, check=False)
     assert result.returncode == 0, (
         f"{snippet.page.name}:{snippet.line}: {command!r} exited {result.returncode}\n"
@@ -138,8 +140,9 @@ async def test_every_example_of_the_page_runs_as_written(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AIOPOD_ROOT", str(tmp_path / "default-store"))
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    path = os.environ.get("PATH", "")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{path}")  # aiopod
     env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
 
     namespace: dict[str, Any] = {"__name__": "__main__"}
     ran = 0
@@ -148,7 +151,7 @@ async def test_every_example_of_the_page_runs_as_written(
             if snippet.mark == "skip":
                 continue
             if snippet.lang == "python":
-                source = snippet.code.replace('"/tmp/', f'"{work}/tmp/')
+                source = _TMP.sub(f"{work}/tmp/", snippet.code)
                 await run_cell(snippet, source, namespace)
                 ran += 1
             elif snippet.lang == "sh":
