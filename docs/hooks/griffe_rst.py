@@ -5,7 +5,8 @@ blocks; the site renders Markdown.  Before mkdocstrings renders a docstring this
   cross-reference to the target (an *optional* one: a target the site does not document,
   such as an internal module, stays plain code, never a broken link or a warning);
 * a literal block (a paragraph ending in ``::`` and the indented lines after it) into a
-  fenced code block.
+  fenced code block;
+* ``:raises ~x.y.Error:`` into ``:raises x.y.Error:`` (the short form is Sphinx's).
 
 The docstrings themselves do not change (they read well in ``help()`` and editors).
 """
@@ -85,5 +86,5 @@ class RestructuredText(griffe.Extension):
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is None:
             return
-        value = _literal_blocks(obj.docstring.value)
+        value = _literal_blocks(obj.docstring.value).replace(":raises ~", ":raises ")
         obj.docstring.value = _ROLE.sub(lambda m: _reference(m, obj), value)
