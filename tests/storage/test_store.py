@@ -22,8 +22,8 @@ import pytest
 from imagefactory import index_refs, load_images, make_image, write_docker_archive
 from peers import aiopod_env, aiopod_ok
 
-import aiopod.storage.store as store_module
 import aiopod
+import aiopod.storage.store as store_module
 from aiopod import Runtime, StoreLockTimeout
 from aiopod.cli.exit_codes import exit_code_of
 from aiopod.storage import fsutil
