@@ -20,7 +20,7 @@ Commit protocol (referents before referrers; metadata is the truth)
     says: blobs it does not reference are deleted, the journal's events are appended if
     ``images.json`` is the commit's, ``index.json`` is re-rendered.
 
-Outcomes (docs/design/commit-points.md)
+Outcomes (docs/design/commit-points.md; the labels below are its rules)
     Every operation that changes the store (tag, untag, rmi, load, import, pull, a build's
     commit, container create and remove, prune) is one transaction, and its commit point
     is the rename that puts its ``images.json`` in place.  A failure before it (a full
@@ -30,7 +30,7 @@ Outcomes (docs/design/commit-points.md)
     fails next: steps 4-7 that fail leave the journal, are reported as a
     :class:`~aiopod.errors.CommitUnfinished` warning, and are finished by the next
     commit or open.  Whether ``images.json`` is the commit's is read back from the file
-    (its ``commit`` field), never assumed from where an error came from.
+    (its ``commit`` field), never assumed from where an error came from (CP1-CP4).
 
 Unfinished work and reading
     Opening runs recovery, but a recovery that cannot write (a full disk) does not stop
@@ -38,7 +38,7 @@ Unfinished work and reading
     so reading (``images``, ``inspect``, ``save``) needs nothing from the journal; the
     open warns and the work is finished later.  Before a commit, the journal of an
     unfinished one gets its events appended (so that the log stays in commit order);
-    if even that cannot be written the new commit fails before its commit point.
+    if even that cannot be written the new commit fails before its commit point (CP5, CP6).
 
 Removal on a full disk
     The store keeps a reserve file (``aiopod/reserve``, at least 1 MiB and twice the
@@ -48,7 +48,7 @@ Removal on a full disk
     deletes gives the room back, and the reserve is re-allocated after a commit whenever
     it fits.  Freeing first by deleting blobs before the metadata no longer names them
     would break "referents before referrers" (a crash would leave images without their
-    blobs), hence a reserve rather than a different order.
+    blobs), hence a reserve rather than a different order (CP20-CP23).
 
 Cancellation
     Waiting for a lock is cancellable.  A commit, once begun, runs to its end in a
@@ -580,7 +580,15 @@ class Store:
         what fails after it is left to recovery and listed in ``txn.unfinished``."""
         if txn.frees_space:
             self._release_reserve()
-        self._finish_pending(handle)
+        try:
+            self._finish_pending(handle)
+        except StorageFull as exc:
+            if txn.dirty:
+                raise
+            # Events only: the operation has happened; its events cannot go before the
+            # unfinished commit's, so they are not recorded (CP7).
+            txn.unfinished.append(f"its events could not be recorded ({_reason(exc)})")
+            return
         prepared = self._prepare(txn)
         if not txn.dirty:
             # Events only (a save, a tag of a name the image has): the metadata is unchanged,

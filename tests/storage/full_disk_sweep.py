@@ -57,6 +57,8 @@ APP = make_image(
 VICTIM = make_image(
     "localhost/victim:1", seed="sweep-victim", layers=[{"big": os.urandom(64 << 10)}]
 )
+#: Used by the container "held": removed by ``rmi -f`` (container and image) or ``rm``.
+HELD = make_image("localhost/held:1", seed="sweep-held", layers=[{"held": os.urandom(32 << 10)}])
 NEW = make_image("localhost/new:1", seed="sweep-new", layers=[{"etc/new": b"n" * 6000}])
 
 
@@ -211,6 +213,19 @@ def api_ops(work: Path) -> dict[str, tuple[Call, Callable[[dict[str, Any]], bool
         if report.exit_code != 0:
             raise report.errors[0] if report.errors else RuntimeError(report)
 
+    async def rmi_force(rt: aiopod.Runtime) -> None:
+        report = await rt.remove_images(["localhost/held:1"], force=True)
+        if report.exit_code != 0:
+            raise report.errors[0] if report.errors else RuntimeError(report)
+
+    async def rm(rt: aiopod.Runtime) -> None:
+        report = await rt.remove_containers(["held"])
+        if report.exit_code != 0:
+            raise report.errors[0] if report.errors else RuntimeError(report)
+
+    def no_held(fp: dict[str, Any]) -> bool:
+        return not any(name == "held" for _, name in fp["containers"])
+
     async def load(rt: aiopod.Runtime) -> None:
         await rt.load(archive)
 
@@ -224,6 +239,8 @@ def api_ops(work: Path) -> dict[str, tuple[Call, Callable[[dict[str, Any]], bool
         "tag": (tag, lambda fp: "localhost/app:new" in names_of(fp)),
         "untag": (untag, lambda fp: "localhost/app:2" not in names_of(fp)),
         "rmi": (rmi, lambda fp: "localhost/victim:1" not in names_of(fp)),
+        "rmi-f": (rmi_force, lambda fp: no_held(fp) and "localhost/held:1" not in names_of(fp)),
+        "rm": (rm, no_held),
         "load": (load, lambda fp: "localhost/new:1" in names_of(fp)),
         "create": (create, lambda fp: any(name == "sweep" for _, name in fp["containers"])),
         "build": (build, lambda fp: "localhost/built:1" in names_of(fp)),
@@ -234,6 +251,8 @@ CLI_OPS: dict[str, list[str]] = {
     "tag": ["tag", "localhost/app:1", "localhost/app:new"],
     "untag": ["untag", "localhost/app:1", "localhost/app:2"],
     "rmi": ["rmi", "localhost/victim:1"],
+    "rmi-f": ["rmi", "-f", "localhost/held:1"],
+    "rm": ["rm", "held"],
 }
 
 
@@ -326,7 +345,8 @@ def make_template(work: Path) -> Path:
 
     async def main() -> None:
         async with aiopod.Runtime(template) as rt:
-            await rt.load(write_docker_archive(work / "base.tar", [APP, VICTIM]))
+            await rt.load(write_docker_archive(work / "base.tar", [APP, VICTIM, HELD]))
+            await rt.create_container("localhost/held:1", name="held")
 
     anyio.run(main)
     write_docker_archive(work / "new.tar", [NEW])
@@ -391,8 +411,8 @@ def main() -> None:
     parser.add_argument("--mount", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
-    parser.add_argument("--ops", default="tag,untag,rmi,load,create,build")
-    parser.add_argument("--cli-ops", default="tag,untag,rmi")
+    parser.add_argument("--ops", default="tag,untag,rmi,rmi-f,rm,load,create,build")
+    parser.add_argument("--cli-ops", default="tag,untag,rmi,rmi-f,rm")
     args = parser.parse_args()
     mount: Path = args.mount
     mount.mkdir(parents=True, exist_ok=True)
