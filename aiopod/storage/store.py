@@ -245,7 +245,13 @@ class Store:
             except StorageFull as exc:
                 self._token = None
                 await self._refresh(handle)
-                _warn_unfinished([f"recovery of earlier work could not finish ({_reason(exc)})"])
+                warnings.warn(
+                    CommitUnfinished(
+                        f"recovery of earlier work could not finish ({_reason(exc)}): the "
+                        "store reads as committed; the next aiopod command with room finishes it"
+                    ),
+                    stacklevel=2,
+                )
 
     # -- reading -------------------------------------------------------------------------
 
