@@ -160,9 +160,17 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     """Print a warning as podman prints its own: ``WARNING: message`` on stderr (a change
-    that was made but left a step to recovery, :class:`~aiopod.errors.CommitUnfinished`)."""
+    that was made but left a step to recovery, :class:`~aiopod.errors.CommitUnfinished`),
+    each text once (a command that opens the store twice meets the same one twice)."""
+    text = f"WARNING: {message}"
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
     with contextlib.suppress(OSError):
-        click.echo(f"WARNING: {message}", err=True)
+        click.echo(text, err=True)
+
+
+_SHOWN: set[str] = set()
 
 
 class _Stopped(Exception):
