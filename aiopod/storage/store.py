@@ -135,8 +135,11 @@ class Transaction:
 
     @property
     def operation(self) -> str:
-        """What the transaction does, for messages: its first event's verb (``tag``,
-        ``untag``, ``remove``, ``load``, ...), else ``commit``."""
+        """What the transaction does, for messages: the removal's command (``rmi``,
+        ``rm``, ``prune``, as its events record it), else its first event's verb (``tag``,
+        ``untag``, ``load``, ...), else ``commit``."""
+        if reason := self.options.get("reason"):
+            return reason
         return self.events[0].action if self.events else "commit"
 
     @property

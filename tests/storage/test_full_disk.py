@@ -182,3 +182,24 @@ async def test_a_full_disk_while_staging_is_storage_full_naming_the_file(
         assert await rt.images() == []
         [loaded] = await rt.load(archive)
         assert loaded.id == APP.id
+
+
+async def test_a_removal_that_cannot_commit_raises_storage_full_and_changes_nothing(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two = make_image("localhost/two:1", "localhost/two:2", seed="full-two")
+    async with Runtime(store) as rt:
+        [image] = await load_images(rt, tmp_path, two)
+        monkeypatch.setattr(store_module, "atomic_write", _full_on({"images.json"}))
+        with pytest.raises(StorageFull) as caught:
+            await rt.remove_images(["localhost/two:2"])  # an untag: it frees nothing
+        monkeypatch.undo()
+        assert caught.value.operation == "rmi"
+        assert str(caught.value).startswith("rmi: no space left on device writing ")
+        assert sorted((await rt.get_image(image.id)).names) == [
+            "localhost/two:1",
+            "localhost/two:2",
+        ]
+        assert not list((store / "aiopod" / "journal").iterdir())
+        assert {e.action for e in rt.event_log.read()} == {"load"}
+        assert (await rt.check()).ok
