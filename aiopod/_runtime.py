@@ -117,6 +117,16 @@ class Runtime(Displayable):
         all); a pruned prefix leaves a checkpoint.
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
+
+    Every call that changes the store (tag, untag, remove_images, prune_images, load,
+    import_image, pull, build, create_container, remove_containers) commits through the
+    replacement of the store's metadata, its commit point (``docs/design/commit-points.md``,
+    CP10-CP18; a forced removal's containers and a build's ``layers`` images commit on
+    their own, CP12 and CP14): a change whose commit raised,
+    :class:`~aiopod.errors.StorageFull` for a full disk included, is not in the store; a
+    call that returns has made its change, and warns
+    (:class:`~aiopod.errors.CommitUnfinished`) when a later step was left to recovery.
+    Removals work on a full disk; reading works on a store with unfinished work.
     """
 
     def __init__(

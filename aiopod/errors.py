@@ -38,7 +38,8 @@ knowing aiopod's names::
     │   │   └── ShortNameNotResolved    a short name and no unqualified-search registries
     │   ├── StoreError              the store cannot be used as it is
     │   │   ├── StoreCorrupted          its metadata cannot be read
-    │   │   └── StoreLockTimeout        (also TimeoutError) another process holds its lock
+    │   │   ├── StoreLockTimeout        (also TimeoutError) another process holds its lock
+    │   │   └── StorageFull             (also OSError) no space left (ENOSPC, EDQUOT)
     │   ├── RegistryError           a registry could not be used
     │   │   ├── RegistryUnreachable     (also ConnectionError) no connection to it
     │   │   │   └── TLSVerificationFailed   its certificate was not trusted
@@ -50,9 +51,11 @@ knowing aiopod's names::
     │   ├── BuildError              a build step failed
     │   ├── RuntimeStopped          the runtime was used after it was closed
     │   └── BlockingCallInEventLoop (also RuntimeError) aiopod.sync called in an event loop
-    └── OSError
-        ├── TooManySymlinks         (ELOOP) a path inside a root loops through symlinks
-        └── PathTooDeep             (ENAMETOOLONG) a path inside a root is too deep
+    ├── OSError
+    │   ├── TooManySymlinks         (ELOOP) a path inside a root loops through symlinks
+    │   └── PathTooDeep             (ENAMETOOLONG) a path inside a root is too deep
+    └── UserWarning
+        └── CommitUnfinished        a change was made; a later step of it is pending
 
 Where a class sits, and why:
 
@@ -112,6 +115,7 @@ __all__ = (
     "AuthenticationFailed",
     "BlockingCallInEventLoop",
     "BuildError",
+    "CommitUnfinished",
     "ConfigurationError",
     "ConflictError",
     "ContainerNotKnown",
@@ -141,6 +145,7 @@ __all__ = (
     "RegistryUnreachable",
     "RuntimeStopped",
     "ShortNameNotResolved",
+    "StorageFull",
     "StoreCorrupted",
     "StoreError",
     "StoreLockTimeout",
@@ -459,6 +464,33 @@ class StoreLockTimeout(StoreError, TimeoutError):
     ``lock_timeout``."""
 
 
+class StorageFull(StoreError, OSError):
+    """The file system of the store (or of a file aiopod writes for it) is full, or the
+    user's disk quota is used up (``ENOSPC``, ``EDQUOT``): the operation did not happen and
+    the store is as it was.  Free space (``aiopod rmi``, ``aiopod rm`` and ``aiopod image
+    prune`` work on a full disk) or raise the quota, then run the operation again.
+
+    ``path`` is the file that could not be written, ``operation`` what was being done
+    (``tag``, ``remove``, ``load``, ...); ``errno`` is the kernel's, as for the
+    :class:`OSError` it also is.
+    """
+
+    def __init__(self, path: str, operation: str, *, errno: int | None = None) -> None:
+        self.path = path
+        self.operation = operation
+        errno = 28 if errno is None else errno  # ENOSPC unless EDQUOT (122) was met
+        reason = "disk quota exceeded" if errno == 122 else "no space left on device"
+        super().__init__(
+            errno,
+            f"{operation}: {reason} writing {path}; the store is unchanged: free space "
+            "(aiopod rmi, aiopod rm and aiopod image prune work on a full disk) and try again",
+        )
+        self.filename = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 # -- builds and the runtime -----------------------------------------------------------------
 
 
@@ -526,3 +558,16 @@ class TooManySymlinks(OSError):
 class PathTooDeep(OSError):
     """A path inside a root file system has more components than allowed (``errno`` is
     ``ENAMETOOLONG``, ``filename`` the component); use a shallower path."""
+
+
+# -- warnings -------------------------------------------------------------------------------
+
+
+class CommitUnfinished(UserWarning):
+    """A change was made (its commit point, the replacement of the store's metadata, was
+    passed) but a step after it failed, most often for want of space: rendering
+    ``index.json``, appending its events to the log, deleting blobs or cleaning up its
+    journal.  The operation's result stands; the next command that opens or changes the
+    store finishes the step (free space if the message says the disk is full).  The
+    command line prints it as ``WARNING: ...`` and exits 0.
+    """

@@ -64,6 +64,8 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "StoreError": (aiopod.AiopodError,),
     "StoreCorrupted": (aiopod.StoreError,),
     "StoreLockTimeout": (aiopod.StoreError, TimeoutError),
+    "StorageFull": (aiopod.StoreError, OSError),
+    "CommitUnfinished": (UserWarning,),
     "BuildError": (aiopod.AiopodError,),
     "RuntimeStopped": (aiopod.AiopodError,),
     "BlockingCallInEventLoop": (aiopod.AiopodError, RuntimeError),
@@ -98,7 +100,7 @@ def test_groups_do_not_overlap_and_only_the_os_errors_are_outside_aiopod_error()
     )
     for name in PLACES:
         cls = getattr(aiopod, name)
-        if name in ("TooManySymlinks", "PathTooDeep"):
+        if name in ("TooManySymlinks", "PathTooDeep", "CommitUnfinished"):
             assert not issubclass(cls, aiopod.AiopodError)
             continue
         assert issubclass(cls, aiopod.AiopodError), name

@@ -71,12 +71,14 @@ from aiopod.errors import (
     ExpansionError,
     ImageNotKnown,
     InvalidReference,
+    StorageFull,
 )
 from aiopod.events.model import Event
 from aiopod.removal.executor import execute_plan
 from aiopod.removal.plan import RemovalOptions
 from aiopod.removal.podman import plan_podman
 from aiopod.storage.applier import apply_layer
+from aiopod.storage.fsutil import disk_errors
 from aiopod.storage.ingest import StagedBlob, StagingArea
 from aiopod.storage.layer_check import LayerLimits
 from aiopod.storage.lookup import lookup_image
@@ -312,7 +314,8 @@ class _Build:
     async def run(self) -> BuildResult:
         """Build, then report :class:`BuildFinished`; the reporter is closed either way."""
         try:
-            result = await self._build()
+            with disk_errors("build", self._store.root):  # a full disk: StorageFull
+                result = await self._build()
             names = tuple(result.image.names) if self._options.tags else ()
             await self._reporter.send(BuildFinished(result.image.id, names))
         except anyio.get_cancelled_exc_class():
@@ -483,7 +486,7 @@ class _Build:
             await self._dispatch(run, instruction, global_args)
         except ExpansionError as exc:
             raise DockerfileError(str(exc), path=self._path, line=instruction.line) from None
-        except DockerfileError:
+        except (DockerfileError, StorageFull):
             raise
         except AiopodError as exc:  # a hostile archive, a user not found, ...
             if isinstance(exc, BuildError) and str(exc).startswith("building at STEP"):

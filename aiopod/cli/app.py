@@ -24,6 +24,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -33,7 +34,7 @@ import click
 
 from aiopod.cli.exit_codes import OTHER_ERROR, exit_code_of
 from aiopod.cli.usage import CommandLineError, PodmanCommand, scan
-from aiopod.errors import AiopodError
+from aiopod.errors import AiopodError, CommitUnfinished
 
 if TYPE_CHECKING:
     from aiopod import Runtime
@@ -150,6 +151,28 @@ def fail(message: str, code: int = OTHER_ERROR) -> NoReturn:
     sys.exit(code)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Print a warning as podman prints its own: ``WARNING: message`` on stderr (a change
+    that was made but left a step to recovery, :class:`~aiopod.errors.CommitUnfinished`),
+    each text once (a command that opens the store twice meets the same one twice)."""
+    text = f"WARNING: {message}"
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
+    with contextlib.suppress(OSError):
+        click.echo(text, err=True)
+
+
+_SHOWN: set[str] = set()
+
+
 class _Stopped(Exception):
     """A stop signal cancelled the command's call."""
 
@@ -216,7 +239,10 @@ def run(
             return await func(rt)
 
     try:
-        return anyio.run(_until_stopped, body)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CommitUnfinished)
+            warnings.showwarning = _show_warning
+            return anyio.run(_until_stopped, body)
     except _Stopped as stop:
         if ends_on_signal:
             sys.exit(0)

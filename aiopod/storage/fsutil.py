@@ -7,16 +7,22 @@ Every function here blocks; async callers run them in a worker thread
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from aiopod.errors import StorageFull
 
 __all__ = (
     "PRIVATE_DIR_MODE",
     "atomic_write",
+    "disk_errors",
     "fsync_dir",
+    "is_disk_full",
     "make_private_dir",
     "remove_tree",
 )
@@ -37,9 +43,16 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
     """Replace *path* with *data* atomically: temp file, fsync, rename, fsync of the directory.
 
     A reader sees either the old or the new content, never a mix; a crash leaves at most a
-    ``.tmp-*`` file that the store removes when it is next opened.
+    ``.tmp-*`` file that the store removes when it is next opened.  A full disk raises
+    :class:`~aiopod.errors.StorageFull` (operation ``writing NAME``) and leaves *path* as
+    it was; the caller that knows the operation may re-raise it with its own name.
     """
     target = Path(path)
+    with disk_errors(f"writing {target.name}", target):
+        _atomic_write(target, data, durable=durable)
+
+
+def _atomic_write(target: Path, data: bytes, *, durable: bool) -> None:
     tmp = target.with_name(f".tmp-{target.name}-{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
@@ -63,6 +76,36 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
         raise
     if durable:
         fsync_dir(target.parent)
+
+
+#: The errors of a file system that has no room left: the device, or the user's quota.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether *exc* says the file system (or the quota) has no room left."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+@contextlib.contextmanager
+def disk_errors(operation: str, path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a full disk (``ENOSPC``, ``EDQUOT``) met in the block into
+    :class:`~aiopod.errors.StorageFull` naming *operation* and the file (the error's own
+    ``filename`` when it has one, else *path*).  A :class:`StorageFull` raised inside
+    keeps its own path and operation; every other error passes unchanged.
+
+    This is how the store's file-writing layer (:func:`atomic_write`, staging areas,
+    unpacking) reports a full disk, so that no raw :class:`OSError` for it reaches a caller.
+    """
+    try:
+        yield
+    except StorageFull:
+        raise
+    except OSError as exc:
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        where = exc.filename if exc.filename is not None else os.fspath(path)
+        raise StorageFull(os.fspath(where), operation, errno=exc.errno) from exc
 
 
 def make_private_dir(path: str | os.PathLike[str]) -> Path:

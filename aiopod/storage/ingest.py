@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from aiopod.errors import DigestMismatch, LimitExceeded, UnsafeLayer
+from aiopod.errors import DigestMismatch, LimitExceeded, StorageFull, UnsafeLayer
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.compression import (
     detect_compression,
     open_decompressed,
     size_limit_exceeded,
 )
-from aiopod.storage.fsutil import make_private_dir, remove_tree
+from aiopod.storage.fsutil import disk_errors, make_private_dir, remove_tree
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits, scan_layer
 
 __all__ = ("CHUNK", "StagedBlob", "StagingArea", "recover_stale_staging")
@@ -190,7 +190,13 @@ class StagingArea:
 
     @classmethod
     def create(cls, tmp_root: Path, limits: LayerLimits = DEFAULT_LIMITS) -> StagingArea:
-        """Make a new staging area under *tmp_root* and lock it."""
+        """Make a new staging area under *tmp_root* and lock it (a full disk raises
+        :class:`~aiopod.errors.StorageFull`)."""
+        with disk_errors("making a staging area", tmp_root):
+            return cls._create(tmp_root, limits)
+
+    @classmethod
+    def _create(cls, tmp_root: Path, limits: LayerLimits) -> StagingArea:
         make_private_dir(tmp_root)
         name = _STAGE_PREFIX + secrets.token_hex(8)
         # Lock the file under a name recovery ignores, then give it its real name, so that
@@ -230,13 +236,33 @@ class StagingArea:
         :raises ~aiopod.errors.DigestMismatch: the content differs from what was expected.
         :raises ~aiopod.errors.LimitExceeded: more bytes than *max_size* / *max_uncompressed*
             or the layer limits allow; the partial file is removed with the area.
+        :raises ~aiopod.errors.StorageFull: the disk is full (the partial file is removed).
         """
+        tmp = self.new_path(".tmp")
+        try:
+            with disk_errors(f"storing {what or expected_digest or 'a blob'}", tmp):
+                return self._ingest(
+                    src, tmp, max_size, max_uncompressed, expected_digest, expected_size, what
+                )
+        except StorageFull:
+            tmp.unlink(missing_ok=True)  # give back what the partial copy took
+            raise
+
+    def _ingest(
+        self,
+        src: BinaryIO,
+        tmp: Path,
+        max_size: int,
+        max_uncompressed: int,
+        expected_digest: str | None,
+        expected_size: int | None,
+        what: str | None,
+    ) -> StagedBlob:
         if expected_size is not None:
             max_size = min(max_size, expected_size)
         limits = self.limits
         head = src.read(CHUNK)
         compression = detect_compression(head)
-        tmp = self.new_path(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         label = f"layer {what or expected_digest or 'blob'}"
         max_layer = min(max_uncompressed, limits.max_bytes)

@@ -43,6 +43,8 @@ class StoreLayout:
         self.journal = self.meta / "journal"
         self.tmp = self.meta / "tmp"
         self.containers = self.meta / "containers"
+        #: Space held back for removals on a full disk (see :mod:`aiopod.storage.store`).
+        self.reserve = self.meta / "reserve"
         self.index_json = self.root / "index.json"
         self.oci_layout = self.root / "oci-layout"
 

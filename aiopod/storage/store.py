@@ -10,12 +10,45 @@ Locking
 Commit protocol (referents before referrers; metadata is the truth)
     1. a journal record listing every blob the commit adds or may free;
     2. staged blobs renamed into ``blobs/`` (content-addressed, so idempotent);
-    3. a new change token, then ``aiopod/images.json`` replaced atomically;
-    4. ``index.json`` re-rendered from the metadata;
-    5. blobs no image references any more deleted;
-    6. the journal removed.
+    3. a new change token, then ``aiopod/images.json`` replaced atomically -- **the
+       commit point**;
+    4. the commit's events appended to the event log;
+    5. ``index.json`` re-rendered from the metadata;
+    6. blobs no image references any more deleted, removed containers' data deleted;
+    7. the journal removed.
     A crash anywhere leaves a journal; the next open rolls to whatever ``images.json``
-    says: blobs it does not reference are deleted, ``index.json`` is re-rendered.
+    says: blobs it does not reference are deleted, the journal's events are appended if
+    ``images.json`` is the commit's, ``index.json`` is re-rendered.
+
+Outcomes (docs/design/commit-points.md; the labels below are its rules)
+    Every operation that changes the store (tag, untag, rmi, load, import, pull, a build's
+    commit, container create and remove, prune) is one transaction, and its commit point
+    is the rename that puts its ``images.json`` in place.  A failure before it (a full
+    disk included) leaves the store as it was -- the blobs and container directories the
+    commit had moved in are taken out again -- and raises (a full disk as
+    :class:`~aiopod.errors.StorageFull`).  After it the operation has happened, whatever
+    fails next: steps 4-7 that fail leave the journal, are reported as a
+    :class:`~aiopod.errors.CommitUnfinished` warning, and are finished by the next
+    commit or open.  Whether ``images.json`` is the commit's is read back from the file
+    (its ``commit`` field), never assumed from where an error came from (CP1-CP4).
+
+Unfinished work and reading
+    Opening runs recovery, but a recovery that cannot write (a full disk) does not stop
+    the open: ``images.json`` is the committed state, every blob it names is present,
+    so reading (``images``, ``inspect``, ``save``) needs nothing from the journal; the
+    open warns and the work is finished later.  Before a commit, the journal of an
+    unfinished one gets its events appended (so that the log stays in commit order);
+    if even that cannot be written the new commit fails before its commit point (CP5, CP6).
+
+Removal on a full disk
+    The store keeps a reserve file (``aiopod/reserve``, at least 1 MiB and twice the
+    size of the metadata) allocated while there is room.  A commit that only removes
+    (images, containers) deletes the reserve before it writes anything, so that its
+    journal, metadata, events and index fit even when the disk is full; the data it then
+    deletes gives the room back, and the reserve is re-allocated after a commit whenever
+    it fits.  Freeing first by deleting blobs before the metadata no longer names them
+    would break "referents before referrers" (a crash would leave images without their
+    blobs), hence a reserve rather than a different order (CP20-CP23).
 
 Cancellation
     Waiting for a lock is cancellable.  A commit, once begun, runs to its end in a
@@ -32,6 +65,7 @@ import contextlib
 import json
 import os
 import secrets
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -40,12 +74,20 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiopod.errors import CommitUnfinished, StorageFull
 from aiopod.events.log import EventLog, PreparedEvents
 from aiopod.events.model import Event, EventKind
 from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.crashpoints import crashpoint
 from aiopod.storage.digest import is_sha256_hex
-from aiopod.storage.fsutil import atomic_write, fsync_dir, make_private_dir, remove_tree
+from aiopod.storage.fsutil import (
+    atomic_write,
+    disk_errors,
+    fsync_dir,
+    is_disk_full,
+    make_private_dir,
+    remove_tree,
+)
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
@@ -53,7 +95,10 @@ from aiopod.storage.lock import LockHandle, StoreLock
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.threads import run_to_completion
 
-__all__ = ("Store", "Transaction", "default_root")
+__all__ = ("RESERVE_MIN", "Store", "Transaction", "default_root")
+
+#: The least space the store holds back for removals on a full disk (bytes).
+RESERVE_MIN = 1 << 20
 
 
 def default_root() -> Path:
@@ -85,6 +130,24 @@ class Transaction:
         self.options: dict[str, str] = {}
         self.intents: list[Path] = []
         self.dirty = False
+        #: What of the commit is left to recovery (after its commit point), one line each.
+        self.unfinished: list[str] = []
+
+    @property
+    def operation(self) -> str:
+        """What the transaction does, for messages: the removal's command (``rmi``,
+        ``rm``, ``prune``, as its events record it), else its first event's verb (``tag``,
+        ``untag``, ``load``, ...), else ``commit``."""
+        if reason := self.options.get("reason"):
+            return reason
+        return self.events[0].action if self.events else "commit"
+
+    @property
+    def frees_space(self) -> bool:
+        """Whether the commit only removes (images or containers), adding no data: such a
+        commit may use the store's reserve on a full disk."""
+        removes = bool(self.removed or self.removed_containers or self.intents)
+        return removes and not self.added_blobs and not self.added_containers
 
     def put(self, record: ImageRecord) -> None:
         """Add or replace an image record (its names move to it from any other image)."""
@@ -174,11 +237,24 @@ class Store:
     async def open(self) -> None:
         """Create the store if needed, then recover from interrupted work.
 
-        Takes the exclusive lock briefly.  Idempotent.
+        Takes the exclusive lock briefly.  Idempotent.  A recovery that cannot write (the
+        disk is full) warns (:class:`~aiopod.errors.CommitUnfinished`) and leaves the
+        work for later: the store reads as committed meanwhile.
         """
         await anyio.to_thread.run_sync(self._create_dirs)
         async with self._writer, self._lock.hold(exclusive=True) as handle:
-            await run_to_completion(self._recover, handle)
+            try:
+                await run_to_completion(self._recover, handle)
+            except StorageFull as exc:
+                self._token = None
+                await self._refresh(handle)
+                warnings.warn(
+                    CommitUnfinished(
+                        f"recovery of earlier work could not finish ({_reason(exc)}): the "
+                        "store reads as committed; the next aiopod command with room finishes it"
+                    ),
+                    stacklevel=2,
+                )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -228,8 +304,10 @@ class Store:
                 yield txn
             except BaseException:
                 if txn.intents:
-                    # Container data is already gone: roll the intent forward now.
-                    await run_to_completion(self._recover, handle)
+                    # Container data is already gone: roll the intent forward now (on a
+                    # full disk the next open or commit does it).
+                    with contextlib.suppress(StorageFull):
+                        await run_to_completion(self._recover, handle)
                 raise
             if txn.dirty or txn.events:
                 announced = bool(txn.events) and self._commit_started is not None
@@ -237,9 +315,12 @@ class Store:
                     self._commit_started()
                 try:
                     await run_to_completion(self._commit, handle, txn)
+                except StorageFull as exc:
+                    raise StorageFull(exc.path, txn.operation, errno=exc.errno) from exc
                 finally:
                     if (announced or txn.recorded) and self._publish_events is not None:
                         self._publish_events(txn.recorded)
+                _warn_unfinished(txn.unfinished)
 
     async def purge_containers(
         self, txn: Transaction, container_ids: Sequence[str], *, limit: int = 8
@@ -258,7 +339,10 @@ class Store:
         intent = self.layout.journal / f"intent-{secrets.token_hex(8)}.json"
         doc = json.dumps({"containers": list(container_ids)}).encode()
         txn.intents.append(intent)  # first: however the write ends, the intent is recovered
-        await run_to_completion(atomic_write, intent, doc)
+        try:
+            await run_to_completion(self._write_intent, intent, doc)
+        except StorageFull as exc:
+            raise StorageFull(exc.path, "remove", errno=exc.errno) from exc
         crashpoint("purge:intent")
         failures: dict[str, str] = {}
         limiter = anyio.CapacityLimiter(limit)
@@ -299,6 +383,34 @@ class Store:
             await run_to_completion(write)
 
     # -- internals (blocking; run in worker threads) ---------------------------------------
+
+    def _write_intent(self, intent: Path, doc: bytes) -> None:
+        # A removal: the reserve makes room for the intent (and for the commit after it).
+        self._release_reserve()
+        atomic_write(intent, doc)
+
+    def _release_reserve(self) -> None:
+        """Give the reserve's space back to the file system (for a removal)."""
+        self.layout.reserve.unlink(missing_ok=True)
+
+    def _keep_reserve(self, metadata_size: int) -> None:
+        """Allocate the reserve (at least :data:`RESERVE_MIN`, and twice *metadata_size*
+        plus room for a journal and events, in MiB steps) if it is smaller; best-effort:
+        when it does not fit, a later commit tries again."""
+        need = 2 * metadata_size + (256 << 10)
+        want = max(RESERVE_MIN, -(-need // RESERVE_MIN) * RESERVE_MIN)
+        path = self.layout.reserve
+        try:
+            if path.stat().st_size >= want:
+                return
+        except FileNotFoundError:
+            pass
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, want)
+            finally:
+                os.close(fd)
 
     def _purge_container_dir(self, container_id: str) -> None:
         directory = self.container_dir(container_id)
@@ -366,17 +478,38 @@ class Store:
                 remove_tree(directory)  # made or being removed when a process died
         for trash in layout.tmp.glob("trash-*"):
             remove_tree(trash)
-        journals = sorted(layout.journal.glob("*.json"))
+        changed = self._finish_journals(handle, state, self._pending_journals()) or bool(intents)
+        recover_stale_staging(layout.tmp)
+        # A clean open changes nothing, so other processes need not reload.
+        self._token = handle.new_token() if changed else handle.read_token()
+        self._state = state
+
+    def _pending_journals(self) -> list[Path]:
+        """The journals of commits that have not ended (intents excluded)."""
+        return sorted(
+            p for p in self.layout.journal.glob("*.json") if not p.name.startswith("intent-")
+        )
+
+    def _finish_journals(self, handle: LockHandle, state: StoreState, journals: list[Path]) -> bool:
+        """Roll the commits of *journals* to *state* (the metadata as it is): append their
+        events where *state* is theirs, delete the blobs it does not reference, re-render
+        ``index.json``, remove the journals.  Returns whether anything may have changed.
+
+        :raises ~aiopod.errors.StorageFull: a write failed for want of space (the journals
+            that remain are finished later).
+        """
+        layout = self.layout
         for journal in journals:
             try:
                 doc = json.loads(journal.read_bytes())
             except ValueError:
                 doc = {}
-            self._append_journal_events(doc)
+            with disk_errors("recording events", layout.meta / "events.jsonl"):
+                self._append_journal_events(doc)
             self._delete_unreferenced(state, doc.get("blobs", []))
         # Every commit writes a journal first, so a commit that died between images.json
         # and index.json left one: only then can index.json disagree with the metadata.
-        changed = bool(intents or journals)
+        changed = bool(journals)
         if journals or not layout.index_json.exists():
             index = render_index(state)
             try:
@@ -389,10 +522,46 @@ class Store:
                 atomic_write(layout.index_json, index)
         for journal in journals:
             journal.unlink()
-        recover_stale_staging(layout.tmp)
-        # A clean open changes nothing, so other processes need not reload.
-        self._token = handle.new_token() if changed else handle.read_token()
-        self._state = state
+        return changed
+
+    def _finish_pending(self, handle: LockHandle) -> None:
+        """Before a commit: the events of an unfinished commit go to the log first (the
+        log keeps commit order); the rest of its work is tried, and left for later if it
+        cannot be done now.
+
+        :raises ~aiopod.errors.StorageFull: those events cannot be written (nothing of
+            the new commit has happened).
+        """
+        journals = self._pending_journals()
+        if not journals:
+            return
+        for journal in journals:
+            try:
+                doc = json.loads(journal.read_bytes())
+            except (OSError, ValueError):
+                continue
+            with disk_errors("recording events of an earlier change", self.layout.meta):
+                self._append_journal_events(doc)
+        with contextlib.suppress(StorageFull):
+            self._finish_journals(handle, self._state, journals)
+
+    def _committed(self, commit_id: str) -> bool:
+        """Whether ``images.json`` is the one commit *commit_id* wrote (read back)."""
+        try:
+            doc = json.loads(self.layout.images_json.read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(doc, dict) and doc.get("commit") == commit_id
+
+    def _roll_back(self, txn: Transaction, journal: Path) -> None:
+        """Undo what a commit that did not reach its commit point moved into the store:
+        its blobs the metadata does not reference, its container directories, its journal."""
+        state = self._load_state()
+        self._delete_unreferenced(state, txn.added_blobs)
+        for container_id in txn.added_containers:
+            if container_id not in state.containers:
+                remove_tree(self.container_dir(container_id))
+        journal.unlink(missing_ok=True)
 
     def _delete_unreferenced(self, state: StoreState, candidates: Iterable[str]) -> None:
         referenced = state.referenced_blobs()
@@ -415,12 +584,29 @@ class Store:
         return self._event_log.prepare(events)
 
     def _commit(self, handle: LockHandle, txn: Transaction) -> None:
+        """Commit *txn* (see the module docstring: the commit point is the replacement of
+        ``images.json``).  Raises only before the commit point, with the store as it was;
+        what fails after it is left to recovery and listed in ``txn.unfinished``."""
+        if txn.frees_space:
+            self._release_reserve()
+        try:
+            self._finish_pending(handle)
+        except StorageFull as exc:
+            if txn.dirty:
+                raise
+            # Events only: the operation has happened; its events cannot go before the
+            # unfinished commit's, so they are not recorded (CP7).
+            txn.unfinished.append(f"its events could not be recorded ({_reason(exc)})")
+            return
         prepared = self._prepare(txn)
         if not txn.dirty:
             # Events only (a save, a tag of a name the image has): the metadata is unchanged,
-            # so no journal and no new change token.
+            # so no journal and no new change token; the operation has happened already.
             if prepared is not None and self._event_log is not None:
-                txn.recorded = self._event_log.write(prepared)
+                try:
+                    txn.recorded = self._event_log.write(prepared)
+                except OSError as exc:
+                    txn.unfinished.append(f"its events could not be recorded ({_reason(exc)})")
             return
         layout = self.layout
         candidates = set(txn.added_blobs)
@@ -434,45 +620,75 @@ class Store:
         doc: dict[str, object] = {"blobs": sorted(candidates), "commit": commit_id}
         if prepared is not None:
             doc.update(events=prepared.data.decode(), base_seq=prepared.base_seq)
-        atomic_write(journal, json.dumps(doc, ensure_ascii=False).encode())
-        crashpoint("commit:journal")
+        metadata = txn.state.to_bytes(commit=commit_id)
         try:
-            if txn.added_blobs:
-                for digest, blob in txn.added_blobs.items():
-                    target = layout.blob_path(digest)
-                    if target.exists():
-                        blob.path.unlink(missing_ok=True)
-                    else:
-                        os.replace(blob.path, target)
-                fsync_dir(layout.blobs / "sha256")
-                crashpoint("commit:blobs")
-            for container_id, staged in txn.added_containers.items():
-                os.rename(staged, self.container_dir(container_id))
-            if txn.added_containers:
-                fsync_dir(layout.containers)
-            self._token = handle.new_token()
-            atomic_write(layout.images_json, txn.state.to_bytes(commit=commit_id))
-            self._state = txn.state
-            for intent in txn.intents:
+            with disk_errors(txn.operation, layout.meta):
+                atomic_write(journal, json.dumps(doc, ensure_ascii=False).encode())
+                crashpoint("commit:journal")
+                if txn.added_blobs:
+                    for digest, blob in txn.added_blobs.items():
+                        target = layout.blob_path(digest)
+                        if target.exists():
+                            blob.path.unlink(missing_ok=True)
+                        else:
+                            os.replace(blob.path, target)
+                    fsync_dir(layout.blobs / "sha256")
+                    crashpoint("commit:blobs")
+                for container_id, staged in txn.added_containers.items():
+                    os.rename(staged, self.container_dir(container_id))
+                if txn.added_containers:
+                    fsync_dir(layout.containers)
+                self._token = handle.new_token()
+                atomic_write(layout.images_json, metadata)  # the commit point
+        except BaseException:
+            if not self._committed(commit_id):
+                self._token = None
+                with contextlib.suppress(Exception):
+                    self._roll_back(txn, journal)
+                raise
+        self._state = txn.state
+        self._after_commit_point(txn, prepared, candidates, journal)
+        self._keep_reserve(len(metadata))
+
+    def _after_commit_point(
+        self,
+        txn: Transaction,
+        prepared: PreparedEvents | None,
+        candidates: set[str],
+        journal: Path,
+    ) -> None:
+        """The steps after the commit point: each that fails is noted in
+        ``txn.unfinished`` and the journal stays for recovery to finish them."""
+        layout = self.layout
+        unfinished = txn.unfinished
+        for intent in txn.intents:
+            with contextlib.suppress(OSError):
                 intent.unlink(missing_ok=True)
-            crashpoint("commit:state")
-            if prepared is not None and self._event_log is not None:
+        crashpoint("commit:state")
+        if prepared is not None and self._event_log is not None:
+            try:
                 txn.recorded = self._event_log.write(prepared)
-            crashpoint("commit:metadata")
+            except OSError as exc:
+                unfinished.append(f"its events are not in the log yet ({_reason(exc)})")
+        crashpoint("commit:metadata")
+        try:
             atomic_write(layout.index_json, render_index(txn.state))
-            crashpoint("commit:index")
+        except OSError as exc:
+            unfinished.append(f"index.json is not rendered yet ({_reason(exc)})")
+        crashpoint("commit:index")
+        try:
             if candidates:
                 self._delete_unreferenced(txn.state, candidates)
                 crashpoint("commit:gc")
             for container_id in txn.removed_containers:
                 self._purge_container_dir(container_id)
-        except BaseException:
-            # Leave the journal: the next open (or this recovery) rolls to images.json.
-            self._token = None
-            with contextlib.suppress(Exception):
-                self._recover(handle)
-            raise
-        journal.unlink()
+        except OSError as exc:
+            unfinished.append(f"data it freed is not deleted yet ({_reason(exc)})")
+        if not unfinished:
+            try:
+                journal.unlink()
+            except OSError as exc:
+                unfinished.append(f"its journal is not removed yet ({_reason(exc)})")
 
     def _append_journal_events(self, journal: dict[str, object]) -> None:
         """Append the events of a commit that died after replacing images.json and before
@@ -501,3 +717,24 @@ def _recovered_removal(record: ContainerRecord) -> Event:
         attributes={"image": image, "external": str(record.runtime is None).lower()},
         options={"reason": "recovery"},
     )
+
+
+def _reason(exc: OSError) -> str:
+    """A short reason for a failed step: the error and the file."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    if is_disk_full(exc):
+        return f"no space left on device{where}"
+    return f"{exc.strerror or exc}{where}"
+
+
+def _warn_unfinished(problems: Sequence[str]) -> None:
+    """Warn (:class:`CommitUnfinished`) that a change happened but steps are pending."""
+    if problems:
+        warnings.warn(
+            CommitUnfinished(
+                "the change was made, but "
+                + "; ".join(problems)
+                + ": the next aiopod command finishes it (free space if the disk is full)"
+            ),
+            stacklevel=3,
+        )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiopod.storage.applier import DEFAULT_LIMITS, LayerLimits, apply_layer
+from aiopod.storage.fsutil import disk_errors
 
 __all__ = ("open_layers", "unpack_layers")
 
@@ -44,11 +45,23 @@ def unpack_layers(
     *allow_special_files* (:func:`~aiopod.storage.applier.apply_layer`).
 
     Closes the descriptors.  Raises :class:`~aiopod.errors.UnsafeLayer` or
-    :class:`~aiopod.errors.LimitExceeded` for a rejected layer.
+    :class:`~aiopod.errors.LimitExceeded` for a rejected layer, and
+    :class:`~aiopod.errors.StorageFull` when the disk is full.
     """
+    with disk_errors("unpacking a root file system", rootfs):
+        return _unpack(rootfs, layer_fds, names, limits, allow_special_files)
+
+
+def _unpack(
+    rootfs: Path,
+    layer_fds: Sequence[int],
+    names: Sequence[str],
+    limits: LayerLimits,
+    allow_special_files: bool,
+) -> list[str]:
     warnings: list[str] = []
-    rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
     try:
+        rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
         for index, fd in enumerate(layer_fds):
             name = names[index] if index < len(names) else str(index)
             with os.fdopen(fd, "rb", closefd=False, buffering=1 << 20) as stream:

@@ -22,6 +22,7 @@ import pytest
 from imagefactory import index_refs, load_images, make_image, write_docker_archive
 from peers import aiopod_env, aiopod_ok
 
+import aiopod
 import aiopod.storage.store as store_module
 from aiopod import Runtime, StoreLockTimeout
 from aiopod.cli.exit_codes import exit_code_of
@@ -411,9 +412,11 @@ async def test_a_failed_commit_leaves_the_old_store_and_releases_the_lock(
         before = await rt.images()
         blobs_before = sorted(p.name for p in (store / "blobs" / "sha256").iterdir())
         monkeypatch.setattr(store_module, "atomic_write", disk_full_on_metadata)
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(aiopod.StorageFull, match="no space left on device") as caught:
             await load_images(rt, tmp_path, APP)
         monkeypatch.undo()
+        assert caught.value.operation == "load"
+        assert caught.value.path.endswith("images.json")
 
         assert lock_is_free(store)
         assert await rt.images() == before
