@@ -115,6 +115,15 @@ class Runtime(Displayable):
     :param caller: who the event log records as acting (default: the command line).
     :param event_retention: how much of the event log's sealed history to keep (default:
         all); a pruned prefix leaves a checkpoint.
+    :param create: make the store in a directory that is neither empty nor a store (a
+        missing or empty directory, the default one included, needs no asking); podman's
+        store and an OCI layout are refused even so
+        (:class:`~aiopod.errors.NotAStore`).
+    :param read_only: open an existing store for reading only: images, inspections,
+        saves, history, trees and events work under the shared lock alone (no mode,
+        metadata or event log is written; a save records no event); every change raises
+        :class:`~aiopod.errors.ReadOnlyStore`.  Chosen automatically when the caller
+        cannot write the store (``rt.read_only`` says which it is once open).
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
     """
@@ -131,6 +140,8 @@ class Runtime(Displayable):
         allow_special_files: bool = False,
         caller: str | None = None,
         event_retention: Retention | None = None,
+        create: bool = False,
+        read_only: bool = False,
     ) -> None:
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
@@ -162,6 +173,8 @@ class Runtime(Displayable):
                 max_bytes=max_layer_size, max_compression_ratio=max_layer_ratio
             ),
             allow_special_files=allow_special_files,
+            create=create,
+            read_only=read_only,
         )
         self._blob_locations: BlobLocations | None = None  # made by the first pull or push
         self._lock = anyio.Lock()
@@ -193,7 +206,13 @@ class Runtime(Displayable):
             except StoreCorrupted as exc:
                 # Only check() works on a store whose metadata cannot be read.
                 self._damaged = exc
-            self.events.note_seq(await anyio.to_thread.run_sync(self._event_log.last_seq))
+            try:
+                last_seq = await anyio.to_thread.run_sync(self._event_log.last_seq)
+            except PermissionError:
+                if not self.read_only:
+                    raise
+                last_seq = 0  # a shared store whose event log its owner kept private
+            self.events.note_seq(last_seq)
             self._state = "open"
 
     async def aclose(self) -> None:
@@ -232,6 +251,11 @@ class Runtime(Displayable):
     def root(self) -> Path:
         """The store directory."""
         return self._store.root
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store is read-only (asked for, or found not writable by open)."""
+        return self._store.read_only
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -419,6 +443,8 @@ class Runtime(Displayable):
                             target, images, self._store.blob_path, archive=archive, report=report
                         )
                     )
+        if self.read_only:
+            return  # nothing may be written, the event log included
         attributes = {"path": str(target), "format": format}
         async with self._changing() as txn:
             txn.emit(

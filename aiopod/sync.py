@@ -374,6 +374,8 @@ class Runtime(_View[_runtime.Runtime]):
         allow_special_files: bool = False,
         caller: str | None = None,
         event_retention: log.Retention | None = None,
+        create: bool = False,
+        read_only: bool = False,
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: dict[str, Any] | None = None,
     ) -> None:
@@ -388,6 +390,8 @@ class Runtime(_View[_runtime.Runtime]):
             allow_special_files=allow_special_files,
             caller=caller,
             event_retention=event_retention,
+            create=create,
+            read_only=read_only,
         )
         self._link = _Link()
         self._backend = backend
@@ -447,6 +451,11 @@ class Runtime(_View[_runtime.Runtime]):
     def root(self) -> Path:
         """The store directory."""
         return self._target.root
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store is read-only (asked for, or found not writable by open)."""
+        return self._target.read_only
 
     @property
     def policy(self) -> _runtime.Policy:

@@ -17,6 +17,15 @@ Commit protocol (referents before referrers; metadata is the truth)
     A crash anywhere leaves a journal; the next open rolls to whatever ``images.json``
     says: blobs it does not reference are deleted, ``index.json`` is re-rendered.
 
+Opening
+    A store is created only where there is nothing yet (a missing or empty directory) or
+    where the caller asked for one (``create``); podman's store and an OCI layout are
+    never taken over (:mod:`aiopod.storage.survey`).  An existing store's modes are never
+    changed, so a store made readable for others stays so.  A store opened read-only
+    (asked for, or one the caller cannot write) takes only the shared lock, from a lock
+    file opened for reading, never recovers nor writes, and refuses every change with
+    :class:`~aiopod.errors.ReadOnlyStore`.
+
 Cancellation
     Waiting for a lock is cancellable.  A commit, once begun, runs to its end in a
     worker thread and the locks are held until it has ended, whatever cancels the caller
@@ -40,17 +49,19 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from aiopod.errors import NotAStore, ReadOnlyStore
 from aiopod.events.log import EventLog, PreparedEvents
 from aiopod.events.model import Event, EventKind
 from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.crashpoints import crashpoint
 from aiopod.storage.digest import is_sha256_hex
-from aiopod.storage.fsutil import atomic_write, fsync_dir, make_private_dir, remove_tree
+from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, fsync_dir, remove_tree
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
 from aiopod.storage.lock import LockHandle, StoreLock
 from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.survey import RootKind, describe, survey_root
 from aiopod.storage.threads import run_to_completion
 
 __all__ = ("Store", "Transaction", "default_root")
@@ -124,7 +135,8 @@ class Transaction:
 class Store:
     """One store root.  Open it with :meth:`open` before use.
 
-    :param root: the store directory (created with mode 0700).
+    :param root: the store directory (created with mode 0700 when missing; an existing
+        directory keeps its mode).
     :param lock_timeout: seconds to wait for the store lock.
     :param event_log: the log a commit appends its events to (with the change: they are
         prepared first and kept in the commit's journal, so that a crash after the
@@ -140,6 +152,10 @@ class Store:
         (its staging areas enforce them; root file systems are unpacked with them).
     :param allow_special_files: make device nodes and FIFOs of layers in root file
         systems (else they are skipped there; the layer blobs keep them).
+    :param create: make a store in a directory that is not empty (never in podman's
+        store nor over an OCI layout); a missing or empty one needs no asking.
+    :param read_only: open an existing store for reading only (also chosen by
+        :meth:`open` when the caller cannot write the store).
     """
 
     def __init__(
@@ -153,15 +169,19 @@ class Store:
         policy: str | None = None,
         layer_limits: LayerLimits = DEFAULT_LIMITS,
         allow_special_files: bool = False,
+        create: bool = False,
+        read_only: bool = False,
     ) -> None:
         self.layout = StoreLayout(root)
+        self.create = create
+        self.read_only = read_only
         self.policy = policy
         self.layer_limits = layer_limits
         self.allow_special_files = allow_special_files
         self._event_log = event_log
         self._publish_events = publish_events
         self._commit_started = commit_started
-        self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
+        self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout, read_only=read_only)
         self._writer = anyio.Lock()
         self._state = StoreState()
         self._token: bytes | None = None
@@ -174,11 +194,26 @@ class Store:
     async def open(self) -> None:
         """Create the store if needed, then recover from interrupted work.
 
-        Takes the exclusive lock briefly.  Idempotent.
+        Takes the exclusive lock briefly; a read-only store only reads its metadata under
+        the shared lock.  Idempotent.
+
+        :raises ~aiopod.errors.NotAStore: the directory holds something else (see
+            :mod:`aiopod.storage.survey`), or nothing when read-only.
         """
-        await anyio.to_thread.run_sync(self._create_dirs)
+        if await anyio.to_thread.run_sync(self._prepare_root):
+            self.read_only = self._lock.read_only = True
+            await self.snapshot()
+            return
         async with self._writer, self._lock.hold(exclusive=True) as handle:
             await run_to_completion(self._recover, handle)
+
+    def check_writable(self) -> None:
+        """Raise :class:`~aiopod.errors.ReadOnlyStore` when the store is read-only."""
+        if self.read_only:
+            raise ReadOnlyStore(
+                f"the store {self.root} is read-only: it can be listed, inspected and saved "
+                "from, not changed (open it writable, as a user who may write it)"
+            )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -212,6 +247,7 @@ class Store:
 
     def new_staging_area(self) -> StagingArea:
         """A staging area for incoming blobs (blocking; call from a worker thread)."""
+        self.check_writable()
         return StagingArea.create(self.layout.tmp, self.layer_limits)
 
     @asynccontextmanager
@@ -220,7 +256,10 @@ class Store:
 
         If the block raises, nothing is committed.  The commit itself runs to its end
         whatever cancels the caller; its recorded events are published even then.
+
+        :raises ~aiopod.errors.ReadOnlyStore: the store is read-only.
         """
+        self.check_writable()
         async with self._writer, self._lock.hold(exclusive=True) as handle:
             await self._refresh(handle)
             txn = Transaction(self._state.copy())
@@ -288,6 +327,7 @@ class Store:
 
         Takes the exclusive lock; then recovers as an open does.
         """
+        self.check_writable()
         async with self._writer, self._lock.hold(exclusive=True) as handle:
 
             def write() -> None:
@@ -308,9 +348,40 @@ class Store:
         os.rename(directory, trash)
         remove_tree(trash)
 
+    def _prepare_root(self) -> bool:
+        """Check what the root holds; create the store's directories if it may.  Returns
+        whether the store is to be read only (asked for, or not writable by the caller)."""
+        root = self.layout.root
+        kind = survey_root(root)
+        if kind is RootKind.AIOPOD:
+            if self.read_only or not _writable(self.layout):
+                return True
+        elif self.read_only:
+            raise NotAStore(
+                f"{root} is not an aiopod store ({describe(kind)}): a read-only runtime "
+                "opens an existing store only"
+            )
+        elif kind is RootKind.PODMAN:
+            raise NotAStore(
+                f"{root} is podman's store (containers/storage), not an aiopod store: "
+                "give aiopod a directory of its own (--root DIR)"
+            )
+        elif kind is RootKind.OCI_LAYOUT:
+            raise NotAStore(
+                f"{root} is an OCI image layout, not an aiopod store (aiopod would rewrite "
+                "its index.json): load it (aiopod load -i DIR) into a store of its own"
+            )
+        elif kind is RootKind.OTHER and not self.create:
+            raise NotAStore(
+                f"{root} is not empty and is not an aiopod store: give a new or empty "
+                "directory, or --create (create=True) to make a store in it anyway"
+            )
+        self._create_dirs()
+        return False
+
     def _create_dirs(self) -> None:
         layout = self.layout
-        make_private_dir(layout.root)
+        layout.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         for path in (
             layout.meta,
             layout.journal,
@@ -319,7 +390,7 @@ class Store:
             layout.blobs,
             layout.blobs / "sha256",
         ):
-            make_private_dir(path)
+            path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)  # an existing one keeps its mode
         if not layout.oci_layout.exists():
             atomic_write(layout.oci_layout, LAYOUT_FILE_CONTENT)
 
@@ -488,6 +559,12 @@ class Store:
         if committed != journal.get("commit") or self._event_log.last_seq() != base_seq:
             return
         self._event_log.write(PreparedEvents.from_lines(lines.encode(), base_seq))
+
+
+def _writable(layout: StoreLayout) -> bool:
+    """Whether this process may change the store (its root, metadata and blobs)."""
+    paths = (layout.root, layout.meta, layout.blobs / "sha256")
+    return all(os.access(p, os.W_OK | os.X_OK) for p in paths if p.exists())
 
 
 def _recovered_removal(record: ContainerRecord) -> Event:
