@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +39,15 @@ from aiopod._relay import relay
 from aiopod._text import human_size
 from aiopod._trees import ImageTree, build_image_tree, stored_size
 from aiopod._usage import DiskUsage, disk_usage
-from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
+from aiopod.errors import (
+    AiopodError,
+    ImageNotKnown,
+    ReadOnlyStore,
+    RuntimeStopped,
+    StoreCorrupted,
+    TagNotKnown,
+    UsageError,
+)
 from aiopod.events.log import EventLog, Retention
 from aiopod.events.model import Event, EventKind
 from aiopod.events.stream import EventStream
@@ -124,6 +133,11 @@ class Runtime(Displayable):
         metadata or event log is written; a save records no event); every change raises
         :class:`~aiopod.errors.ReadOnlyStore`.  Chosen automatically when the caller
         cannot write the store (``rt.read_only`` says which it is once open).
+    :param additional_stores: read-only aiopod stores layered under this one (podman's
+        ``additionalimagestores``): their images are listed, inspected, saved and usable
+        as build bases and container images, and they are never written (a build or
+        container links or copies the blobs it needs into this store).  Removing one of
+        their images is refused with podman's ``cannot remove read-only image "ID"``.
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
     """
@@ -142,6 +156,7 @@ class Runtime(Displayable):
         event_retention: Retention | None = None,
         create: bool = False,
         read_only: bool = False,
+        additional_stores: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
@@ -175,6 +190,7 @@ class Runtime(Displayable):
             allow_special_files=allow_special_files,
             create=create,
             read_only=read_only,
+            additional_stores=additional_stores,
         )
         self._blob_locations: BlobLocations | None = None  # made by the first pull or push
         self._lock = anyio.Lock()
@@ -305,15 +321,19 @@ class Runtime(Displayable):
         """Add *names* (normalised: ``app`` → ``localhost/app:latest``) to an image.
 
         A name another image had moves to this one; a name it already has is a no-op.
+        An image of an additional store is copied into this store with its names and the
+        new ones (as podman does; the additional store is not changed).
         """
         self._check_open()
         full = [str(check_tag_name(name)) for name in names]
         if not full:
             raise UsageError("at least one name is needed")
+        merged = await self._store.snapshot() if self._store.additional else None
         async with self._changing() as txn:
-            record, _ = lookup_image(txn.state, reference)
-            if any(name not in record.names for name in full):
-                txn.put(record.with_names([*record.names, *full]))
+            record = _lookup_for_change(txn.state, merged, reference)
+            if record.read_only or any(name not in record.names for name in full):
+                named = record.with_names([*record.names, *full])
+                txn.put(replace(named, read_only=False))  # an additional store's: copied
             # Every name given is an event, a name the image had too (podman logs it);
             # podman's carries the name as typed, ours the full name.
             typed = names if self.policy == "podman" else full
@@ -327,11 +347,17 @@ class Runtime(Displayable):
         The image itself is never deleted; removed names stay in its names history.
 
         :raises ~aiopod.errors.TagNotKnown: a name is not one of the image's names.
+        :raises ~aiopod.errors.ReadOnlyStore: the image is an additional store's.
         """
         self._check_open()
         wanted = [str(check_untag_name(name)) for name in names]
+        merged = await self._store.snapshot() if self._store.additional else None
         async with self._changing() as txn:
-            record, _ = lookup_image(txn.state, reference)
+            record = _lookup_for_change(txn.state, merged, reference)
+            if record.read_only:
+                raise ReadOnlyStore(
+                    f'cannot untag read-only image "{record.id}": it is in an additional store'
+                )
             for name in wanted:
                 if name not in record.names:
                     raise TagNotKnown(name)
@@ -770,6 +796,8 @@ class Runtime(Displayable):
         planner = self._planner_for(policy, references, options)
         async with self._lock:
             self._check_open()
+            if self._store.additional:
+                planner = _refusing_additional(planner, await self._store.snapshot())
             report = await execute_plan(
                 self._store,
                 planner,
@@ -1019,6 +1047,8 @@ class Runtime(Displayable):
 
         if self._state != "open":
             raise RuntimeStopped()
+        if repair:
+            self._store.check_writable()
         async with self._lock:
             async with relay(progress) as relayed:
                 report = await check_store(self._store, repair=repair, report=relayed.report)
@@ -1145,6 +1175,42 @@ class Runtime(Displayable):
         if self._state != "open":
             return f"<p>{escape(repr(self))}</p>"
         return f"<p>{escape(repr(self))}</p>{self._last_images().display_html()}"
+
+
+def _lookup_for_change(state: StoreState, merged: StoreState | None, reference: str) -> ImageRecord:
+    """The image *reference* names in this store's *state*, else (with additional stores)
+    the additional store's image that *merged* shows, as a record of this store's
+    (``read_only`` set: a change that puts it copies it here)."""
+    try:
+        record, _ = lookup_image(state, reference)
+    except ImageNotKnown:
+        if merged is None:
+            raise
+        record, _ = lookup_image(merged, reference)
+        if not record.read_only:
+            raise
+    return record
+
+
+def _refusing_additional(
+    planner: Callable[[StoreState, Mapping[str, str]], Plan], merged: StoreState
+) -> Callable[[StoreState, Mapping[str, str]], Plan]:
+    """*planner*, with "image not known" for an image that only an additional store
+    (*merged* shows their images) holds replaced by podman's ``cannot remove read-only
+    image "ID"`` (exit 125)."""
+
+    def refusing(state: StoreState, failures: Mapping[str, str]) -> Plan:
+        plan = planner(state, failures)
+        for i, error in enumerate(plan.errors):
+            if isinstance(error, ImageNotKnown):
+                try:
+                    record, _ = lookup_image(merged, error.reference)
+                except AiopodError:
+                    continue
+                plan.errors[i] = ReadOnlyStore(f'cannot remove read-only image "{record.id}"')
+        return plan
+
+    return refusing
 
 
 def _flags(**flags: bool) -> dict[str, str]:

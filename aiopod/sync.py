@@ -46,7 +46,7 @@ import inspect
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -376,6 +376,7 @@ class Runtime(_View[_runtime.Runtime]):
         event_retention: log.Retention | None = None,
         create: bool = False,
         read_only: bool = False,
+        additional_stores: Sequence[str | os.PathLike[str]] = (),
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: dict[str, Any] | None = None,
     ) -> None:
@@ -392,6 +393,7 @@ class Runtime(_View[_runtime.Runtime]):
             event_retention=event_retention,
             create=create,
             read_only=read_only,
+            additional_stores=additional_stores,
         )
         self._link = _Link()
         self._backend = backend

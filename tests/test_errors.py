@@ -64,6 +64,8 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "StoreError": (aiopod.AiopodError,),
     "StoreCorrupted": (aiopod.StoreError,),
     "StoreLockTimeout": (aiopod.StoreError, TimeoutError),
+    "NotAStore": (aiopod.StoreError,),
+    "ReadOnlyStore": (aiopod.StoreError, PermissionError),
     "BuildError": (aiopod.AiopodError,),
     "RuntimeStopped": (aiopod.AiopodError,),
     "BlockingCallInEventLoop": (aiopod.AiopodError, RuntimeError),

@@ -118,6 +118,7 @@ class CliContext:
             allow_special_files=self.allow_special_files,
             create=self.create,
             read_only=self.read_only,
+            additional_stores=self.additional_stores,
             **limits,
         )
 

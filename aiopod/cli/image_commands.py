@@ -127,7 +127,7 @@ def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStr
         "SharedSize": 0,
         "VirtualSize": human_size(image.size),
         "Containers": containers,
-        "ReadOnly": False,
+        "ReadOnly": image.read_only,
         "Dangling": not image.names,
         "Labels": dict(image.labels) if image.labels is not None else GoNilMap(),
         "Names": list(image.names),

@@ -26,6 +26,16 @@ Opening
     file opened for reading, never recovers nor writes, and refuses every change with
     :class:`~aiopod.errors.ReadOnlyStore`.
 
+Additional stores (podman's ``additionalimagestores``)
+    Other aiopod stores opened read-only under this one: :meth:`Store.snapshot` and
+    :meth:`Store.reading` show their images too (under their shared locks), an image of
+    this store first, and :meth:`Store.blob_path` finds their blobs.  They are never
+    written.  A commit that stores an image needing their blobs (a build on one of their
+    images) links or copies those blobs into this store first; one that adds a container
+    of their image first copies its record here without names (the names stay theirs;
+    ``image prune`` removes the copy once unused), so this store stays whole on its own.
+    Transactions see this store's images only.
+
 Cancellation
     Waiting for a lock is cancellable.  A commit, once begun, runs to its end in a
     worker thread and the locks are held until it has ended, whatever cancels the caller
@@ -41,6 +51,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -156,6 +167,8 @@ class Store:
         store nor over an OCI layout); a missing or empty one needs no asking.
     :param read_only: open an existing store for reading only (also chosen by
         :meth:`open` when the caller cannot write the store).
+    :param additional_stores: read-only aiopod stores whose images this one shows and
+        uses (see the module's docstring).
     """
 
     def __init__(
@@ -171,8 +184,15 @@ class Store:
         allow_special_files: bool = False,
         create: bool = False,
         read_only: bool = False,
+        additional_stores: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.layout = StoreLayout(root)
+        self.additional = tuple(
+            Store(path, lock_timeout=lock_timeout, layer_limits=layer_limits, read_only=True)
+            for path in additional_stores
+        )
+        #: The IDs of the images that only the additional stores hold (as last read).
+        self.additional_ids: frozenset[str] = frozenset()
         self.create = create
         self.read_only = read_only
         self.policy = policy
@@ -200,6 +220,8 @@ class Store:
         :raises ~aiopod.errors.NotAStore: the directory holds something else (see
             :mod:`aiopod.storage.survey`), or nothing when read-only.
         """
+        for other in self.additional:
+            await other.open()
         if await anyio.to_thread.run_sync(self._prepare_root):
             self.read_only = self._lock.read_only = True
             await self.snapshot()
@@ -227,21 +249,48 @@ class Store:
         """The current metadata (reloaded if another process changed it).
 
         The returned state must be treated as read-only.  Takes the shared lock briefly.
+        With additional stores, their images are in it too.
         """
-        async with self._lock.hold(exclusive=False) as handle:
-            await self._refresh(handle)
-            return self._state
+        async with self.reading() as state:
+            return state
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[StoreState]:
-        """Hold the shared lock for the block (no writer can delete blobs meanwhile)."""
-        async with self._lock.hold(exclusive=False) as handle:
+        """Hold the shared lock for the block (no writer can delete blobs meanwhile), and
+        those of the additional stores, whose images the state shows too."""
+        async with contextlib.AsyncExitStack() as stack:
+            handle = await stack.enter_async_context(self._lock.hold(exclusive=False))
             await self._refresh(handle)
-            yield self._state
+            others = [await stack.enter_async_context(o.reading()) for o in self.additional]
+            yield self._with_additional(self._state, others)
 
     def blob_path(self, digest: str) -> Path:
-        """Where a blob lives (the digest is validated first)."""
-        return self.layout.blob_path(digest)
+        """Where a blob lives (the digest is validated first): in this store, else in the
+        first additional store that has it."""
+        path = self.layout.blob_path(digest)
+        if self.additional and not path.exists():
+            for other in self.additional:
+                if (found := other.blob_path(digest)).exists():
+                    return found
+        return path
+
+    def _with_additional(self, state: StoreState, others: Sequence[StoreState]) -> StoreState:
+        """*state* with the images of *others* added (their names that no image here has)."""
+        if not others:
+            return state
+        merged = state.copy()
+        only_theirs: set[str] = set()
+        for other in others:
+            for record in other.images.values():
+                names = [n for n in record.names if n not in merged.by_name]
+                mine = merged.images.get(record.id)
+                if mine is None:
+                    only_theirs.add(record.id)
+                    merged.put(replace(record, names=tuple(names), read_only=True))
+                elif names:
+                    merged.put(replace(mine, names=(*mine.names, *names)))
+        self.additional_ids = frozenset(only_theirs)
+        return merged
 
     # -- writing -------------------------------------------------------------------------
 
@@ -270,6 +319,8 @@ class Store:
                     # Container data is already gone: roll the intent forward now.
                     await run_to_completion(self._recover, handle)
                 raise
+            if self.additional and txn.dirty:
+                await run_to_completion(self._adopt_additional, txn)
             if txn.dirty or txn.events:
                 announced = bool(txn.events) and self._commit_started is not None
                 if announced and self._commit_started is not None:
@@ -339,6 +390,33 @@ class Store:
             await run_to_completion(write)
 
     # -- internals (blocking; run in worker threads) ---------------------------------------
+
+    def _adopt_additional(self, txn: Transaction) -> None:
+        """Make this store whole before a commit: copy here (without names) the record of
+        an additional store's image that a new container uses, and link or copy the
+        additional stores' blobs that a new or changed image needs into staging."""
+        theirs = {r.id: r for o in self.additional for r in o.last_state.images.values()}
+        for container_id in txn.added_containers:
+            image_id = txn.state.containers[container_id].image_id
+            if image_id not in txn.state.images and image_id in theirs:
+                txn.put(replace(theirs[image_id], names=(), read_only=False))
+        before = self._state.images
+        for record in list(txn.state.images.values()):
+            if before.get(record.id) is record:
+                continue
+            for digest in record.blob_digests():
+                if digest in txn.added_blobs or self.layout.blob_path(digest).exists():
+                    continue
+                source = self.blob_path(digest)
+                if not source.exists():
+                    continue  # missing everywhere: check reports it
+                staged = self.layout.tmp / f"adopted-{secrets.token_hex(8)}"
+                try:
+                    os.link(source, staged)
+                except OSError:
+                    shutil.copyfile(source, staged)
+                size = staged.stat().st_size
+                txn.add_blob(StagedBlob(digest, size, staged, "none", digest, size))
 
     def _purge_container_dir(self, container_id: str) -> None:
         directory = self.container_dir(container_id)
