@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import anyio
 import pytest
 from imagefactory import load_images, make_image, store_files, write_docker_archive, write_oci_dir
 from peers import aiopod, aiopod_env, require_peer, run
@@ -100,7 +101,15 @@ async def test_podmans_store_is_named_and_never_taken_over(tmp_path: Path) -> No
     runroot = Path(tempfile.mkdtemp(prefix="aiopod-rr-", dir="/tmp"))
     try:
         archive = write_docker_archive(tmp_path / "app.tar", [APP])
-        podman = ["podman", "--root", root, "--runroot", runroot, "--storage-driver", "vfs"]
+        podman: list[str | Path] = [
+            "podman",
+            "--root",
+            root,
+            "--runroot",
+            runroot,
+            "--storage-driver",
+            "vfs",
+        ]
         run([*podman, "--events-backend", "none", "load", "-q", "-i", archive])
     finally:
         run(["rm", "-rf", runroot])
@@ -196,7 +205,7 @@ def test_another_user_reads_a_store_made_readable_for_others(tmp_path: Path) -> 
         pytest.skip("needs root to run a process as nobody")
     require_peer("setpriv")
     root = tmp_path / "shared"
-    anyio_run(a_store_with_app(root, tmp_path))
+    anyio.run(a_store_with_app, root, tmp_path)
     run(["chmod", "-R", "go+rX", root])
     before = tree_with_modes(root)
     script = "import sys, aiopod.cli.app as app; app.main(sys.argv[1:])"
@@ -212,12 +221,3 @@ def test_another_user_reads_a_store_made_readable_for_others(tmp_path: Path) -> 
         "from, not changed (open it writable, as a user who may write it)\n"
     )
     assert tree_with_modes(root) == before
-
-
-def anyio_run(coro: object) -> None:
-    import anyio
-
-    async def main() -> None:
-        await coro  # type: ignore[misc]
-
-    anyio.run(main)
