@@ -50,6 +50,7 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
             "VirtualSize": image.size,
             "Labels": dict(image.labels) if image.labels is not None else None,
             "Containers": 0,
+            **({"ReadOnly": True} if image.read_only else {}),  # podman's omitempty
             "Names": list(image.names) or None,
             "Digest": image.digest,
             "History": list(image.names_history) or None,

@@ -32,8 +32,9 @@ Additional stores (podman's ``additionalimagestores``)
     this store first, and :meth:`Store.blob_path` finds their blobs.  They are never
     written.  A commit that stores an image needing their blobs (a build on one of their
     images) links or copies those blobs into this store first; one that adds a container
-    of their image first copies its record here without names (the names stay theirs;
-    ``image prune`` removes the copy once unused), so this store stays whole on its own.
+    of their image first copies its record here without names and marked read-only (the
+    names stay theirs; the commit that removes its last container drops the copy), so
+    this store stays whole on its own.
     Transactions see this store's images only.
 
 Cancellation
@@ -392,14 +393,19 @@ class Store:
     # -- internals (blocking; run in worker threads) ---------------------------------------
 
     def _adopt_additional(self, txn: Transaction) -> None:
-        """Make this store whole before a commit: copy here (without names) the record of
-        an additional store's image that a new container uses, and link or copy the
-        additional stores' blobs that a new or changed image needs into staging."""
+        """Make this store whole before a commit: copy here (without names, marked
+        ``read_only``) the record of an additional store's image that a new container
+        uses, drop such copies no container uses any more, and link or copy the additional
+        stores' blobs that a new or changed image needs into staging."""
         theirs = {r.id: r for o in self.additional for r in o.last_state.images.values()}
         for container_id in txn.added_containers:
             image_id = txn.state.containers[container_id].image_id
             if image_id not in txn.state.images and image_id in theirs:
-                txn.put(replace(theirs[image_id], names=(), read_only=False))
+                txn.put(replace(theirs[image_id], names=(), read_only=True))
+        used = {c.image_id for c in txn.state.containers.values()}
+        for record in list(txn.state.images.values()):
+            if record.read_only and record.id not in used and record.id in theirs:
+                txn.remove(record.id)  # a container's copy of their image, unused now
         before = self._state.images
         for record in list(txn.state.images.values()):
             if before.get(record.id) is record:
