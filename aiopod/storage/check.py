@@ -347,6 +347,10 @@ async def check_store(
 async def _check_readable(
     store: Store, *, repair: bool, report: Callable[[CheckProgress], None] | None
 ) -> CheckReport:
+    if store.read_only and not repair:  # verified under the shared lock: nothing to write
+        async with store.reading():
+            result, _ = await anyio.to_thread.run_sync(_check, store, False, report)
+        return result
     async with store.transaction() as txn:
         with anyio.CancelScope(shield=repair):
             if repair:  # runs to its end under the lock, however the caller is cancelled

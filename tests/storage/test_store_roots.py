@@ -171,6 +171,7 @@ async def test_read_only_reads_everything_and_writes_nothing(tmp_path: Path) -> 
         assert await rt.history("localhost/app:1")
         assert str(await rt.image_tree("localhost/app:1"))
         assert (await rt.disk_usage()).images
+        assert (await rt.check()).ok
         logged = len(list(rt.event_log.read()))
         assert logged > 0
         await rt.save(tmp_path / "out.tar", ["localhost/app:1"])
