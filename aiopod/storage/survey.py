@@ -39,7 +39,7 @@ def survey_root(root: str | os.PathLike[str]) -> RootKind:
         names = set(os.listdir(path))
     except FileNotFoundError:
         return RootKind.MISSING
-    if not names:
+    if not names - {"lost+found"}:  # a new file system mounted there is empty too
         return RootKind.EMPTY
     if (path / "aiopod").is_dir():
         return RootKind.AIOPOD

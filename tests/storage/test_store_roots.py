@@ -222,3 +222,11 @@ def test_another_user_reads_a_store_made_readable_for_others(tmp_path: Path) -> 
         "from, not changed (open it writable, as a user who may write it)\n"
     )
     assert tree_with_modes(root) == before
+
+
+async def test_a_fresh_file_systems_lost_and_found_counts_as_empty(tmp_path: Path) -> None:
+    root = tmp_path / "volume"
+    (root / "lost+found").mkdir(parents=True)
+    async with Runtime(root):
+        pass
+    assert (root / "aiopod").is_dir()
