@@ -321,7 +321,10 @@ class Store:
                     await run_to_completion(self._recover, handle)
                 raise
             if self.additional and txn.dirty:
-                await run_to_completion(self._adopt_additional, txn)
+                async with contextlib.AsyncExitStack() as theirs:  # no blob of theirs goes
+                    for other in self.additional:
+                        await theirs.enter_async_context(other.reading())
+                    await run_to_completion(self._adopt_additional, txn)
             if txn.dirty or txn.events:
                 announced = bool(txn.events) and self._commit_started is not None
                 if announced and self._commit_started is not None:
