@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import secrets
 import shutil
@@ -206,6 +207,7 @@ class Store:
         self._writer = anyio.Lock()
         self._state = StoreState()
         self._token: bytes | None = None
+        self._merged: tuple[tuple[StoreState, ...], StoreState] | None = None
 
     @property
     def root(self) -> Path:
@@ -276,9 +278,15 @@ class Store:
         return path
 
     def _with_additional(self, state: StoreState, others: Sequence[StoreState]) -> StoreState:
-        """*state* with the images of *others* added (their names that no image here has)."""
+        """*state* with the images of *others* added (their names that no image here has);
+        the same object again while none of them was reloaded."""
         if not others:
             return state
+        key = (state, *others)  # held, so that they are compared by identity safely
+        cached = self._merged
+        same = cached is not None and len(cached[0]) == len(key)
+        if cached is not None and same and all(map(operator.is_, cached[0], key)):
+            return cached[1]
         merged = state.copy()
         only_theirs: set[str] = set()
         for other in others:
@@ -291,6 +299,7 @@ class Store:
                 elif names:
                     merged.put(replace(mine, names=(*mine.names, *names)))
         self.additional_ids = frozenset(only_theirs)
+        self._merged = (key, merged)
         return merged
 
     # -- writing -------------------------------------------------------------------------
