@@ -156,7 +156,8 @@ async def create_container(
         raise UsageError("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
 
     def image_still_there(state: StoreState) -> None:
-        if image.id not in state.images:
+        # An additional store's image (never removed from under us) is copied here at commit.
+        if image.id not in state.images and image.id not in store.additional_ids:
             raise ImageNotKnown(reference)
 
     return await _make_container(

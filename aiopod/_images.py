@@ -138,15 +138,17 @@ class Image(Displayable):
 
 def images_table(images: Sequence[Image], *, full_ids: bool = False) -> list[list[str]]:
     """podman's ``images`` table: a header row, then a row per tagged name (one row with
-    ``<none>`` for an image without names), in the order given."""
-    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    ``<none>`` for an image without names), in the order given.  When an image is read-only
+    (an additional store's), podman's ``R/O`` column follows."""
+    read_only = any(image.read_only for image in images)
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", *(["R/O"] if read_only else [])]]
     for image in images:
         shown_id = "sha256:" + image.id if full_ids else image.short_id
         names = [n for n in image.names if "@" not in n]
+        extra = [str(image.read_only).lower()] if read_only else []
+        created, size = human_duration(image.created), human_size(image.size)
         for repo, tag in [repository_and_tag(n) for n in names] or [("<none>", "<none>")]:
-            rows.append(
-                [repo, tag, shown_id, human_duration(image.created), human_size(image.size)]
-            )
+            rows.append([repo, tag, shown_id, created, size, *extra])
     return rows
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +39,15 @@ from aiopod._relay import relay
 from aiopod._text import human_size
 from aiopod._trees import ImageTree, build_image_tree, stored_size
 from aiopod._usage import DiskUsage, disk_usage
-from aiopod.errors import AiopodError, RuntimeStopped, StoreCorrupted, TagNotKnown, UsageError
+from aiopod.errors import (
+    AiopodError,
+    ImageNotKnown,
+    ReadOnlyStore,
+    RuntimeStopped,
+    StoreCorrupted,
+    TagNotKnown,
+    UsageError,
+)
 from aiopod.events.log import EventLog, Retention
 from aiopod.events.model import Event, EventKind
 from aiopod.events.stream import EventStream
@@ -115,6 +124,20 @@ class Runtime(Displayable):
     :param caller: who the event log records as acting (default: the command line).
     :param event_retention: how much of the event log's sealed history to keep (default:
         all); a pruned prefix leaves a checkpoint.
+    :param create: make the store in a directory that is neither empty nor a store (a
+        missing or empty directory, the default one included, needs no asking); podman's
+        store and an OCI layout are refused even so
+        (:class:`~aiopod.errors.NotAStore`).
+    :param read_only: open an existing store for reading only: images, inspections,
+        saves, history, trees and events work under the shared lock alone (no mode,
+        metadata or event log is written; a save records no event); every change raises
+        :class:`~aiopod.errors.ReadOnlyStore`.  Chosen automatically when the caller
+        cannot write the store (``rt.read_only`` says which it is once open).
+    :param additional_stores: read-only aiopod stores layered under this one (podman's
+        ``additionalimagestores``): their images are listed, inspected, saved and usable
+        as build bases and container images, and they are never written (a build or
+        container links or copies the blobs it needs into this store).  Removing one of
+        their images is refused with podman's ``cannot remove read-only image "ID"``.
 
     Use it as ``async with aiopod.Runtime(root=...) as rt:``.
 
@@ -141,6 +164,9 @@ class Runtime(Displayable):
         allow_special_files: bool = False,
         caller: str | None = None,
         event_retention: Retention | None = None,
+        create: bool = False,
+        read_only: bool = False,
+        additional_stores: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
@@ -172,6 +198,9 @@ class Runtime(Displayable):
                 max_bytes=max_layer_size, max_compression_ratio=max_layer_ratio
             ),
             allow_special_files=allow_special_files,
+            create=create,
+            read_only=read_only,
+            additional_stores=additional_stores,
         )
         self._blob_locations: BlobLocations | None = None  # made by the first pull or push
         self._lock = anyio.Lock()
@@ -203,7 +232,13 @@ class Runtime(Displayable):
             except StoreCorrupted as exc:
                 # Only check() works on a store whose metadata cannot be read.
                 self._damaged = exc
-            self.events.note_seq(await anyio.to_thread.run_sync(self._event_log.last_seq))
+            try:
+                last_seq = await anyio.to_thread.run_sync(self._event_log.last_seq)
+            except PermissionError:
+                if not self.read_only:
+                    raise
+                last_seq = 0  # a shared store whose event log its owner kept private
+            self.events.note_seq(last_seq)
             self._state = "open"
 
     async def aclose(self) -> None:
@@ -242,6 +277,11 @@ class Runtime(Displayable):
     def root(self) -> Path:
         """The store directory."""
         return self._store.root
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store is read-only (asked for, or found not writable by open)."""
+        return self._store.read_only
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -291,15 +331,19 @@ class Runtime(Displayable):
         """Add *names* (normalised: ``app`` → ``localhost/app:latest``) to an image.
 
         A name another image had moves to this one; a name it already has is a no-op.
+        An image of an additional store is copied into this store with its names and the
+        new ones (as podman does; the additional store is not changed).
         """
         self._check_open()
         full = [str(check_tag_name(name)) for name in names]
         if not full:
             raise UsageError("at least one name is needed")
+        merged = await self._store.snapshot() if self._store.additional else None
         async with self._changing() as txn:
-            record, _ = lookup_image(txn.state, reference)
-            if any(name not in record.names for name in full):
-                txn.put(record.with_names([*record.names, *full]))
+            record = _lookup_for_change(txn.state, merged, reference)
+            if record.read_only or any(name not in record.names for name in full):
+                named = record.with_names([*record.names, *full])
+                txn.put(replace(named, read_only=False))  # an additional store's: copied
             # Every name given is an event, a name the image had too (podman logs it);
             # podman's carries the name as typed, ours the full name.
             typed = names if self.policy == "podman" else full
@@ -313,11 +357,17 @@ class Runtime(Displayable):
         The image itself is never deleted; removed names stay in its names history.
 
         :raises ~aiopod.errors.TagNotKnown: a name is not one of the image's names.
+        :raises ~aiopod.errors.ReadOnlyStore: the image is an additional store's.
         """
         self._check_open()
         wanted = [str(check_untag_name(name)) for name in names]
+        merged = await self._store.snapshot() if self._store.additional else None
         async with self._changing() as txn:
-            record, _ = lookup_image(txn.state, reference)
+            record = _lookup_for_change(txn.state, merged, reference)
+            if record.read_only:
+                raise ReadOnlyStore(
+                    f'cannot untag read-only image "{record.id}": it is in an additional store'
+                )
             for name in wanted:
                 if name not in record.names:
                     raise TagNotKnown(name)
@@ -429,6 +479,8 @@ class Runtime(Displayable):
                             target, images, self._store.blob_path, archive=archive, report=report
                         )
                     )
+        if self.read_only:
+            return  # nothing may be written, the event log included
         attributes = {"path": str(target), "format": format}
         async with self._changing() as txn:
             txn.emit(
@@ -754,6 +806,8 @@ class Runtime(Displayable):
         planner = self._planner_for(policy, references, options)
         async with self._lock:
             self._check_open()
+            if self._store.additional:
+                planner = _refusing_additional(planner, await self._store.snapshot())
             report = await execute_plan(
                 self._store,
                 planner,
@@ -1003,6 +1057,8 @@ class Runtime(Displayable):
 
         if self._state != "open":
             raise RuntimeStopped()
+        if repair:
+            self._store.check_writable()
         async with self._lock:
             async with relay(progress) as relayed:
                 report = await check_store(self._store, repair=repair, report=relayed.report)
@@ -1129,6 +1185,42 @@ class Runtime(Displayable):
         if self._state != "open":
             return f"<p>{escape(repr(self))}</p>"
         return f"<p>{escape(repr(self))}</p>{self._last_images().display_html()}"
+
+
+def _lookup_for_change(state: StoreState, merged: StoreState | None, reference: str) -> ImageRecord:
+    """The image *reference* names in this store's *state*, else (with additional stores)
+    the additional store's image that *merged* shows, as a record of this store's
+    (``read_only`` set: a change that puts it copies it here)."""
+    try:
+        record, _ = lookup_image(state, reference)
+    except ImageNotKnown:
+        if merged is None:
+            raise
+        record, _ = lookup_image(merged, reference)
+        if not record.read_only:
+            raise
+    return record
+
+
+def _refusing_additional(
+    planner: Callable[[StoreState, Mapping[str, str]], Plan], merged: StoreState
+) -> Callable[[StoreState, Mapping[str, str]], Plan]:
+    """*planner*, with "image not known" for an image that only an additional store
+    (*merged* shows their images) holds replaced by podman's ``cannot remove read-only
+    image "ID"`` (exit 125)."""
+
+    def refusing(state: StoreState, failures: Mapping[str, str]) -> Plan:
+        plan = planner(state, failures)
+        for i, error in enumerate(plan.errors):
+            if isinstance(error, ImageNotKnown):
+                try:
+                    record, _ = lookup_image(merged, error.reference)
+                except AiopodError:
+                    continue
+                plan.errors[i] = ReadOnlyStore(f'cannot remove read-only image "{record.id}"')
+        return plan
+
+    return refusing
 
 
 def _flags(**flags: bool) -> dict[str, str]:

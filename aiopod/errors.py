@@ -39,7 +39,9 @@ knowing aiopod's names::
     │   ├── StoreError              the store cannot be used as it is
     │   │   ├── StoreCorrupted          its metadata cannot be read
     │   │   ├── StoreLockTimeout        (also TimeoutError) another process holds its lock
-    │   │   └── StorageFull             (also OSError) no space left (ENOSPC, EDQUOT)
+    │   │   ├── StorageFull             (also OSError) no space left (ENOSPC, EDQUOT)
+    │   │   ├── NotAStore               the directory holds something else (podman's store)
+    │   │   └── ReadOnlyStore           (also PermissionError) a change to a read-only store
     │   ├── RegistryError           a registry could not be used
     │   │   ├── RegistryUnreachable     (also ConnectionError) no connection to it
     │   │   │   └── TLSVerificationFailed   its certificate was not trusted
@@ -135,10 +137,12 @@ __all__ = (
     "ManifestUnknown",
     "NameInUse",
     "NoMatchingPlatform",
+    "NotAStore",
     "NotKnownError",
     "NotLoggedIn",
     "PathTooDeep",
     "PullFailed",
+    "ReadOnlyStore",
     "RegistryBlocked",
     "RegistryError",
     "RegistryRequestFailed",
@@ -489,6 +493,21 @@ class StorageFull(StoreError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+class NotAStore(StoreError):
+    """The store directory is not empty and is not an aiopod store (the message says what
+    it found, podman's own store for instance): give ``--root`` a new or empty directory,
+    or pass ``create=True`` (``--create``) to make a store in that directory anyway (never
+    allowed in podman's store or over an OCI image layout).  A read-only runtime also
+    raises it for a directory that is no store at all."""
+
+
+class ReadOnlyStore(StoreError, PermissionError):
+    """A change was asked of a store opened read-only (``read_only=True``, ``--read-only``,
+    or a store the caller cannot write), or of an image that an additional store holds
+    (``additional_stores``): reading works, changing does not.  Open the store writable,
+    as a user who may write it, or change the image in the store that holds it."""
 
 
 # -- builds and the runtime -----------------------------------------------------------------

@@ -46,7 +46,7 @@ import inspect
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -374,6 +374,9 @@ class Runtime(_View[_runtime.Runtime]):
         allow_special_files: bool = False,
         caller: str | None = None,
         event_retention: log.Retention | None = None,
+        create: bool = False,
+        read_only: bool = False,
+        additional_stores: Sequence[str | os.PathLike[str]] = (),
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: dict[str, Any] | None = None,
     ) -> None:
@@ -388,6 +391,9 @@ class Runtime(_View[_runtime.Runtime]):
             allow_special_files=allow_special_files,
             caller=caller,
             event_retention=event_retention,
+            create=create,
+            read_only=read_only,
+            additional_stores=additional_stores,
         )
         self._link = _Link()
         self._backend = backend
@@ -447,6 +453,11 @@ class Runtime(_View[_runtime.Runtime]):
     def root(self) -> Path:
         """The store directory."""
         return self._target.root
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store is read-only (asked for, or found not writable by open)."""
+        return self._target.read_only
 
     @property
     def policy(self) -> _runtime.Policy:

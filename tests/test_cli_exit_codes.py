@@ -47,6 +47,8 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.StoreCorrupted("x"), 125),
     (api.StoreLockTimeout("x"), 125),
     (api.StorageFull("/store/aiopod/images.json", "tag"), 125),
+    (api.NotAStore("x"), 125),
+    (api.ReadOnlyStore("x"), 125),
     (api.BuildError('building at STEP "COPY a /": no such file'), 125),
     (api.BuildError('building at STEP "RUN exit 3": exit status 3', command_status=3), 3),
     (api.RuntimeStopped(), 125),

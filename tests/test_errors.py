@@ -66,6 +66,8 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "StoreLockTimeout": (aiopod.StoreError, TimeoutError),
     "StorageFull": (aiopod.StoreError, OSError),
     "CommitUnfinished": (UserWarning,),
+    "NotAStore": (aiopod.StoreError,),
+    "ReadOnlyStore": (aiopod.StoreError, PermissionError),
     "BuildError": (aiopod.AiopodError,),
     "RuntimeStopped": (aiopod.AiopodError,),
     "BlockingCallInEventLoop": (aiopod.AiopodError, RuntimeError),

@@ -91,8 +91,14 @@ class CliContext:
         max_layer_size: int | None = None,
         max_layer_ratio: float | None = None,
         allow_special_files: bool = False,
+        create: bool = False,
+        read_only: bool = False,
+        additional_stores: Sequence[str] = (),
     ) -> None:
         self.root = root
+        self.create = create
+        self.read_only = read_only
+        self.additional_stores = tuple(additional_stores)
         self.policy = policy
         self.max_layer_size = max_layer_size
         self.max_layer_ratio = max_layer_ratio
@@ -111,6 +117,9 @@ class CliContext:
             root=self.root,
             policy=self.policy,  # type: ignore[arg-type]
             allow_special_files=self.allow_special_files,
+            create=self.create,
+            read_only=self.read_only,
+            additional_stores=self.additional_stores,
             **limits,
         )
 
@@ -345,6 +354,27 @@ class PodmanGroup(click.Group):
     envvar="AIOPOD_ALLOW_SPECIAL_FILES",
     help="Make the device nodes and FIFOs of layers in root file systems.",
 )
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Make the store in a directory that is not empty (a missing or empty one needs "
+    "no asking).",
+)
+@click.option(
+    "--read-only",
+    is_flag=True,
+    envvar="AIOPOD_READ_ONLY",
+    help="Open the store for reading only (automatic when it is not writable).",
+)
+@click.option(
+    "--additional-store",
+    "additional_stores",
+    multiple=True,
+    envvar="AIOPOD_ADDITIONAL_STORES",
+    metavar="DIR",
+    help="A read-only aiopod store whose images are usable too (podman's "
+    "additionalimagestores); repeatable.",
+)
 @click.version_option(package_name="aiopod")
 @click.pass_context
 def cli(
@@ -354,6 +384,9 @@ def cli(
     max_layer_size: int | None,
     max_layer_ratio: float | None,
     allow_special_files: bool,
+    create: bool,
+    read_only: bool,
+    additional_stores: tuple[str, ...],
 ) -> None:
     """aiopod: a daemonless store of OCI images, driven like podman."""
     ctx.obj = CliContext(
@@ -362,6 +395,9 @@ def cli(
         max_layer_size=max_layer_size,
         max_layer_ratio=max_layer_ratio,
         allow_special_files=allow_special_files,
+        create=create,
+        read_only=read_only,
+        additional_stores=additional_stores,
     )
 
 

@@ -50,6 +50,7 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
             "VirtualSize": image.size,
             "Labels": dict(image.labels) if image.labels is not None else None,
             "Containers": 0,
+            **({"ReadOnly": True} if image.read_only else {}),  # podman's omitempty
             "Names": list(image.names) or None,
             "Digest": image.digest,
             "History": list(image.names_history) or None,
@@ -127,7 +128,7 @@ def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStr
         "SharedSize": 0,
         "VirtualSize": human_size(image.size),
         "Containers": containers,
-        "ReadOnly": False,
+        "ReadOnly": image.read_only,
         "Dangling": not image.names,
         "Labels": dict(image.labels) if image.labels is not None else GoNilMap(),
         "Names": list(image.names),

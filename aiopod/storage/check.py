@@ -39,7 +39,7 @@ from aiopod.errors import StoreCorrupted
 from aiopod.events.model import Event, EventKind
 from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
-from aiopod.storage.fsutil import PRIVATE_DIR_MODE, atomic_write, remove_tree
+from aiopod.storage.fsutil import atomic_write, remove_tree
 from aiopod.storage.layout import render_index
 from aiopod.storage.rebuild import rebuild_state
 from aiopod.storage.records import ImageRecord, StoreState
@@ -279,12 +279,13 @@ def _check(
         if repair:
             remove_tree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             report.repaired.append(f"removed {leftover.relative_to(layout.root)}")
+    # A store may be made readable for others (read-only use); writable by others it is not.
     for directory in (layout.root, layout.meta, layout.blobs, blob_dir):
-        if directory.is_dir() and directory.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
-            report.problems.append(f"{directory} is not mode 0700")
+        if directory.is_dir() and (mode := directory.stat().st_mode & 0o777) & 0o022:
+            report.problems.append(f"{directory} is writable by other users (mode {mode:04o})")
             if repair:
-                os.chmod(directory, PRIVATE_DIR_MODE)
-                report.repaired.append(f"set mode 0700 on {directory}")
+                os.chmod(directory, mode & ~0o022)
+                report.repaired.append(f"set mode {mode & ~0o022:04o} on {directory}")
     return report, repaired_state
 
 
@@ -346,6 +347,10 @@ async def check_store(
 async def _check_readable(
     store: Store, *, repair: bool, report: Callable[[CheckProgress], None] | None
 ) -> CheckReport:
+    if store.read_only and not repair:  # verified under the shared lock: nothing to write
+        async with store.reading():
+            result, _ = await anyio.to_thread.run_sync(_check, store, False, report)
+        return result
     async with store.transaction() as txn:
         with anyio.CancelScope(shield=repair):
             if repair:  # runs to its end under the lock, however the caller is cancelled

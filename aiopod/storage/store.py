@@ -50,6 +50,26 @@ Removal on a full disk
     would break "referents before referrers" (a crash would leave images without their
     blobs), hence a reserve rather than a different order (CP20-CP23).
 
+Opening
+    A store is created only where there is nothing yet (a missing or empty directory) or
+    where the caller asked for one (``create``); podman's store and an OCI layout are
+    never taken over (:mod:`aiopod.storage.survey`).  An existing store's modes are never
+    changed, so a store made readable for others stays so.  A store opened read-only
+    (asked for, or one the caller cannot write) takes only the shared lock, from a lock
+    file opened for reading, never recovers nor writes, and refuses every change with
+    :class:`~aiopod.errors.ReadOnlyStore`.
+
+Additional stores (podman's ``additionalimagestores``)
+    Other aiopod stores opened read-only under this one: :meth:`Store.snapshot` and
+    :meth:`Store.reading` show their images too (under their shared locks), an image of
+    this store first, and :meth:`Store.blob_path` finds their blobs.  They are never
+    written.  A commit that stores an image needing their blobs (a build on one of their
+    images) links or copies those blobs into this store first; one that adds a container
+    of their image first copies its record here without names and marked read-only (the
+    names stay theirs; the commit that removes its last container drops the copy), so
+    this store stays whole on its own.
+    Transactions see this store's images only.
+
 Cancellation
     Waiting for a lock is cancellable.  A commit, once begun, runs to its end in a
     worker thread and the locks are held until it has ended, whatever cancels the caller
@@ -63,8 +83,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import secrets
+import shutil
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -74,18 +96,18 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from aiopod.errors import CommitUnfinished, StorageFull
+from aiopod.errors import CommitUnfinished, NotAStore, ReadOnlyStore, StorageFull
 from aiopod.events.log import EventLog, PreparedEvents
 from aiopod.events.model import Event, EventKind
 from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.crashpoints import crashpoint
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import (
+    PRIVATE_DIR_MODE,
     atomic_write,
     disk_errors,
     fsync_dir,
     is_disk_full,
-    make_private_dir,
     remove_tree,
 )
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
@@ -93,6 +115,7 @@ from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits
 from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
 from aiopod.storage.lock import LockHandle, StoreLock
 from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.survey import RootKind, describe, survey_root
 from aiopod.storage.threads import run_to_completion
 
 __all__ = ("RESERVE_MIN", "Store", "Transaction", "default_root")
@@ -187,7 +210,8 @@ class Transaction:
 class Store:
     """One store root.  Open it with :meth:`open` before use.
 
-    :param root: the store directory (created with mode 0700).
+    :param root: the store directory (created with mode 0700 when missing; an existing
+        directory keeps its mode).
     :param lock_timeout: seconds to wait for the store lock.
     :param event_log: the log a commit appends its events to (with the change: they are
         prepared first and kept in the commit's journal, so that a crash after the
@@ -203,6 +227,12 @@ class Store:
         (its staging areas enforce them; root file systems are unpacked with them).
     :param allow_special_files: make device nodes and FIFOs of layers in root file
         systems (else they are skipped there; the layer blobs keep them).
+    :param create: make a store in a directory that is not empty (never in podman's
+        store nor over an OCI layout); a missing or empty one needs no asking.
+    :param read_only: open an existing store for reading only (also chosen by
+        :meth:`open` when the caller cannot write the store).
+    :param additional_stores: read-only aiopod stores whose images this one shows and
+        uses (see the module's docstring).
     """
 
     def __init__(
@@ -216,18 +246,30 @@ class Store:
         policy: str | None = None,
         layer_limits: LayerLimits = DEFAULT_LIMITS,
         allow_special_files: bool = False,
+        create: bool = False,
+        read_only: bool = False,
+        additional_stores: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.layout = StoreLayout(root)
+        self.additional = tuple(
+            Store(path, lock_timeout=lock_timeout, layer_limits=layer_limits, read_only=True)
+            for path in additional_stores
+        )
+        #: The IDs of the images that only the additional stores hold (as last read).
+        self.additional_ids: frozenset[str] = frozenset()
+        self.create = create
+        self.read_only = read_only
         self.policy = policy
         self.layer_limits = layer_limits
         self.allow_special_files = allow_special_files
         self._event_log = event_log
         self._publish_events = publish_events
         self._commit_started = commit_started
-        self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout)
+        self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout, read_only=read_only)
         self._writer = anyio.Lock()
         self._state = StoreState()
         self._token: bytes | None = None
+        self._merged: tuple[tuple[StoreState, ...], StoreState] | None = None
 
     @property
     def root(self) -> Path:
@@ -237,11 +279,20 @@ class Store:
     async def open(self) -> None:
         """Create the store if needed, then recover from interrupted work.
 
-        Takes the exclusive lock briefly.  Idempotent.  A recovery that cannot write (the
-        disk is full) warns (:class:`~aiopod.errors.CommitUnfinished`) and leaves the
-        work for later: the store reads as committed meanwhile.
+        Takes the exclusive lock briefly; a read-only store only reads its metadata under
+        the shared lock.  Idempotent.  A recovery that cannot write (the disk is full)
+        warns (:class:`~aiopod.errors.CommitUnfinished`) and leaves the work for later:
+        the store reads as committed meanwhile.
+
+        :raises ~aiopod.errors.NotAStore: the directory holds something else (see
+            :mod:`aiopod.storage.survey`), or nothing when read-only.
         """
-        await anyio.to_thread.run_sync(self._create_dirs)
+        for other in self.additional:
+            await other.open()
+        if await anyio.to_thread.run_sync(self._prepare_root):
+            self.read_only = self._lock.read_only = True
+            await self.snapshot()
+            return
         async with self._writer, self._lock.hold(exclusive=True) as handle:
             try:
                 await run_to_completion(self._recover, handle)
@@ -256,6 +307,14 @@ class Store:
                     stacklevel=2,
                 )
 
+    def check_writable(self) -> None:
+        """Raise :class:`~aiopod.errors.ReadOnlyStore` when the store is read-only."""
+        if self.read_only:
+            raise ReadOnlyStore(
+                f"the store {self.root} is read-only: it can be listed, inspected and saved "
+                "from, not changed (open it writable, as a user who may write it)"
+            )
+
     # -- reading -------------------------------------------------------------------------
 
     @property
@@ -268,26 +327,61 @@ class Store:
         """The current metadata (reloaded if another process changed it).
 
         The returned state must be treated as read-only.  Takes the shared lock briefly.
+        With additional stores, their images are in it too.
         """
-        async with self._lock.hold(exclusive=False) as handle:
-            await self._refresh(handle)
-            return self._state
+        async with self.reading() as state:
+            return state
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[StoreState]:
-        """Hold the shared lock for the block (no writer can delete blobs meanwhile)."""
-        async with self._lock.hold(exclusive=False) as handle:
+        """Hold the shared lock for the block (no writer can delete blobs meanwhile), and
+        those of the additional stores, whose images the state shows too."""
+        async with contextlib.AsyncExitStack() as stack:
+            handle = await stack.enter_async_context(self._lock.hold(exclusive=False))
             await self._refresh(handle)
-            yield self._state
+            others = [await stack.enter_async_context(o.reading()) for o in self.additional]
+            yield self._with_additional(self._state, others)
 
     def blob_path(self, digest: str) -> Path:
-        """Where a blob lives (the digest is validated first)."""
-        return self.layout.blob_path(digest)
+        """Where a blob lives (the digest is validated first): in this store, else in the
+        first additional store that has it."""
+        path = self.layout.blob_path(digest)
+        if self.additional and not path.exists():
+            for other in self.additional:
+                if (found := other.blob_path(digest)).exists():
+                    return found
+        return path
+
+    def _with_additional(self, state: StoreState, others: Sequence[StoreState]) -> StoreState:
+        """*state* with the images of *others* added (their names that no image here has);
+        the same object again while none of them was reloaded."""
+        if not others:
+            return state
+        key = (state, *others)  # held, so that they are compared by identity safely
+        cached = self._merged
+        same = cached is not None and len(cached[0]) == len(key)
+        if cached is not None and same and all(map(operator.is_, cached[0], key)):
+            return cached[1]
+        merged = state.copy()
+        only_theirs: set[str] = set()
+        for other in others:
+            for record in other.images.values():
+                names = [n for n in record.names if n not in merged.by_name]
+                mine = merged.images.get(record.id)
+                if mine is None:
+                    only_theirs.add(record.id)
+                    merged.put(replace(record, names=tuple(names), read_only=True))
+                elif names:
+                    merged.put(replace(mine, names=(*mine.names, *names)))
+        self.additional_ids = frozenset(only_theirs)
+        self._merged = (key, merged)
+        return merged
 
     # -- writing -------------------------------------------------------------------------
 
     def new_staging_area(self) -> StagingArea:
         """A staging area for incoming blobs (blocking; call from a worker thread)."""
+        self.check_writable()
         return StagingArea.create(self.layout.tmp, self.layer_limits)
 
     @asynccontextmanager
@@ -296,7 +390,10 @@ class Store:
 
         If the block raises, nothing is committed.  The commit itself runs to its end
         whatever cancels the caller; its recorded events are published even then.
+
+        :raises ~aiopod.errors.ReadOnlyStore: the store is read-only.
         """
+        self.check_writable()
         async with self._writer, self._lock.hold(exclusive=True) as handle:
             await self._refresh(handle)
             txn = Transaction(self._state.copy())
@@ -309,6 +406,11 @@ class Store:
                     with contextlib.suppress(StorageFull):
                         await run_to_completion(self._recover, handle)
                 raise
+            if self.additional and txn.dirty:
+                async with contextlib.AsyncExitStack() as theirs:  # no blob of theirs goes
+                    for other in self.additional:
+                        await theirs.enter_async_context(other.reading())
+                    await run_to_completion(self._adopt_additional, txn)
             if txn.dirty or txn.events:
                 announced = bool(txn.events) and self._commit_started is not None
                 if announced and self._commit_started is not None:
@@ -372,6 +474,7 @@ class Store:
 
         Takes the exclusive lock; then recovers as an open does.
         """
+        self.check_writable()
         async with self._writer, self._lock.hold(exclusive=True) as handle:
 
             def write() -> None:
@@ -412,6 +515,38 @@ class Store:
             finally:
                 os.close(fd)
 
+    def _adopt_additional(self, txn: Transaction) -> None:
+        """Make this store whole before a commit: copy here (without names, marked
+        ``read_only``) the record of an additional store's image that a new container
+        uses, drop such copies no container uses any more, and link or copy the additional
+        stores' blobs that a new or changed image needs into staging."""
+        theirs = {r.id: r for o in self.additional for r in o.last_state.images.values()}
+        for container_id in txn.added_containers:
+            image_id = txn.state.containers[container_id].image_id
+            if image_id not in txn.state.images and image_id in theirs:
+                txn.put(replace(theirs[image_id], names=(), read_only=True))
+        used = {c.image_id for c in txn.state.containers.values()}
+        for record in list(txn.state.images.values()):
+            if record.read_only and record.id not in used and record.id in theirs:
+                txn.remove(record.id)  # a container's copy of their image, unused now
+        before = self._state.images
+        for record in list(txn.state.images.values()):
+            if before.get(record.id) is record:
+                continue
+            for digest in record.blob_digests():
+                if digest in txn.added_blobs or self.layout.blob_path(digest).exists():
+                    continue
+                source = self.blob_path(digest)
+                if not source.exists():
+                    continue  # missing everywhere: check reports it
+                staged = self.layout.tmp / f"adopted-{secrets.token_hex(8)}"
+                try:
+                    os.link(source, staged)
+                except OSError:
+                    shutil.copyfile(source, staged)
+                size = staged.stat().st_size
+                txn.add_blob(StagedBlob(digest, size, staged, "none", digest, size))
+
     def _purge_container_dir(self, container_id: str) -> None:
         directory = self.container_dir(container_id)
         if not directory.exists():
@@ -420,9 +555,40 @@ class Store:
         os.rename(directory, trash)
         remove_tree(trash)
 
+    def _prepare_root(self) -> bool:
+        """Check what the root holds; create the store's directories if it may.  Returns
+        whether the store is to be read only (asked for, or not writable by the caller)."""
+        root = self.layout.root
+        kind = survey_root(root)
+        if kind is RootKind.AIOPOD:
+            if self.read_only or not _writable(self.layout):
+                return True
+        elif self.read_only:
+            raise NotAStore(
+                f"{root} is not an aiopod store ({describe(kind)}): a read-only runtime "
+                "opens an existing store only"
+            )
+        elif kind is RootKind.PODMAN:
+            raise NotAStore(
+                f"{root} is podman's store (containers/storage), not an aiopod store: "
+                "give aiopod a directory of its own (--root DIR)"
+            )
+        elif kind is RootKind.OCI_LAYOUT:
+            raise NotAStore(
+                f"{root} is an OCI image layout, not an aiopod store (aiopod would rewrite "
+                "its index.json): load it (aiopod load -i DIR) into a store of its own"
+            )
+        elif kind is RootKind.OTHER and not self.create:
+            raise NotAStore(
+                f"{root} is not empty and is not an aiopod store: give a new or empty "
+                "directory, or --create (create=True) to make a store in it anyway"
+            )
+        self._create_dirs()
+        return False
+
     def _create_dirs(self) -> None:
         layout = self.layout
-        make_private_dir(layout.root)
+        layout.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         for path in (
             layout.meta,
             layout.journal,
@@ -431,7 +597,7 @@ class Store:
             layout.blobs,
             layout.blobs / "sha256",
         ):
-            make_private_dir(path)
+            path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)  # an existing one keeps its mode
         if not layout.oci_layout.exists():
             atomic_write(layout.oci_layout, LAYOUT_FILE_CONTENT)
 
@@ -704,6 +870,12 @@ class Store:
         if committed != journal.get("commit") or self._event_log.last_seq() != base_seq:
             return
         self._event_log.write(PreparedEvents.from_lines(lines.encode(), base_seq))
+
+
+def _writable(layout: StoreLayout) -> bool:
+    """Whether this process may change the store (its root, metadata and blobs)."""
+    paths = (layout.root, layout.meta, layout.blobs / "sha256")
+    return all(os.access(p, os.W_OK | os.X_OK) for p in paths if p.exists())
 
 
 def _recovered_removal(record: ContainerRecord) -> Event:

@@ -393,17 +393,20 @@ def test_index_json_edited_by_hand_is_re_rendered_by_repair(tmp_path: Path) -> N
     assert (root / "index.json").read_bytes() == expected
 
 
-def test_a_store_directory_with_a_loose_mode_is_reported_and_tightened(tmp_path: Path) -> None:
+def test_a_store_directory_writable_by_others_is_reported_and_tightened(tmp_path: Path) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP)
 
-    async def loosen_then_check(rt: Runtime) -> tuple[CheckReport, CheckReport]:
-        os.chmod(root / "blobs", 0o755)
-        return await rt.check(), await rt.check(repair=True)
+    async def loosen_then_check(rt: Runtime) -> tuple[CheckReport, CheckReport, CheckReport]:
+        os.chmod(root / "blobs", 0o777)
+        found, repaired = await rt.check(), await rt.check(repair=True)
+        os.chmod(root / "blobs", 0o755)  # readable by others, on purpose: shared read-only
+        return found, repaired, await rt.check()
 
-    found, _ = with_runtime(root, loosen_then_check)
-    assert any("not mode 0700" in p for p in found.problems)
-    assert (root / "blobs").stat().st_mode & 0o777 == 0o700
+    found, _, shared = with_runtime(root, loosen_then_check)
+    assert any("writable by other users (mode 0777)" in p for p in found.problems)
+    assert shared.ok
+    assert (root / "blobs").stat().st_mode & 0o777 == 0o755
 
 
 def test_repair_leaves_a_healthy_store_byte_for_byte_unchanged(tmp_path: Path) -> None:

@@ -83,12 +83,19 @@ def mode_of(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-async def test_open_tightens_an_existing_world_readable_root(store: Path) -> None:
+async def test_open_keeps_the_mode_of_an_existing_root(store: Path) -> None:
+    # Issue 11: open never chmods a directory it did not make (a store made readable for
+    # others stays so); the directories it makes inside are private.
     os.mkdir(store, 0o755)
     os.chmod(store, 0o755)
     async with Runtime(store) as rt:
         assert (await rt.check()).ok
-    assert mode_of(store) == 0o700
+    assert mode_of(store) == 0o755
+    assert mode_of(store / "aiopod") == mode_of(store / "blobs") == 0o700
+    os.chmod(store / "blobs", 0o755)
+    async with Runtime(store):
+        pass
+    assert mode_of(store / "blobs") == 0o755
 
 
 async def test_a_reopened_store_has_the_images_of_the_last_one(store: Path, tmp_path: Path) -> None:
