@@ -61,9 +61,8 @@ def replay(events: Iterable[Event]) -> StoreView:
                 if event.id in containers:
                     raise ReplayError(f"{where}: the container exists already")
                 containers[event.id] = (event.name or "", event.attributes.get("image", ""))
-            elif event.kind is EventKind.REMOVED:
-                if containers.pop(event.id, None) is None:
-                    raise ReplayError(f"{where}: no such container")
+            elif event.kind is EventKind.REMOVED and containers.pop(event.id, None) is None:
+                raise ReplayError(f"{where}: no such container")
             continue
         if event.kind in _NAMING:
             images.setdefault(event.id, set())
@@ -81,8 +80,7 @@ def replay(events: Iterable[Event]) -> StoreView:
             users = [c for c, (_, image) in containers.items() if image == event.id]
             if images[event.id] or users:
                 raise ReplayError(
-                    f"{where}: deleted with names {sorted(images[event.id])} "
-                    f"and containers {users}"
+                    f"{where}: deleted with names {sorted(images[event.id])} and containers {users}"
                 )
             del images[event.id]
         elif event.kind not in _NEUTRAL:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from imagefactory import FakeImage, child_image, make_image, write_docker_archive
+from imagefactory import child_image, make_image, write_docker_archive
 
 from aiopod import Runtime
 

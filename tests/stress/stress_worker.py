@@ -45,4 +45,4 @@ async def main(root: Path, workdir: Path, seed: int, seconds: float) -> Counter[
 if __name__ == "__main__":
     root, workdir, seed, seconds = sys.argv[1:5]
     result = anyio.run(main, Path(root), Path(workdir), int(seed), float(seconds))
-    print(json.dumps(dict(result), sort_keys=True))
+    sys.stdout.write(json.dumps(dict(result), sort_keys=True) + "\n")

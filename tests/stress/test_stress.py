@@ -35,7 +35,7 @@ def test_four_writers_leave_a_store_the_log_replays(tmp_path: Path) -> None:
     started = time.monotonic()
     writers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(root), str(workdir), str(seed * 100 + i), str(seconds)],
+            [sys.executable, WORKER, root, workdir, str(seed * 100 + i), str(seconds)],
             env=aiopod_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -53,9 +53,11 @@ def test_four_writers_leave_a_store_the_log_replays(tmp_path: Path) -> None:
     verified = verify_store(root)
 
     done = sum(n for key, n in totals.items() if key.endswith("/ok"))
-    print(f"\n{WRITERS} writers, {elapsed:.1f} s: {sum(totals.values())} operations, {done} ok")
-    print(json.dumps(dict(sorted(totals.items()))))
-    print(f"{verified.events} events; final store:\n{verified.view.describe()}")
+    sys.stdout.write(  # the figures, for ``pytest -s``
+        f"\n{WRITERS} writers, {elapsed:.1f} s: {sum(totals.values())} operations, {done} ok\n"
+        f"{json.dumps(dict(sorted(totals.items())))}\n"
+        f"{verified.events} events; final store:\n{verified.view.describe()}\n"
+    )
     # The run exercised what it is about: every kind of operation succeeded at least once.
     for operation in ("load", "tag", "untag", "rmi", "rmi-f", "create", "rm"):
         assert totals[f"{operation}/ok"] > 0, totals
