@@ -9,9 +9,14 @@ The replay follows the event vocabulary (``aiopod.events.model``): ``Loaded``,
 ``Pulled``, ``Built`` and ``Tagged`` give a name to an image (taking it from any other
 image: a name belongs to one image), ``Untagged`` takes one away, ``Deleted`` removes the
 image; ``Created`` and ``Removed`` of a container add and remove it (its image is the
-event's ``image`` attribute).  An event about an image or container the replay does not
-know, or a ``Deleted`` image that still has names or containers, is an error: the log
-lost a change.
+event's ``image`` attribute: the image's ID, or the full name it had then).  An event
+about an image or container the replay does not know, or a ``Deleted`` image that still
+has names or containers, is an error: the log lost a change.
+
+A killed build leaves its working container: ``check`` reports it as a leftover (its
+process is gone), which is the one problem a kill may leave; :func:`verify_store` then
+runs ``check --repair``, which must remove it (with its ``Removed`` event: the replay
+checks that) and leave a store ``check`` finds clean.
 """
 
 from __future__ import annotations
@@ -50,6 +55,17 @@ class ReplayError(AssertionError):
     """The log cannot describe a store: an event about something it never made."""
 
 
+def _resolve(images: dict[str, set[str]], image: str, where: str) -> str:
+    """The ID of the image a container event names: by ID, or by the (full) name it had
+    then; "" for a container made from scratch."""
+    if not image or image in images:
+        return image
+    owners = [image_id for image_id, names in images.items() if image in names]
+    if len(owners) != 1:
+        raise ReplayError(f"{where}: its image {image} is not one image of the log")
+    return owners[0]
+
+
 def replay(events: Iterable[Event]) -> StoreView:
     """The store the events describe (see the module docstring)."""
     images: dict[str, set[str]] = {}
@@ -60,7 +76,8 @@ def replay(events: Iterable[Event]) -> StoreView:
             if event.kind is EventKind.CREATED:
                 if event.id in containers:
                     raise ReplayError(f"{where}: the container exists already")
-                containers[event.id] = (event.name or "", event.attributes.get("image", ""))
+                image = event.attributes.get("image", "")
+                containers[event.id] = (event.name or "", _resolve(images, image, where))
             elif event.kind is EventKind.REMOVED and containers.pop(event.id, None) is None:
                 raise ReplayError(f"{where}: no such container")
             continue
@@ -104,12 +121,21 @@ class Verified:
     view: StoreView
     events: int
     check: CheckReport
+    #: Working containers of killed builds that ``check --repair`` removed.
+    leftovers: tuple[str, ...] = ()
 
 
 async def verify_store_async(root: Path) -> Verified:
     """Reopen *root*, check it, verify its log and compare the replay with the state."""
+    leftovers: tuple[str, ...] = ()
     async with Runtime(root) as rt:
         report = await rt.check()
+        if report.leftover_containers:
+            assert len(report.problems) == len(report.leftover_containers), report.problems
+            leftovers = tuple(report.leftover_containers)
+            repaired = await rt.check(repair=True)
+            assert repaired.repaired == [f"removed leftover container {c}" for c in leftovers]
+            report = await rt.check()
     assert report.problems == [], report.problems
     view = await read_view(root)
     log = EventLog.for_store(root)
@@ -120,7 +146,7 @@ async def verify_store_async(root: Path) -> Verified:
     assert replayed == view, (
         f"the log replays to\n{replayed.describe()}\nbut the store holds\n{view.describe()}"
     )
-    return Verified(view, len(events), report)
+    return Verified(view, len(events), report, leftovers)
 
 
 def verify_store(root: Path) -> Verified:
