@@ -44,6 +44,7 @@ from aiopod import Runtime
 from aiopod.storage.crashpoints import CRASH_POINTS
 
 PULLED = "stress/pulled:1"
+TRIALS = int(os.environ.get("AIOPOD_KILL_TRIALS", "50"))
 
 
 @dataclass
@@ -215,8 +216,9 @@ def uninterrupted(bench: Bench, name: str) -> float:
     return time.monotonic() - began
 
 
+@pytest.mark.timeout(max(300, 3 * TRIALS))  # a long run takes about 1 s a trial
 def test_random_kills(bench: Bench) -> None:
-    trials = int(os.environ.get("AIOPOD_KILL_TRIALS", "50"))
+    trials = TRIALS
     seed = int(os.environ.get("AIOPOD_KILL_SEED", "1"))
     began = time.monotonic()
     durations = {name: uninterrupted(bench, name) for name in OPERATIONS}
