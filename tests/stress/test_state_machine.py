@@ -19,6 +19,7 @@ finds nothing, and the event log's chain verifies and replays to the model
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -198,4 +199,8 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 TestStoreMachine = StoreMachine.TestCase
-TestStoreMachine.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+TestStoreMachine.settings = settings(
+    max_examples=int(os.environ.get("AIOPOD_MACHINE_EXAMPLES", "25")),
+    stateful_step_count=25,
+    deadline=None,
+)
