@@ -616,7 +616,7 @@ class Store:
 
     def _recover(self, handle: LockHandle) -> None:
         layout = self.layout
-        for directory in (layout.root, layout.meta):
+        for directory in (layout.root, layout.meta, layout.journal):
             for stale in directory.glob(".tmp-*"):
                 stale.unlink(missing_ok=True)
         state = self._load_state()
