@@ -69,6 +69,7 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
 @click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs.")
 @click.option("--format", "fmt", default=None, help="'json' or a Go template ({{.ID}}).")
+@click.option("-n", "--noheading", is_flag=True, help="Do not print the header line.")
 @click.argument("reference", required=False)
 @pass_cli
 def images_command(
@@ -77,6 +78,7 @@ def images_command(
     quiet: bool,
     no_trunc: bool,
     fmt: str | None,
+    noheading: bool,
     reference: str | None,
 ) -> None:
     """List images in the store."""
@@ -86,19 +88,41 @@ def images_command(
     if fmt is not None and is_json_format(fmt):
         click.echo(render_json(_json_rows(images)), nl=False)
         return
+    if quiet:
+        for image in images:
+            click.echo("sha256:" + image.id if no_trunc else image.short_id)
+        return
     if fmt is not None:
         users = Counter(c.image_id for c in run(ctx, lambda rt: rt.containers(external=True)))
         reporters = [
             _reporter(i, name, no_trunc, users[i.id]) for i in images for name in _names(i)
         ]
-        print_template(fmt, reporters, "images")
+        print_template(fmt, reporters, "images", headers=IMAGE_HEADERS, heading=not noheading)
         return
+    table = images_table(images, full_ids=no_trunc)
+    click.echo(render_table(table[1:] if noheading else table), nl=False)
 
-    if quiet:
-        for image in images:
-            click.echo("sha256:" + image.id if no_trunc else image.short_id)
-        return
-    click.echo(render_table(images_table(images, full_ids=no_trunc)), nl=False)
+
+#: The headers of a ``table`` format's columns (podman's; its computed fields have none).
+IMAGE_HEADERS = {
+    "Containers": "CONTAINERS",
+    "Created": "CREATED",
+    "Dangling": "DANGLING",
+    "Digest": "DIGEST",
+    "History": "HISTORY",
+    "ID": "IMAGE ID",
+    "Labels": "LABELS",
+    "Names": "NAMES",
+    "ParentId": "PARENT ID",
+    "ReadOnly": "R/O",
+    "RepoDigests": "REPO DIGESTS",
+    "RepoTags": "REPO TAGS",
+    "Repository": "REPOSITORY",
+    "SharedSize": "SHARED SIZE",
+    "Size": "SIZE",
+    "Tag": "TAG",
+    "VirtualSize": "VIRTUAL SIZE",
+}
 
 
 def _names(image: Image) -> list[str]:
@@ -125,7 +149,7 @@ def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStr
         "CreatedTime": go_time_string(created) if created else "",
         "Size": human_size(image.size),
         "SharedSize": 0,
-        "VirtualSize": human_size(image.size),
+        "VirtualSize": image.size,  # podman's is a number, its Size a method
         "Containers": containers,
         "ReadOnly": False,
         "Dangling": not image.names,
@@ -160,7 +184,9 @@ def _inspect(
     found, errors = run(ctx, body)
     if fmt is not None and not is_json_format(fmt):
         rows = [GoStruct("interface {}", doc, json_value=doc) for doc in found]
-        print_template(fmt, rows, "inspect", prefix="inspecting object: printing inspect output: ")
+        # A table has aligned columns but no header line.
+        prefix = "inspecting object: printing inspect output: "
+        print_template(fmt, rows, "inspect", prefix=prefix, headers={}, heading=False)
     else:
         click.echo(render_json(found, indent="     "), nl=False)
     if not errors:

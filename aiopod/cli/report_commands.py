@@ -15,10 +15,11 @@ from aiopod import ImageHistory
 from aiopod._info import render_yaml
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
-from aiopod.cli.formatting import human_duration, human_size, render_table
+from aiopod.cli.formatting import human_duration, human_size, print_template, render_table
 from aiopod.cli.image_commands import image_group
 from aiopod.cli.simple_format import render_format
 from aiopod.cli.system_commands import system_group
+from aiopod.cli.templates import GoStruct
 from aiopod.cli.usage import exactly, no_args
 from aiopod.errors import UsageError
 
@@ -61,34 +62,35 @@ def tree_command(ctx: CliContext, whatrequires: bool, image: str) -> None:
     click.echo(str(tree))
 
 
-#: The fields of ``history --format`` and their headers.  podman makes headers from its
-#: row type's fields only: the two it computes have none (Go's ``<no value>``).
+#: The headers of ``history --format``'s columns.  podman makes headers from its row
+#: type's fields only: the two it computes have none (Go's ``<no value>``).
 HISTORY_HEADERS = {
-    "ID": "ID",
+    "Comment": "COMMENT",
     "Created": "CREATED",
     "CreatedBy": "CREATED BY",
+    "ID": "ID",
     "Size": "SIZE",
-    "Comment": "COMMENT",
-    "CreatedAt": "<no value>",
-    "CreatedSince": "<no value>",
+    "Tags": "TAGS",
 }
 _HISTORY_TABLE = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
-def _history_row(entry: ImageHistory, *, human: bool, no_trunc: bool) -> dict[str, str]:
+def _history_row(entry: ImageHistory, *, human: bool, no_trunc: bool) -> GoStruct:
     shown_id = entry.id or "<missing>"
     created = human_duration(entry.created) if human else rfc3339(entry.created)
     by = entry.created_by
     when = entry.created.astimezone(UTC) if entry.created else None
-    return {
+    fields = {
         "ID": shown_id if no_trunc else shown_id[:12],
         "Created": created,
         "CreatedBy": by if no_trunc or len(by) <= 45 else by[:42] + "...",
         "Size": human_size(entry.size),
         "Comment": entry.comment,
+        "Tags": list(entry.tags),
         "CreatedAt": f"{when:%Y-%m-%d %H:%M:%S} +0000 UTC" if when else "",
         "CreatedSince": created,
     }
+    return GoStruct("images.historyReporter", fields, json_value=_history_json(entry))
 
 
 def _history_json(entry: ImageHistory) -> dict[str, Any]:
@@ -115,9 +117,7 @@ def _with_history_options(command: Callable[..., None]) -> Callable[..., None]:
     command = click.option(
         "-H", "--human/--no-human", default=True, help="Show dates as durations (default true)."
     )(command)
-    return click.option("--format", "fmt", default=None, help="'json' or a {{.Field}} template.")(
-        command
-    )
+    return click.option("--format", "fmt", default=None, help="'json' or a Go template.")(command)
 
 
 def history(
@@ -130,13 +130,7 @@ def history(
         return
     rows = [_history_row(e, human=human, no_trunc=no_trunc) for e in entries]
     template = "{{.ID}}" if quiet else fmt if fmt is not None else _HISTORY_TABLE
-    try:
-        text = render_format(
-            template, rows, HISTORY_HEADERS, name="history", type_name="images.historyReporter"
-        )
-    except UsageError as exc:
-        fail(exc.message)
-    click.echo(text, nl=False)
+    print_template(template, rows, "history", headers=HISTORY_HEADERS)
 
 
 cli.command("history", args_rule=exactly(1))(_with_history_options(history))
