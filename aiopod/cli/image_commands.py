@@ -264,14 +264,24 @@ def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
 @pass_cli
 def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an oci-archive or an OCI layout directory."""
-    if source is None:
+    from aiopod.cli.progress_display import transfer_display
+
+    if source is None or source == "-":
         if sys.stdin.isatty():
             fail("cannot read from terminal, use command-line redirection or the --input flag")
         from aiopod.cli.spool import load_from_stdin
 
-        loaded = run(ctx, load_from_stdin)
+        async def load(rt: Runtime) -> list[Image]:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                return await load_from_stdin(rt, progress=progress)
+
     else:
-        loaded = run(ctx, lambda rt: rt.load(source))
+
+        async def load(rt: Runtime) -> list[Image]:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                return await rt.load(source, progress=progress)
+
+    loaded = run(ctx, load)
     if quiet:
         return
     for image in loaded:
@@ -297,7 +307,7 @@ def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
 @click.option(
     "-m", "--multi-image-archive", is_flag=True, help="Accepted for podman compatibility."
 )
-@click.option("-q", "--quiet", is_flag=True, help="Accepted for podman compatibility.")
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
 def save_command(
@@ -315,6 +325,8 @@ def save_command(
         known = "oci-dir oci-archive docker-dir docker-archive" if ctx.policy == "podman" else ""
         fail(f"format value must be one of {known or ' '.join(SAVE_FORMATS)}")
     format: SaveFormat = fmt
+    from aiopod.cli.progress_display import transfer_display
+
     if output is None:
         if format == "oci-dir":
             fail("an oci-dir is a directory: name it with -o")
@@ -322,16 +334,31 @@ def save_command(
             fail("refusing to save to terminal. Use -o flag or redirect")
         from aiopod.cli.spool import save_to_stdout
 
-        run(ctx, lambda rt: save_to_stdout(rt, references, format), exit_code=OTHER_ERROR)
-        return
-    run(ctx, lambda rt: rt.save(output, references, format=format), exit_code=OTHER_ERROR)
+        async def save(rt: Runtime) -> None:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                await save_to_stdout(rt, references, format, progress=progress)
+
+    else:
+
+        async def save(rt: Runtime) -> None:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                await rt.save(output, references, format=format, progress=progress)
+
+    run(ctx, save, exit_code=OTHER_ERROR)
 
 
 @cli.command("import", args_rule=between(1, 2))
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @click.argument("tarball")
 @click.argument("name", required=False)
 @pass_cli
-def import_command(ctx: CliContext, tarball: str, name: str | None) -> None:
+def import_command(ctx: CliContext, quiet: bool, tarball: str, name: str | None) -> None:
     """Make a one-layer image from a root file system tarball."""
-    image = run(ctx, lambda rt: rt.import_image(tarball, name))
+    from aiopod.cli.progress_display import transfer_display
+
+    async def import_(rt: Runtime) -> Image:
+        with transfer_display(sys.stderr, quiet=quiet) as progress:
+            return await rt.import_image(tarball, name, progress=progress)
+
+    image = run(ctx, import_)
     click.echo("sha256:" + image.id)

@@ -12,25 +12,31 @@
 * otherwise each record's :attr:`text`, exactly podman's lines when its standard error
   is not a terminal.
 
+A load's or an import's reading of its archive (:class:`~aiopod.ArchiveRead`, which
+podman does not show) is one more bar on a terminal (``Reading images.tar``), nothing
+elsewhere.
+
 The display is a context manager: the bars are drawn by the callable it yields, in the
 thread that calls it (no refresh thread; redraws are at most :data:`REFRESH_INTERVAL`
 apart), and are drawn one last time and released when the block ends, whatever ends
 it.  Standard output is never touched, so a command can print its result there after
-the block.  Any command whose transfers report these records (pull, push, and later
-load, save or build) can show them this way.
+the block.  The commands whose transfers report these records show them this way: pull, push,
+load, save and import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from aiopod.transports.registry.progress import (
     BlobDone,
     BlobProgress,
     BlobStarted,
+    CopyStarted,
     ManifestWriting,
     TransferRecord,
 )
@@ -38,7 +44,12 @@ from aiopod.transports.registry.progress import (
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-__all__ = ("REFRESH_INTERVAL", "TransferDisplay", "transfer_display")
+    from aiopod.transports.archive_progress import ArchiveRead
+
+#: What the display shows: a transfer's records, and a load's reading of its archive.
+DisplayedRecord: TypeAlias = "TransferRecord | ArchiveRead"
+
+__all__ = ("REFRESH_INTERVAL", "DisplayedRecord", "TransferDisplay", "transfer_display")
 
 #: The shortest time between two redraws of the bars, in seconds.
 REFRESH_INTERVAL = 0.1
@@ -87,6 +98,9 @@ class TransferDisplay:
             redirect_stdout=False,
             redirect_stderr=False,
         )
+        from aiopod.transports.archive_progress import ArchiveRead
+
+        self._archive_read = ArchiveRead
         self._tasks: dict[str, TaskID] = {}
         self._drawn = 0.0
         with _terminal_gone_is_ignored():
@@ -104,9 +118,17 @@ class TransferDisplay:
 
         return Console(file=stream).is_interactive
 
-    def __call__(self, record: TransferRecord) -> None:
+    def __call__(self, record: DisplayedRecord) -> None:
         progress = self._progress
-        if isinstance(record, BlobStarted):
+        if isinstance(record, self._archive_read):
+            key = "archive:" + record.path
+            task = self._tasks.get(key)
+            if task is None:
+                label = f"Reading {os.path.basename(record.path) or record.path}"
+                self._tasks[key] = progress.add_task(label, total=record.total, state="")
+            else:
+                progress.update(task, completed=record.done, total=record.total)
+        elif isinstance(record, BlobStarted):
             label = f"Copying {record.kind} {record.digest.removeprefix('sha256:')[:SHORT_DIGEST]}"
             if record.skipped:
                 self._tasks[record.digest] = progress.add_task(
@@ -123,8 +145,8 @@ class TransferDisplay:
             if task is not None:
                 self._finish(task, record.size)
         else:
-            if isinstance(record, ManifestWriting):  # every blob is in place by now
-                for task in self._tasks.values():
+            if isinstance(record, ManifestWriting | CopyStarted):  # the archive is read, or
+                for task in self._tasks.values():  # every blob is in place
                     self._finish(task, None)
             if record.text:
                 with _terminal_gone_is_ignored():
@@ -132,7 +154,8 @@ class TransferDisplay:
                         record.text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True
                     )
         now = time.monotonic()
-        if now - self._drawn >= REFRESH_INTERVAL or not isinstance(record, BlobProgress):
+        counting = isinstance(record, BlobProgress | self._archive_read)
+        if now - self._drawn >= REFRESH_INTERVAL or not counting:
             self._drawn = now
             with _terminal_gone_is_ignored():
                 progress.refresh()
@@ -153,7 +176,7 @@ class TransferDisplay:
 @contextlib.contextmanager
 def transfer_display(
     stream: TextIO, *, quiet: bool = False
-) -> Iterator[Callable[[TransferRecord], None] | None]:
+) -> Iterator[Callable[[DisplayedRecord], None] | None]:
     """A progress callback for the block's transfers on *stream* (bars on a terminal,
     podman's lines elsewhere; see the module), or ``None`` with *quiet*."""
     if quiet:
@@ -161,7 +184,7 @@ def transfer_display(
         return
     if not TransferDisplay.is_wanted(stream):
 
-        def plain(record: TransferRecord) -> None:
+        def plain(record: DisplayedRecord) -> None:
             if record.text:
                 _write_line(stream, record.text)
 
