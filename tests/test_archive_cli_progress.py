@@ -14,24 +14,10 @@ from pathlib import Path
 import pytest
 from imagefactory import child_image, make_image, rootfs_tarball, write_docker_archive
 from peers import Podman, aiopod_env
+from test_archive_progress import blobs_sorted
 
 BASE = make_image("localhost/base:1", seed="cli-progress-base")
 APP = child_image(BASE, "localhost/app:1", files={"app/big": bytes(range(256)) * 4096})
-
-
-def blobs_sorted(stderr: str) -> list[str]:
-    """*stderr*'s lines with each run of ``Copying blob`` lines sorted (podman copies a
-    load's layers concurrently and prints them in the order its copies start)."""
-    lines: list[str] = []
-    run: list[str] = []
-    for line in [*stderr.splitlines(), ""]:
-        if line.startswith("Copying blob "):
-            run.append(line)
-            continue
-        lines += sorted(run)
-        run = []
-        lines.append(line)
-    return lines
 
 
 def ours(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
