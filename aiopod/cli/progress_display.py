@@ -16,30 +16,24 @@ A load's or an import's reading of its archive (:class:`~aiopod.ArchiveRead`, wh
 podman does not show) is one more bar on a terminal (``Reading images.tar``), nothing
 elsewhere.
 
-The display is a context manager: the bars are drawn by the callable it yields, in the
-thread that calls it (no refresh thread; redraws are at most :data:`REFRESH_INTERVAL`
-apart), and are drawn one last time and released when the block ends, whatever ends
-it.  Standard output is never touched, so a command can print its result there after
-the block.  The commands whose transfers report these records show them this way: pull, push,
-load, save and import.
+The bars and lines are those of a :class:`aiopod._progress_board.ProgressBoard` (the
+notebook's live display draws the same board).  The display is a context manager: the
+bars are drawn by the callable it yields, in the thread that calls it (no refresh
+thread; redraws are at most :data:`REFRESH_INTERVAL` apart), and are drawn one last time
+and released when the block ends, whatever ends it.  Standard output is never touched,
+so a command can print its result there after the block.  The commands whose transfers
+report these records show them this way: pull, push, load, save and import.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from aiopod.transports.registry.progress import (
-    BlobDone,
-    BlobProgress,
-    BlobStarted,
-    CopyStarted,
-    ManifestWriting,
-    TransferRecord,
-)
+from aiopod._progress_board import ProgressBoard
+from aiopod.transports.registry.progress import TransferRecord
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -53,9 +47,6 @@ __all__ = ("REFRESH_INTERVAL", "DisplayedRecord", "TransferDisplay", "transfer_d
 
 #: The shortest time between two redraws of the bars, in seconds.
 REFRESH_INTERVAL = 0.1
-
-#: How many hex digits of a digest a bar's label shows (podman's short form).
-SHORT_DIGEST = 12
 
 
 def _terminal_gone_is_ignored() -> contextlib.suppress:
@@ -98,9 +89,7 @@ class TransferDisplay:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        from aiopod.transports.archive_progress import ArchiveRead
-
-        self._archive_read = ArchiveRead
+        self._board = ProgressBoard()
         self._tasks: dict[str, TaskID] = {}
         self._drawn = 0.0
         with _terminal_gone_is_ignored():
@@ -120,52 +109,24 @@ class TransferDisplay:
 
     def __call__(self, record: DisplayedRecord) -> None:
         progress = self._progress
-        if isinstance(record, self._archive_read):
-            key = "archive:" + record.path
+        change = self._board.apply(record)
+        for key in change.bars:
+            bar = self._board.bars[key]
             task = self._tasks.get(key)
             if task is None:
-                label = f"Reading {os.path.basename(record.path) or record.path}"
-                self._tasks[key] = progress.add_task(label, total=record.total, state="")
-            else:
-                progress.update(task, completed=record.done, total=record.total)
-        elif isinstance(record, BlobStarted):
-            label = f"Copying {record.kind} {record.digest.removeprefix('sha256:')[:SHORT_DIGEST]}"
-            if record.skipped:
-                self._tasks[record.digest] = progress.add_task(
-                    label, total=record.size, completed=record.size, state="skipped: already exists"
+                self._tasks[key] = progress.add_task(
+                    bar.label, total=bar.total, completed=bar.done, state=bar.state
                 )
             else:
-                self._tasks[record.digest] = progress.add_task(label, total=record.size, state="")
-        elif isinstance(record, BlobProgress):
-            task = self._tasks.get(record.digest)
-            if task is not None:
-                progress.update(task, completed=record.done, total=record.total)
-        elif isinstance(record, BlobDone):
-            task = self._tasks.get(record.digest)
-            if task is not None:
-                self._finish(task, record.size)
-        else:
-            if isinstance(record, ManifestWriting | CopyStarted):  # the archive is read, or
-                for task in self._tasks.values():  # every blob is in place
-                    self._finish(task, None)
-            if record.text:
-                with _terminal_gone_is_ignored():
-                    progress.console.print(
-                        record.text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True
-                    )
+                progress.update(task, completed=bar.done, total=bar.total, state=bar.state)
+        if change.line:
+            with _terminal_gone_is_ignored():
+                progress.console.print(change.line, markup=False, highlight=False, soft_wrap=True)
         now = time.monotonic()
-        counting = isinstance(record, BlobProgress | self._archive_read)
-        if now - self._drawn >= REFRESH_INTERVAL or not counting:
+        if now - self._drawn >= REFRESH_INTERVAL or not change.counts_only:
             self._drawn = now
             with _terminal_gone_is_ignored():
                 progress.refresh()
-
-    def _finish(self, task: TaskID, size: float | None) -> None:
-        """Mark a blob's bar ``done`` (one that was skipped keeps saying so)."""
-        current = next(t for t in self._progress.tasks if t.id == task)
-        if not current.fields.get("state"):
-            total = current.total if size is None else size
-            self._progress.update(task, completed=total, total=total, state="done")
 
     def close(self) -> None:
         """Draw the bars' final state and release the terminal."""
