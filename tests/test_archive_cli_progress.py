@@ -80,8 +80,12 @@ def test_quiet_prints_no_progress_and_pipes_carry_the_archive(
     tmp_path: Path, archive: Path
 ) -> None:
     root = tmp_path / "store"
-    loaded = ours(root, "load", "-q", "-i", str(archive))
-    assert (loaded.returncode, loaded.stdout, loaded.stderr) == (0, "", "")
+    loaded = ours(root, "load", "-q", "-i", str(archive))  # podman's -q: no progress
+    assert (loaded.returncode, loaded.stdout, loaded.stderr) == (
+        0,
+        "Loaded image: localhost/app:1\n",
+        "",
+    )
     for args in (["load"], ["load", "-i", "-"]):
         piped = ours(tmp_path / "other", *args, stdin=archive.read_bytes())
         assert piped.returncode == 0, piped.stderr
@@ -130,3 +134,46 @@ def test_a_terminal_gets_bars(tmp_path: Path, archive: Path) -> None:
     status, screen = run_on_a_terminal(root, "save", "-o", str(tmp_path / "o.tar"), "app:1")
     assert status == 0, screen
     assert "Copying blob " in screen and "\x1b[" in screen
+
+
+def test_system_check_draws_a_bar_on_a_terminal_and_prints_only_its_result_elsewhere(
+    tmp_path: Path, archive: Path
+) -> None:
+    root = tmp_path / "store"
+    assert ours(root, "load", "-q", "-i", str(archive)).returncode == 0
+    plain = ours(root, "system", "check")
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "store is consistent\n", "")
+    status, screen = run_on_a_terminal(root, "system", "check")
+    assert status == 0, screen
+    assert "Verifying blobs" in screen and "\x1b[" in screen
+
+
+@pytest.mark.peer("podman")
+def test_image_subcommands_are_podmans(tmp_path: Path, archive: Path) -> None:
+    """``image load/save/import/tag/untag/exists`` as podman's."""
+    podman = Podman.create(tmp_path / "podman")
+    root = tmp_path / "aiopod"
+    tarball, _ = rootfs_tarball(tmp_path / "rootfs.tar", {"etc/hostname": b"box\n"})
+    try:
+        steps: list[list[str]] = [
+            ["image", "load", "-q", "-i", str(archive)],
+            ["image", "tag", "app:1", "app:2"],
+            ["image", "untag", "app:1", "app:2"],
+            ["image", "exists", "app:1"],
+            ["image", "exists", "app:2"],
+            ["image", "exists"],
+            ["image", "exists", "a", "b"],
+            ["image", "exists", "In:valid"],
+            ["image", "save", "-q", "-o", "{dir}-saved.tar", "app:1"],
+            ["image", "import", "-q", str(tarball), "imp:1"],
+            ["image", "exists", "imp:1"],
+        ]
+        for step in steps:
+            theirs = podman(*[a.format(dir=tmp_path / "p") for a in step], check=False)
+            mine = ours(root, *[a.format(dir=tmp_path / "o") for a in step])
+            assert mine.returncode == theirs.returncode, (step, mine.stderr, theirs.stderr)
+            assert mine.stderr == theirs.stderr, step
+            if "import" not in step:  # the ID of an import holds its time
+                assert mine.stdout == theirs.stdout, step
+    finally:
+        podman.cleanup()

@@ -1,4 +1,5 @@
-"""Image commands: images, image inspect/inspect, tag, untag, load, save, import."""
+"""Image commands: images, image inspect/inspect, tag, untag, load, save, import (each
+also under ``image``), image exists."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from aiopod.cli.formatting import (
     render_table,
 )
 from aiopod.cli.templates import GoNilMap, GoStruct, is_json_format
-from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
+from aiopod.cli.usage import at_least, at_least_or, at_most, between, exactly, no_args
 from aiopod.errors import AiopodError
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -260,7 +261,7 @@ def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     metavar="FILE",
     help="Archive or OCI layout (default: standard input).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @pass_cli
 def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an oci-archive or an OCI layout directory."""
@@ -282,8 +283,6 @@ def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
                 return await rt.load(source, progress=progress)
 
     loaded = run(ctx, load)
-    if quiet:
-        return
     for image in loaded:
         for name in image.names or ["sha256:" + image.id]:
             click.echo(f"Loaded image: {name}")
@@ -362,3 +361,26 @@ def import_command(ctx: CliContext, quiet: bool, tarball: str, name: str | None)
 
     image = run(ctx, import_)
     click.echo("sha256:" + image.id)
+
+
+# podman's ``image`` subcommands that are top-level commands too.
+for _command in (load_command, save_command, import_command, tag_command, untag_command):
+    image_group.add_command(_command)
+
+
+@image_group.command("exists", args_rule=exactly(1))
+@click.argument("reference")
+@pass_cli
+def image_exists_command(ctx: CliContext, reference: str) -> None:
+    """Exit 0 if the store has the image, 1 if it does not (nothing is printed)."""
+    from aiopod.errors import ImageNotKnown
+
+    async def exists(rt: Runtime) -> bool:
+        try:
+            await rt.get_image(reference)
+        except ImageNotKnown:
+            return False
+        return True
+
+    if not run(ctx, exists):
+        sys.exit(1)

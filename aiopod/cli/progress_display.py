@@ -14,7 +14,7 @@
 
 A load's or an import's reading of its archive (:class:`~aiopod.ArchiveRead`, which
 podman does not show) is one more bar on a terminal (``Reading images.tar``), nothing
-elsewhere.
+elsewhere; so is a check's verifying of the blobs (``Verifying blobs``).
 
 The bars and lines are those of a :class:`aiopod._progress_board.ProgressBoard` (the
 notebook's live display draws the same board).  The display is a context manager: the
@@ -38,10 +38,12 @@ from aiopod.transports.registry.progress import TransferRecord
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from aiopod.storage.check import CheckProgress
     from aiopod.transports.archive_progress import ArchiveRead
 
-#: What the display shows: a transfer's records, and a load's reading of its archive.
-DisplayedRecord: TypeAlias = "TransferRecord | ArchiveRead"
+#: What the display shows: a transfer's records, a load's reading of its archive and a
+#: check's bytes verified.
+DisplayedRecord: TypeAlias = "TransferRecord | ArchiveRead | CheckProgress"
 
 __all__ = ("REFRESH_INTERVAL", "DisplayedRecord", "TransferDisplay", "transfer_display")
 
