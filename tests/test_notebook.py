@@ -161,3 +161,22 @@ def test_without_matplotlib_the_error_names_the_extra(monkeypatch: pytest.Monkey
     with pytest.raises(aiopod.MissingExtra, match=r"pip install 'aiopod\[plot\]'") as caught:
         plot_store(DiskUsage(images=(), containers=()))
     assert isinstance(caught.value, ImportError)
+
+
+async def test_the_readme_notebook_snippet_runs_as_written(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib
+    from matplotlib.figure import Figure
+    from test_asyncio_embedding import readme_snippet, run_as_a_cell
+
+    matplotlib.use("Agg")
+    source = readme_snippet("Pictures, reports and progress", 1)
+    assert "live_progress()" in source
+    monkeypatch.chdir(tmp_path)
+    write_docker_archive(tmp_path / "app.tar", [APP])
+    async with Runtime(store) as rt:
+        namespace: dict[str, Any] = {"rt": rt}
+        await run_as_a_cell(source, namespace)
+        assert [i.names for i in await rt.images()] == [("localhost/app:1",)]
+    assert isinstance(namespace["figure"], Figure)
