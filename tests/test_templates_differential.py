@@ -208,3 +208,20 @@ def test_events_table_template_fails_as_podmans(pair: Pair) -> None:
 @pytest.mark.parametrize("template", ["{{.Status}}\\t{{.Type}}", "{{.Status}}\\n"])
 def test_events_escapes_are_podmans(pair: Pair, template: str) -> None:
     same(pair, "events", "--stream=false", "--since", pair.since, "--format", template)
+
+
+@pytest.mark.parametrize("template", ["{{json .}} row", "table {{json .}}"])
+def test_an_images_rows_json_is_podmans_shape(pair: Pair, template: str) -> None:
+    theirs, ours = pair.both("images", "--format", template)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+
+    def rows(text: str) -> list[list[tuple[str, object]]]:
+        docs = [json.loads(line.removesuffix(" row")) for line in text.splitlines()]
+        # The loaded images' sizes and digests differ for other reasons, and so does the
+        # order of names in History after a tag of several names (the store's order).
+        differ = {"Size", "VirtualSize", "RepoDigests", "Digest", "History"}
+        kept = [[(k, v) for k, v in d.items() if k not in differ] for d in docs]
+        return sorted(kept, key=str)
+
+    assert rows(ours.stdout) == rows(theirs.stdout)
+    assert len(rows(ours.stdout)) >= 2  # not vacuous

@@ -158,7 +158,17 @@ def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStr
         "Names": list(image.names),
         "History": ", ".join(image.names_history),
     }
-    return GoStruct("images.imageReporter", fields, json_value=doc)
+    # {{json .}} of a row: podman's reporter, its repository and tag first.
+    row_json: dict[str, Any] = {"repository": repo, "tag": tag}
+    row_json.update((k, v) for k, v in doc.items() if k != "CreatedAt")
+    row_json["RepoTags"] = [n for n in image.names if "@" not in n]
+    row_json["Containers"] = containers
+    for key in ("Created", "Size", "SharedSize", "VirtualSize", "Labels", "Containers"):
+        row_json[key] = row_json.pop(key)
+    for key in ("Names", "Digest", "History"):
+        if key in row_json:
+            row_json[key] = row_json.pop(key)
+    return GoStruct("images.imageReporter", fields, json_value=row_json)
 
 
 def _inspect(
