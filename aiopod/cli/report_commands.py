@@ -19,7 +19,7 @@ from aiopod.cli.formatting import human_duration, human_size, print_template, re
 from aiopod.cli.image_commands import image_group
 from aiopod.cli.simple_format import render_format
 from aiopod.cli.system_commands import system_group
-from aiopod.cli.templates import GoStruct
+from aiopod.cli.templates import GoStruct, is_json_format
 from aiopod.cli.usage import exactly, no_args
 from aiopod.errors import UsageError
 
@@ -90,7 +90,9 @@ def _history_row(entry: ImageHistory, *, human: bool, no_trunc: bool) -> GoStruc
         "CreatedAt": f"{when:%Y-%m-%d %H:%M:%S} +0000 UTC" if when else "",
         "CreatedSince": created,
     }
-    return GoStruct("images.historyReporter", fields, json_value=_history_json(entry))
+    # {{json .}} of a row is the entry without the text time ``json`` adds.
+    row_json = {k: v for k, v in _history_json(entry).items() if k != "Created"}
+    return GoStruct("images.historyReporter", fields, json_value=row_json)
 
 
 def _history_json(entry: ImageHistory) -> dict[str, Any]:
@@ -125,7 +127,7 @@ def history(
 ) -> None:
     """Show the history of an image."""
     entries = run(ctx, lambda rt: rt.history(image), exit_code=OTHER_ERROR)
-    if fmt is not None and fmt.strip().lower() == "json":
+    if fmt is not None and is_json_format(fmt):
         click.echo(go_json([_history_json(e) for e in entries]) if entries else "[]")
         return
     rows = [_history_row(e, human=human, no_trunc=no_trunc) for e in entries]
