@@ -175,6 +175,9 @@ TABLE_TEMPLATES = [
     ("history --no-trunc -q", "{{.Size}}"),
     ("history", "{{range .}}"),
     ("inspect", "table {{.Id}}\\t{{.Os}}"),
+    ("system df", "table {{.Type}} {{.Total}} {{.Active}}"),
+    ("system df", '{{if eq .Type "Images"}}I{{end}}|{{.Total}}|{{printf "%d" .Active}}'),
+    ("system df", "{{.Foo}}"),
     ("image inspect", "{{.Id}}\\t{{.Architecture}}"),
 ]
 

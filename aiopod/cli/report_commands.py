@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from aiopod import ImageHistory
+from aiopod import ImageHistory, UsageSummary
 from aiopod._info import render_yaml
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
@@ -148,19 +148,42 @@ def _df_size(size: int) -> str:
     return human_size(size, precision=4, separator="")
 
 
-#: The fields of ``system df --format`` and their headers.
+#: The headers of ``system df --format``'s columns (podman's).
 DF_HEADERS = {
-    "Type": "TYPE",
-    "Total": "TOTAL",
     "Active": "ACTIVE",
-    "Size": "SIZE",
+    "RawReclaimable": "RAW RECLAIMABLE",
+    "RawSize": "RAW SIZE",
     "Reclaimable": "RECLAIMABLE",
+    "Size": "SIZE",
+    "Total": "TOTAL",
+    "Type": "TYPE",
 }
+
+
+def _df_row(line: UsageSummary, shown: list[str]) -> GoStruct:
+    """A line of the summary as podman's ``system.dfSummary`` (*shown*: its table row)."""
+    fields = {
+        "Type": line.type,
+        "Total": line.total,
+        "Active": line.active,
+        "RawSize": line.size,
+        "RawReclaimable": line.reclaimable,
+        "Size": shown[3],
+        "Reclaimable": shown[4],
+    }
+    doc = {
+        "Type": line.type,
+        "Total": line.total,
+        "Active": line.active,
+        "Size": line.size,
+        "Reclaimable": line.reclaimable,
+    }
+    return GoStruct("*system.dfSummary", fields, json_value=doc)
 
 
 @system_group.command("df", args_rule=no_args)
 @click.option("-v", "--verbose", is_flag=True, help="Show the usage of each image and container.")
-@click.option("--format", "fmt", default=None, help="A {{.Field}} template for the summary.")
+@click.option("--format", "fmt", default=None, help="A Go template for the summary.")
 @pass_cli
 def df_command(ctx: CliContext, verbose: bool, fmt: str | None) -> None:
     """Show the store's disk usage."""
@@ -170,12 +193,8 @@ def df_command(ctx: CliContext, verbose: bool, fmt: str | None) -> None:
         if fmt is None:
             click.echo(render_table([header, *lines]), nl=False)
             return
-        rows = [dict(zip(DF_HEADERS, line, strict=True)) for line in lines]
-        try:
-            text = render_format(fmt, rows, DF_HEADERS, name="df", type_name="*system.dfSummary")
-        except UsageError as exc:
-            fail(exc.message)
-        click.echo(text, nl=False)
+        rows = [_df_row(line, shown) for line, shown in zip(usage.summary, lines, strict=True)]
+        print_template(fmt, rows, "df", headers=DF_HEADERS)
         return
     images = [
         [
