@@ -178,6 +178,7 @@ TABLE_TEMPLATES = [
     ("system df", "table {{.Type}} {{.Total}} {{.Active}}"),
     ("system df", '{{if eq .Type "Images"}}I{{end}}|{{.Total}}|{{printf "%d" .Active}}'),
     ("system df", "{{.Foo}}"),
+    ("images", "{{.Foo.Bar}}"),
     ("image inspect", "{{.Id}}\\t{{.Architecture}}"),
 ]
 
@@ -231,3 +232,20 @@ def test_an_images_rows_json_is_podmans_shape(pair: Pair, template: str) -> None
 
     assert rows(ours.stdout) == rows(theirs.stdout)
     assert len(rows(ours.stdout)) >= 2  # not vacuous
+
+
+INFO_TEMPLATES = [
+    "{{.Store.GraphDriverName}}\\t{{.Host.Arch}} {{.Store.ContainerStore.Number}}",
+    "{{if .Store.ContainerStore.Number}}yes{{end}} {{.Host.OS}} {{len .Host.Arch}}",
+    "{{.Foo}}",
+    "{{.Host.Foo}}",
+    "{{.Store.ImageStore.Foo}}",
+    "{{.Version.Foo}}",
+    "{{$x := .Store}}{{$x.ContainerStore.Foo}}",
+    "{{$.Store.ImageStore.Foo}}",
+]
+
+
+@pytest.mark.parametrize("template", INFO_TEMPLATES)
+def test_info_templates_print_what_podman_prints(pair: Pair, template: str) -> None:
+    same(pair, "info", "--format", template)

@@ -17,11 +17,10 @@ from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
 from aiopod.cli.formatting import human_duration, human_size, print_template, render_table
 from aiopod.cli.image_commands import image_group
-from aiopod.cli.simple_format import render_format
 from aiopod.cli.system_commands import system_group
-from aiopod.cli.templates import GoStruct, is_json_format
+from aiopod.cli.templates import GoStruct, is_json_format, normalise_format, parse
 from aiopod.cli.usage import exactly, no_args
-from aiopod.errors import UsageError
+from aiopod.errors import TemplateError
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -295,40 +294,59 @@ def prune_command(ctx: CliContext, all_images: bool, force: bool, external: bool
         sys.exit(report.exit_code)
 
 
-def _template_fields(document: dict[str, Any]) -> dict[str, str]:
-    """``info``'s fields by their Go names in podman's templates (``Store.GraphRoot``)."""
+def _info_struct(document: dict[str, Any]) -> GoStruct:
+    """``info``'s document as podman's ``define.Info`` and its parts, by their Go names
+    (``{{.Store.GraphRoot}}``)."""
     host, store, version = document["host"], document["store"], document["version"]
-    containers = store["containerStore"]
-    fields: dict[str, Any] = {
-        "Host.Arch": host["arch"],
-        "Host.CPUs": host["cpus"],
-        "Host.Hostname": host["hostname"],
-        "Host.Kernel": host["kernel"],
-        "Host.OS": host["os"],
-        "Policy": document["policy"],
-        "Store.ContainerStore.External": containers["external"],
-        "Store.ContainerStore.Number": containers["number"],
-        "Store.ContainerStore.Paused": containers["paused"],
-        "Store.ContainerStore.Running": containers["running"],
-        "Store.ContainerStore.Stopped": containers["stopped"],
-        "Store.EventLog": store["eventLog"],
-        "Store.GraphDriverName": store["graphDriverName"],
-        "Store.GraphRoot": store["graphRoot"],
-        "Store.GraphRootAllocated": store["graphRootAllocated"],
-        "Store.GraphRootUsed": store["graphRootUsed"],
-        "Store.ImageStore.Number": store["imageStore"]["number"],
-        "Store.ImageStore.Size": store["imageStore"]["size"],
-        "Version.AnyioVersion": version["AnyioVersion"],
-        "Version.Os": version["Os"],
-        "Version.OsArch": version["OsArch"],
-        "Version.PythonVersion": version["PythonVersion"],
-        "Version.Version": version["Version"],
-    }
-    return {key: str(value) for key, value in fields.items()}
+    containers, images = store["containerStore"], store["imageStore"]
+
+    def part(type_name: str, doc: dict[str, Any], fields: dict[str, Any]) -> GoStruct:
+        return GoStruct(type_name, fields, json_value=doc)
+
+    return part(
+        "*define.Info",
+        document,
+        {
+            "Host": part(
+                "*define.HostInfo",
+                host,
+                {
+                    "Arch": host["arch"],
+                    "CPUs": host["cpus"],
+                    "Hostname": host["hostname"],
+                    "Kernel": host["kernel"],
+                    "OS": host["os"],
+                },
+            ),
+            "Store": part(
+                "*define.StoreInfo",
+                store,
+                {
+                    "ContainerStore": part(
+                        "define.ContainerStore",
+                        containers,
+                        {k[0].upper() + k[1:]: v for k, v in containers.items()},
+                    ),
+                    "EventLog": store["eventLog"],
+                    "GraphDriverName": store["graphDriverName"],
+                    "GraphRoot": store["graphRoot"],
+                    "GraphRootAllocated": store["graphRootAllocated"],
+                    "GraphRootUsed": store["graphRootUsed"],
+                    "ImageStore": part(
+                        "define.ImageStore",
+                        images,
+                        {k[0].upper() + k[1:]: v for k, v in images.items()},
+                    ),
+                },
+            ),
+            "Version": part("define.Version", version, dict(version)),
+            "Policy": document["policy"],
+        },
+    )
 
 
 @cli.command("info", args_rule=no_args)
-@click.option("-f", "--format", "fmt", default=None, help="'json' or a {{.Field}} template.")
+@click.option("-f", "--format", "fmt", default=None, help="'json' or a Go template.")
 @pass_cli
 def info_command(ctx: CliContext, fmt: str | None) -> None:
     """Show the host, the store and the versions."""
@@ -338,11 +356,8 @@ def info_command(ctx: CliContext, fmt: str | None) -> None:
     elif fmt.strip().lower() == "json":
         click.echo(json.dumps(document, indent="    "))
     else:
-        fields = _template_fields(document)
+        text, _ = normalise_format(fmt)
         try:
-            text = render_format(
-                fmt, [fields], fields, name="info", type_name="*define.Info", ranged=False
-            )
-        except UsageError as exc:
-            fail(exc.message)
-        click.echo(text, nl=False)
+            click.echo(parse(text, "info").execute(_info_struct(document)), nl=False)
+        except TemplateError as exc:
+            fail(str(exc))

@@ -697,11 +697,11 @@ class Template:
                     break
             else:
                 raise self._error(node, f"undefined variable: {node.base}")
-        for index, name in enumerate(node.names):
+        for name in node.names:
             if isinstance(value, GoStruct):
                 if name not in value.fields:
                     raise self._field_error(
-                        node, index, f"can't evaluate field {name} in type {value.type_name}"
+                        node, f"can't evaluate field {name} in type {value.type_name}"
                     )
                 value = value.fields[name]
             elif isinstance(value, Mapping):
@@ -710,13 +710,18 @@ class Template:
                 raise self._error(node, f"nil pointer evaluating interface {{}}.{name}")
             else:
                 raise self._field_error(
-                    node, index, f"can't evaluate field {name} in type {_go_type(value)}"
+                    node, f"can't evaluate field {name} in type {_go_type(value)}"
                 )
         return value
 
-    def _field_error(self, node: _Field, index: int, message: str) -> TemplateError:
-        # Go points at the field that failed, not at the start of the chain.
-        skipped = len(node.base or "") + sum(len(n) + 1 for n in node.names[:index])
+    def _field_error(self, node: _Field, message: str) -> TemplateError:
+        # Go reports a chain of fields at the chain's position, whichever field failed:
+        # the first field after a variable ($x.A.B: .A), the second field of a chain that
+        # starts with one (.A.B.C: .B); a lone field at its own.
+        if node.base is not None:
+            skipped = len(node.base) if node.names else 0
+        else:
+            skipped = len(node.names[0]) + 1 if len(node.names) > 1 else 0
         moved = _Field(
             _Pos(node.pos.line, node.pos.col + skipped), node.base, node.names, node.text
         )
