@@ -10,9 +10,10 @@ A daemonless store of OCI images that programs drive with ``await``::
 The public API is what this module exports (``__all__``): the :class:`Runtime`, the types
 its calls take and return (images, containers, removal reports and their plans, the store
 check's report, events and their subscriptions, the progress records of a build, a pull
-and a push) and the errors (:mod:`aiopod.errors`).  Two other modules are public:
-:mod:`aiopod.errors` and :mod:`aiopod.sync` (the same runtime for code that cannot
-``await``: ``with aiopod.sync.Runtime(root=...) as rt: rt.images()``).  Everything else
+and a push) and the errors (:mod:`aiopod.errors`).  Three other modules are public:
+:mod:`aiopod.errors`, :mod:`aiopod.sync` (the same runtime for code that cannot
+``await``: ``with aiopod.sync.Runtime(root=...) as rt: rt.images()``) and
+:mod:`aiopod.notebook` (a live progress display and a picture of the store).  Everything else
 is internal and may change: the modules with a leading underscore, and the sub-packages
 that hold the runtime's parts (:mod:`aiopod.cli`, the command line; ``builder``,
 ``removal``, ``events``, ``transports`` and ``storage``, the layers below the runtime).
@@ -51,6 +52,7 @@ from aiopod.errors import (
     InvalidReference as InvalidReference,
     LimitExceeded as LimitExceeded,
     ManifestUnknown as ManifestUnknown,
+    MissingExtra as MissingExtra,
     NameInUse as NameInUse,
     NoMatchingPlatform as NoMatchingPlatform,
     NotAStore as NotAStore,
@@ -359,6 +361,7 @@ __all__ = (
     "AiopodError",
     "AuthenticationFailed",
     "BlockingCallInEventLoop",
+    "MissingExtra",
     "BuildError",
     "ConfigurationError",
     "ConflictError",

@@ -52,7 +52,8 @@ knowing aiopod's names::
     │   │   └── UnsupportedManifest     a manifest aiopod does not pull (schema 1)
     │   ├── BuildError              a build step failed
     │   ├── RuntimeStopped          the runtime was used after it was closed
-    │   └── BlockingCallInEventLoop (also RuntimeError) aiopod.sync called in an event loop
+    │   ├── BlockingCallInEventLoop (also RuntimeError) aiopod.sync called in an event loop
+    │   └── MissingExtra            (also ImportError) an optional extra is not installed
     ├── OSError
     │   ├── TooManySymlinks         (ELOOP) a path inside a root loops through symlinks
     │   └── PathTooDeep             (ENAMETOOLONG) a path inside a root is too deep
@@ -92,7 +93,8 @@ Where a class sits, and why:
   source that vanished, a download); :class:`RuntimeStopped` and
   :class:`BlockingCallInEventLoop` are programming errors of the caller (a call that
   would block an event loop is the :class:`RuntimeError` asyncio and anyio raise for
-  such misuse).  Each stands alone.
+  such misuse).  Each stands alone, as does :class:`MissingExtra` (a helper needs an
+  optional extra that is not installed: an :class:`ImportError`, as Python raises).
 * :class:`TooManySymlinks` and :class:`PathTooDeep` are not :class:`AiopodError`: aiopod
   resolves paths inside a root file system itself (never following a symlink out of
   it), and where the kernel would fail with ``ELOOP`` or ``ENAMETOOLONG`` it raises
@@ -135,6 +137,7 @@ __all__ = (
     "InvalidReference",
     "LimitExceeded",
     "ManifestUnknown",
+    "MissingExtra",
     "NameInUse",
     "NoMatchingPlatform",
     "NotAStore",
@@ -562,6 +565,22 @@ class BlockingCallInEventLoop(AiopodError, RuntimeError):
             f"aiopod.sync.Runtime.{call}() cannot be called in a thread that runs an "
             f"event loop ({library}): it would block the loop; await aiopod.Runtime's "
             f"{call}() there instead, or call it from a worker thread"
+        )
+
+
+class MissingExtra(AiopodError, ImportError):
+    """A helper needs an optional part of aiopod that is not installed (matplotlib for
+    :func:`aiopod.notebook.plot_store`): install the extra the message names
+    (``pip install 'aiopod[plot]'``).
+
+    ``extra`` is the extra's name; ``module`` the module that could not be imported.
+    """
+
+    def __init__(self, extra: str, module: str, needed_by: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{needed_by} needs {module}, which is not installed: pip install 'aiopod[{extra}]'"
         )
 
 

@@ -314,7 +314,8 @@ def test_load_reads_standard_input_and_save_writes_standard_output(
         loaded = subprocess.run(
             [*cli, other, "load"], stdin=archive, env=env, capture_output=True, text=True
         )
-    assert (loaded.returncode, loaded.stderr) == (0, "")
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stderr.endswith("Writing manifest to image destination\nStoring signatures\n")
     assert loaded.stdout == "Loaded image: localhost/new:1\n"
     assert list(spool.iterdir()) == []
     empty = subprocess.run(

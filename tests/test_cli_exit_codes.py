@@ -53,6 +53,7 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.BuildError('building at STEP "RUN exit 3": exit status 3', command_status=3), 3),
     (api.RuntimeStopped(), 125),
     (api.BlockingCallInEventLoop("images", "asyncio"), 125),
+    (api.MissingExtra("plot", "matplotlib", "plot_store"), 125),
     # podman's pull exits 125 for a manifest the registry does not have.
     (api.ManifestUnknown("r/x:1", "reading manifest 1 in r/x: manifest unknown"), 125),
     (api.NotLoggedIn("r"), 125),

@@ -71,6 +71,7 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "BuildError": (aiopod.AiopodError,),
     "RuntimeStopped": (aiopod.AiopodError,),
     "BlockingCallInEventLoop": (aiopod.AiopodError, RuntimeError),
+    "MissingExtra": (aiopod.AiopodError, ImportError),
     "TooManySymlinks": (OSError,),
     "PathTooDeep": (OSError,),
 }
@@ -99,6 +100,7 @@ def test_groups_do_not_overlap_and_only_the_os_errors_are_outside_aiopod_error()
         aiopod.BuildError,
         aiopod.RuntimeStopped,
         aiopod.BlockingCallInEventLoop,
+        aiopod.MissingExtra,
     )
     for name in PLACES:
         cls = getattr(aiopod, name)

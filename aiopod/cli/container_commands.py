@@ -92,6 +92,44 @@ def _ps_row(container: Container) -> list[str]:
     ]
 
 
+#: The headers of a ``table`` format's columns (podman's).
+PS_HEADERS = {
+    "AutoRemove": "AUTO REMOVE",
+    "Cgroup": "CGROUPNS",
+    "Command": "COMMAND",
+    "Created": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "CreatedHuman": "CREATED",
+    "ExitCode": "EXIT CODE",
+    "Exited": "EXITED",
+    "ExitedAt": "EXITED AT",
+    "ID": "CONTAINER ID",
+    "IPC": "IPC",
+    "Image": "IMAGE",
+    "ImageID": "IMAGE ID",
+    "IsInfra": "IS INFRA",
+    "Labels": "LABELS",
+    "MNT": "MNT",
+    "Mounts": "MOUNTS",
+    "NET": "NET",
+    "Names": "NAMES",
+    "Namespaces": "NAMESPACES",
+    "Networks": "NETWORKS",
+    "PIDNS": "PIDNS",
+    "Pid": "PID",
+    "Pod": "POD ID",
+    "PodName": "PODNAME",
+    "Ports": "PORTS",
+    "RunningFor": "RUNNING FOR",
+    "Size": "SIZE",
+    "StartedAt": "STARTED AT",
+    "State": "STATE",
+    "Status": "STATUS",
+    "UTS": "UTS",
+    "User": "USERNS",
+}
+
+
 def _ps_reporter(container: Container, no_trunc: bool) -> GoStruct:
     """One row of ``ps`` as podman's ``containers.psReporter`` (fields and methods)."""
     created = container.created.astimezone(UTC) if container.created else None
@@ -113,6 +151,7 @@ def _ps_reporter(container: Container, no_trunc: bool) -> GoStruct:
         "Ports": "",
         "Pod": "",
         "Namespaces": {},
+        **dict.fromkeys(("Cgroup", "IPC", "MNT", "NET", "PIDNS", "User", "UTS"), ""),
     }
     return GoStruct("containers.psReporter", fields, json_value=doc)
 
@@ -153,9 +192,16 @@ def _ps_json(container: Container) -> dict[str, Any]:
 @click.option("-q", "--quiet", is_flag=True, help="IDs only.")
 @click.option("--no-trunc", is_flag=True, help="Full IDs.")
 @click.option("--format", "fmt", default=None, help="'json' or a Go template ({{.Names}}).")
+@click.option("-n", "--noheading", is_flag=True, help="Do not print the header line.")
 @pass_cli
 def ps_command(
-    ctx: CliContext, show_all: bool, external: bool, quiet: bool, no_trunc: bool, fmt: str | None
+    ctx: CliContext,
+    show_all: bool,
+    external: bool,
+    quiet: bool,
+    no_trunc: bool,
+    fmt: str | None,
+    noheading: bool,
 ) -> None:
     """List containers.  Without -a only running ones, and none run in aiopod."""
     containers = run(ctx, lambda rt: rt.containers(external=external))
@@ -165,7 +211,8 @@ def ps_command(
         click.echo(render_json([_ps_json(c) for c in containers], indent="  "), nl=False)
         return
     if fmt is not None:
-        print_template(fmt, [_ps_reporter(c, no_trunc) for c in containers], "ps")
+        reporters = [_ps_reporter(c, no_trunc) for c in containers]
+        print_template(fmt, reporters, "ps", headers=PS_HEADERS, heading=not noheading)
         return
     if quiet:
         for container in containers:
@@ -177,4 +224,4 @@ def ps_command(
         if no_trunc:
             row[0] = container.id
         rows.append(row)
-    click.echo(render_table(rows), nl=False)
+    click.echo(render_table(rows[1:] if noheading else rows), nl=False)

@@ -37,6 +37,7 @@ from aiopod.cli.templates import (
     GoNilMap,
     GoString,
     GoStruct,
+    normalise_format,
     parse as parse_template,
 )
 from aiopod.cli.usage import no_args
@@ -158,7 +159,11 @@ def event_renderer(policy: str, fmt: str | None, *, truncate: bool = False) -> R
         if policy == "podman":
             return lambda e: None if (d := to_podman_json(e)) is None else go_json(d)
         return lambda e: go_json(to_native_json(e))
-    parsed = parse_template(fmt, "events")
+    text, table = normalise_format(fmt)
+    # A table format is run as a list's (podman's range), so it fails on the first event,
+    # as podman's does; a line break at its end is the line's own.
+    text = "{{range .}}" + text + "{{end -}}" if table else text.removesuffix("\n")
+    parsed = parse_template(text, "events")
 
     def template(event: Event) -> str | None:
         data = _docker_fields(event) if policy == "docker" else _podman_fields(event, policy)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,17 +32,29 @@ def go_time_string(moment: datetime) -> str:
     return format_go_time(moment, UTC)
 
 
-def print_template(text: str, rows: Sequence[Any], name: str, *, prefix: str = "") -> None:
+def print_template(
+    text: str,
+    rows: Sequence[Any],
+    name: str,
+    *,
+    prefix: str = "",
+    headers: Mapping[str, str] | None = None,
+    heading: bool = True,
+) -> None:
     """Print *rows* through the Go template *text* as podman's listings do
-    (:func:`aiopod.cli.templates.render_list`); a template error ends the command with
-    podman's message after *prefix* (exit 125)."""
+    (:func:`aiopod.cli.templates.render_listing`; *headers* for a ``table`` format, the
+    header line left out without *heading*); a template error ends the command with
+    podman's message after *prefix* (exit 125), after what was printed before it."""
     import click
 
     from aiopod.cli.app import fail
-    from aiopod.cli.templates import render_list
+    from aiopod.cli.templates import render_listing
     from aiopod.errors import TemplateError
 
     try:
-        click.echo(render_list(text, rows, name), nl=False)
+        output, error = render_listing(text, rows, name, headers=headers, heading=heading)
     except TemplateError as exc:
         fail(prefix + str(exc))
+    click.echo(output, nl=False)
+    if error is not None:
+        fail(prefix + str(error))

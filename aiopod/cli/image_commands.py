@@ -1,4 +1,5 @@
-"""Image commands: images, image inspect/inspect, tag, untag, load, save, import."""
+"""Image commands: images, image inspect/inspect, tag, untag, load, save, import (each
+also under ``image``), image exists."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from aiopod.cli.formatting import (
     render_table,
 )
 from aiopod.cli.templates import GoNilMap, GoStruct, is_json_format
-from aiopod.cli.usage import at_least, at_least_or, at_most, between, no_args
+from aiopod.cli.usage import at_least, at_least_or, at_most, between, exactly, no_args
 from aiopod.errors import AiopodError
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -70,6 +71,7 @@ def _json_rows(images: list[Image]) -> list[dict[str, Any]]:
 @click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs.")
 @click.option("--format", "fmt", default=None, help="'json' or a Go template ({{.ID}}).")
+@click.option("-n", "--noheading", is_flag=True, help="Do not print the header line.")
 @click.argument("reference", required=False)
 @pass_cli
 def images_command(
@@ -78,6 +80,7 @@ def images_command(
     quiet: bool,
     no_trunc: bool,
     fmt: str | None,
+    noheading: bool,
     reference: str | None,
 ) -> None:
     """List images in the store."""
@@ -87,19 +90,41 @@ def images_command(
     if fmt is not None and is_json_format(fmt):
         click.echo(render_json(_json_rows(images)), nl=False)
         return
+    if quiet:
+        for image in images:
+            click.echo("sha256:" + image.id if no_trunc else image.short_id)
+        return
     if fmt is not None:
         users = Counter(c.image_id for c in run(ctx, lambda rt: rt.containers(external=True)))
         reporters = [
             _reporter(i, name, no_trunc, users[i.id]) for i in images for name in _names(i)
         ]
-        print_template(fmt, reporters, "images")
+        print_template(fmt, reporters, "images", headers=IMAGE_HEADERS, heading=not noheading)
         return
+    table = images_table(images, full_ids=no_trunc)
+    click.echo(render_table(table[1:] if noheading else table), nl=False)
 
-    if quiet:
-        for image in images:
-            click.echo("sha256:" + image.id if no_trunc else image.short_id)
-        return
-    click.echo(render_table(images_table(images, full_ids=no_trunc)), nl=False)
+
+#: The headers of a ``table`` format's columns (podman's; its computed fields have none).
+IMAGE_HEADERS = {
+    "Containers": "CONTAINERS",
+    "Created": "CREATED",
+    "Dangling": "DANGLING",
+    "Digest": "DIGEST",
+    "History": "HISTORY",
+    "ID": "IMAGE ID",
+    "Labels": "LABELS",
+    "Names": "NAMES",
+    "ParentId": "PARENT ID",
+    "ReadOnly": "R/O",
+    "RepoDigests": "REPO DIGESTS",
+    "RepoTags": "REPO TAGS",
+    "Repository": "REPOSITORY",
+    "SharedSize": "SHARED SIZE",
+    "Size": "SIZE",
+    "Tag": "TAG",
+    "VirtualSize": "VIRTUAL SIZE",
+}
 
 
 def _names(image: Image) -> list[str]:
@@ -126,7 +151,7 @@ def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStr
         "CreatedTime": go_time_string(created) if created else "",
         "Size": human_size(image.size),
         "SharedSize": 0,
-        "VirtualSize": human_size(image.size),
+        "VirtualSize": image.size,  # podman's is a number, its Size a method
         "Containers": containers,
         "ReadOnly": image.read_only,
         "Dangling": not image.names,
@@ -134,7 +159,17 @@ def _reporter(image: Image, name: str, no_trunc: bool, containers: int) -> GoStr
         "Names": list(image.names),
         "History": ", ".join(image.names_history),
     }
-    return GoStruct("images.imageReporter", fields, json_value=doc)
+    # {{json .}} of a row: podman's reporter, its repository and tag first.
+    row_json: dict[str, Any] = {"repository": repo, "tag": tag}
+    row_json.update((k, v) for k, v in doc.items() if k != "CreatedAt")
+    row_json["RepoTags"] = [n for n in image.names if "@" not in n]
+    row_json["Containers"] = containers
+    for key in ("Created", "Size", "SharedSize", "VirtualSize", "Labels", "Containers"):
+        row_json[key] = row_json.pop(key)
+    for key in ("Names", "Digest", "History"):
+        if key in row_json:
+            row_json[key] = row_json.pop(key)
+    return GoStruct("images.imageReporter", fields, json_value=row_json)
 
 
 def _inspect(
@@ -161,7 +196,9 @@ def _inspect(
     found, errors = run(ctx, body)
     if fmt is not None and not is_json_format(fmt):
         rows = [GoStruct("interface {}", doc, json_value=doc) for doc in found]
-        print_template(fmt, rows, "inspect", prefix="inspecting object: printing inspect output: ")
+        # A table has aligned columns but no header line.
+        prefix = "inspecting object: printing inspect output: "
+        print_template(fmt, rows, "inspect", prefix=prefix, headers={}, heading=False)
     else:
         click.echo(render_json(found, indent="     "), nl=False)
     if not errors:
@@ -235,20 +272,28 @@ def untag_command(ctx: CliContext, image: str, names: tuple[str, ...]) -> None:
     metavar="FILE",
     help="Archive or OCI layout (default: standard input).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @pass_cli
 def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an oci-archive or an OCI layout directory."""
-    if source is None:
+    from aiopod.cli.progress_display import transfer_display
+
+    if source is None or source == "-":
         if sys.stdin.isatty():
             fail("cannot read from terminal, use command-line redirection or the --input flag")
         from aiopod.cli.spool import load_from_stdin
 
-        loaded = run(ctx, load_from_stdin)
+        async def load(rt: Runtime) -> list[Image]:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                return await load_from_stdin(rt, progress=progress)
+
     else:
-        loaded = run(ctx, lambda rt: rt.load(source))
-    if quiet:
-        return
+
+        async def load(rt: Runtime) -> list[Image]:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                return await rt.load(source, progress=progress)
+
+    loaded = run(ctx, load)
     for image in loaded:
         for name in image.names or ["sha256:" + image.id]:
             click.echo(f"Loaded image: {name}")
@@ -272,7 +317,7 @@ def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
 @click.option(
     "-m", "--multi-image-archive", is_flag=True, help="Accepted for podman compatibility."
 )
-@click.option("-q", "--quiet", is_flag=True, help="Accepted for podman compatibility.")
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
 def save_command(
@@ -290,6 +335,8 @@ def save_command(
         known = "oci-dir oci-archive docker-dir docker-archive" if ctx.policy == "podman" else ""
         fail(f"format value must be one of {known or ' '.join(SAVE_FORMATS)}")
     format: SaveFormat = fmt
+    from aiopod.cli.progress_display import transfer_display
+
     if output is None:
         if format == "oci-dir":
             fail("an oci-dir is a directory: name it with -o")
@@ -297,16 +344,54 @@ def save_command(
             fail("refusing to save to terminal. Use -o flag or redirect")
         from aiopod.cli.spool import save_to_stdout
 
-        run(ctx, lambda rt: save_to_stdout(rt, references, format), exit_code=OTHER_ERROR)
-        return
-    run(ctx, lambda rt: rt.save(output, references, format=format), exit_code=OTHER_ERROR)
+        async def save(rt: Runtime) -> None:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                await save_to_stdout(rt, references, format, progress=progress)
+
+    else:
+
+        async def save(rt: Runtime) -> None:
+            with transfer_display(sys.stderr, quiet=quiet) as progress:
+                await rt.save(output, references, format=format, progress=progress)
+
+    run(ctx, save, exit_code=OTHER_ERROR)
 
 
 @cli.command("import", args_rule=between(1, 2))
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @click.argument("tarball")
 @click.argument("name", required=False)
 @pass_cli
-def import_command(ctx: CliContext, tarball: str, name: str | None) -> None:
+def import_command(ctx: CliContext, quiet: bool, tarball: str, name: str | None) -> None:
     """Make a one-layer image from a root file system tarball."""
-    image = run(ctx, lambda rt: rt.import_image(tarball, name))
+    from aiopod.cli.progress_display import transfer_display
+
+    async def import_(rt: Runtime) -> Image:
+        with transfer_display(sys.stderr, quiet=quiet) as progress:
+            return await rt.import_image(tarball, name, progress=progress)
+
+    image = run(ctx, import_)
     click.echo("sha256:" + image.id)
+
+
+# podman's ``image`` subcommands that are top-level commands too.
+for _command in (load_command, save_command, import_command, tag_command, untag_command):
+    image_group.add_command(_command)
+
+
+@image_group.command("exists", args_rule=exactly(1))
+@click.argument("reference")
+@pass_cli
+def image_exists_command(ctx: CliContext, reference: str) -> None:
+    """Exit 0 if the store has the image, 1 if it does not (nothing is printed)."""
+    from aiopod.errors import ImageNotKnown
+
+    async def exists(rt: Runtime) -> bool:
+        try:
+            await rt.get_image(reference)
+        except ImageNotKnown:
+            return False
+        return True
+
+    if not run(ctx, exists):
+        sys.exit(1)

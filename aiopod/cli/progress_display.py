@@ -12,12 +12,17 @@
 * otherwise each record's :attr:`text`, exactly podman's lines when its standard error
   is not a terminal.
 
-The display is a context manager: the bars are drawn by the callable it yields, in the
-thread that calls it (no refresh thread; redraws are at most :data:`REFRESH_INTERVAL`
-apart), and are drawn one last time and released when the block ends, whatever ends
-it.  Standard output is never touched, so a command can print its result there after
-the block.  Any command whose transfers report these records (pull, push, and later
-load, save or build) can show them this way.
+A load's or an import's reading of its archive (:class:`~aiopod.ArchiveRead`, which
+podman does not show) is one more bar on a terminal (``Reading images.tar``), nothing
+elsewhere; so is a check's verifying of the blobs (``Verifying blobs``).
+
+The bars and lines are those of a :class:`aiopod._progress_board.ProgressBoard` (the
+notebook's live display draws the same board).  The display is a context manager: the
+bars are drawn by the callable it yields, in the thread that calls it (no refresh
+thread; redraws are at most :data:`REFRESH_INTERVAL` apart), and are drawn one last time
+and released when the block ends, whatever ends it.  Standard output is never touched,
+so a command can print its result there after the block.  The commands whose transfers
+report these records show them this way: pull, push, load, save and import.
 """
 
 from __future__ import annotations
@@ -25,26 +30,25 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from aiopod.transports.registry.progress import (
-    BlobDone,
-    BlobProgress,
-    BlobStarted,
-    ManifestWriting,
-    TransferRecord,
-)
+from aiopod._progress_board import ProgressBoard
+from aiopod.transports.registry.progress import TransferRecord
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-__all__ = ("REFRESH_INTERVAL", "TransferDisplay", "transfer_display")
+    from aiopod.storage.check import CheckProgress
+    from aiopod.transports.archive_progress import ArchiveRead
+
+#: What the display shows: a transfer's records, a load's reading of its archive and a
+#: check's bytes verified.
+DisplayedRecord: TypeAlias = "TransferRecord | ArchiveRead | CheckProgress"
+
+__all__ = ("REFRESH_INTERVAL", "DisplayedRecord", "TransferDisplay", "transfer_display")
 
 #: The shortest time between two redraws of the bars, in seconds.
 REFRESH_INTERVAL = 0.1
-
-#: How many hex digits of a digest a bar's label shows (podman's short form).
-SHORT_DIGEST = 12
 
 
 def _terminal_gone_is_ignored() -> contextlib.suppress:
@@ -87,6 +91,7 @@ class TransferDisplay:
             redirect_stdout=False,
             redirect_stderr=False,
         )
+        self._board = ProgressBoard()
         self._tasks: dict[str, TaskID] = {}
         self._drawn = 0.0
         with _terminal_gone_is_ignored():
@@ -104,45 +109,26 @@ class TransferDisplay:
 
         return Console(file=stream).is_interactive
 
-    def __call__(self, record: TransferRecord) -> None:
+    def __call__(self, record: DisplayedRecord) -> None:
         progress = self._progress
-        if isinstance(record, BlobStarted):
-            label = f"Copying {record.kind} {record.digest.removeprefix('sha256:')[:SHORT_DIGEST]}"
-            if record.skipped:
-                self._tasks[record.digest] = progress.add_task(
-                    label, total=record.size, completed=record.size, state="skipped: already exists"
+        change = self._board.apply(record)
+        for key in change.bars:
+            bar = self._board.bars[key]
+            task = self._tasks.get(key)
+            if task is None:
+                self._tasks[key] = progress.add_task(
+                    bar.label, total=bar.total, completed=bar.done, state=bar.state
                 )
             else:
-                self._tasks[record.digest] = progress.add_task(label, total=record.size, state="")
-        elif isinstance(record, BlobProgress):
-            task = self._tasks.get(record.digest)
-            if task is not None:
-                progress.update(task, completed=record.done, total=record.total)
-        elif isinstance(record, BlobDone):
-            task = self._tasks.get(record.digest)
-            if task is not None:
-                self._finish(task, record.size)
-        else:
-            if isinstance(record, ManifestWriting):  # every blob is in place by now
-                for task in self._tasks.values():
-                    self._finish(task, None)
-            if record.text:
-                with _terminal_gone_is_ignored():
-                    progress.console.print(
-                        record.text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True
-                    )
+                progress.update(task, completed=bar.done, total=bar.total, state=bar.state)
+        if change.line:
+            with _terminal_gone_is_ignored():
+                progress.console.print(change.line, markup=False, highlight=False, soft_wrap=True)
         now = time.monotonic()
-        if now - self._drawn >= REFRESH_INTERVAL or not isinstance(record, BlobProgress):
+        if now - self._drawn >= REFRESH_INTERVAL or not change.counts_only:
             self._drawn = now
             with _terminal_gone_is_ignored():
                 progress.refresh()
-
-    def _finish(self, task: TaskID, size: float | None) -> None:
-        """Mark a blob's bar ``done`` (one that was skipped keeps saying so)."""
-        current = next(t for t in self._progress.tasks if t.id == task)
-        if not current.fields.get("state"):
-            total = current.total if size is None else size
-            self._progress.update(task, completed=total, total=total, state="done")
 
     def close(self) -> None:
         """Draw the bars' final state and release the terminal."""
@@ -153,7 +139,7 @@ class TransferDisplay:
 @contextlib.contextmanager
 def transfer_display(
     stream: TextIO, *, quiet: bool = False
-) -> Iterator[Callable[[TransferRecord], None] | None]:
+) -> Iterator[Callable[[DisplayedRecord], None] | None]:
     """A progress callback for the block's transfers on *stream* (bars on a terminal,
     podman's lines elsewhere; see the module), or ``None`` with *quiet*."""
     if quiet:
@@ -161,7 +147,7 @@ def transfer_display(
         return
     if not TransferDisplay.is_wanted(stream):
 
-        def plain(record: TransferRecord) -> None:
+        def plain(record: DisplayedRecord) -> None:
             if record.text:
                 _write_line(stream, record.text)
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import click
 
-from aiopod import ImageHistory
+from aiopod import ImageHistory, UsageSummary
 from aiopod._info import render_yaml
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
-from aiopod.cli.formatting import human_duration, human_size, render_table
+from aiopod.cli.formatting import human_duration, human_size, print_template, render_table
 from aiopod.cli.image_commands import image_group
-from aiopod.cli.simple_format import render_format
 from aiopod.cli.system_commands import system_group
+from aiopod.cli.templates import GoStruct, is_json_format, normalise_format, parse
 from aiopod.cli.usage import exactly, no_args
-from aiopod.errors import UsageError
+from aiopod.errors import TemplateError
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -61,34 +61,37 @@ def tree_command(ctx: CliContext, whatrequires: bool, image: str) -> None:
     click.echo(str(tree))
 
 
-#: The fields of ``history --format`` and their headers.  podman makes headers from its
-#: row type's fields only: the two it computes have none (Go's ``<no value>``).
+#: The headers of ``history --format``'s columns.  podman makes headers from its row
+#: type's fields only: the two it computes have none (Go's ``<no value>``).
 HISTORY_HEADERS = {
-    "ID": "ID",
+    "Comment": "COMMENT",
     "Created": "CREATED",
     "CreatedBy": "CREATED BY",
+    "ID": "ID",
     "Size": "SIZE",
-    "Comment": "COMMENT",
-    "CreatedAt": "<no value>",
-    "CreatedSince": "<no value>",
+    "Tags": "TAGS",
 }
 _HISTORY_TABLE = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
-def _history_row(entry: ImageHistory, *, human: bool, no_trunc: bool) -> dict[str, str]:
+def _history_row(entry: ImageHistory, *, human: bool, no_trunc: bool) -> GoStruct:
     shown_id = entry.id or "<missing>"
     created = human_duration(entry.created) if human else rfc3339(entry.created)
     by = entry.created_by
     when = entry.created.astimezone(UTC) if entry.created else None
-    return {
+    fields = {
         "ID": shown_id if no_trunc else shown_id[:12],
         "Created": created,
         "CreatedBy": by if no_trunc or len(by) <= 45 else by[:42] + "...",
         "Size": human_size(entry.size),
         "Comment": entry.comment,
+        "Tags": list(entry.tags),
         "CreatedAt": f"{when:%Y-%m-%d %H:%M:%S} +0000 UTC" if when else "",
         "CreatedSince": created,
     }
+    # {{json .}} of a row is the entry without the text time ``json`` adds.
+    row_json = {k: v for k, v in _history_json(entry).items() if k != "Created"}
+    return GoStruct("images.historyReporter", fields, json_value=row_json)
 
 
 def _history_json(entry: ImageHistory) -> dict[str, Any]:
@@ -115,9 +118,7 @@ def _with_history_options(command: Callable[..., None]) -> Callable[..., None]:
     command = click.option(
         "-H", "--human/--no-human", default=True, help="Show dates as durations (default true)."
     )(command)
-    return click.option("--format", "fmt", default=None, help="'json' or a {{.Field}} template.")(
-        command
-    )
+    return click.option("--format", "fmt", default=None, help="'json' or a Go template.")(command)
 
 
 def history(
@@ -125,18 +126,12 @@ def history(
 ) -> None:
     """Show the history of an image."""
     entries = run(ctx, lambda rt: rt.history(image), exit_code=OTHER_ERROR)
-    if fmt is not None and fmt.strip().lower() == "json":
+    if fmt is not None and is_json_format(fmt):
         click.echo(go_json([_history_json(e) for e in entries]) if entries else "[]")
         return
     rows = [_history_row(e, human=human, no_trunc=no_trunc) for e in entries]
     template = "{{.ID}}" if quiet else fmt if fmt is not None else _HISTORY_TABLE
-    try:
-        text = render_format(
-            template, rows, HISTORY_HEADERS, name="history", type_name="images.historyReporter"
-        )
-    except UsageError as exc:
-        fail(exc.message)
-    click.echo(text, nl=False)
+    print_template(template, rows, "history", headers=HISTORY_HEADERS)
 
 
 cli.command("history", args_rule=exactly(1))(_with_history_options(history))
@@ -152,19 +147,42 @@ def _df_size(size: int) -> str:
     return human_size(size, precision=4, separator="")
 
 
-#: The fields of ``system df --format`` and their headers.
+#: The headers of ``system df --format``'s columns (podman's).
 DF_HEADERS = {
-    "Type": "TYPE",
-    "Total": "TOTAL",
     "Active": "ACTIVE",
-    "Size": "SIZE",
+    "RawReclaimable": "RAW RECLAIMABLE",
+    "RawSize": "RAW SIZE",
     "Reclaimable": "RECLAIMABLE",
+    "Size": "SIZE",
+    "Total": "TOTAL",
+    "Type": "TYPE",
 }
+
+
+def _df_row(line: UsageSummary, shown: list[str]) -> GoStruct:
+    """A line of the summary as podman's ``system.dfSummary`` (*shown*: its table row)."""
+    fields = {
+        "Type": line.type,
+        "Total": line.total,
+        "Active": line.active,
+        "RawSize": line.size,
+        "RawReclaimable": line.reclaimable,
+        "Size": shown[3],
+        "Reclaimable": shown[4],
+    }
+    doc = {
+        "Type": line.type,
+        "Total": line.total,
+        "Active": line.active,
+        "Size": line.size,
+        "Reclaimable": line.reclaimable,
+    }
+    return GoStruct("*system.dfSummary", fields, json_value=doc)
 
 
 @system_group.command("df", args_rule=no_args)
 @click.option("-v", "--verbose", is_flag=True, help="Show the usage of each image and container.")
-@click.option("--format", "fmt", default=None, help="A {{.Field}} template for the summary.")
+@click.option("--format", "fmt", default=None, help="A Go template for the summary.")
 @pass_cli
 def df_command(ctx: CliContext, verbose: bool, fmt: str | None) -> None:
     """Show the store's disk usage."""
@@ -174,12 +192,8 @@ def df_command(ctx: CliContext, verbose: bool, fmt: str | None) -> None:
         if fmt is None:
             click.echo(render_table([header, *lines]), nl=False)
             return
-        rows = [dict(zip(DF_HEADERS, line, strict=True)) for line in lines]
-        try:
-            text = render_format(fmt, rows, DF_HEADERS, name="df", type_name="*system.dfSummary")
-        except UsageError as exc:
-            fail(exc.message)
-        click.echo(text, nl=False)
+        rows = [_df_row(line, shown) for line, shown in zip(usage.summary, lines, strict=True)]
+        print_template(fmt, rows, "df", headers=DF_HEADERS)
         return
     images = [
         [
@@ -280,40 +294,59 @@ def prune_command(ctx: CliContext, all_images: bool, force: bool, external: bool
         sys.exit(report.exit_code)
 
 
-def _template_fields(document: dict[str, Any]) -> dict[str, str]:
-    """``info``'s fields by their Go names in podman's templates (``Store.GraphRoot``)."""
+def _info_struct(document: dict[str, Any]) -> GoStruct:
+    """``info``'s document as podman's ``define.Info`` and its parts, by their Go names
+    (``{{.Store.GraphRoot}}``)."""
     host, store, version = document["host"], document["store"], document["version"]
-    containers = store["containerStore"]
-    fields: dict[str, Any] = {
-        "Host.Arch": host["arch"],
-        "Host.CPUs": host["cpus"],
-        "Host.Hostname": host["hostname"],
-        "Host.Kernel": host["kernel"],
-        "Host.OS": host["os"],
-        "Policy": document["policy"],
-        "Store.ContainerStore.External": containers["external"],
-        "Store.ContainerStore.Number": containers["number"],
-        "Store.ContainerStore.Paused": containers["paused"],
-        "Store.ContainerStore.Running": containers["running"],
-        "Store.ContainerStore.Stopped": containers["stopped"],
-        "Store.EventLog": store["eventLog"],
-        "Store.GraphDriverName": store["graphDriverName"],
-        "Store.GraphRoot": store["graphRoot"],
-        "Store.GraphRootAllocated": store["graphRootAllocated"],
-        "Store.GraphRootUsed": store["graphRootUsed"],
-        "Store.ImageStore.Number": store["imageStore"]["number"],
-        "Store.ImageStore.Size": store["imageStore"]["size"],
-        "Version.AnyioVersion": version["AnyioVersion"],
-        "Version.Os": version["Os"],
-        "Version.OsArch": version["OsArch"],
-        "Version.PythonVersion": version["PythonVersion"],
-        "Version.Version": version["Version"],
-    }
-    return {key: str(value) for key, value in fields.items()}
+    containers, images = store["containerStore"], store["imageStore"]
+
+    def part(type_name: str, doc: dict[str, Any], fields: dict[str, Any]) -> GoStruct:
+        return GoStruct(type_name, fields, json_value=doc)
+
+    return part(
+        "*define.Info",
+        document,
+        {
+            "Host": part(
+                "*define.HostInfo",
+                host,
+                {
+                    "Arch": host["arch"],
+                    "CPUs": host["cpus"],
+                    "Hostname": host["hostname"],
+                    "Kernel": host["kernel"],
+                    "OS": host["os"],
+                },
+            ),
+            "Store": part(
+                "*define.StoreInfo",
+                store,
+                {
+                    "ContainerStore": part(
+                        "define.ContainerStore",
+                        containers,
+                        {k[0].upper() + k[1:]: v for k, v in containers.items()},
+                    ),
+                    "EventLog": store["eventLog"],
+                    "GraphDriverName": store["graphDriverName"],
+                    "GraphRoot": store["graphRoot"],
+                    "GraphRootAllocated": store["graphRootAllocated"],
+                    "GraphRootUsed": store["graphRootUsed"],
+                    "ImageStore": part(
+                        "define.ImageStore",
+                        images,
+                        {k[0].upper() + k[1:]: v for k, v in images.items()},
+                    ),
+                },
+            ),
+            "Version": part("define.Version", version, dict(version)),
+            "Policy": document["policy"],
+        },
+    )
 
 
 @cli.command("info", args_rule=no_args)
-@click.option("-f", "--format", "fmt", default=None, help="'json' or a {{.Field}} template.")
+@click.option("-f", "--format", "fmt", default=None, help="'json' or a Go template.")
 @pass_cli
 def info_command(ctx: CliContext, fmt: str | None) -> None:
     """Show the host, the store and the versions."""
@@ -323,11 +356,8 @@ def info_command(ctx: CliContext, fmt: str | None) -> None:
     elif fmt.strip().lower() == "json":
         click.echo(json.dumps(document, indent="    "))
     else:
-        fields = _template_fields(document)
+        text, _ = normalise_format(fmt)
         try:
-            text = render_format(
-                fmt, [fields], fields, name="info", type_name="*define.Info", ranged=False
-            )
-        except UsageError as exc:
-            fail(exc.message)
-        click.echo(text, nl=False)
+            click.echo(parse(text, "info").execute(_info_struct(document)), nl=False)
+        except TemplateError as exc:
+            fail(str(exc))

@@ -16,12 +16,15 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 import anyio.to_thread
 
 from aiopod import Image, Runtime, SaveFormat
+
+if TYPE_CHECKING:
+    from aiopod.transports.archive_progress import ArchiveProgressTarget
 
 __all__ = ("load_from_stdin", "save_to_stdout")
 
@@ -58,15 +61,24 @@ def _unspool_to_stdout(path: Path) -> None:
         _copy(spooled, sys.stdout.buffer)
 
 
-async def load_from_stdin(rt: Runtime) -> list[Image]:
-    """Load the archive standard input holds."""
+async def load_from_stdin(
+    rt: Runtime, *, progress: ArchiveProgressTarget | None = None
+) -> list[Image]:
+    """Load the archive standard input holds (*progress* as :meth:`Runtime.load`'s)."""
     async with _spool_file() as path:
         await anyio.to_thread.run_sync(_spool_stdin, path, abandon_on_cancel=True)
-        return await rt.load(path)
+        return await rt.load(path, progress=progress)
 
 
-async def save_to_stdout(rt: Runtime, references: Sequence[str], format: SaveFormat) -> None:
-    """Save images as an archive written to standard output."""
+async def save_to_stdout(
+    rt: Runtime,
+    references: Sequence[str],
+    format: SaveFormat,
+    *,
+    progress: ArchiveProgressTarget | None = None,
+) -> None:
+    """Save images as an archive written to standard output (*progress* as
+    :meth:`Runtime.save`'s)."""
     async with _spool_file() as path:
-        await rt.save(path, references, format=format)
+        await rt.save(path, references, format=format, progress=progress)
         await anyio.to_thread.run_sync(_unspool_to_stdout, path, abandon_on_cancel=True)

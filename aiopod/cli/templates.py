@@ -22,6 +22,14 @@ API (for every command with ``--format``)::
     template = parse("{{.Name}}", "events")      # TemplateError: a parse error
     text = template.execute(GoStruct("*events.Event", fields))   # TemplateError too
     text = render_list(format, rows, "images")   # podman's ``{{range .}}…{{end}}``
+    text = render_list("table {{.ID}}", rows, "images", headers=IMAGE_HEADERS)
+
+A listing's format is first normalised as podman does: ``\\t`` and ``\\n`` (a backslash
+and a letter) are a tab and a line break; a format that starts with ``table `` (with the
+space) is a table: every space in it becomes a column break, a header line (the
+template applied to the command's field-to-header mapping, ``<no value>`` for a field
+that has none) comes first unless the command is told not to print it, and the columns
+are aligned as podman's tabwriter does.  ``inspect`` prints no header line.
 
 Errors carry Go's text; the command prints it after ``Error:`` and exits 125.
 """
@@ -35,6 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from aiopod._text import render_table
 from aiopod.errors import TemplateError
 
 __all__ = (
@@ -46,8 +55,10 @@ __all__ = (
     "TemplateError",
     "go_print",
     "is_json_format",
+    "normalise_format",
     "parse",
     "render_list",
+    "render_listing",
 )
 
 
@@ -525,7 +536,7 @@ class _Parser:
         kind, value, pos, extra = tokens[0]
         rest = tokens[1:]
         if kind == "string":
-            text = value[1:-1] if value.startswith("`") else json.loads(value)
+            text = value[1:-1] if value.startswith("`") else json.loads(value, strict=False)
             return _Literal(pos, text, value), rest
         if kind == "number":
             number: Any = float(value) if any(c in value for c in ".eE") else int(value)
@@ -686,11 +697,11 @@ class Template:
                     break
             else:
                 raise self._error(node, f"undefined variable: {node.base}")
-        for index, name in enumerate(node.names):
+        for name in node.names:
             if isinstance(value, GoStruct):
                 if name not in value.fields:
                     raise self._field_error(
-                        node, index, f"can't evaluate field {name} in type {value.type_name}"
+                        node, f"can't evaluate field {name} in type {value.type_name}"
                     )
                 value = value.fields[name]
             elif isinstance(value, Mapping):
@@ -699,13 +710,18 @@ class Template:
                 raise self._error(node, f"nil pointer evaluating interface {{}}.{name}")
             else:
                 raise self._field_error(
-                    node, index, f"can't evaluate field {name} in type {_go_type(value)}"
+                    node, f"can't evaluate field {name} in type {_go_type(value)}"
                 )
         return value
 
-    def _field_error(self, node: _Field, index: int, message: str) -> TemplateError:
-        # Go points at the field that failed, not at the start of the chain.
-        skipped = len(node.base or "") + sum(len(n) + 1 for n in node.names[:index])
+    def _field_error(self, node: _Field, message: str) -> TemplateError:
+        # Go reports a chain of fields at the chain's position, whichever field failed:
+        # the first field after a variable ($x.A.B: .A), the second field of a chain that
+        # starts with one (.A.B.C: .B); a lone field at its own.
+        if node.base is not None:
+            skipped = len(node.base) if node.names else 0
+        else:
+            skipped = len(node.names[0]) + 1 if len(node.names) > 1 else 0
         moved = _Field(
             _Pos(node.pos.line, node.pos.col + skipped), node.base, node.names, node.text
         )
@@ -744,15 +760,69 @@ def is_json_format(text: str) -> bool:
 _RANGE_RE: Final = re.compile(r"(?s)\{\{\s*range\s*\.\s*\}\}.*\{\{\s*end\s*-?\s*\}\}")
 
 
-def render_list(text: str, rows: Sequence[Any], name: str) -> str:
-    """``--format`` of a listing command (``images``, ``ps``) or ``inspect``: the template
-    applied to each row, one line each, as podman's ``{{range .}}…{{end}}`` wrapper does
-    (a line break is added unless the template ends with one); a template that is such a
-    range already is applied to the list.
+def normalise_format(text: str) -> tuple[str, bool]:
+    """podman's normalisation of a listing's format: the text and whether it is a table."""
+    table = text.startswith("table ")
+    if table:
+        text = text.removeprefix("table ").replace(" ", "\t")
+    text = text.replace(r"\t", "\t").replace(r"\n", "\n")
+    return (text if text.endswith("\n") else text + "\n"), table
+
+
+def _execute_list(text: str, rows: Sequence[Any], name: str) -> str:
+    if _RANGE_RE.search(text):
+        return parse(text, name).execute(list(rows))
+    return parse("{{range .}}" + text + "{{end -}}", name).execute(list(rows))
+
+
+def render_listing(
+    text: str,
+    rows: Sequence[Any],
+    name: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    heading: bool = True,
+) -> tuple[str, TemplateError | None]:
+    """``--format`` of a listing command (``images``, ``ps``, ``history``) or ``inspect``:
+    the template applied to each row, one line each, as podman's ``{{range .}}…{{end}}``
+    wrapper does (a line break is added unless the template ends with one); a template
+    that is such a range already is applied to the list.  A ``table`` format (see the
+    module) gets a header line from *headers* (unless not *heading*) and aligned columns.
+
+    Returns what to print and the error that stopped the rows, if one did: podman prints
+    the header line before a row's error (it is written first).
+
+    :raises TemplateError: the template is malformed, or fails on the header line.
+    """
+    body, table = normalise_format(text)
+    if not table or headers is None:
+        try:
+            return _execute_list(body, rows, name), None
+        except TemplateError as exc:
+            if not table:
+                raise
+            return "", exc
+    head = _execute_list(body, [dict(headers)], name) if heading else ""
+    error = None
+    try:
+        lines = _execute_list(body, rows, name)
+    except TemplateError as exc:
+        lines, error = "", exc
+    text = head + lines
+    if not text:
+        return "", error
+    text = text.removesuffix("\n")
+    return render_table([line.split("\t") for line in text.split("\n")]), error
+
+
+def render_list(
+    text: str, rows: Sequence[Any], name: str, *, headers: Mapping[str, str] | None = None
+) -> str:
+    """:func:`render_listing`'s output, or its error raised.
 
     :raises TemplateError: in Go's words, with positions as podman reports them.
     """
-    body = text if text.endswith("\n") else text + "\n"
-    if _RANGE_RE.search(body):
-        return parse(body, name).execute(list(rows))
-    return parse("{{range .}}" + body + "{{end -}}", name).execute(list(rows))
+    output, error = render_listing(text, rows, name, headers=headers)
+    if error is not None:
+        raise error
+    return output
