@@ -51,10 +51,17 @@ def test_four_writers_leave_a_store_the_log_replays(tmp_path: Path) -> None:
         for i in range(WRITERS)
     ]
     totals: Counter[str] = Counter()
-    for writer in writers:
-        out, err = writer.communicate(timeout=seconds + 120)
-        assert writer.returncode == 0, err
-        totals.update(json.loads(out))
+    try:
+        for writer in writers:
+            out, err = writer.communicate(timeout=seconds + 120)
+            assert writer.returncode == 0, err
+            totals.update(json.loads(out))
+    finally:
+        # A writer that failed must not leave the others running past the test.
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+            writer.communicate()
     elapsed = time.monotonic() - started
 
     verified = verify_store(root)
