@@ -108,7 +108,7 @@ def find_container(state: StoreState, reference: str) -> ContainerRecord:
 def removal_events(record: ContainerRecord, state: StoreState) -> list[Event]:
     """The ``Removed`` event of a container (with its image and name)."""
     view = container_from_record(record, state)
-    attributes = {"image": view.image_name, "external": str(view.external).lower()}
+    attributes = record.event_attributes(view.image_name)
     return [Event(EventKind.REMOVED, "container", record.id, record.name, attributes=attributes)]
 
 
@@ -243,7 +243,7 @@ async def _make_container(
                 "container",
                 container_id,
                 final_name,
-                attributes={"image": image_name, "external": str(external).lower()},
+                attributes=record.event_attributes(image_name),
             )
             txn.add_container(record, staged)
             txn.emit([event])

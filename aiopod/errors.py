@@ -20,7 +20,8 @@ knowing aiopod's names::
     │   │   ├── ImageInUse              a container uses the image
     │   │   ├── ImageConflict           removal needs force, or cannot be forced
     │   │   │   └── DockerConflict          docker policy: "conflict: unable to ..."
-    │   │   └── NameInUse               the container name is taken
+    │   │   ├── NameInUse               the container name is taken
+    │   │   └── ContentRemoved          another process removed content the change needs
     │   ├── InvalidInputError       (also ValueError) an argument, file or archive is wrong
     │   │   ├── InvalidReference        malformed image reference or name
     │   │   │   └── DockerInvalidReference  docker policy: "invalid reference format"
@@ -123,6 +124,7 @@ __all__ = (
     "ConfigurationError",
     "ConflictError",
     "ContainerNotKnown",
+    "ContentRemoved",
     "DigestMismatch",
     "DockerConflict",
     "DockerInvalidReference",
@@ -276,6 +278,27 @@ class DockerConflict(ImageConflict):
 class NameInUse(ConflictError):
     """The container name belongs to another container; remove that one or choose
     another name."""
+
+
+class ContentRemoved(ConflictError):
+    """Another process removed content this change needs while it ran: typically
+    ``rmi -f`` of a build's base image (which removes the build's working container) or
+    of an image a container was being made from.  Nothing was changed; load, pull or
+    build the image again, then run the operation again.
+
+    ``digests`` are the blobs that are gone.
+    """
+
+    def __init__(self, digests: Sequence[str], operation: str) -> None:
+        self.digests = tuple(digests)
+        self.operation = operation
+        shown = ", ".join(d[:19] for d in self.digests[:3])
+        more = f" and {len(self.digests) - 3} more" if len(self.digests) > 3 else ""
+        super().__init__(
+            f"{operation}: the image content it needs ({shown}{more}) was removed by another "
+            "process meanwhile (an image removed with -f?); nothing was changed: bring the "
+            "image back (load, pull or build it) and run it again"
+        )
 
 
 # -- invalid input --------------------------------------------------------------------------

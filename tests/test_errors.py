@@ -38,6 +38,7 @@ PLACES: dict[str, tuple[type[Exception], ...]] = {
     "ImageConflict": (aiopod.ConflictError,),
     "DockerConflict": (aiopod.ImageConflict,),
     "NameInUse": (aiopod.ConflictError,),
+    "ContentRemoved": (aiopod.ConflictError,),
     "InvalidInputError": (aiopod.AiopodError, ValueError),
     "InvalidReference": (aiopod.InvalidInputError, ValueError),
     "DockerInvalidReference": (aiopod.InvalidReference, ValueError),

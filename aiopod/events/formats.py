@@ -146,7 +146,7 @@ def is_podman_marker(event: Event) -> bool:
 
 
 #: Attributes aiopod sets that are not labels (so podman's ``Attributes`` omits them).
-INTERNAL_ATTRIBUTES: Final = frozenset({"image", "external", "source", "path"})
+INTERNAL_ATTRIBUTES: Final = frozenset({"image", "image_id", "external", "source", "path"})
 
 
 def _imported(event: Event) -> bool:

@@ -119,7 +119,7 @@ def events_for(step: Step, state: StoreState) -> list[Event]:
         if container is None or not step.event:
             return []
         image = container.runtime.image_name if container.runtime else container.image_id
-        attributes = {"image": image, "external": str(container.runtime is None).lower()}
+        attributes = container.event_attributes(image)
         return [
             Event(
                 EventKind.REMOVED, "container", container.id, container.name, attributes=attributes

@@ -47,6 +47,13 @@ class ContainerRecord:
         """A storage-only container (no runtime configuration)."""
         return self.runtime is None
 
+    def event_attributes(self, image: str) -> dict[str, str]:
+        """The attributes of this container's ``Created`` and ``Removed`` events: its
+        image as the event shows it (*image*: the name it was made from, or the ID), the
+        image's ID (``image_id``: what the container uses, whatever names move later;
+        empty for scratch) and whether it is external."""
+        return {"image": image, "image_id": self.image_id, "external": str(self.external).lower()}
+
     def to_json(self) -> dict[str, Any]:
         """The record as stored in the metadata file."""
         doc: dict[str, Any] = {

@@ -96,7 +96,13 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from aiopod.errors import CommitUnfinished, NotAStore, ReadOnlyStore, StorageFull
+from aiopod.errors import (
+    CommitUnfinished,
+    ContentRemoved,
+    NotAStore,
+    ReadOnlyStore,
+    StorageFull,
+)
 from aiopod.events.log import EventLog, PreparedEvents
 from aiopod.events.model import Event, EventKind
 from aiopod.storage.container_records import ContainerRecord
@@ -143,6 +149,8 @@ class Transaction:
     def __init__(self, state: StoreState) -> None:
         self.state = state
         self.added_blobs: dict[str, StagedBlob] = {}
+        #: The IDs of the records :meth:`put` added or replaced.
+        self.put_ids: set[str] = set()
         self.removed: list[ImageRecord] = []
         self.added_containers: dict[str, Path] = {}
         self.removed_containers: list[str] = []
@@ -175,6 +183,7 @@ class Transaction:
     def put(self, record: ImageRecord) -> None:
         """Add or replace an image record (its names move to it from any other image)."""
         self.state.put(record)
+        self.put_ids.add(record.id)
         self.dirty = True
 
     def remove(self, image_id: str) -> ImageRecord:
@@ -598,8 +607,6 @@ class Store:
             layout.blobs / "sha256",
         ):
             path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)  # an existing one keeps its mode
-        if not layout.oci_layout.exists():
-            atomic_write(layout.oci_layout, LAYOUT_FILE_CONTENT)
 
     async def _refresh(self, handle: LockHandle) -> None:
         token = handle.read_token()
@@ -619,6 +626,11 @@ class Store:
         for directory in (layout.root, layout.meta, layout.journal):
             for stale in directory.glob(".tmp-*"):
                 stale.unlink(missing_ok=True)
+        if not layout.oci_layout.exists():
+            # Written here, under the exclusive lock, not when the directories are made:
+            # processes opening a new store at once would remove each other's temporary
+            # file (the loop above) while it is being written.
+            atomic_write(layout.oci_layout, LAYOUT_FILE_CONTENT)
         state = self._load_state()
         intents = sorted(layout.journal.glob("intent-*.json"))
         if intents:
@@ -749,6 +761,27 @@ class Store:
         ]
         return self._event_log.prepare(events)
 
+    def _check_content(self, txn: Transaction) -> None:
+        """Refuse (before anything is written) a commit whose new images need blobs that
+        are neither staged by it nor in the store: content found present before the lock
+        was taken (a build's base layers, a blob a load skipped) that another process's
+        removal deleted meanwhile.  Under the exclusive lock nothing deletes blobs, so
+        what exists now stays (CP9).
+
+        :raises ~aiopod.errors.ContentRemoved: such blobs are missing.
+        """
+        before = self._state.images
+        missing: dict[str, None] = {}
+        for image_id in sorted(txn.put_ids):
+            record = txn.state.images.get(image_id)
+            if record is None or image_id in before:
+                continue
+            for digest in record.blob_digests():
+                if digest not in txn.added_blobs and not self.layout.blob_path(digest).exists():
+                    missing[digest] = None
+        if missing:
+            raise ContentRemoved(list(missing), txn.operation)
+
     def _commit(self, handle: LockHandle, txn: Transaction) -> None:
         """Commit *txn* (see the module docstring: the commit point is the replacement of
         ``images.json``).  Raises only before the commit point, with the store as it was;
@@ -774,6 +807,7 @@ class Store:
                 except OSError as exc:
                     txn.unfinished.append(f"its events could not be recorded ({_reason(exc)})")
             return
+        self._check_content(txn)
         layout = self.layout
         candidates = set(txn.added_blobs)
         for record in txn.removed:
@@ -886,7 +920,7 @@ def _recovered_removal(record: ContainerRecord) -> Event:
         "container",
         record.id,
         record.name,
-        attributes={"image": image, "external": str(record.runtime is None).lower()},
+        attributes=record.event_attributes(image),
         options={"reason": "recovery"},
     )
 

@@ -9,7 +9,8 @@ The replay follows the event vocabulary (``aiopod.events.model``): ``Loaded``,
 ``Pulled``, ``Built`` and ``Tagged`` give a name to an image (taking it from any other
 image: a name belongs to one image), ``Untagged`` takes one away, ``Deleted`` removes the
 image; ``Created`` and ``Removed`` of a container add and remove it (its image is the
-event's ``image`` attribute: the image's ID, or the full name it had then).  An event
+event's ``image_id`` attribute; in logs written before it had one, its ``image``
+attribute: the image's ID, or the full name it had then).  An event
 about an image or container the replay does not know, or a ``Deleted`` image that still
 has names or containers, is an error: the log lost a change.
 
@@ -76,8 +77,12 @@ def replay(events: Iterable[Event]) -> StoreView:
             if event.kind is EventKind.CREATED:
                 if event.id in containers:
                     raise ReplayError(f"{where}: the container exists already")
-                image = event.attributes.get("image", "")
-                containers[event.id] = (event.name or "", _resolve(images, image, where))
+                image = event.attributes.get("image_id")  # logs before it had only names
+                if image is None:
+                    image = _resolve(images, event.attributes.get("image", ""), where)
+                elif image and image not in images:
+                    raise ReplayError(f"{where}: its image {image[:12]} is not in the log")
+                containers[event.id] = (event.name or "", image)
             elif event.kind is EventKind.REMOVED and containers.pop(event.id, None) is None:
                 raise ReplayError(f"{where}: no such container")
             continue
