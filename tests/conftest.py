@@ -55,8 +55,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """Async tests run on asyncio (aiofiles, and the loop notebooks give aiopod)."""
+    """Async tests run on asyncio (aiofiles, and the loop notebooks give aiopod); those of
+    modules marked ``both_backends`` (the core API's) on trio too."""
     return "asyncio"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marked = metafunc.definition.get_closest_marker("both_backends") is not None
+    if marked and "anyio_backend" in metafunc.fixturenames:
+        metafunc.parametrize("anyio_backend", ["asyncio", "trio"])
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from aiopod import (
 )
 from aiopod.cli.exit_codes import exit_code_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]  # the core API, on both
 
 
 LOCAL_DUP = make_image("localhost/dup:1", seed="local-dup")

@@ -14,7 +14,7 @@ import pytest
 from aiopod.errors import RuntimeStopped, UsageError
 from aiopod.events import Event, EventBus, EventFilter, EventKind, Lagged, Subscription
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]  # the core API, on both
 
 
 IMAGE = "a" * 64

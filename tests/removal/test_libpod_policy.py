@@ -37,7 +37,7 @@ from aiopod.events.model import EventKind
 from aiopod.removal.plan import RemovalReport
 from aiopod.storage.store import Store
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]  # the core API, on both
 
 APP = make_image("localhost/app:1", "localhost/app:2", seed="app")  # two names
 ONE = make_image("localhost/one:latest", seed="one")

@@ -29,7 +29,7 @@ from aiopod.cli.exit_codes import exit_code_of
 from aiopod.storage import fsutil
 from aiopod.storage.records import ImageRecord, StoreState
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]  # the core API, on both
 
 
 APP = make_image("localhost/app:1", seed="app")
