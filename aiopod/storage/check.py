@@ -67,7 +67,8 @@ class CheckReport(Displayable):
     #: Damaged images repair kept because a container uses them (removed once the
     #: containers are).
     kept_damaged: list[str] = field(default_factory=list)
-    #: The events of what repair changed (the removal of leftover containers).
+    #: The events of what repair changed (the removal of leftover containers; what the
+    #: rebuild of an unreadable images.json lost).
     events: list[Event] = field(default_factory=list)
 
     @property

@@ -9,13 +9,18 @@ blobs is what judges the image → parent relation (a damaged shared layer damag
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import pytest
 from imagefactory import REF_NAME, index_refs, load_images
-from store_model import verify_store
+from peers import aiopod_env
+from store_model import read_view, replay, verify_store
 from stress_ops import BASE, CHILD, LONE
 
 from aiopod import CheckReport, EventLog, Runtime
@@ -185,3 +190,37 @@ def test_a_container_directory_nothing_knows_goes_with_the_rebuild(tmp_path: Pat
     ) in repaired.repaired
     assert not stray.exists()
     verify_store(root)
+
+
+@pytest.mark.parametrize(
+    "point", ["commit:journal", "commit:state", "commit:metadata", "commit:index"]
+)
+def test_a_rebuild_killed_anywhere_still_tells(tmp_path: Path, point: str) -> None:
+    """The rebuild is a commit like any other (CP1, CP24): killed before its commit point
+    the metadata stays unreadable and a new repair does the work; killed after it, the
+    next open appends its events (the log replays to the store at once) and deletes the
+    lost container's directory; a new repair then deletes the orphan blobs."""
+    root = tmp_path / "store"
+
+    async def setup(rt: Runtime) -> None:
+        await load_images(rt, tmp_path, BASE, LONE)
+        await rt.untag(LONE.id)
+        await rt.create_working_container(BASE.id)
+
+    with_runtime(root, setup)
+    manifests = _corrupt_images_json(root)
+    (root / "blobs" / "sha256" / manifests[LONE.id].removeprefix("sha256:")).unlink()
+    env = {**aiopod_env(), "AIOPOD_CRASH": point}
+    command = [sys.executable, "-m", "aiopod", "--root", str(root), "system", "check", "--repair"]
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if point != "commit:journal":
+        with_runtime(root, lambda rt: rt.images())  # opening recovers
+        view = anyio.run(read_view, root)
+        assert replay(EventLog.for_store(root).read()) == view
+        assert list((root / "aiopod" / "containers").iterdir()) == []
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert repaired.removed_images == ([LONE.id] if point == "commit:journal" else [])
+    verified = verify_store(root)
+    assert verified.view.images == {BASE.id: frozenset(BASE.names)}
+    assert list((root / "aiopod" / "containers").iterdir()) == []
