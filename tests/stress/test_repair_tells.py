@@ -196,10 +196,11 @@ def test_a_container_directory_nothing_knows_goes_with_the_rebuild(tmp_path: Pat
     "point", ["commit:journal", "commit:state", "commit:metadata", "commit:index"]
 )
 def test_a_rebuild_killed_anywhere_still_tells(tmp_path: Path, point: str) -> None:
-    """The rebuild is a commit like any other (CP1, CP24): killed before its commit point
-    the metadata stays unreadable and a new repair does the work; killed after it, the
-    next open appends its events (the log replays to the store at once) and deletes the
-    lost container's directory; a new repair then deletes the orphan blobs."""
+    """The rebuild is a commit like any other (commit-points.md, CP1, CP24): killed
+    before its commit point the metadata stays unreadable and a new repair does the work;
+    killed after it, the next open appends its events (the log replays to the store at
+    once) and deletes the lost container's directory; a new repair then deletes the
+    orphan blobs."""
     root = tmp_path / "store"
 
     async def setup(rt: Runtime) -> None:
