@@ -15,6 +15,9 @@ working containers, containers of a missing image, containers of a damaged image
 runtime removes them as ``rm`` would, with their events (:meth:`aiopod.Runtime.check`).
 A damaged image some container uses is kept (``kept_damaged``) until its containers are
 gone: the runtime then checks again, so no image is deleted from under a container.
+An unreadable ``images.json`` is rebuilt from ``index.json`` and the blobs; what the
+rebuild cannot give back (containers, images no blob gives back) is removed with its
+events, so that the event log still replays to the store (:mod:`aiopod.storage.rebuild`).
 
 Runs under the store's exclusive lock; the hashing runs in a worker thread.
 """
@@ -41,7 +44,7 @@ from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import atomic_write, remove_tree
 from aiopod.storage.layout import render_index
-from aiopod.storage.rebuild import rebuild_state
+from aiopod.storage.rebuild import rebuild_metadata
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion
@@ -64,7 +67,8 @@ class CheckReport(Displayable):
     #: Damaged images repair kept because a container uses them (removed once the
     #: containers are).
     kept_damaged: list[str] = field(default_factory=list)
-    #: The events of what repair changed (the removal of leftover containers).
+    #: The events of what repair changed (the removal of leftover containers; what the
+    #: rebuild of an unreadable images.json lost).
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -324,23 +328,21 @@ async def check_store(
     """Check (and with *repair*, fix) *store* under its exclusive lock; *report* receives
     :class:`CheckProgress` records from the worker thread.
 
-    An unreadable ``images.json`` is reported; repair rebuilds it from ``index.json``
-    (tagged images only) and then checks the rebuilt store.
+    An unreadable ``images.json`` is reported; repair rebuilds it from ``index.json`` and
+    the blobs, committed with the events of what was lost
+    (:func:`~aiopod.storage.rebuild.rebuild_metadata`), and then checks the rebuilt store.
     """
     try:
         return await _check_readable(store, repair=repair, report=report)
     except StoreCorrupted as exc:
         if not repair:
             return CheckReport(problems=[str(exc)])
-        state, problems = await anyio.to_thread.run_sync(rebuild_state, store.layout)
-        await store.replace_unreadable_metadata(state)
+        rebuilt = await rebuild_metadata(store)
         result = await _check_readable(store, repair=True, report=report)
-        result.problems[:0] = [str(exc), *problems]
-        result.repaired.insert(
-            0,
-            f"rebuilt images.json from index.json ({len(state.images)} images); "
-            "untagged images and containers could not be recovered",
-        )
+        result.problems[:0] = [str(exc), *rebuilt.problems]
+        result.repaired[:0] = rebuilt.repaired
+        result.removed_images[:0] = rebuilt.removed_images
+        result.events[:0] = rebuilt.events
         return result
 
 

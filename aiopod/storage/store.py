@@ -327,6 +327,11 @@ class Store:
     # -- reading -------------------------------------------------------------------------
 
     @property
+    def event_log(self) -> EventLog | None:
+        """The log commits append their events to (None: they are not recorded)."""
+        return self._event_log
+
+    @property
     def last_state(self) -> StoreState:
         """The metadata as this process last read or committed it, without I/O or locks
         (another process may have changed it since; for displays, never for decisions)."""
@@ -394,17 +399,24 @@ class Store:
         return StagingArea.create(self.layout.tmp, self.layer_limits)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, unreadable: bool = False) -> AsyncIterator[Transaction]:
         """Change the store under its exclusive lock; the change is committed on exit.
 
         If the block raises, nothing is committed.  The commit itself runs to its end
         whatever cancels the caller; its recorded events are published even then.
 
+        :param unreadable: the metadata cannot be read (``check --repair`` rebuilding it,
+            :mod:`aiopod.storage.rebuild`): the transaction starts from an empty state,
+            which replaces the metadata at commit (unfinished commits are finished against
+            it, CP24).
         :raises ~aiopod.errors.ReadOnlyStore: the store is read-only.
         """
         self.check_writable()
         async with self._writer, self._lock.hold(exclusive=True) as handle:
-            await self._refresh(handle)
+            if unreadable:
+                self._state, self._token = StoreState(), None
+            else:
+                await self._refresh(handle)
             txn = Transaction(self._state.copy())
             try:
                 yield txn
@@ -415,6 +427,9 @@ class Store:
                     with contextlib.suppress(StorageFull):
                         await run_to_completion(self._recover, handle)
                 raise
+            if unreadable:
+                txn.dirty = True
+                self._state = txn.state.copy()
             if self.additional and txn.dirty:
                 async with contextlib.AsyncExitStack() as theirs:  # no blob of theirs goes
                     for other in self.additional:
@@ -476,23 +491,6 @@ class Store:
         if not is_sha256_hex(container_id):
             raise ValueError(f"invalid container ID {container_id!r}")
         return self.layout.containers / container_id
-
-    async def replace_unreadable_metadata(self, state: StoreState) -> None:
-        """Write *state* as the metadata without reading the current one (which cannot be
-        read: this is how ``check --repair`` recovers from an unreadable images.json).
-
-        Takes the exclusive lock; then recovers as an open does.
-        """
-        self.check_writable()
-        async with self._writer, self._lock.hold(exclusive=True) as handle:
-
-            def write() -> None:
-                self._token = handle.new_token()
-                atomic_write(self.layout.images_json, state.to_bytes())
-                atomic_write(self.layout.index_json, render_index(state))
-                self._recover(handle)
-
-            await run_to_completion(write)
 
     # -- internals (blocking; run in worker threads) ---------------------------------------
 

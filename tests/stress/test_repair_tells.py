@@ -8,17 +8,22 @@ blobs is what judges the image → parent relation (a damaged shared layer damag
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
 import pytest
-from imagefactory import load_images
-from store_model import verify_store
+from imagefactory import REF_NAME, index_refs, load_images
+from peers import aiopod_env
+from store_model import read_view, replay, verify_store
 from stress_ops import BASE, CHILD, LONE
 
-from aiopod import CheckReport, Runtime
+from aiopod import CheckReport, EventLog, Runtime
 
 T = TypeVar("T")
 
@@ -57,24 +62,166 @@ def test_a_damaged_shared_layer_takes_the_parent_and_the_child_with_their_events
     assert verified.view.containers == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet: the rebuild from index.json drops untagged images and containers "
-    "without Deleted/Removed events (check_store's StoreCorrupted path)",
-)
+def _corrupt_images_json(root: Path) -> dict[str, str]:
+    """Make ``images.json`` unreadable; return the manifest digest of each image it held."""
+    metadata = root / "aiopod" / "images.json"
+    doc = json.loads(metadata.read_bytes())
+    metadata.write_bytes(b'{"version":1,"ima')
+    return {image["id"]: image["manifest"]["digest"] for image in doc["images"]}
+
+
+def _edit_index(root: Path, keep: Callable[[str, str], bool], **moved: str) -> None:
+    """Drop the ``index.json`` entries *keep* (name, digest) refuses; point the names of
+    *moved* (name → manifest digest) elsewhere."""
+    path = root / "index.json"
+    index = json.loads(path.read_bytes())
+    kept = []
+    for descriptor in index["manifests"]:
+        name = descriptor["annotations"][REF_NAME]
+        if keep(name, descriptor["digest"]):
+            descriptor["digest"] = moved.get(name, descriptor["digest"])
+            kept.append(descriptor)
+    index["manifests"] = kept
+    path.write_text(json.dumps(index))
+
+
+def _events(root: Path) -> list[tuple[str, str, str]]:
+    return [(e.kind, e.id, e.name or "") for e in EventLog.for_store(root).read()]
+
+
 def test_rebuilding_an_unreadable_images_json_tells_what_was_lost(tmp_path: Path) -> None:
-    """Repair rebuilds images.json from index.json: untagged images and containers are
-    lost; the log must say so (their ``Deleted`` / ``Removed`` events), or its replay
-    shows images and containers the store no longer has."""
+    """Repair rebuilds images.json from index.json and the blobs: the untagged image comes
+    back from its blobs, the container is lost; the log must say so (its ``Removed``
+    event), or its replay shows a container the store no longer has."""
+    root = tmp_path / "store"
+
+    async def setup(rt: Runtime) -> str:
+        await load_images(rt, tmp_path, BASE, LONE)
+        await rt.untag(LONE.id)  # dangling: not in index.json
+        container = await rt.create_working_container(BASE.id)
+        return container.id
+
+    container = with_runtime(root, setup)
+    directory = root / "aiopod" / "containers" / container
+    assert directory.is_dir()
+    _corrupt_images_json(root)
+    before = len(_events(root))
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert repaired.repaired[:2] == [
+        "rebuilt images.json from index.json (1 image) and 1 untagged image from their blobs",
+        f"removed container {container} ({BASE.id}-working-container): its record was lost "
+        "with images.json (its directory is deleted)",
+    ], repaired.repaired
+    assert repaired.removed_images == []
+    assert _events(root)[before:] == [("Removed", container, f"{BASE.id}-working-container")]
+    assert not directory.exists()
+    verified = verify_store(root)
+    assert set(verified.view.images) == {BASE.id, LONE.id}
+
+
+def test_an_image_whose_manifest_is_gone_too_is_deleted_with_its_events(tmp_path: Path) -> None:
+    """Neither index.json nor the blobs give the untagged image back: ``Deleted``; a
+    tagged image index.json no longer names comes back untagged: ``Untagged``."""
+    root = tmp_path / "store"
+
+    async def setup(rt: Runtime) -> None:
+        await load_images(rt, tmp_path, BASE, CHILD, LONE)
+        await rt.untag(LONE.id)
+        await rt.tag(BASE.id, "localhost/extra:1")
+
+    with_runtime(root, setup)
+    manifests = _corrupt_images_json(root)
+    (root / "blobs" / "sha256" / manifests[LONE.id].removeprefix("sha256:")).unlink()
+    child_names = {name for name, d in index_refs(root) if d == manifests[CHILD.id]}
+    _edit_index(root, lambda name, digest: name != "localhost/extra:1" and name not in child_names)
+    before = len(_events(root))
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert repaired.removed_images == [LONE.id]
+    assert sorted(_events(root)[before:]) == sorted(
+        [("Untagged", BASE.id, "localhost/extra:1"), ("Deleted", LONE.id, "")]
+        + [("Untagged", CHILD.id, name) for name in child_names]
+    )
+    assert (
+        f"removed image {LONE.id}: its record was lost with images.json and its blobs do "
+        "not give it back"
+    ) in repaired.repaired
+    assert f"untagged localhost/extra:1 from image {BASE.id}: index.json does not name it" in (
+        repaired.repaired
+    )
+    verified = verify_store(root)  # LONE's config and layer went as orphans
+    assert verified.view.images == {
+        BASE.id: frozenset(n for n, d in index_refs(root) if d == manifests[BASE.id]),
+        CHILD.id: frozenset(),
+    }
+
+
+def test_a_name_index_json_gives_to_another_image_is_told_as_moved(tmp_path: Path) -> None:
     root = tmp_path / "store"
 
     async def setup(rt: Runtime) -> None:
         await load_images(rt, tmp_path, BASE, LONE)
-        await rt.untag(LONE.id)  # dangling: not in index.json
+        await rt.tag(BASE.id, "localhost/moved:1")
+
+    with_runtime(root, setup)
+    manifests = _corrupt_images_json(root)
+    _edit_index(root, lambda name, digest: True, **{"localhost/moved:1": manifests[LONE.id]})
+    before = len(_events(root))
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert _events(root)[before:] == [
+        ("Untagged", BASE.id, "localhost/moved:1"),
+        ("Tagged", LONE.id, "localhost/moved:1"),
+    ]
+    assert f"tagged image {LONE.id} localhost/moved:1: as index.json names it" in (
+        repaired.repaired
+    )
+    verify_store(root)
+
+
+def test_a_container_directory_nothing_knows_goes_with_the_rebuild(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with_runtime(root, lambda rt: load_images(rt, tmp_path, BASE))
+    stray = root / "aiopod" / "containers" / ("ab" * 32)
+    (stray / "rootfs").mkdir(parents=True)
+    _corrupt_images_json(root)
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert (
+        f"removed the directory of container {'ab' * 32}: neither images.json nor the event "
+        "log knows it"
+    ) in repaired.repaired
+    assert not stray.exists()
+    verify_store(root)
+
+
+@pytest.mark.parametrize(
+    "point", ["commit:journal", "commit:state", "commit:metadata", "commit:index"]
+)
+def test_a_rebuild_killed_anywhere_still_tells(tmp_path: Path, point: str) -> None:
+    """The rebuild is a commit like any other (commit-points.md, CP1, CP24): killed
+    before its commit point the metadata stays unreadable and a new repair does the work;
+    killed after it, the next open appends its events (the log replays to the store at
+    once) and deletes the lost container's directory; a new repair then deletes the
+    orphan blobs."""
+    root = tmp_path / "store"
+
+    async def setup(rt: Runtime) -> None:
+        await load_images(rt, tmp_path, BASE, LONE)
+        await rt.untag(LONE.id)
         await rt.create_working_container(BASE.id)
 
     with_runtime(root, setup)
-    (root / "aiopod" / "images.json").write_bytes(b'{"version":1,"ima')
+    manifests = _corrupt_images_json(root)
+    (root / "blobs" / "sha256" / manifests[LONE.id].removeprefix("sha256:")).unlink()
+    env = {**aiopod_env(), "AIOPOD_CRASH": point}
+    command = [sys.executable, "-m", "aiopod", "--root", str(root), "system", "check", "--repair"]
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if point != "commit:journal":
+        with_runtime(root, lambda rt: rt.images())  # opening recovers
+        view = anyio.run(read_view, root)
+        assert replay(EventLog.for_store(root).read()) == view
+        assert list((root / "aiopod" / "containers").iterdir()) == []
     repaired = with_runtime(root, lambda rt: rt.check(repair=True))
-    assert any("rebuilt images.json" in line for line in repaired.repaired), repaired
-    verify_store(root)
+    assert repaired.removed_images == ([LONE.id] if point == "commit:journal" else [])
+    verified = verify_store(root)
+    assert verified.view.images == {BASE.id: frozenset(BASE.names)}
+    assert list((root / "aiopod" / "containers").iterdir()) == []
