@@ -47,6 +47,7 @@ _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 def _uncompressed_size(layout: StoreLayout, digest: str, media_type: str, size: int) -> int:
     if media_type.endswith(".tar") or media_type.endswith("diff.tar"):
+        layout.blob_path(digest).stat()  # a missing layer: the image cannot be rebuilt
         return size
     total = 0
     with layout.blob_path(digest).open("rb") as raw, open_decompressed(raw) as stream:

@@ -225,3 +225,21 @@ def test_a_rebuild_killed_anywhere_still_tells(tmp_path: Path, point: str) -> No
     verified = verify_store(root)
     assert verified.view.images == {BASE.id: frozenset(BASE.names)}
     assert list((root / "aiopod" / "containers").iterdir()) == []
+
+
+def test_a_tagged_image_whose_layer_is_gone_is_not_rebuilt_and_the_repair_goes_on(
+    tmp_path: Path,
+) -> None:
+    """index.json names an image whose (uncompressed) layer blob is gone: the rebuild
+    leaves it out (it would be an image without its blobs, which no commit may add) and
+    logs its removal; the other images are rebuilt."""
+    root = tmp_path / "store"
+    with_runtime(root, lambda rt: load_images(rt, tmp_path, BASE, LONE))
+    _corrupt_images_json(root)
+    (root / "blobs" / "sha256" / LONE.diff_ids[0].removeprefix("sha256:")).unlink()
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert repaired.repaired[0] == "rebuilt images.json from index.json (1 image)"
+    assert not any("damaged" in line for line in repaired.repaired), repaired.repaired
+    assert repaired.removed_images == [LONE.id], repaired.repaired
+    verified = verify_store(root)
+    assert set(verified.view.images) == {BASE.id}
