@@ -97,6 +97,7 @@ if TYPE_CHECKING:
         Policy as Policy,
         PullPolicy as PullPolicy,
         Runtime as Runtime,
+        SaveCompression as SaveCompression,
         SaveFormat as SaveFormat,
     )
     from aiopod._trees import ImageTree as ImageTree, TreeLayer as TreeLayer
@@ -183,6 +184,7 @@ _LAZY = {
     "Runtime": "aiopod._runtime",
     "Policy": "aiopod._runtime",
     "SaveFormat": "aiopod._runtime",
+    "SaveCompression": "aiopod._runtime",
     "PullPolicy": "aiopod._runtime",
     "BuildPullPolicy": "aiopod.builder.options",
     "Image": "aiopod._images",
@@ -300,6 +302,7 @@ __all__ = (
     "PullPolicy",
     "Reference",
     "Runtime",
+    "SaveCompression",
     "SaveFormat",
     # registries
     "Credentials",

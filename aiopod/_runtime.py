@@ -87,10 +87,12 @@ if TYPE_CHECKING:
 __all__ = (
     "POLICIES",
     "PULL_POLICIES",
+    "SAVE_COMPRESSIONS",
     "SAVE_FORMATS",
     "Policy",
     "PullPolicy",
     "Runtime",
+    "SaveCompression",
     "SaveFormat",
 )
 
@@ -102,6 +104,9 @@ PULL_POLICIES: tuple[PullPolicy, ...] = ("always", "missing", "newer")
 
 SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
 SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
+
+SaveCompression = Literal["gzip", "zstd"]
+SAVE_COMPRESSIONS: tuple[SaveCompression, ...] = ("gzip", "zstd")
 
 
 class Runtime(Displayable):
@@ -437,6 +442,7 @@ class Runtime(Displayable):
         references: Sequence[str],
         *,
         format: SaveFormat = "docker-archive",
+        compression: SaveCompression | None = None,
         progress: ArchiveProgressTarget | None = None,
     ) -> None:
         """Save images to *path* as a docker-archive, an oci-archive or an OCI directory.
@@ -444,10 +450,28 @@ class Runtime(Displayable):
         Images given by name are saved under that name; images given by ID under all
         of their names.  The output appears only when it is complete.  *progress* as for
         :meth:`load`: podman's lines for each blob as it is written, with its bytes.
+
+        *compression* (``"gzip"`` or ``"zstd"``; oci-archive and oci-dir only) writes the
+        layers stored uncompressed compressed, with several threads per layer, and those
+        stored compressed as they are; the manifests describe the layers as written, the
+        configs are unchanged, so the images keep their IDs wherever they are loaded.
+        By default every layer is written as stored.
+
+        :raises ~aiopod.errors.UsageError: an unknown format or compression, or a
+            compression for a docker-archive (whose layers are uncompressed tars).
         """
         self._check_open()
         if format not in SAVE_FORMATS:
             raise UsageError(f"unknown format {format!r}: use one of {', '.join(SAVE_FORMATS)}")
+        if compression is not None and compression not in SAVE_COMPRESSIONS:
+            raise UsageError(
+                f"unknown compression {compression!r}: use one of {', '.join(SAVE_COMPRESSIONS)}"
+            )
+        if compression is not None and format == "docker-archive":
+            raise UsageError(
+                "a docker-archive holds uncompressed layers: compress an oci-archive or "
+                "an oci-dir instead"
+            )
         if not references:
             raise UsageError("at least one image is needed")
         async with self._store.reading() as state:
@@ -476,12 +500,19 @@ class Runtime(Displayable):
                     archive = format == "oci-archive"
                     await run_until_stopped(
                         lambda: write_oci_layout(
-                            target, images, self._store.blob_path, archive=archive, report=report
+                            target,
+                            images,
+                            self._store.blob_path,
+                            archive=archive,
+                            report=report,
+                            compression=compression,
                         )
                     )
         if self.read_only:
             return  # nothing may be written, the event log included
         attributes = {"path": str(target), "format": format}
+        if compression is not None:
+            attributes["compression"] = compression
         async with self._changing() as txn:
             txn.emit(
                 Event(
