@@ -8,7 +8,9 @@ one, a layer is compressed by that many threads (gzip in independent 1 MiB block
 pigz does, each primed with the previous block's last 32 KiB; zstd with its own worker
 threads): the output is the same whatever the number of threads, and the same every
 time (a gzip header with no time stamp), so saving or pushing an image twice gives the
-same digests.
+same digests.  (zstd always runs in its multi-threaded mode, with one worker thread
+at least: its output differs from the single-threaded mode's, but not with the number of
+workers.)
 
 :func:`layer_media_type` and :func:`rewrite_manifest` describe the compressed layers in a
 manifest of the right type (a Docker manifest becomes an OCI one only when a layer is
@@ -101,7 +103,7 @@ def _compressing(out: _HashingFile, kind: LayerCompression, threads: int) -> Ite
     import zstandard  # here: loading its C library costs start-up time
 
     compressor = zstandard.ZstdCompressor(
-        level=ZSTD_LEVEL, threads=threads if threads > 1 else 0, write_checksum=False
+        level=ZSTD_LEVEL, threads=max(threads, 1), write_checksum=False
     )
     writer = compressor.stream_writer(cast("IO[bytes]", out), closefd=False, write_return_read=True)
     with writer as zst:
