@@ -150,6 +150,13 @@ if TYPE_CHECKING:
         Step as Step,
         Untag as Untag,
     )
+    from aiopod.removal.progress import (
+        ContainersRemoving as ContainersRemoving,
+        ImagesRemoving as ImagesRemoving,
+        RemovalPlanned as RemovalPlanned,
+        RemovalProgressTarget as RemovalProgressTarget,
+        RemovalRecord as RemovalRecord,
+    )
     from aiopod.storage.check import (
         CheckProgress as CheckProgress,
         CheckProgressTarget as CheckProgressTarget,
@@ -217,6 +224,11 @@ _LAZY = {
     "RemoveContainer": "aiopod.removal.plan",
     "DeleteImage": "aiopod.removal.plan",
     "ImageProcessed": "aiopod.removal.plan",
+    "RemovalPlanned": "aiopod.removal.progress",
+    "ContainersRemoving": "aiopod.removal.progress",
+    "ImagesRemoving": "aiopod.removal.progress",
+    "RemovalRecord": "aiopod.removal.progress",
+    "RemovalProgressTarget": "aiopod.removal.progress",
     # events
     "Event": "aiopod.events.model",
     "EventKind": "aiopod.events.model",
@@ -316,6 +328,11 @@ __all__ = (
     "RemoveContainer",
     "Step",
     "Untag",
+    "RemovalPlanned",
+    "ContainersRemoving",
+    "ImagesRemoving",
+    "RemovalRecord",
+    "RemovalProgressTarget",
     # events
     "Actor",
     "Event",

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
+    from aiopod.removal.progress import RemovalProgressTarget
     from aiopod.storage.check import CheckProgressTarget, CheckReport
     from aiopod.transports.archive_progress import ArchiveProgressTarget
     from aiopod.transports.registry.blob_locations import BlobLocations
@@ -818,6 +819,7 @@ class Runtime(Displayable):
         no_prune: bool = False,
         dry_run: bool = False,
         policy: Policy | None = None,
+        progress: RemovalProgressTarget | None = None,
     ) -> RemovalReport:
         """Remove (untag or delete) images, as ``rmi`` does under the runtime's policy.
 
@@ -827,6 +829,13 @@ class Runtime(Displayable):
         containers that use an image (runtime ones as containers, with events; storage
         containers concurrently).  ``dry_run`` returns the plan and changes nothing.
 
+        *progress* receives :data:`~aiopod.RemovalRecord` records (the plan, then the
+        containers and the images removed, counted before and after each step; see
+        :mod:`aiopod.removal.progress`), as a load's (:meth:`load`): a callable, called in
+        the event loop's thread, or an anyio memory object stream, closed when the call
+        ends; neither ever holds the removal up.  An exception the callable raises fails
+        the removal before anything is changed when it is raised for the plan.
+
         Holds the runtime lock and the store's exclusive lock for the decision and the
         commit; cancellation before the commit changes nothing, after it is too late
         (the commit is shielded).
@@ -835,7 +844,8 @@ class Runtime(Displayable):
         """
         options = RemovalOptions(force=force, all=all, ignore=ignore, no_prune=no_prune)
         planner = self._planner_for(policy, references, options)
-        async with self._lock:
+        # The relay outside the lock: a slow stream consumer never holds the lock.
+        async with relay(progress) as relayed, self._lock:
             self._check_open()
             if self._store.additional:
                 planner = _refusing_additional(planner, await self._store.snapshot())
@@ -846,6 +856,8 @@ class Runtime(Displayable):
                 concurrency=self.concurrency,
                 policy=policy or self.policy,
                 options=_flags(force=force, all=all, ignore=ignore, no_prune=no_prune),
+                report=relayed.report,
+                checkpoint=relayed.flush,
             )
         return report
 
