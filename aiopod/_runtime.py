@@ -870,6 +870,7 @@ class Runtime(Displayable):
         no_prune: bool = False,
         dry_run: bool = False,
         policy: Policy | None = None,
+        progress: RemovalProgressTarget | None = None,
     ) -> RemovalReport:
         """Remove one image: :meth:`remove_images` of ``[reference]``, with the same
         keywords (but ``all``, which takes no reference), locking and cancellation."""
@@ -880,6 +881,7 @@ class Runtime(Displayable):
             no_prune=no_prune,
             dry_run=dry_run,
             policy=policy,
+            progress=progress,
         )
 
     async def prune_images(

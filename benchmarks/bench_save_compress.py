@@ -28,24 +28,23 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench_store import (
     IMAGE,
     MIB,
-    Podman,
     Sample,
     aiopod_cmd,
-    aiopod_env,
     compressible_chunks,
     disk_size,
     podman_cmd,
     random_chunks,
     timed,
     write_big_image_archive,
-    write_busybox_rootfs,
     write_layer,
     write_payload,
 )
+from peers import Podman, aiopod_env, write_busybox_rootfs
 
 
 def measure(label: str, runs: int, run: Callable[[Path], Sample], workdir: Path) -> None:
@@ -79,32 +78,29 @@ def bench(label: str, size: int, chunks: Iterator[bytes], workdir: Path, runs: i
         timed(podman_cmd(podman, "load", "-q", "-i", archive), podman.env())
         timed(aiopod_cmd(root, "load", "-i", archive), aiopod_env())
         archive.unlink()
+
+        def podman_save(extra: list[str]) -> Callable[[Path], Sample]:
+            def run(out: Path) -> Sample:
+                cmd = podman_cmd(podman, "save", "-q", *extra, "--format", "oci-archive", "-o", out)
+                return timed([*cmd, IMAGE], podman.env())
+
+            return run
+
+        def aiopod_save(extra: list[str]) -> Callable[[Path], Sample]:
+            def run(out: Path) -> Sample:
+                cmd = aiopod_cmd(root, "save", *extra, "--format", "oci-archive", "-o", out)
+                return timed([*cmd, IMAGE], aiopod_env())
+
+            return run
+
         for name, extra in (("", []), (" --uncompressed", ["--uncompressed"])):
-            measure(
-                f"podman{name} {label}",
-                runs,
-                lambda out, extra=extra: timed(
-                    podman_cmd(
-                        podman, "save", "-q", *extra, "--format", "oci-archive", "-o", out, IMAGE
-                    ),
-                    podman.env(),
-                ),
-                workdir,
-            )
+            measure(f"podman{name} {label}", runs, podman_save(extra), workdir)
         for name, extra in (
             ("", []),
             (" --compress", ["--compress"]),
             (" --compression-format zstd", ["--compression-format", "zstd"]),
         ):
-            measure(
-                f"aiopod{name} {label}",
-                runs,
-                lambda out, extra=extra: timed(
-                    aiopod_cmd(root, "save", *extra, "--format", "oci-archive", "-o", out, IMAGE),
-                    aiopod_env(),
-                ),
-                workdir,
-            )
+            measure(f"aiopod{name} {label}", runs, aiopod_save(extra), workdir)
     finally:
         podman.cleanup()
 
