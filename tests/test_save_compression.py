@@ -38,6 +38,8 @@ from aiopod import (
     BlobDone,
     BlobProgress,
     BlobStarted,
+    Event,
+    EventKind,
     Runtime,
     SaveCompression,
     SaveFormat,
@@ -277,6 +279,28 @@ async def _loaded_state(tmp_path: Path) -> Any:
         return await store_of(rt).snapshot()
 
 
+async def test_a_read_only_store_saves_compressed_and_records_the_compression(
+    tmp_path: Path,
+) -> None:
+    """Compressing stages nothing in the store: a read-only store saves too; a writable
+    one's Saved events name the compression."""
+    root = tmp_path / "store"
+    async with Runtime(root) as rt:
+        await load_all(rt, tmp_path)
+        async with rt.events.subscribe(kinds=[EventKind.SAVED]) as events:
+            await rt.save(tmp_path / "rw.tar", ["app:1"], format="oci-archive", compression="zstd")
+            event = await events.receive()
+        assert isinstance(event, Event)
+        assert event.attributes["compression"] == "zstd"
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    async with Runtime(root, read_only=True) as rt:
+        assert rt.read_only
+        await rt.save(tmp_path / "ro", ["app:1"], format="oci-dir", compression="gzip")
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+    [doc] = manifests(tmp_path / "ro").values()
+    assert doc["config"]["digest"] == APP.config_digest
+
+
 # -- the command line ---------------------------------------------------------------------
 
 
@@ -307,6 +331,27 @@ def test_the_command_line_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         assert not out.exists()
     proc = ours(root, "save", "--format", "oci-archive", "--uncompressed", "-o", out, "base:1")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_save_to_standard_output_compresses_too(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    assert (
+        ours(root, "load", "-i", write_docker_archive(tmp_path / "in.tar", [BASE])).returncode == 0
+    )
+    out = tmp_path / "piped.tar"
+    with out.open("wb") as stdout:
+        cmd = [sys.executable, "-m", "aiopod", "--root", str(root), "save", "-q", "--compress"]
+        proc = subprocess.run(
+            [*cmd, "--format", "oci-archive", "base:1"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env=aiopod_env(),
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    [doc] = manifests(out).values()
+    assert [layer["mediaType"] for layer in doc["layers"]] == [mt.OCI_LAYER_GZIP]
 
 
 # -- peers read what aiopod wrote ---------------------------------------------------------
