@@ -310,7 +310,9 @@ def write_oci_layout(
     An archive's compressed layers are staged one at a time in a temporary directory
     beside it, removed however the save ends."""
     if archive:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.aiopod-", dir=target.parent))
+        staging = target.parent  # unused without compression
+        if compression is not None:
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.aiopod-", dir=target.parent))
         try:
             with output_file(target) as fd:
                 tar = TarWriter(fd)
@@ -322,7 +324,8 @@ def write_oci_layout(
                 tar.add_bytes("index.json", _index_document(manifests))
                 tar.close()
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if compression is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         report_saved(report)
         return
     if target.exists() and any(target.iterdir()) and not (target / "oci-layout").exists():
