@@ -98,6 +98,7 @@ if TYPE_CHECKING:
         Policy as Policy,
         PullPolicy as PullPolicy,
         Runtime as Runtime,
+        SaveCompression as SaveCompression,
         SaveFormat as SaveFormat,
     )
     from aiopod._trees import ImageTree as ImageTree, TreeLayer as TreeLayer
@@ -150,6 +151,13 @@ if TYPE_CHECKING:
         Step as Step,
         Untag as Untag,
     )
+    from aiopod.removal.progress import (
+        ContainersRemoving as ContainersRemoving,
+        ImagesRemoving as ImagesRemoving,
+        RemovalPlanned as RemovalPlanned,
+        RemovalProgressTarget as RemovalProgressTarget,
+        RemovalRecord as RemovalRecord,
+    )
     from aiopod.storage.check import (
         CheckProgress as CheckProgress,
         CheckProgressTarget as CheckProgressTarget,
@@ -184,6 +192,7 @@ _LAZY = {
     "Runtime": "aiopod._runtime",
     "Policy": "aiopod._runtime",
     "SaveFormat": "aiopod._runtime",
+    "SaveCompression": "aiopod._runtime",
     "PullPolicy": "aiopod._runtime",
     "BuildPullPolicy": "aiopod.builder.options",
     "Image": "aiopod._images",
@@ -216,6 +225,11 @@ _LAZY = {
     "RemoveContainer": "aiopod.removal.plan",
     "DeleteImage": "aiopod.removal.plan",
     "ImageProcessed": "aiopod.removal.plan",
+    "RemovalPlanned": "aiopod.removal.progress",
+    "ContainersRemoving": "aiopod.removal.progress",
+    "ImagesRemoving": "aiopod.removal.progress",
+    "RemovalRecord": "aiopod.removal.progress",
+    "RemovalProgressTarget": "aiopod.removal.progress",
     # events
     "Event": "aiopod.events.model",
     "EventKind": "aiopod.events.model",
@@ -301,6 +315,7 @@ __all__ = (
     "PullPolicy",
     "Reference",
     "Runtime",
+    "SaveCompression",
     "SaveFormat",
     # registries
     "Credentials",
@@ -314,6 +329,11 @@ __all__ = (
     "RemoveContainer",
     "Step",
     "Untag",
+    "RemovalPlanned",
+    "ContainersRemoving",
+    "ImagesRemoving",
+    "RemovalRecord",
+    "RemovalProgressTarget",
     # events
     "Actor",
     "Event",

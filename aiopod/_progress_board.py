@@ -7,7 +7,7 @@ to a :class:`ProgressBoard`, which keeps:
 * one :class:`Bar` per blob (``Copying blob 9dcb8fc3c411`` as podman labels it, bytes
   done of the total, ``done`` once verified or written, ``skipped: already exists`` for
   a blob the destination has) and one per count that is not about a blob (a load's
-  ``Reading images.tar``, a check's ``Verifying blobs``);
+  ``Reading images.tar``, a check's ``Verifying blobs``, a removal's ``Removing images``);
 * the lines of the other records (``Trying to pull …``, ``Writing manifest to image
   destination``, a build's steps and output), the most recent :data:`KEPT_LINES` of them.
 
@@ -42,12 +42,14 @@ KEPT_LINES = 200
 @dataclass(slots=True)
 class Bar:
     """One bar: its label, bytes done of the total (``None``: unknown) and its state
-    (``""`` while it runs, ``done``, or ``skipped: already exists``)."""
+    (``""`` while it runs, ``done``, or ``skipped: already exists``); ``unit`` names what
+    it counts when that is not bytes (a removal's ``images``)."""
 
     label: str
     done: int
     total: int | None
     state: str = ""
+    unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,9 @@ class Change:
 
 def _count_label(record: object) -> str:
     """The label of a count that is not about a blob."""
+    label = getattr(record, "label", None)
+    if isinstance(label, str):
+        return label
     path = getattr(record, "path", None)
     if isinstance(path, str):
         return f"Reading {os.path.basename(path) or path}"
@@ -101,7 +106,11 @@ class ProgressBoard:
         done, total = getattr(record, "done", None), getattr(record, "total", None)
         if isinstance(done, int) and not hasattr(record, "digest"):
             key = "count:" + _count_label(record)
-            bar = bars.setdefault(key, Bar(_count_label(record), 0, None))
+            unit = getattr(record, "unit", None)
+            bar = bars.setdefault(
+                key,
+                Bar(_count_label(record), 0, None, unit=unit if isinstance(unit, str) else None),
+            )
             bar.done, bar.total = done, total if isinstance(total, int) else None
             return Change((key,))
         finished: tuple[str, ...] = ()

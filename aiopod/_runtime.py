@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
+    from aiopod.removal.progress import RemovalProgressTarget
     from aiopod.storage.check import CheckProgressTarget, CheckReport
     from aiopod.transports.archive_progress import ArchiveProgressTarget
     from aiopod.transports.registry.blob_locations import BlobLocations
@@ -87,10 +88,12 @@ if TYPE_CHECKING:
 __all__ = (
     "POLICIES",
     "PULL_POLICIES",
+    "SAVE_COMPRESSIONS",
     "SAVE_FORMATS",
     "Policy",
     "PullPolicy",
     "Runtime",
+    "SaveCompression",
     "SaveFormat",
 )
 
@@ -102,6 +105,9 @@ PULL_POLICIES: tuple[PullPolicy, ...] = ("always", "missing", "newer")
 
 SaveFormat = Literal["docker-archive", "oci-archive", "oci-dir"]
 SAVE_FORMATS: tuple[SaveFormat, ...] = ("docker-archive", "oci-archive", "oci-dir")
+
+SaveCompression = Literal["gzip", "zstd"]
+SAVE_COMPRESSIONS: tuple[SaveCompression, ...] = ("gzip", "zstd")
 
 
 class Runtime(Displayable):
@@ -437,6 +443,7 @@ class Runtime(Displayable):
         references: Sequence[str],
         *,
         format: SaveFormat = "docker-archive",
+        compression: SaveCompression | None = None,
         progress: ArchiveProgressTarget | None = None,
     ) -> None:
         """Save images to *path* as a docker-archive, an oci-archive or an OCI directory.
@@ -444,10 +451,28 @@ class Runtime(Displayable):
         Images given by name are saved under that name; images given by ID under all
         of their names.  The output appears only when it is complete.  *progress* as for
         :meth:`load`: podman's lines for each blob as it is written, with its bytes.
+
+        *compression* (``"gzip"`` or ``"zstd"``; oci-archive and oci-dir only) writes the
+        layers stored uncompressed compressed, with several threads per layer, and those
+        stored compressed as they are; the manifests describe the layers as written, the
+        configs are unchanged, so the images keep their IDs wherever they are loaded.
+        By default every layer is written as stored.
+
+        :raises ~aiopod.errors.UsageError: an unknown format or compression, or a
+            compression for a docker-archive (whose layers are uncompressed tars).
         """
         self._check_open()
         if format not in SAVE_FORMATS:
             raise UsageError(f"unknown format {format!r}: use one of {', '.join(SAVE_FORMATS)}")
+        if compression is not None and compression not in SAVE_COMPRESSIONS:
+            raise UsageError(
+                f"unknown compression {compression!r}: use one of {', '.join(SAVE_COMPRESSIONS)}"
+            )
+        if compression is not None and format == "docker-archive":
+            raise UsageError(
+                "a docker-archive holds uncompressed layers: compress an oci-archive or "
+                "an oci-dir instead"
+            )
         if not references:
             raise UsageError("at least one image is needed")
         async with self._store.reading() as state:
@@ -476,12 +501,19 @@ class Runtime(Displayable):
                     archive = format == "oci-archive"
                     await run_until_stopped(
                         lambda: write_oci_layout(
-                            target, images, self._store.blob_path, archive=archive, report=report
+                            target,
+                            images,
+                            self._store.blob_path,
+                            archive=archive,
+                            report=report,
+                            compression=compression,
                         )
                     )
         if self.read_only:
             return  # nothing may be written, the event log included
         attributes = {"path": str(target), "format": format}
+        if compression is not None:
+            attributes["compression"] = compression
         async with self._changing() as txn:
             txn.emit(
                 Event(
@@ -787,6 +819,7 @@ class Runtime(Displayable):
         no_prune: bool = False,
         dry_run: bool = False,
         policy: Policy | None = None,
+        progress: RemovalProgressTarget | None = None,
     ) -> RemovalReport:
         """Remove (untag or delete) images, as ``rmi`` does under the runtime's policy.
 
@@ -796,6 +829,13 @@ class Runtime(Displayable):
         containers that use an image (runtime ones as containers, with events; storage
         containers concurrently).  ``dry_run`` returns the plan and changes nothing.
 
+        *progress* receives :data:`~aiopod.RemovalRecord` records (the plan, then the
+        containers and the images removed, counted before and after each step; see
+        :mod:`aiopod.removal.progress`), as a load's (:meth:`load`): a callable, called in
+        the event loop's thread, or an anyio memory object stream, closed when the call
+        ends; neither ever holds the removal up.  An exception the callable raises fails
+        the removal before anything is changed when it is raised for the plan.
+
         Holds the runtime lock and the store's exclusive lock for the decision and the
         commit; cancellation before the commit changes nothing, after it is too late
         (the commit is shielded).
@@ -804,7 +844,8 @@ class Runtime(Displayable):
         """
         options = RemovalOptions(force=force, all=all, ignore=ignore, no_prune=no_prune)
         planner = self._planner_for(policy, references, options)
-        async with self._lock:
+        # The relay outside the lock: a slow stream consumer never holds the lock.
+        async with relay(progress) as relayed, self._lock:
             self._check_open()
             if self._store.additional:
                 planner = _refusing_additional(planner, await self._store.snapshot())
@@ -815,6 +856,8 @@ class Runtime(Displayable):
                 concurrency=self.concurrency,
                 policy=policy or self.policy,
                 options=_flags(force=force, all=all, ignore=ignore, no_prune=no_prune),
+                report=relayed.report,
+                checkpoint=relayed.flush,
             )
         return report
 
@@ -827,6 +870,7 @@ class Runtime(Displayable):
         no_prune: bool = False,
         dry_run: bool = False,
         policy: Policy | None = None,
+        progress: RemovalProgressTarget | None = None,
     ) -> RemovalReport:
         """Remove one image: :meth:`remove_images` of ``[reference]``, with the same
         keywords (but ``all``, which takes no reference), locking and cancellation."""
@@ -837,6 +881,7 @@ class Runtime(Displayable):
             no_prune=no_prune,
             dry_run=dry_run,
             policy=policy,
+            progress=progress,
         )
 
     async def prune_images(

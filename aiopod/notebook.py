@@ -82,6 +82,8 @@ def _ipython_display() -> DisplayFunction | None:
 
 
 def _amount(bar: Bar) -> str:
+    if bar.unit is not None:
+        return f"{bar.done}/{bar.total} {bar.unit}" if bar.total is not None else str(bar.done)
     if bar.total is None:
         return human_size(bar.done)
     return f"{human_size(bar.done)} / {human_size(bar.total)}"
@@ -93,7 +95,7 @@ class ProgressView(Displayable):
     __slots__ = ("bars", "lines")
 
     def __init__(self, bars: Sequence[Bar], lines: Sequence[str]) -> None:
-        self.bars = [Bar(b.label, b.done, b.total, b.state) for b in bars]
+        self.bars = [Bar(b.label, b.done, b.total, b.state, b.unit) for b in bars]
         self.lines = list(lines)[-SHOWN_LINES:]
 
     def display_text(self) -> str:

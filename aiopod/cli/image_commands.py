@@ -10,7 +10,7 @@ from typing import Any, get_args
 
 import click
 
-from aiopod import Image, Runtime, SaveFormat
+from aiopod import Image, Runtime, SaveCompression, SaveFormat
 from aiopod._images import images_table, repository_and_tag
 from aiopod.cli.app import CliContext, cli, fail, run
 from aiopod.cli.exit_codes import OTHER_ERROR
@@ -30,6 +30,9 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 #: The formats ``save --format`` accepts.
 SAVE_FORMATS: tuple[SaveFormat, ...] = get_args(SaveFormat)
+
+#: The compressions ``save --compression-format`` accepts.
+SAVE_COMPRESSIONS: tuple[SaveCompression, ...] = get_args(SaveCompression)
 
 
 def _sorted(images: list[Image]) -> list[Image]:
@@ -317,6 +320,24 @@ def load_command(ctx: CliContext, source: str | None, quiet: bool) -> None:
 @click.option(
     "-m", "--multi-image-archive", is_flag=True, help="Accepted for podman compatibility."
 )
+@click.option(
+    "--compress",
+    is_flag=True,
+    help="Compress the uncompressed layers (oci-archive, oci-dir; gzip unless "
+    "--compression-format says otherwise).",
+)
+@click.option(
+    "--compression-format",
+    default=None,
+    metavar="FORMAT",
+    help=f"Compress the uncompressed layers with {' or '.join(SAVE_COMPRESSIONS)} "
+    "(implies --compress).",
+)
+@click.option(
+    "--uncompressed",
+    is_flag=True,
+    help="Write every layer as stored (the default; accepted for podman compatibility).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Show no progress.")
 @click.argument("references", nargs=-1, required=True)
 @pass_cli
@@ -325,6 +346,9 @@ def save_command(
     output: str | None,
     fmt: str,
     multi_image_archive: bool,
+    compress: bool,
+    compression_format: str | None,
+    uncompressed: bool,
     quiet: bool,
     references: tuple[str, ...],
 ) -> None:
@@ -335,6 +359,7 @@ def save_command(
         known = "oci-dir oci-archive docker-dir docker-archive" if ctx.policy == "podman" else ""
         fail(f"format value must be one of {known or ' '.join(SAVE_FORMATS)}")
     format: SaveFormat = fmt
+    compression = _save_compression(format, compress, compression_format, uncompressed)
     from aiopod.cli.progress_display import transfer_display
 
     if output is None:
@@ -346,15 +371,40 @@ def save_command(
 
         async def save(rt: Runtime) -> None:
             with transfer_display(sys.stderr, quiet=quiet) as progress:
-                await save_to_stdout(rt, references, format, progress=progress)
+                await save_to_stdout(
+                    rt, references, format, compression=compression, progress=progress
+                )
 
     else:
 
         async def save(rt: Runtime) -> None:
             with transfer_display(sys.stderr, quiet=quiet) as progress:
-                await rt.save(output, references, format=format, progress=progress)
+                await rt.save(
+                    output, references, format=format, compression=compression, progress=progress
+                )
 
     run(ctx, save, exit_code=OTHER_ERROR)
+
+
+def _save_compression(
+    format: SaveFormat, compress: bool, compression_format: str | None, uncompressed: bool
+) -> SaveCompression | None:
+    """The compression ``save``'s flags ask for (None: layers as stored)."""
+    if compression_format is None and not compress:
+        return None
+    if compression_format is not None and compression_format not in SAVE_COMPRESSIONS:
+        fail(
+            f"unsupported compression format {compression_format!r}: "
+            f"use {' or '.join(SAVE_COMPRESSIONS)}"
+        )
+    if uncompressed:
+        fail("--compress and --compression-format cannot be used with --uncompressed")
+    if format == "docker-archive":
+        fail(
+            "--compress can only be set when --format is oci-archive or oci-dir "
+            "(a docker-archive holds uncompressed layers)"
+        )
+    return "zstd" if compression_format == "zstd" else "gzip"
 
 
 @cli.command("import", args_rule=between(1, 2))

@@ -22,7 +22,9 @@ bars are drawn by the callable it yields, in the thread that calls it (no refres
 thread; redraws are at most :data:`REFRESH_INTERVAL` apart), and are drawn one last time
 and released when the block ends, whatever ends it.  Standard output is never touched,
 so a command can print its result there after the block.  The commands whose transfers
-report these records show them this way: pull, push, load, save and import.
+report these records show them this way: pull, push, load, save and import (and
+``system check`` and ``rmi -a`` their counts, as bars: ``Verifying blobs``,
+``Removing containers``, ``Removing images``).
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ from aiopod._progress_board import ProgressBoard
 from aiopod.transports.registry.progress import TransferRecord
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, ProgressColumn, Task, TaskID
 
+    from aiopod.removal.progress import RemovalRecord
     from aiopod.storage.check import CheckProgress
     from aiopod.transports.archive_progress import ArchiveRead
 
-#: What the display shows: a transfer's records, a load's reading of its archive and a
-#: check's bytes verified.
-DisplayedRecord: TypeAlias = "TransferRecord | ArchiveRead | CheckProgress"
+#: What the display shows: a transfer's records, a load's reading of its archive, a
+#: check's bytes verified and a removal's counts.
+DisplayedRecord: TypeAlias = "TransferRecord | ArchiveRead | CheckProgress | RemovalRecord"
 
 __all__ = ("REFRESH_INTERVAL", "DisplayedRecord", "TransferDisplay", "transfer_display")
 
@@ -63,6 +66,31 @@ def _write_line(stream: TextIO, text: str) -> None:
         stream.flush()
 
 
+def _amount_columns() -> tuple[ProgressColumn, ProgressColumn]:
+    """The amount and the speed columns: bytes (done of total, per second), or for a bar
+    that counts something else (its task's ``unit``) ``done/total unit`` and no speed."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+    from rich.text import Text
+
+    class Amount(DownloadColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit")
+            if unit is None:
+                return super().render(task)
+            total = "?" if task.total is None else f"{task.total:.0f}"
+            return Text(f"{task.completed:.0f}/{total} {unit}", style="progress.download")
+
+    class Speed(TransferSpeedColumn):
+        def render(self, task: Task) -> Text:
+            if task.fields.get("unit") is not None:
+                return Text("")
+            return super().render(task)
+
+    amount: ProgressColumn = Amount()
+    speed: ProgressColumn = Speed()
+    return amount, speed
+
+
 class TransferDisplay:
     """Bars for the blobs of one or more transfers on an interactive terminal.
 
@@ -71,20 +99,15 @@ class TransferDisplay:
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn
 
         console = Console(file=stream, highlight=False)
+        amount, speed = _amount_columns()
         self._progress: Progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            amount,
+            speed,
             TextColumn("{task.fields[state]}"),
             console=console,
             auto_refresh=False,
@@ -117,7 +140,7 @@ class TransferDisplay:
             task = self._tasks.get(key)
             if task is None:
                 self._tasks[key] = progress.add_task(
-                    bar.label, total=bar.total, completed=bar.done, state=bar.state
+                    bar.label, total=bar.total, completed=bar.done, state=bar.state, unit=bar.unit
                 )
             else:
                 progress.update(task, completed=bar.done, total=bar.total, state=bar.state)

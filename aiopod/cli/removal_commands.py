@@ -1,10 +1,14 @@
-"""Removal commands: ``rmi`` (``image rm``) and ``image prune``."""
+"""Removal commands: ``rmi`` (``image rm``) and ``image prune``.
+
+``rmi -a`` draws progress bars (``Removing containers``, ``Removing images``) on a
+standard error that is a terminal (:mod:`aiopod.cli.progress_display`) and prints
+nothing more elsewhere, as podman."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -14,6 +18,9 @@ from aiopod.cli.image_commands import image_group
 from aiopod.cli.usage import no_args
 from aiopod.errors import AiopodError
 from aiopod.removal.docker import familiar_name
+
+if TYPE_CHECKING:
+    from aiopod import Runtime
 
 __all__ = ("print_errors",)
 
@@ -65,18 +72,30 @@ def _rmi(
     no_prune: bool,
     dry_run: bool,
 ) -> None:
-    report = run(
-        ctx,
-        lambda rt: rt.remove_images(
-            references,
-            force=force,
-            all=all_images,
-            ignore=ignore,
-            no_prune=no_prune,
-            dry_run=dry_run,
-        ),
-    )
-    _finish(report)
+    async def remove(rt: Runtime) -> RemovalReport:
+        if not all_images or dry_run:
+            return await rt.remove_images(
+                references,
+                force=force,
+                all=all_images,
+                ignore=ignore,
+                no_prune=no_prune,
+                dry_run=dry_run,
+            )
+        # ``rmi -a``: bars on a terminal; elsewhere nothing (podman prints nothing more).
+        from aiopod.cli.progress_display import transfer_display
+
+        with transfer_display(sys.stderr) as progress:
+            return await rt.remove_images(
+                references,
+                force=force,
+                all=all_images,
+                ignore=ignore,
+                no_prune=no_prune,
+                progress=progress,
+            )
+
+    _finish(run(ctx, remove))
 
 
 _RMI_OPTIONS: list[Callable[[Any], Any]] = [

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import anyio
 import anyio.to_thread
 
-from aiopod import Image, Runtime, SaveFormat
+from aiopod import Image, Runtime, SaveCompression, SaveFormat
 
 if TYPE_CHECKING:
     from aiopod.transports.archive_progress import ArchiveProgressTarget
@@ -75,10 +75,11 @@ async def save_to_stdout(
     references: Sequence[str],
     format: SaveFormat,
     *,
+    compression: SaveCompression | None = None,
     progress: ArchiveProgressTarget | None = None,
 ) -> None:
-    """Save images as an archive written to standard output (*progress* as
-    :meth:`Runtime.save`'s)."""
+    """Save images as an archive written to standard output (*compression* and
+    *progress* as :meth:`Runtime.save`'s)."""
     async with _spool_file() as path:
-        await rt.save(path, references, format=format, progress=progress)
+        await rt.save(path, references, format=format, compression=compression, progress=progress)
         await anyio.to_thread.run_sync(_unspool_to_stdout, path, abandon_on_cancel=True)

@@ -8,13 +8,17 @@ not be deleted the plan is made again knowing it, so the images they block stay 
 failures become errors of the report; then every step is applied and the whole change
 is committed at once, with its events.
 
+Progress (*report*): the plan (:class:`~aiopod.removal.progress.RemovalPlanned`), then
+the containers whose data is deleted and the images deleted, counted before and after
+each of those steps (:mod:`aiopod.removal.progress`).
+
 Cancellation: waiting for the locks is cancellable; once container data is being
 deleted the rest runs shielded, so a cancelled removal never leaves a half-applied change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 import anyio
@@ -28,6 +32,13 @@ from aiopod.removal.plan import (
     Step,
     Untag,
     events_for,
+)
+from aiopod.removal.progress import (
+    ContainersRemoving,
+    ImagesRemoving,
+    RemovalCallback,
+    RemovalPlanned,
+    RemovalRecord,
 )
 from aiopod.storage.records import StoreState
 from aiopod.storage.store import Store, Transaction
@@ -58,22 +69,39 @@ async def execute_plan(
     operation: str = "rmi",
     policy: str | None = None,
     options: Mapping[str, str] | None = None,
+    report: RemovalCallback | None = None,
+    checkpoint: Callable[[], Awaitable[None]] | None = None,
 ) -> RemovalReport:
     """Plan and (unless *dry_run*) carry out a removal; return its report.
 
     The events record *policy* (default: the store's), *options* and the *operation*
     (``rmi``, ``prune``, ``rm``, ``build``, ``check``) as the removal's ``reason``; an
-    image's ``remove`` event names every name it had and its digest.
+    image's ``remove`` event names every name it had and its digest.  *report*
+    receives the progress records (see the module); *checkpoint* is awaited once the
+    plan is made, before anything changes (a relay delivers the records there, so that
+    a failing consumer fails the removal while nothing is done yet).
     """
+
+    def tell(record: RemovalRecord) -> None:
+        if report is not None:
+            report(record)
+
     async with store.transaction() as txn:
         txn.policy = policy
         txn.options = {**(options or {}), "reason": operation}
         plan = planner(txn.state, {})
+        tell(_planned(plan))
         if dry_run:
             return RemovalReport.from_plan(plan, dry_run=True)
+        if checkpoint is not None:
+            await checkpoint()
         purged = plan.container_ids
         with anyio.CancelScope(shield=bool(purged)):
+            if purged:
+                tell(ContainersRemoving(0, len(purged)))
             failures = await store.purge_containers(txn, purged, limit=concurrency)
+            if purged:
+                tell(ContainersRemoving(len(purged), len(purged)))
             if failures:
                 plan = planner(txn.state, failures)
                 # Containers whose data is gone although the new plan keeps their image:
@@ -107,4 +135,17 @@ async def execute_plan(
                 events.extend(produced)
                 _apply(txn, step)
             txn.emit(events)
+            deleted = sum(isinstance(step, DeleteImage) for step in plan.steps)
+            if deleted:
+                tell(ImagesRemoving(0, deleted))
+    if deleted:
+        tell(ImagesRemoving(deleted, deleted))
     return RemovalReport.from_plan(plan, dry_run=False, events=txn.recorded or events)
+
+
+def _planned(plan: Plan) -> RemovalPlanned:
+    return RemovalPlanned(
+        untagged=sum(isinstance(step, Untag) for step in plan.steps),
+        deleted=sum(isinstance(step, DeleteImage) for step in plan.steps),
+        containers=len(plan.container_ids),
+    )

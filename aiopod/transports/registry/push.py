@@ -32,26 +32,26 @@ staging area is removed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import BinaryIO, Literal
 
 import anyio
 import anyio.to_thread
-from isal import isal_zlib
 
 from aiopod.errors import AiopodError, InvalidArchive, UsageError
-from aiopod.storage.cancellation import raise_if_cancelled
-from aiopod.storage.compression import open_decompressed
 from aiopod.storage.ingest import CHUNK, StagingArea
 from aiopod.storage.records import ImageRecord, LayerRecord
 from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion, run_until_stopped
 from aiopod.transports import mediatypes as mt
-from aiopod.transports.jsonutil import parse_json_object
+from aiopod.transports.layer_compression import (
+    compress_blob,
+    layer_media_type,
+    rewrite_manifest,
+)
 from aiopod.transports.registry.client import with_context
 from aiopod.transports.registry.concurrency import run_limited
 from aiopod.transports.registry.endpoints import BlobDescriptor, ImageDestination
@@ -70,14 +70,6 @@ __all__ = ("COMPRESSIONS", "Compression", "push_image", "write_digestfile")
 
 Compression = Literal["gzip", "zstd", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
-
-#: ISA-L's default level: its deflate, at this level 10-15 times as fast as zlib's default
-#: (level 6, the level of Go's gzip.DefaultCompression, which podman uses) for output
-#: about 10% larger; podman compresses with several threads per layer instead.
-_GZIP_LEVEL = 2
-_ZSTD_LEVEL = 3  # zstd's default, which podman uses
-
-_DOCKER_LAYER_TYPES = {"gzip": mt.DOCKER_LAYER_GZIP, "none": mt.DOCKER_LAYER_TAR}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,35 +90,12 @@ def _target_compression(layer: LayerRecord, compression: Compression | None) -> 
     return compression
 
 
-def _compressor(kind: str) -> Any:
-    if kind == "gzip":
-        return isal_zlib.compressobj(_GZIP_LEVEL, isal_zlib.DEFLATED, 31)  # gzip, mtime 0
-    import zstandard  # here: loading its C library costs start-up time
-
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compressobj()
-
-
 def _compress(source: Path, kind: str, area: StagingArea) -> tuple[Path, str, int]:
     """Write *source*'s uncompressed content, compressed with *kind*, into *area*; return
     the file, its digest and its size.  Blocking; stops at the next chunk if cancelled."""
     target = area.new_path(".layer")
-    digest = hashlib.sha256()
-    size = 0
-    compressor = _compressor(kind)
-    with source.open("rb") as raw, open_decompressed(raw) as plain, target.open("xb") as out:
-
-        def emit(data: bytes) -> None:
-            nonlocal size
-            if data:
-                out.write(data)
-                digest.update(data)
-                size += len(data)
-
-        while chunk := plain.read(CHUNK):
-            raise_if_cancelled()
-            emit(compressor.compress(chunk))
-        emit(compressor.flush())
-    return target, "sha256:" + digest.hexdigest(), size
+    digest, size = compress_blob(source, "zstd" if kind == "zstd" else "gzip", target)
+    return target, digest, size
 
 
 async def _file_chunks(
@@ -167,13 +136,6 @@ class _Push:
         if self.progress is not None:
             self.progress(record)
 
-    def layer_type(self, stored: str, kind: str) -> str:
-        if self.manifest_type == mt.DOCKER_MANIFEST and kind in _DOCKER_LAYER_TYPES:
-            return _DOCKER_LAYER_TYPES[kind]
-        oci = mt.oci_layer_type(kind)
-        assert oci is not None
-        return oci
-
     async def outgoing(self, layer: LayerRecord) -> _Outgoing:
         stored_kind = mt.LAYER_COMPRESSION.get(layer.media_type, "none")
         kind = _target_compression(layer, self.compression)
@@ -183,7 +145,7 @@ class _Push:
             return _Outgoing(blob, source, False)
         path, digest, size = await run_until_stopped(_compress, source, kind, self.area)
         return _Outgoing(
-            BlobDescriptor(digest, size, self.layer_type(stored_kind, kind)), path, True
+            BlobDescriptor(digest, size, layer_media_type(self.manifest_type, kind)), path, True
         )
 
     async def send(self, blob: BlobDescriptor, path: Path, shown_as: str) -> None:
@@ -203,15 +165,8 @@ def _manifest(
 ) -> tuple[bytes, str]:
     if not any(layer.changed for layer in layers):
         return stored, record.manifest_media_type
-    doc = parse_json_object(stored, what=f"manifest {record.manifest_digest}", max_size=len(stored))
-    doc["layers"] = [
-        {"mediaType": o.blob.media_type, "digest": o.blob.digest, "size": o.blob.size}
-        for o in layers
-    ]
-    if manifest_type != record.manifest_media_type:
-        doc["mediaType"] = manifest_type
-        doc["config"] = {**doc["config"], "mediaType": mt.OCI_CONFIG}
-    return json.dumps(doc, separators=(",", ":")).encode(), manifest_type
+    described = [(o.blob.media_type, o.blob.digest, o.blob.size) for o in layers]
+    return rewrite_manifest(record, stored, described, manifest_type)
 
 
 async def push_image(
