@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from conftest import store_of
 from imagefactory import child_image, make_image, write_docker_archive
 from peers import Podman
 from test_archive_cli_progress import ours, run_on_a_terminal
@@ -64,6 +65,25 @@ async def test_rmi_all_reports_its_plan_then_the_containers_and_images_removed(
         counts = [r.done for r in records if isinstance(r, kind)]
         assert counts == sorted(counts)
     assert all(r.text == "" for r in records)  # podman prints nothing while rmi runs
+
+
+async def test_the_containers_count_moves_as_each_containers_data_is_gone(
+    store: Path, tmp_path: Path
+) -> None:
+    records: list[RemovalRecord] = []
+    async with Runtime(store) as rt:
+        await loaded(rt, tmp_path)
+        ids = [(await rt.create_container("app:1", ["true"])).id for _ in range(3)]
+        purged: list[int] = []
+        async with store_of(rt).transaction() as txn:  # the step the count comes from
+            assert await store_of(rt).purge_containers(txn, ids[:2], on_purged=purged.append) == {}
+            for container_id in ids[:2]:
+                txn.remove_container(container_id)
+        assert purged == [1, 2]
+        await rt.remove_images(["app:1"], force=True, progress=records.append)
+    # The relay hands a slow consumer the latest count only: never back, ending at all.
+    counts = [r.done for r in records if isinstance(r, ContainersRemoving)]
+    assert counts == sorted(counts) and counts[-1] == 1
 
 
 async def test_a_dry_run_reports_only_its_plan(store: Path, tmp_path: Path) -> None:

@@ -99,9 +99,12 @@ async def execute_plan(
         with anyio.CancelScope(shield=bool(purged)):
             if purged:
                 tell(ContainersRemoving(0, len(purged)))
-            failures = await store.purge_containers(txn, purged, limit=concurrency)
-            if purged:
-                tell(ContainersRemoving(len(purged), len(purged)))
+            failures = await store.purge_containers(
+                txn,
+                purged,
+                limit=concurrency,
+                on_purged=lambda done: tell(ContainersRemoving(done, len(purged))),
+            )
             if failures:
                 plan = planner(txn.state, failures)
                 # Containers whose data is gone although the new plan keeps their image:

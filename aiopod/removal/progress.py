@@ -9,8 +9,9 @@
 
 A removal is planned, then the data of the containers it removes is deleted
 concurrently, then every change is committed at once (the images' metadata, the blobs
-and layers no image needs any more): the counts move at those points, since a commit is
-one indivisible step.  Nothing is reported for a dry run but the plan.
+and layers no image needs any more).  The containers' count moves as each container's
+data is gone; the images' count before and after the commit, which is one indivisible
+step.  Nothing is reported for a dry run but the plan.
 
 The records go through :mod:`aiopod._relay` (a callable or an anyio memory object
 stream, never holding the removal up) and are drawn by the command line's and the

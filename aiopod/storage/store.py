@@ -449,7 +449,12 @@ class Store:
                 _warn_unfinished(txn.unfinished)
 
     async def purge_containers(
-        self, txn: Transaction, container_ids: Sequence[str], *, limit: int = 8
+        self,
+        txn: Transaction,
+        container_ids: Sequence[str],
+        *,
+        limit: int = 8,
+        on_purged: Callable[[int], object] | None = None,
     ) -> dict[str, str]:
         """Delete the data of containers concurrently, inside a transaction.
 
@@ -458,6 +463,8 @@ class Store:
         each container's directory is deleted in a worker thread, at most *limit* at a
         time; one failure does not stop the others.  Returns ``{container ID: error}``
         for the failures.  The caller removes the records of the ones that succeeded.
+        ``on_purged`` (called in the event loop, must not block) gets the number of
+        containers done so far after each one ends, failed or not.
         Cancellation waits for the deletions already started (they are shielded).
         """
         if not container_ids:
@@ -472,12 +479,17 @@ class Store:
         crashpoint("purge:intent")
         failures: dict[str, str] = {}
         limiter = anyio.CapacityLimiter(limit)
+        done = 0
 
         async def purge(container_id: str) -> None:
+            nonlocal done
             try:
                 await run_to_completion(self._purge_container_dir, container_id, limiter=limiter)
             except OSError as exc:
                 failures[container_id] = exc.strerror or str(exc)
+            done += 1
+            if on_purged is not None:
+                on_purged(done)
 
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as group:
