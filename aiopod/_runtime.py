@@ -1108,8 +1108,11 @@ class Runtime(Displayable):
             async with relay(progress) as relayed:
                 report = await check_store(self._store, repair=repair, report=relayed.report)
             if repair and self._damaged is not None:
-                await self._store.open()
-                self._damaged = None
+                try:
+                    await self._store.open()
+                    self._damaged = None
+                except StoreCorrupted as exc:  # not repaired (a newer aiopod's metadata)
+                    self._damaged = exc
             if repair and report.containers_to_remove:
                 reasons = report.containers_to_remove
 

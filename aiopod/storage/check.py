@@ -45,7 +45,7 @@ from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import atomic_write, remove_tree
 from aiopod.storage.layout import render_index
 from aiopod.storage.rebuild import rebuild_metadata
-from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.records import FORMAT_VERSION, ImageRecord, StoreState
 from aiopod.storage.store import Store
 from aiopod.storage.threads import run_to_completion
 
@@ -337,6 +337,14 @@ async def check_store(
     except StoreCorrupted as exc:
         if not repair:
             return CheckReport(problems=[str(exc)])
+        newer = await anyio.to_thread.run_sync(_newer_format, store.layout.images_json)
+        if newer is not None:  # readable, by a newer aiopod: a rebuild would lose its data
+            return CheckReport(
+                problems=[
+                    f"images.json is in format version {newer}, newer than this aiopod reads "
+                    f"({FORMAT_VERSION}): not repaired; check it with the aiopod that wrote it"
+                ]
+            )
         rebuilt = await rebuild_metadata(store)
         result = await _check_readable(store, repair=True, report=report)
         result.problems[:0] = [str(exc), *rebuilt.problems]
@@ -344,6 +352,18 @@ async def check_store(
         result.removed_images[:0] = rebuilt.removed_images
         result.events[:0] = rebuilt.events
         return result
+
+
+def _newer_format(path: Path) -> int | None:
+    """The format version of *path* when it is valid JSON of a newer version than this
+    aiopod reads, else None."""
+    try:
+        version = json.loads(path.read_bytes()).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        return version
+    return None
 
 
 async def _check_readable(

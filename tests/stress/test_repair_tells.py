@@ -243,3 +243,17 @@ def test_a_tagged_image_whose_layer_is_gone_is_not_rebuilt_and_the_repair_goes_o
     assert repaired.removed_images == [LONE.id], repaired.repaired
     verified = verify_store(root)
     assert set(verified.view.images) == {BASE.id}
+
+
+def test_repair_leaves_the_metadata_of_a_newer_aiopod_alone(tmp_path: Path) -> None:
+    """images.json of a newer format version cannot be read here, but it is not damaged:
+    a rebuild from index.json would drop its containers and untagged images."""
+    root = tmp_path / "store"
+    with_runtime(root, lambda rt: load_images(rt, tmp_path, BASE))
+    metadata = root / "aiopod" / "images.json"
+    newer = b'{"version": 99, "images": [], "containers": [], "future": true}'
+    metadata.write_bytes(newer)
+    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+    assert repaired.repaired == [] and repaired.removed_images == []
+    assert any("format version 99" in p for p in repaired.problems), repaired.problems
+    assert metadata.read_bytes() == newer
