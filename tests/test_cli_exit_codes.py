@@ -30,6 +30,7 @@ ONE_OF_EACH: list[tuple[api.AiopodError, int]] = [
     (api.ImageConflict("x"), 125),
     (api.DockerConflict("conflict: unable to delete x (must be forced)"), 125),
     (api.NameInUse("x"), 125),
+    (api.ContentRemoved(["sha256:" + "0" * 64], "build"), 125),
     (api.InvalidInputError("x"), 125),
     (api.InvalidReference("invalid reference format", text="Bad::ref"), 125),
     (api.DockerInvalidReference("invalid reference format", text="Bad::ref"), 125),

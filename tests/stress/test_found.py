@@ -38,7 +38,7 @@ def test_an_image_whose_blobs_another_writer_removed_is_not_committed(tmp_path: 
     lock; another writer's ``rmi -f`` of the base deleted them meanwhile.  The image was
     committed without its blobs, and creating a container of it later failed with a raw
     ``FileNotFoundError`` (found by ``test_stress``).  Now the commit is refused with
-    :class:`ContentRemoved` and changes nothing (CP9)."""
+    :class:`ContentRemoved` and changes nothing (commit-points.md, CP9)."""
     root = tmp_path / "store"
 
     async def body() -> None:
