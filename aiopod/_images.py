@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # images often share one (a build's, a fixed epoch)
 def parse_created(text: str) -> datetime | None:
     """Parse an RFC 3339 ``created`` value (nanoseconds allowed); None when absent or bad."""
     if not text:
@@ -176,7 +178,7 @@ def image_from_record(record: ImageRecord, tree: LayerTree) -> Image:
         created=parse_created(record.created),
         size=record.size,
         names_history=record.names_history,
-        parent_id=tree.parent.get(record.id, ""),
+        parent_id=tree.parent_of(record.id) or "",
         has_children=tree.has_children(record.id),
         read_only=record.read_only,
         layers=record.diff_ids,

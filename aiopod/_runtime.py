@@ -57,6 +57,7 @@ from aiopod.removal.libpod import plan_libpod
 from aiopod.removal.plan import Plan, RemovalOptions, RemovalReport
 from aiopod.removal.podman import plan_podman
 from aiopod.removal.prune import plan_prune, pruned_ids
+from aiopod.storage.gcpause import paused_gc
 from aiopod.storage.layer_check import DEFAULT_MAX_LAYER_RATIO, DEFAULT_MAX_LAYER_SIZE, LayerLimits
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.layout import StoreLayout
@@ -296,7 +297,8 @@ class Runtime(Displayable):
         The list shows itself as podman's ``images`` table in IPython and Jupyter.
         """
         state, tree = await self._snapshot()
-        result = [image_from_record(r, tree) for r in state.images.values()]
+        with paused_gc():  # no await inside: a store of 100,000 images lists 100,000
+            result = [image_from_record(r, tree) for r in state.images.values()]
         return ImageList(result if all else [i for i in result if not i.intermediate])
 
     async def get_image(self, reference: str) -> Image:

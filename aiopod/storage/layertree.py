@@ -5,55 +5,131 @@ top layer or a layer directly on top of it, C has exactly one more history entry
 and P's history equals the start of C's (created, created_by, author, comment,
 empty_layer).  *Dangling* means no names and no children; *intermediate* means no
 names and at least one child.  Pure computation, no I/O.
+
+The relations are computed on demand, image by image, from an index of the images by
+their diff_ids built at the first question: a command that asks about one image (``rmi
+NAME``, ``tag``) does not relate every image of a big store to every other.  Answers are
+those of the whole tree as it was when the ``LayerTree`` was made, less the images
+:meth:`LayerTree.remove` took away (and the relations to them).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass
 
-from aiopod.storage.records import ImageRecord, StoreState, chain_ids
+from aiopod.storage.records import ImageRecord, StoreState
 
 __all__ = ("LayerTree",)
 
+#: Images whose children are found one by one; past that, all at once.
+_ONE_BY_ONE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    position: dict[str, int]  # image ID -> storage position
+    keys: list[tuple[str, ...]]  # the diff_ids of the image at each position
+    by_ids: dict[tuple[str, ...], list[int]]  # positions by diff_ids
+    by_base: dict[tuple[str, ...], list[int]]  # positions by diff_ids without the top one
+
 
 class LayerTree:
-    """Parent/child relations of the images in one state."""
+    """Parent/child relations of the images in one state (taken when it is made)."""
 
     def __init__(self, state: StoreState) -> None:
-        by_top: dict[str, list[ImageRecord]] = defaultdict(list)
-        chains: dict[str, list[str]] = {}
-        for record in state.images.values():
-            chain = chain_ids(record.diff_ids)
-            chains[record.id] = chain
-            by_top[chain[-1] if chain else ""].append(record)
-        self.parent: dict[str, str] = {}
-        self.children: dict[str, list[str]] = defaultdict(list)
-        for child in state.images.values():
-            chain = chains[child.id]
-            tops = [chain[-1] if chain else ""]
-            if chain:
-                tops.append(chain[-2] if len(chain) > 1 else "")
-            for top in tops:
-                for candidate in by_top.get(top, ()):
-                    if candidate.id != child.id and _is_parent(candidate, child):
-                        self.parent[child.id] = candidate.id
-                        self.children[candidate.id].append(child.id)
-                        break
-                if child.id in self.parent:
-                    break
+        self._records = list(state.images.values())
+        self._removed: set[str] = set()
+        self._index: _Index | None = None
+        self._parents: dict[str, str] = {}  # "" for none
+        self._children: dict[str, list[str]] = {}
+
+    def _indexed(self) -> _Index:
+        if self._index is None:
+            position: dict[str, int] = {}
+            keys: list[tuple[str, ...]] = []
+            by_ids: dict[tuple[str, ...], list[int]] = {}
+            by_base: dict[tuple[str, ...], list[int]] = {}
+            for i, record in enumerate(self._records):
+                position[record.id] = i
+                key = tuple([layer.diff_id for layer in record.layers])
+                keys.append(key)
+                by_ids.setdefault(key, []).append(i)
+                if key:
+                    by_base.setdefault(key[:-1], []).append(i)
+            self._index = _Index(position, keys, by_ids, by_base)
+        return self._index
+
+    def _parent_at(self, index: _Index, at: int) -> str:
+        """The parent of the image at *at* in the whole tree (ignoring removals): the
+        first image in storage order, among those with the same diff_ids and then those
+        with one layer less, whose history the child's extends by one; ``""`` for none."""
+        child = self._records[at]
+        ids = index.keys[at]
+        for key in (ids, ids[:-1]) if ids else (ids,):
+            for i in index.by_ids.get(key, ()):
+                # The diff_ids match by construction: only the history is left to compare.
+                if i != at and _history_extends(self._records[i], child):
+                    return self._records[i].id
+        return ""
+
+    def _first_parent(self, image_id: str) -> str:
+        cached = self._parents.get(image_id)
+        if cached is None:
+            index = self._indexed()
+            at = index.position.get(image_id)
+            cached = "" if at is None else self._parent_at(index, at)
+            self._parents[image_id] = cached
+        return cached
+
+    def parent_of(self, image_id: str) -> str | None:
+        """The image this one is built directly on, if any (and not removed)."""
+        if image_id in self._removed:
+            return None
+        parent = self._first_parent(image_id)
+        return parent if parent and parent not in self._removed else None
+
+    def children_of(self, image_id: str) -> list[str]:
+        """The images built directly on this one, in storage order (removed ones left out)."""
+        if image_id in self._removed:
+            return []
+        children = self._children.get(image_id)
+        if children is None and len(self._children) >= _ONE_BY_ONE:
+            self._complete()  # a listing asks about every image: relate them all at once
+            children = self._children.get(image_id)
+        if children is None:
+            index = self._indexed()
+            at = index.position.get(image_id)
+            children = []
+            if at is not None:
+                ids = index.keys[at]
+                candidates = [*index.by_ids.get(ids, ()), *index.by_base.get(ids, ())]
+                for i in sorted(candidates):
+                    if self._first_parent(self._records[i].id) == image_id:
+                        children.append(self._records[i].id)
+            self._children[image_id] = children
+        return [c for c in children if c not in self._removed] if self._removed else children
+
+    def _complete(self) -> None:
+        """Find every image's parent, and from them every image's children."""
+        index = self._indexed()
+        parents = self._parents
+        children: dict[str, list[str]] = {r.id: [] for r in self._records}
+        for at, record in enumerate(self._records):
+            parent = parents.get(record.id)
+            if parent is None:
+                parent = parents[record.id] = self._parent_at(index, at)
+            if parent:
+                children[parent].append(record.id)
+        self._children = children
 
     def remove(self, image_id: str) -> None:
         """Forget an image that was deleted: its parent loses a child, its children
         their parent (no other image can be their parent: history lengths differ)."""
-        parent = self.parent.pop(image_id, None)
-        if parent is not None and image_id in self.children.get(parent, ()):
-            self.children[parent].remove(image_id)
-        for child in self.children.pop(image_id, []):
-            self.parent.pop(child, None)
+        self._removed.add(image_id)
 
     def has_children(self, image_id: str) -> bool:
         """Whether any image is built directly on this one."""
-        return bool(self.children.get(image_id))
+        return bool(self.children_of(image_id))
 
     def is_dangling(self, record: ImageRecord) -> bool:
         """No names and no children."""
@@ -64,10 +140,8 @@ class LayerTree:
         return not record.names and self.has_children(record.id)
 
 
-def _is_parent(parent: ImageRecord, child: ImageRecord) -> bool:
+def _history_extends(parent: ImageRecord, child: ImageRecord) -> bool:
+    """Whether *child*'s history is *parent*'s plus one entry."""
     if len(child.history) != len(parent.history) + 1:
         return False
-    if child.history[: len(parent.history)] != parent.history:
-        return False
-    p_ids, c_ids = parent.diff_ids, child.diff_ids
-    return c_ids[: len(p_ids)] == p_ids and len(c_ids) - len(p_ids) in (0, 1)
+    return child.history[: len(parent.history)] == parent.history
