@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiopod.storage.gcpause import paused_gc
 from aiopod.storage.records import ImageRecord, StoreState
 
 __all__ = ("LayerTree",)
@@ -45,19 +46,23 @@ class LayerTree:
 
     def _indexed(self) -> _Index:
         if self._index is None:
-            position: dict[str, int] = {}
-            keys: list[tuple[str, ...]] = []
-            by_ids: dict[tuple[str, ...], list[int]] = {}
-            by_base: dict[tuple[str, ...], list[int]] = {}
-            for i, record in enumerate(self._records):
-                position[record.id] = i
-                key = tuple([layer.diff_id for layer in record.layers])
-                keys.append(key)
-                by_ids.setdefault(key, []).append(i)
-                if key:
-                    by_base.setdefault(key[:-1], []).append(i)
-            self._index = _Index(position, keys, by_ids, by_base)
+            with paused_gc():
+                self._index = self._build_index()
         return self._index
+
+    def _build_index(self) -> _Index:
+        position: dict[str, int] = {}
+        keys: list[tuple[str, ...]] = []
+        by_ids: dict[tuple[str, ...], list[int]] = {}
+        by_base: dict[tuple[str, ...], list[int]] = {}
+        for i, record in enumerate(self._records):
+            position[record.id] = i
+            key = tuple([layer.diff_id for layer in record.layers])
+            keys.append(key)
+            by_ids.setdefault(key, []).append(i)
+            if key:
+                by_base.setdefault(key[:-1], []).append(i)
+        return _Index(position, keys, by_ids, by_base)
 
     def _parent_at(self, index: _Index, at: int) -> str:
         """The parent of the image at *at* in the whole tree (ignoring removals): the
@@ -111,6 +116,10 @@ class LayerTree:
 
     def _complete(self) -> None:
         """Find every image's parent, and from them every image's children."""
+        with paused_gc():
+            self._relate_all()
+
+    def _relate_all(self) -> None:
         index = self._indexed()
         parents = self._parents
         children: dict[str, list[str]] = {r.id: [] for r in self._records}

@@ -291,8 +291,9 @@ class StoreState:
     def referenced_blobs(self) -> set[str]:
         """Every blob digest some image needs."""
         blobs: set[str] = set()
-        for record in self.images.values():
-            blobs.update(record.blob_digests())
+        with paused_gc():
+            for record in self.images.values():
+                blobs.update(record.blob_digests())
         return blobs
 
     def _json_of(self, record: ImageRecord) -> str:
