@@ -144,11 +144,20 @@ def images_table(images: Sequence[Image], *, full_ids: bool = False) -> list[lis
     (an additional store's), podman's ``R/O`` column follows."""
     read_only = any(image.read_only for image in images)
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", *(["R/O"] if read_only else [])]]
+    now = datetime.now(UTC)
+    # Images share creation times and sizes: each is put in words once (100,000 rows).
+    durations: dict[datetime | None, str] = {}
+    sizes: dict[int, str] = {}
     for image in images:
         shown_id = "sha256:" + image.id if full_ids else image.short_id
         names = [n for n in image.names if "@" not in n]
         extra = [str(image.read_only).lower()] if read_only else []
-        created, size = human_duration(image.created), human_size(image.size)
+        created = durations.get(image.created)
+        if created is None:
+            created = durations[image.created] = human_duration(image.created, now)
+        size = sizes.get(image.size)
+        if size is None:
+            size = sizes[image.size] = human_size(image.size)
         for repo, tag in [repository_and_tag(n) for n in names] or [("<none>", "<none>")]:
             rows.append([repo, tag, shown_id, created, size, *extra])
     return rows

@@ -385,10 +385,10 @@ def _split_images(data: bytes) -> tuple[list[ImageRecord], list[str], dict[str, 
                     return None
         if text[pos] == "}":
             rest: Any = {}
-            pos += 1
+            if text[pos + 1 :].strip(" \t\n\r"):
+                return None  # more after the document: json.loads says what
         elif text[pos] == ",":
-            rest, pos = _DECODER.raw_decode("{" + text[pos + 1 :]), len(text)
-            rest = rest[0]
+            rest = json.loads("{" + text[pos + 1 :])  # the containers and the commit
         else:
             return None
     except (ValueError, IndexError):
