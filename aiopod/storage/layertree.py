@@ -121,12 +121,19 @@ class LayerTree:
 
     def _relate_all(self) -> None:
         index = self._indexed()
-        parents = self._parents
-        children: dict[str, list[str]] = {r.id: [] for r in self._records}
-        for at, record in enumerate(self._records):
-            parent = parents.get(record.id)
-            if parent is None:
-                parent = parents[record.id] = self._parent_at(index, at)
+        records, parents = self._records, self._parents
+        # Only images that share their diff_ids with another, or sit on the diff_ids of
+        # another less one layer, can have a parent: the others are settled by group.
+        for key, members in index.by_ids.items():
+            if len(members) == 1 and not (key and key[:-1] in index.by_ids):
+                parents.setdefault(records[members[0]].id, "")
+                continue
+            for at in members:
+                if records[at].id not in parents:
+                    parents[records[at].id] = self._parent_at(index, at)
+        children: dict[str, list[str]] = {r.id: [] for r in records}
+        for record in records:
+            parent = parents[record.id]
             if parent:
                 children[parent].append(record.id)
         self._children = children
