@@ -24,6 +24,9 @@ __all__ = ("LayerTree",)
 
 #: Images whose children are found one by one; past that, all at once.
 _ONE_BY_ONE = 32
+#: Questions answered by scanning the images before the index is built (a removal of one
+#: image asks two or three).
+_SCANS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,9 @@ class LayerTree:
     """Parent/child relations of the images in one state (taken when it is made)."""
 
     def __init__(self, state: StoreState) -> None:
-        self._records = list(state.images.values())
+        self._by_id = dict(state.images)
+        self._records = list(self._by_id.values())
+        self._scans = 0  # questions answered by a scan, before the index is built
         self._removed: set[str] = set()
         self._index: _Index | None = None
         self._parents: dict[str, str] = {}  # "" for none
@@ -80,11 +85,77 @@ class LayerTree:
     def _first_parent(self, image_id: str) -> str:
         cached = self._parents.get(image_id)
         if cached is None:
-            index = self._indexed()
-            at = index.position.get(image_id)
-            cached = "" if at is None else self._parent_at(index, at)
+            if self._scanning():
+                child = self._by_id.get(image_id)
+                cached = "" if child is None else self._scan_parent(child)
+            else:
+                index = self._indexed()
+                at = index.position.get(image_id)
+                cached = "" if at is None else self._parent_at(index, at)
             self._parents[image_id] = cached
         return cached
+
+    def _scanning(self) -> bool:
+        """Whether to answer the next question by a scan of the images rather than from
+        the index (the first few questions: one scan costs a small part of the index)."""
+        if self._index is not None or self._scans >= _SCANS:
+            return False
+        self._scans += 1
+        return True
+
+    def _scan_parent(self, child: ImageRecord) -> str:
+        """:meth:`_parent_at` by a scan: the same candidates in the same order."""
+        ids = child.diff_ids
+        n = len(ids)
+        top, below = (ids[-1] if n else ""), (ids[-2] if n > 1 else "")
+        same: list[ImageRecord] = []
+        base: list[ImageRecord] = []
+        for record in self._records:
+            layers = record.layers
+            # The top layer first: most images differ there (a cheap test before the tuple).
+            if len(layers) == n:
+                if (
+                    (not n or layers[-1].diff_id == top)
+                    and record.id != child.id
+                    and record.diff_ids == ids
+                ):
+                    same.append(record)
+            elif (
+                len(layers) == n - 1
+                and (n == 1 or layers[-1].diff_id == below)
+                and record.diff_ids == ids[:-1]
+            ):
+                base.append(record)
+        for candidate in (*same, *base):
+            if _history_extends(candidate, child):
+                return candidate.id
+        return ""
+
+    def _scan_children(self, parent: ImageRecord) -> list[str] | None:
+        """The children by a scan (storage order), or None when there are too many
+        candidates to check one by one (then the index answers)."""
+        ids = parent.diff_ids
+        n = len(ids)
+        if not n:
+            return None  # every one-layer image is a candidate
+        history = len(parent.history) + 1
+        candidates: list[ImageRecord] = []
+        for record in self._records:
+            if len(record.history) != history:
+                continue
+            layers = record.layers
+            if len(layers) == n:
+                if layers[-1].diff_id == ids[-1] and record.diff_ids == ids:
+                    candidates.append(record)
+            elif (
+                len(layers) == n + 1
+                and layers[-2].diff_id == ids[-1]
+                and record.diff_ids[:-1] == ids
+            ):
+                candidates.append(record)
+        if len(candidates) > _SCANS - self._scans:
+            return None
+        return [c.id for c in candidates if self._first_parent(c.id) == parent.id]
 
     def parent_of(self, image_id: str) -> str | None:
         """The image this one is built directly on, if any (and not removed)."""
@@ -101,6 +172,8 @@ class LayerTree:
         if children is None and len(self._children) >= _ONE_BY_ONE:
             self._complete()  # a listing asks about every image: relate them all at once
             children = self._children.get(image_id)
+        if children is None and image_id in self._by_id and self._scanning():
+            children = self._scan_children(self._by_id[image_id])
         if children is None:
             index = self._indexed()
             at = index.position.get(image_id)

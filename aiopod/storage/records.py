@@ -4,6 +4,13 @@ the images and the containers).
 Records are immutable; a transaction replaces them.  ``StoreState`` is the in-memory
 view of the metadata: the images in storage order plus an index from name to image ID.
 It does no I/O.
+
+Scale: every command reads the whole file and every change writes it whole (its atomic
+replacement is the commit point, docs/design/commit-points.md CP1), so the per-image cost
+of both is kept small.  Each image object is parsed and turned into its record at once
+(the parsed objects of a big store are never all held), with the garbage collector paused
+(:mod:`aiopod.storage.gcpause`); a record that a change leaves as it was is written back
+as the very text it was read from, so a commit encodes only the records it changed.
 """
 
 from __future__ import annotations
@@ -295,6 +302,24 @@ class StoreState:
             for record in self.images.values():
                 blobs.update(record.blob_digests())
         return blobs
+
+    def referenced_among(self, candidates: Iterable[str]) -> set[str]:
+        """Which of *candidates* (blob digests) some image needs: :meth:`referenced_blobs`
+        restricted to them, without building the set of every blob of a big store."""
+        wanted = set(candidates)
+        if not wanted:
+            return set()
+        configs = {d[len("sha256:") :] for d in wanted if d.startswith("sha256:")}
+        found: set[str] = set()
+        for record in self.images.values():
+            if record.manifest_digest in wanted:
+                found.add(record.manifest_digest)
+            if record.id in configs:
+                found.add(record.config_digest)
+            for layer in record.layers:
+                if layer.digest in wanted:
+                    found.add(layer.digest)
+        return found
 
     def _json_of(self, record: ImageRecord) -> str:
         loaded = self._loaded.get(record.id)
