@@ -199,14 +199,7 @@ def _labels(value: Any) -> Mapping[str, str] | None:
         return None
     if not isinstance(value, dict):
         raise TypeError("labels must be an object")
-    if not value:
-        return _NO_LABELS
     return {str(k): str(v) for k, v in value.items()}
-
-
-#: The labels of every record whose config has an empty ``Labels`` (never changed: records
-#: are immutable and nothing mutates their labels).
-_NO_LABELS: Mapping[str, str] = {}
 
 
 def chain_ids(diff_ids: Iterable[str]) -> list[str]:
