@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # images often share one (a build's, a fixed epoch)
 def parse_created(text: str) -> datetime | None:
     """Parse an RFC 3339 ``created`` value (nanoseconds allowed); None when absent or bad."""
     if not text:
@@ -142,11 +144,20 @@ def images_table(images: Sequence[Image], *, full_ids: bool = False) -> list[lis
     (an additional store's), podman's ``R/O`` column follows."""
     read_only = any(image.read_only for image in images)
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", *(["R/O"] if read_only else [])]]
+    now = datetime.now(UTC)
+    # Images share creation times and sizes: each is put in words once (100,000 rows).
+    durations: dict[datetime | None, str] = {}
+    sizes: dict[int, str] = {}
     for image in images:
         shown_id = "sha256:" + image.id if full_ids else image.short_id
         names = [n for n in image.names if "@" not in n]
         extra = [str(image.read_only).lower()] if read_only else []
-        created, size = human_duration(image.created), human_size(image.size)
+        created = durations.get(image.created)
+        if created is None:
+            created = durations[image.created] = human_duration(image.created, now)
+        size = sizes.get(image.size)
+        if size is None:
+            size = sizes[image.size] = human_size(image.size)
         for repo, tag in [repository_and_tag(n) for n in names] or [("<none>", "<none>")]:
             rows.append([repo, tag, shown_id, created, size, *extra])
     return rows
@@ -176,7 +187,7 @@ def image_from_record(record: ImageRecord, tree: LayerTree) -> Image:
         created=parse_created(record.created),
         size=record.size,
         names_history=record.names_history,
-        parent_id=tree.parent.get(record.id, ""),
+        parent_id=tree.parent_of(record.id) or "",
         has_children=tree.has_children(record.id),
         read_only=record.read_only,
         layers=record.diff_ids,

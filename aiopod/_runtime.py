@@ -30,15 +30,9 @@ from aiopod._containers import (
     plan_container_removal,
 )
 from aiopod._display import Displayable, plural
-from aiopod._history import ImageHistory, image_history
 from aiopod._images import Image, ImageList, image_from_record, inspect_document
-from aiopod._info import Info, gather_info
-from aiopod._prune import SystemPruneReport
 from aiopod._reference import check_tag_name, check_untag_name
-from aiopod._relay import relay
 from aiopod._text import human_size
-from aiopod._trees import ImageTree, build_image_tree, stored_size
-from aiopod._usage import DiskUsage, disk_usage
 from aiopod.errors import (
     AiopodError,
     ImageNotKnown,
@@ -57,6 +51,7 @@ from aiopod.removal.libpod import plan_libpod
 from aiopod.removal.plan import Plan, RemovalOptions, RemovalReport
 from aiopod.removal.podman import plan_podman
 from aiopod.removal.prune import plan_prune, pruned_ids
+from aiopod.storage.gcpause import paused_gc
 from aiopod.storage.layer_check import DEFAULT_MAX_LAYER_RATIO, DEFAULT_MAX_LAYER_SIZE, LayerLimits
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.layout import StoreLayout
@@ -65,11 +60,15 @@ from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, Transaction, default_root
 from aiopod.storage.threads import run_until_stopped
 from aiopod.transports.jsonutil import parse_json_object
-from aiopod.transports.registry.target import RegistryOptions
 
 if TYPE_CHECKING:
     import httpx
 
+    from aiopod._history import ImageHistory
+    from aiopod._info import Info
+    from aiopod._prune import SystemPruneReport
+    from aiopod._trees import ImageTree
+    from aiopod._usage import DiskUsage
     from aiopod.builder.options import BuildPullPolicy
     from aiopod.builder.progress import ProgressTarget
     from aiopod.removal.progress import RemovalProgressTarget
@@ -81,9 +80,11 @@ if TYPE_CHECKING:
     from aiopod.transports.registry.login import LoginOutcome, LogoutOutcome
     from aiopod.transports.registry.progress import TransferCallback
     from aiopod.transports.registry.push import Compression
+    from aiopod.transports.registry.target import RegistryOptions
 
 # Imported where used, not here, so that a command that needs none of them starts
-# faster: the transports (load, import, save), the store check and the builder.
+# faster: the transports (load, import, save), the registry, the store check, the
+# builder, and what only info, df, history, image tree and system prune show.
 
 __all__ = (
     "POLICIES",
@@ -302,7 +303,8 @@ class Runtime(Displayable):
         The list shows itself as podman's ``images`` table in IPython and Jupyter.
         """
         state, tree = await self._snapshot()
-        result = [image_from_record(r, tree) for r in state.images.values()]
+        with paused_gc():  # no await inside: a store of 100,000 images lists 100,000
+            result = [image_from_record(r, tree) for r in state.images.values()]
         return ImageList(result if all else [i for i in result if not i.intermediate])
 
     async def get_image(self, reference: str) -> Image:
@@ -410,6 +412,8 @@ class Runtime(Displayable):
         from aiopod.transports.load import load_archive
 
         self._check_open()
+        from aiopod._relay import relay
+
         async with relay(progress) as relayed:
             records, _ = await load_archive(
                 self._store, Path(path), report=relayed.report, checkpoint=relayed.flush
@@ -430,6 +434,8 @@ class Runtime(Displayable):
 
         self._check_open()
         names = [str(check_tag_name(name))] if name else []
+        from aiopod._relay import relay
+
         async with relay(progress) as relayed:
             [record], _ = await import_tarball(
                 self._store, Path(path), names, report=relayed.report, checkpoint=relayed.flush
@@ -487,6 +493,8 @@ class Runtime(Displayable):
             target = Path(path)
             # The shared lock is held until the writer has stopped reading blobs, whatever
             # cancels the caller (a cancelled save stops at its next chunk, no output left).
+            from aiopod._relay import relay
+
             async with relay(progress) as relayed:
                 report = relayed.report
                 if format == "docker-archive":
@@ -544,6 +552,8 @@ class Runtime(Displayable):
             credentials = Credentials.parse(credentials)
         elif isinstance(credentials, tuple):
             credentials = Credentials(*credentials)
+        from aiopod.transports.registry.target import RegistryOptions
+
         return RegistryOptions(
             tls_verify=tls_verify,
             cert_dir=Path(cert_dir) if cert_dir is not None else None,
@@ -1105,6 +1115,8 @@ class Runtime(Displayable):
         if repair:
             self._store.check_writable()
         async with self._lock:
+            from aiopod._relay import relay
+
             async with relay(progress) as relayed:
                 report = await check_store(self._store, repair=repair, report=relayed.report)
             if repair and self._damaged is not None:
@@ -1158,6 +1170,8 @@ class Runtime(Displayable):
         state, tree = await self._snapshot()
         record, _ = lookup_image(state, reference)
         image = image_from_record(record, tree)
+        from aiopod._trees import build_image_tree
+
         return build_image_tree(state, record, image, what_requires=what_requires)
 
     async def history(self, reference: str) -> list[ImageHistory]:
@@ -1169,12 +1183,16 @@ class Runtime(Displayable):
         """
         state, _ = await self._snapshot()
         record, _ = lookup_image(state, reference)
+        from aiopod._history import image_history
+
         return image_history(state, record)
 
     async def disk_usage(self) -> DiskUsage:
         """The store's disk usage as ``podman system df`` reports it (images with the size
         they share and their own, containers)."""
         state, _ = await self._snapshot()
+        from aiopod._usage import disk_usage
+
         return disk_usage(state)
 
     async def prune_system(self, *, all: bool = False, external: bool = False) -> SystemPruneReport:
@@ -1198,12 +1216,16 @@ class Runtime(Displayable):
         before, _ = await self._snapshot()
         pruned = await self.prune_images(all=all, external=external)
         reclaimed = sum(before.images[i].size for i in pruned.deleted if i in before.images)
+        from aiopod._prune import SystemPruneReport
+
         return SystemPruneReport(removed, pruned, reclaimed)
 
     async def info(self) -> Info:
         """``aiopod info``: the host, the store (root, counts, size, its file system's
         use), the versions and the policy."""
         state, _ = await self._snapshot()
+        from aiopod._info import gather_info
+
         return await anyio.to_thread.run_sync(
             gather_info, state, self.root, self._event_log.path, self.policy
         )
@@ -1215,6 +1237,8 @@ class Runtime(Displayable):
         if self._state != "open":
             return f"{where} {'not open' if self._state == 'new' else 'closed'}>"
         state = self._store.last_state
+        from aiopod._trees import stored_size
+
         size = human_size(stored_size(state.images.values()))
         return f"{where} open: {plural(len(state.images), 'image')}, {size}>"
 

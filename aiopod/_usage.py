@@ -105,7 +105,7 @@ def disk_usage(state: StoreState) -> DiskUsage:
     rows: list[ImageUsage] = []
     for record in state.images.values():
         size, shared = record.size, 0
-        parent = tree.parent.get(record.id)
+        parent = tree.parent_of(record.id)
         if tree.has_children(record.id):
             shared = size
         elif parent is not None:

@@ -25,6 +25,7 @@ from aiopod.cli.formatting import (
 from aiopod.cli.templates import GoNilMap, GoStruct, is_json_format
 from aiopod.cli.usage import at_least, at_least_or, at_most, between, exactly, no_args
 from aiopod.errors import AiopodError
+from aiopod.storage.gcpause import paused_gc
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -93,9 +94,9 @@ def images_command(
     if fmt is not None and is_json_format(fmt):
         click.echo(render_json(_json_rows(images)), nl=False)
         return
-    if quiet:
-        for image in images:
-            click.echo("sha256:" + image.id if no_trunc else image.short_id)
+    if quiet:  # one write: a big store lists 100,000 lines
+        ids = ["sha256:" + image.id if no_trunc else image.short_id for image in images]
+        click.echo("".join(f"{i}\n" for i in ids), nl=False)
         return
     if fmt is not None:
         users = Counter(c.image_id for c in run(ctx, lambda rt: rt.containers(external=True)))
@@ -104,8 +105,10 @@ def images_command(
         ]
         print_template(fmt, reporters, "images", headers=IMAGE_HEADERS, heading=not noheading)
         return
-    table = images_table(images, full_ids=no_trunc)
-    click.echo(render_table(table[1:] if noheading else table), nl=False)
+    with paused_gc():  # a row of strings per name: 100,000 rows for a big store
+        table = images_table(images, full_ids=no_trunc)
+        text = render_table(table[1:] if noheading else table)
+    click.echo(text, nl=False)
 
 
 #: The headers of a ``table`` format's columns (podman's; its computed fields have none).

@@ -245,7 +245,7 @@ class _Planner:
                     )
                 )
                 return False
-        parent = sim.tree.parent.get(image_id)
+        parent = sim.tree.parent_of(image_id)
         for name in sim.state.images[image_id].names:
             sim.do(Untag(image_id, name))
         released = self.released(image_id)

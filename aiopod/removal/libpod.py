@@ -176,7 +176,7 @@ def _children_first(state: StoreState, sim: Simulation) -> list[str]:
 
     def level(image_id: str) -> int:
         if image_id not in depth:
-            parent = sim.tree.parent.get(image_id)
+            parent = sim.tree.parent_of(image_id)
             depth[image_id] = 0 if parent is None else level(parent) + 1
         return depth[image_id]
 

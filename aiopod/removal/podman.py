@@ -61,7 +61,7 @@ def _delete(sim: Simulation, image_id: str, force: bool, no_prune: bool, externa
         runtime = container.runtime is not None
         sim.do(RemoveContainer(container.id, image_id, runtime, event=runtime))
     had_children = sim.tree.has_children(image_id)
-    parent = sim.tree.parent.get(image_id)
+    parent = sim.tree.parent_of(image_id)
     for name in state.images[image_id].names:
         sim.do(Untag(image_id, name))
     sim.do(DeleteImage(image_id, reported=not had_children))

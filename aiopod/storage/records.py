@@ -4,6 +4,13 @@ the images and the containers).
 Records are immutable; a transaction replaces them.  ``StoreState`` is the in-memory
 view of the metadata: the images in storage order plus an index from name to image ID.
 It does no I/O.
+
+Scale: every command reads the whole file and every change writes it whole (its atomic
+replacement is the commit point, docs/design/commit-points.md CP1), so the per-image cost
+of both is kept small.  Each image object is parsed and turned into its record at once
+(the parsed objects of a big store are never all held), with the garbage collector paused
+(:mod:`aiopod.storage.gcpause`); a record that a change leaves as it was is written back
+as the very text it was read from, so a commit encodes only the records it changed.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import starmap
 from typing import Any
 
 from aiopod.errors import StoreCorrupted
 from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.digest import is_sha256_hex
+from aiopod.storage.gcpause import paused_gc
 
 __all__ = (
     "FORMAT_VERSION",
@@ -155,20 +164,22 @@ class ImageRecord:
         """
         try:
             manifest = obj["manifest"]
+            # Positional (the fields' order), the layers and history through starmap:
+            # this is the hot loop of every command on a big store.
             record = cls(
-                id=obj["id"],
-                names=tuple(obj["names"]),
-                names_history=tuple(obj["names_history"]),
-                digests=tuple(obj["digests"]),
-                manifest_digest=manifest["digest"],
-                manifest_media_type=manifest["mediaType"],
-                manifest_size=manifest["size"],
-                config_size=obj["config_size"],
-                created=obj["created"],
-                read_only=obj["read_only"],
-                labels=_labels(obj.get("labels")),
-                layers=tuple(LayerRecord(*layer) for layer in obj["layers"]),
-                history=tuple(HistoryEntry(*entry) for entry in obj["history"]),
+                obj["id"],
+                manifest["digest"],
+                manifest["mediaType"],
+                manifest["size"],
+                obj["config_size"],
+                tuple(starmap(LayerRecord, obj["layers"])),
+                tuple(starmap(HistoryEntry, obj["history"])),
+                obj["created"],
+                tuple(obj["names"]),
+                tuple(obj["names_history"]),
+                tuple(obj["digests"]),
+                obj["read_only"],
+                _labels(obj.get("labels")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorrupted(
@@ -215,9 +226,9 @@ class StoreState:
     images: dict[str, ImageRecord] = field(default_factory=dict)
     by_name: dict[str, str] = field(default_factory=dict)
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
-    #: The JSON objects the records were parsed from, reused when a record is saved
+    #: The JSON text each record was parsed from, written again when the record is saved
     #: unchanged (records are immutable: the same object means the same content).
-    _loaded: dict[str, tuple[ImageRecord, Any]] = field(default_factory=dict, repr=False)
+    _loaded: dict[str, tuple[ImageRecord, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_records(
@@ -280,51 +291,144 @@ class StoreState:
     def referenced_blobs(self) -> set[str]:
         """Every blob digest some image needs."""
         blobs: set[str] = set()
-        for record in self.images.values():
-            blobs.update(record.blob_digests())
+        with paused_gc():
+            for record in self.images.values():
+                blobs.update(record.blob_digests())
         return blobs
 
-    def _json_of(self, record: ImageRecord) -> Any:
+    def referenced_among(self, candidates: Iterable[str]) -> set[str]:
+        """Which of *candidates* (blob digests) some image needs: :meth:`referenced_blobs`
+        restricted to them, without building the set of every blob of a big store."""
+        wanted = set(candidates)
+        if not wanted:
+            return set()
+        configs = {d[len("sha256:") :] for d in wanted if d.startswith("sha256:")}
+        found: set[str] = set()
+        for record in self.images.values():
+            if record.manifest_digest in wanted:
+                found.add(record.manifest_digest)
+            if record.id in configs:
+                found.add(record.config_digest)
+            for layer in record.layers:
+                if layer.digest in wanted:
+                    found.add(layer.digest)
+        return found
+
+    def _json_of(self, record: ImageRecord) -> str:
         loaded = self._loaded.get(record.id)
         if loaded is not None and loaded[0] is record:
             return loaded[1]
-        return record.to_json()
+        return json.dumps(record.to_json(), separators=(",", ":"))
 
     def to_bytes(self, *, commit: str | None = None) -> bytes:
         """Serialise for ``images.json``; *commit* names the commit that wrote it (its
-        journal's, so that recovery knows whether that commit's change is the state)."""
-        doc: dict[str, object] = {
-            "version": FORMAT_VERSION,
-            "images": [self._json_of(r) for r in self.images.values()],
-            "containers": [c.to_json() for c in self.containers.values()],
-        }
-        if commit is not None:
-            doc["commit"] = commit
-        return json.dumps(doc, separators=(",", ":")).encode()
+        journal's, so that recovery knows whether that commit's change is the state).
+
+        A record loaded from ``images.json`` and not replaced since is written as the text
+        it was read from (same content: records are immutable), so only the records a
+        transaction changed are encoded; the output is what ``json.dumps`` of the whole
+        document gives for records encoded by this module.
+        """
+        with paused_gc():
+            parts = [
+                _HEAD,
+                ",".join([self._json_of(r) for r in self.images.values()]),
+                '],"containers":',
+                json.dumps([c.to_json() for c in self.containers.values()], separators=(",", ":")),
+            ]
+            if commit is not None:
+                parts.append(',"commit":')
+                parts.append(json.dumps(commit))
+            parts.append("}")
+            return "".join(parts).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoreState:
-        """Parse ``images.json``; :class:`StoreCorrupted` when it cannot be read."""
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise StoreCorrupted(
-                f"images.json is not valid JSON ({exc}); run `aiopod system check --repair`"
-            ) from exc
-        if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
-            raise StoreCorrupted(
-                "images.json has an unknown format version; this aiopod cannot read the store"
-            )
-        images = doc.get("images")
-        if not isinstance(images, list):
-            raise StoreCorrupted("images.json has no image list; run `aiopod system check`")
-        containers = doc.get("containers", [])
-        if not isinstance(containers, list):
-            raise StoreCorrupted("images.json has a malformed container list")
-        parsed = [(ImageRecord.from_json(obj), obj) for obj in images]
-        state = cls.from_records(
-            (record for record, _ in parsed),
-            (ContainerRecord.from_json(obj) for obj in containers),
+        """Parse ``images.json``; :class:`StoreCorrupted` when it cannot be read.
+
+        The garbage collector is paused meanwhile: parsing builds hundreds of thousands of
+        objects at 100,000 images, none of them cyclic, and the collections their
+        allocation triggers would cost more than the parse.
+        """
+        with paused_gc():
+            split = _split_images(data)
+            if split is not None:
+                records, texts, rest = split
+            else:
+                rest = _parse_whole(data)
+                records, texts = [ImageRecord.from_json(obj) for obj in rest["images"]], None
+            containers = rest.get("containers", [])
+            if not isinstance(containers, list):
+                raise StoreCorrupted("images.json has a malformed container list")
+            state = cls.from_records(records, (ContainerRecord.from_json(c) for c in containers))
+            if texts is not None:
+                state._loaded = {r.id: (r, text) for r, text in zip(records, texts, strict=True)}
+            return state
+
+
+#: How this module starts ``images.json`` (``json.dumps`` of the document, compact).
+_HEAD = f'{{"version":{FORMAT_VERSION},"images":['
+_DECODER = json.JSONDecoder()
+
+
+def _split_images(data: bytes) -> tuple[list[ImageRecord], list[str], dict[str, Any]] | None:
+    """The image records of an ``images.json`` in this module's compact form, each with
+    the text it was parsed from, and the document's other keys; None when the document
+    has another form (then it is parsed whole).  Each object becomes its record as soon
+    as it is parsed, so that the parsed objects of a big store are never all held."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return None
+    if not text.startswith(_HEAD):
+        return None
+    decode, parse = _DECODER.raw_decode, ImageRecord.from_json
+    images: list[ImageRecord] = []
+    texts: list[str] = []
+    pos = len(_HEAD)
+    try:
+        if text[pos] == "]":
+            pos += 1
+        else:
+            while True:
+                obj, end = decode(text, pos)
+                if not isinstance(obj, dict):
+                    return None
+                images.append(parse(obj))
+                texts.append(text[pos:end])
+                pos = end + 1
+                if text[end] == "]":
+                    break
+                if text[end] != ",":
+                    return None
+        if text[pos] == "}":
+            rest: Any = {}
+            if text[pos + 1 :].strip(" \t\n\r"):
+                return None  # more after the document: json.loads says what
+        elif text[pos] == ",":
+            rest = json.loads("{" + text[pos + 1 :])  # the containers and the commit
+        else:
+            return None
+    except (ValueError, IndexError):
+        return None
+    if not isinstance(rest, dict) or "images" in rest or "version" in rest:
+        return None
+    return images, texts, rest
+
+
+def _parse_whole(data: bytes) -> dict[str, Any]:
+    """``images.json`` parsed as one document (any JSON form), its image list checked."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise StoreCorrupted(
+            f"images.json is not valid JSON ({exc}); run `aiopod system check --repair`"
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+        raise StoreCorrupted(
+            "images.json has an unknown format version; this aiopod cannot read the store"
         )
-        state._loaded = {record.id: (record, obj) for record, obj in parsed}
-        return state
+    images = doc.get("images")
+    if not isinstance(images, list):
+        raise StoreCorrupted("images.json has no image list; run `aiopod system check`")
+    return doc

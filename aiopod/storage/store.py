@@ -752,7 +752,8 @@ class Store:
         journal.unlink(missing_ok=True)
 
     def _delete_unreferenced(self, state: StoreState, candidates: Iterable[str]) -> None:
-        referenced = state.referenced_blobs()
+        candidates = list(candidates)
+        referenced = state.referenced_among(candidates)
         for digest in candidates:
             if digest not in referenced:
                 with contextlib.suppress(FileNotFoundError, ValueError):
