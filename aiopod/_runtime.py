@@ -852,6 +852,8 @@ class Runtime(Displayable):
 
         :raises ~aiopod.errors.UsageError: no references without ``all``, or both.
         """
+        from aiopod._relay import relay
+
         options = RemovalOptions(force=force, all=all, ignore=ignore, no_prune=no_prune)
         planner = self._planner_for(policy, references, options)
         # The relay outside the lock: a slow stream consumer never holds the lock.
