@@ -6,6 +6,7 @@ nothing more elsewhere, as podman."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -20,7 +21,7 @@ from aiopod.errors import AiopodError
 from aiopod.removal.docker import familiar_name
 
 if TYPE_CHECKING:
-    from aiopod import Runtime
+    from aiopod import RemovalRecord, Runtime
 
 __all__ = ("print_errors",)
 
@@ -73,7 +74,15 @@ def _rmi(
     dry_run: bool,
 ) -> None:
     async def remove(rt: Runtime) -> RemovalReport:
-        if not all_images or dry_run:
+        display: contextlib.AbstractContextManager[Callable[[RemovalRecord], None] | None]
+        if all_images and not dry_run:
+            # ``rmi -a``: bars on a terminal; elsewhere nothing (podman prints nothing more).
+            from aiopod.cli.progress_display import transfer_display
+
+            display = transfer_display(sys.stderr)
+        else:
+            display = contextlib.nullcontext()
+        with display as progress:
             return await rt.remove_images(
                 references,
                 force=force,
@@ -81,17 +90,6 @@ def _rmi(
                 ignore=ignore,
                 no_prune=no_prune,
                 dry_run=dry_run,
-            )
-        # ``rmi -a``: bars on a terminal; elsewhere nothing (podman prints nothing more).
-        from aiopod.cli.progress_display import transfer_display
-
-        with transfer_display(sys.stderr) as progress:
-            return await rt.remove_images(
-                references,
-                force=force,
-                all=all_images,
-                ignore=ignore,
-                no_prune=no_prune,
                 progress=progress,
             )
 
