@@ -45,9 +45,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import http.server
 import json
+import random
 import re
 import secrets
 import socket
@@ -191,6 +193,28 @@ class FakeRegistry:
             }
         ).encode()
         return self.add_manifest(name, manifest, OCI_MANIFEST, tag), manifest
+
+    def add_noisy_image(
+        self, name: str, tag: str, *, noise_size: int, seed: int
+    ) -> tuple[list[bytes], bytes]:
+        """Store an image of two gzip layers, the first *noise_size* bytes of seeded noise
+        (a transfer of many chunks), the second a small file, and a config naming their
+        diff IDs; its layers and config as stored."""
+        from peers import file, sha256_hex, tar_bytes
+
+        noise = random.Random(seed).randbytes(noise_size)
+        tars = [tar_bytes([file("noise.bin", noise)]), tar_bytes([file("hello.txt", b"hello\n")])]
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": ["sh"]},
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256_hex(t)}" for t in tars]},
+            }
+        ).encode()
+        layers = [gzip.compress(t, compresslevel=1, mtime=0) for t in tars]
+        self.add_image(name, tag, layers, config=config)
+        return layers, config
 
     def requests_to(self, fragment: str) -> list[RecordedRequest]:
         return [r for r in self.requests if fragment in r.path]

@@ -6,10 +6,7 @@ while and then recovers."""
 from __future__ import annotations
 
 import fcntl
-import gzip
-import json
 import os
-import random
 import struct
 import subprocess
 import sys
@@ -19,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from peers import aiopod, aiopod_env, aiopod_ok, file, sha256_hex, tar_bytes
+from peers import aiopod, aiopod_env, aiopod_ok, sha256_hex
 
 from registry.fake_registry import FakeRegistry, serve_registry
 
@@ -41,18 +38,7 @@ class Published:
 def publish(registry: FakeRegistry, name: str) -> Published:
     """Two gzip layers (one of 3 MiB of noise, so that a transfer takes many chunks) and
     a config that names their diff IDs."""
-    noise = random.Random(9).randbytes(3 << 20)
-    tars = [tar_bytes([file("noise.bin", noise)]), tar_bytes([file("hello.txt", b"hello\n")])]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256_hex(t)}" for t in tars]},
-        }
-    ).encode()
-    layers = [gzip.compress(t, compresslevel=1, mtime=0) for t in tars]
-    registry.add_image(name, "1", layers, config=config)
+    layers, config = registry.add_noisy_image(name, "1", noise_size=3 << 20, seed=9)
     return Published(
         f"{registry.address}/{name}:1",
         sha256_hex(config),

@@ -19,7 +19,6 @@ then the operation runs again through the API and succeeds, and the store verifi
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import random
@@ -139,21 +138,8 @@ OPERATIONS: dict[str, Operation] = {
 
 def publish(registry: FakeRegistry) -> None:
     """An image of two gzip layers, one of 2 MiB of noise (a transfer of many chunks)."""
-    from peers import file, sha256_hex, tar_bytes
-
-    noise = random.Random(7).randbytes(2 << 20)
-    tars = [tar_bytes([file("noise.bin", noise)]), tar_bytes([file("hello.txt", b"hello\n")])]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256_hex(t)}" for t in tars]},
-        }
-    ).encode()
-    layers = [gzip.compress(t, compresslevel=1, mtime=0) for t in tars]
     name, tag = PULLED.split(":")
-    registry.add_image(name, tag, layers, config=config)
+    registry.add_noisy_image(name, tag, noise_size=2 << 20, seed=7)
 
 
 @pytest.fixture
