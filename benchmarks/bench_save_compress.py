@@ -35,14 +35,12 @@ from bench_store import (
     MIB,
     Sample,
     aiopod_cmd,
+    big_image,
     compressible_chunks,
     disk_size,
     podman_cmd,
     random_chunks,
     timed,
-    write_big_image_archive,
-    write_layer,
-    write_payload,
 )
 from peers import Podman, aiopod_env, write_busybox_rootfs
 
@@ -64,14 +62,7 @@ def measure(label: str, runs: int, run: Callable[[Path], Sample], workdir: Path)
 
 
 def bench(label: str, size: int, chunks: Iterator[bytes], workdir: Path, runs: int) -> None:
-    payload = workdir / "payload.bin"
-    write_payload(payload, size, chunks)
-    layer = workdir / "layer.tar"
-    layer_hex = write_layer(layer, payload)
-    payload.unlink()
-    archive = workdir / "image.tar"
-    write_big_image_archive(archive, write_busybox_rootfs(workdir / "base.tar"), layer, layer_hex)
-    layer.unlink()
+    archive = big_image(workdir, size, chunks, write_busybox_rootfs(workdir / "base.tar"))
     podman = Podman.create(workdir / "podman")
     root = workdir / "aiopod"
     try:

@@ -267,6 +267,20 @@ def write_big_image_archive(dest: Path, base: Path, layer: Path, layer_hex: str)
             tf.addfile(ti, io.BytesIO(data))
 
 
+def big_image(directory: Path, size: int, chunks: Iterator[bytes], base: Path) -> Path:
+    """``directory/image.tar``: a docker-archive of *base* plus a layer of *size* bytes of
+    *chunks* (the payload and the layer tar are written on the way, then removed)."""
+    payload = directory / "payload.bin"
+    write_payload(payload, size, chunks)
+    layer = directory / "layer.tar"
+    layer_hex = write_layer(layer, payload)
+    payload.unlink()
+    archive = directory / "image.tar"
+    write_big_image_archive(archive, base, layer, layer_hex)
+    layer.unlink()
+    return archive
+
+
 # --------------------------------------------------------------------------------------------
 # The benchmark
 
@@ -360,14 +374,7 @@ class Bench:
 
     def bench_big_image(self, label: str, size: int, chunks: Iterator[bytes], base: Path) -> None:
         inputs = self.fresh(f"inputs-{label}")
-        payload = inputs / "payload.bin"
-        write_payload(payload, size, chunks)
-        layer = inputs / "layer.tar"
-        layer_hex = write_layer(layer, payload)
-        payload.unlink()
-        archive = inputs / "image.tar"
-        write_big_image_archive(archive, base, layer, layer_hex)
-        layer.unlink()
+        archive = big_image(inputs, size, chunks, base)
 
         # The stores the save benchmarks read from, and the archives podman writes.
         podman = self.new_podman()
