@@ -32,6 +32,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks"), str(REPO_ROOT / "tests")]
 
+from bench_events import percentile  # noqa: E402
 from bench_store import aiopod_cmd, podman_cmd, tar_of_one_file  # noqa: E402
 from peers import Podman, aiopod_env, synthetic_image, write_docker_archive  # noqa: E402
 
@@ -80,11 +81,6 @@ def run_writers(
             raise SystemExit(f"a writer failed (exit {proc.returncode})")
         latencies.extend(json.loads(out))
     return time.monotonic() - began, latencies
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

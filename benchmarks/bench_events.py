@@ -37,7 +37,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -55,6 +55,12 @@ def make_events(count: int) -> list[Event]:
         Event(kinds[i % 10], "image", f"{i:064x}", f"localhost/bench:{i}", seq=i + 1)
         for i in range(count)
     ]
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The value below which *share* of *values* lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def best(runs: int, body: Callable[[], float]) -> float:
@@ -243,12 +249,10 @@ async def bench_follow(commits: int, interval: float, use_inotify: bool) -> None
                     await writer.wait()
         finally:
             LogWatcher.__init__ = original  # type: ignore[method-assign]
-        latencies.sort()
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
         print(
             f"{'follow latency, other process, ' + watcher_kind:<44} "
-            f"p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   max {latencies[-1] * 1000:6.2f} ms"
+            f"p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   max {max(latencies) * 1000:6.2f} ms"
             f"   ({commits} commits)"
         )
 
