@@ -303,8 +303,13 @@ class Runtime(Displayable):
         The list shows itself as podman's ``images`` table in IPython and Jupyter.
         """
         state, tree = await self._snapshot()
-        with paused_gc():  # no await inside: a store of 100,000 images lists 100,000
-            result = [image_from_record(r, tree) for r in state.images.values()]
+
+        def listing() -> list[Image]:
+            with paused_gc():  # a store of 100,000 images lists 100,000
+                return [image_from_record(r, tree) for r in state.images.values()]
+
+        # In a worker thread: the images are read from the metadata database here.
+        result = await anyio.to_thread.run_sync(listing)
         return ImageList(result if all else [i for i in result if not i.intermediate])
 
     async def get_image(self, reference: str) -> Image:

@@ -38,7 +38,7 @@ import pytest
 from peers import BUSYBOX_IMAGE, aiopod, aiopod_env, aiopod_ok, processes_mentioning
 
 from aiopod.storage.layout import StoreLayout
-from aiopod.storage.records import StoreState
+from aiopod.storage.store import read_metadata
 
 pytestmark = pytest.mark.anyio
 
@@ -117,7 +117,7 @@ def staging_left(store: Path) -> list[str]:
 
 
 def owner_pid(store: Path, container_id: str) -> int | None:
-    state = StoreState.from_bytes(StoreLayout(store).images_json.read_bytes())
+    state = read_metadata(StoreLayout(store))
     owner = state.containers[container_id].owner
     return None if owner is None else owner.pid
 

@@ -204,7 +204,7 @@ async def test_tag_without_a_name_is_a_usage_error(store: Path, tmp_path: Path) 
 async def test_tag_of_a_name_the_image_has_changes_nothing(store: Path, tmp_path: Path) -> None:
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, APP)
-        files = ("aiopod/images.json", "index.json", "aiopod/store.lock")
+        files = ("aiopod/metadata.db", "index.json", "aiopod/store.lock")
         before = {name: (store / name).read_bytes() for name in files}
         image = await rt.tag(APP.id, "app:1", "localhost/app:1")
         assert image.names == ("localhost/app:1",)

@@ -15,7 +15,7 @@ working containers, containers of a missing image, containers of a damaged image
 runtime removes them as ``rm`` would, with their events (:meth:`aiopod.Runtime.check`).
 A damaged image some container uses is kept (``kept_damaged``) until its containers are
 gone: the runtime then checks again, so no image is deleted from under a container.
-An unreadable ``images.json`` is rebuilt from ``index.json`` and the blobs; what the
+Unreadable metadata is rebuilt from ``index.json`` and the blobs; what the
 rebuild cannot give back (containers, images no blob gives back) is removed with its
 events, so that the event log still replays to the store (:mod:`aiopod.storage.rebuild`).
 
@@ -44,9 +44,10 @@ from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import atomic_write, remove_tree
 from aiopod.storage.layout import render_index
+from aiopod.storage.metadata_db import FORMAT_VERSION, read_format
 from aiopod.storage.rebuild import rebuild_metadata
-from aiopod.storage.records import FORMAT_VERSION, ImageRecord, StoreState
-from aiopod.storage.store import Store
+from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.store import Store, read_metadata
 from aiopod.storage.threads import run_to_completion
 
 __all__ = ("CheckProgress", "CheckProgressTarget", "CheckReport", "check_store")
@@ -68,7 +69,7 @@ class CheckReport(Displayable):
     #: containers are).
     kept_damaged: list[str] = field(default_factory=list)
     #: The events of what repair changed (the removal of leftover containers; what the
-    #: rebuild of an unreadable images.json lost).
+    #: rebuild of unreadable metadata lost).
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -193,9 +194,7 @@ def _check(
     report = CheckReport()
     repaired_state = None
     try:
-        state = StoreState.from_bytes(layout.images_json.read_bytes())
-    except FileNotFoundError:
-        state = StoreState()
+        state = read_metadata(layout)
     except StoreCorrupted as exc:
         report.problems.append(str(exc))
         return report, None  # nothing else can be judged without metadata
@@ -328,7 +327,7 @@ async def check_store(
     """Check (and with *repair*, fix) *store* under its exclusive lock; *report* receives
     :class:`CheckProgress` records from the worker thread.
 
-    An unreadable ``images.json`` is reported; repair rebuilds it from ``index.json`` and
+    Unreadable metadata is reported; repair rebuilds it from ``index.json`` and
     the blobs, committed with the events of what was lost
     (:func:`~aiopod.storage.rebuild.rebuild_metadata`), and then checks the rebuilt store.
     """
@@ -337,11 +336,11 @@ async def check_store(
     except StoreCorrupted as exc:
         if not repair:
             return CheckReport(problems=[str(exc)])
-        newer = await anyio.to_thread.run_sync(_newer_format, store.layout.images_json)
+        newer = await anyio.to_thread.run_sync(_newer_format, store.layout.metadata_db)
         if newer is not None:  # readable, by a newer aiopod: a rebuild would lose its data
             return CheckReport(
                 problems=[
-                    f"images.json is in format version {newer}, newer than this aiopod reads "
+                    f"metadata.db is in store format {newer}, newer than this aiopod reads "
                     f"({FORMAT_VERSION}): not repaired; check it with the aiopod that wrote it"
                 ]
             )
@@ -355,13 +354,10 @@ async def check_store(
 
 
 def _newer_format(path: Path) -> int | None:
-    """The format version of *path* when it is valid JSON of a newer version than this
-    aiopod reads, else None."""
-    try:
-        version = json.loads(path.read_bytes()).get("version")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if isinstance(version, int) and version > FORMAT_VERSION:
+    """The format version of the database at *path* when it says it is of a newer
+    format than this aiopod reads, else None."""
+    version = read_format(path)
+    if version is not None and version > FORMAT_VERSION:
         return version
     return None
 
@@ -381,7 +377,7 @@ async def _check_readable(
                 result, repaired = await anyio.to_thread.run_sync(_check, store, repair, report)
             if repaired is not None:
                 # Through the transaction, so that the change token changes with
-                # images.json: a runtime holding the old metadata reloads it instead of
+                # the metadata: a runtime holding the old metadata reloads it instead of
                 # writing the damaged images back with its next commit.
                 for image_id in result.removed_images:
                     removed = txn.remove(image_id)

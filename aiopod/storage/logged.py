@@ -1,6 +1,6 @@
 """What the event log says the store holds, and the events that bring it to another state.
 
-``check --repair`` rebuilds an unreadable ``images.json`` from what survives (``index.json``
+``check --repair`` rebuilds unreadable metadata from what survives (``index.json``
 and the blobs, :mod:`aiopod.storage.rebuild`).  What the rebuild cannot give back is
 lost, and the log must say so (docs/design/commit-points.md, CP24): :func:`replay` reads
 the log into a :class:`LoggedStore` (the images with their names, the containers) and

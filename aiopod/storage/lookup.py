@@ -30,13 +30,8 @@ def match_id_prefix(state: StoreState, prefix: str) -> ImageRecord | None:
     exact = state.images.get(prefix)
     if exact is not None:
         return exact
-    found = None
-    for image_id, record in state.images.items():
-        if image_id.startswith(prefix):
-            if found is not None:
-                return None  # ambiguous counts as not found
-            found = record
-    return found
+    found = state.with_id_prefix(prefix, limit=2)
+    return found[0] if len(found) == 1 else None  # ambiguous counts as not found
 
 
 def lookup_image(state: StoreState, text: str) -> tuple[ImageRecord, str]:
@@ -71,14 +66,16 @@ def lookup_image(state: StoreState, text: str) -> tuple[ImageRecord, str]:
     if by_prefix is not None:
         return by_prefix, text
     if parsed.digest is not None:
-        for record in state.images.values():
-            if parsed.digest in record.digests:
-                return record, text
+        with_digest = state.with_digest(parsed.digest)
+        if with_digest:
+            return with_digest[0], text
         raise ImageNotKnown(text)
     if not parsed.fully_qualified and parsed.reference is not None:
         suffix = "/" + parsed.reference.name + ":" + (parsed.reference.tag or "latest")
-        for record in state.images.values():
-            for name in record.names:
-                if name.endswith(suffix) and "@" not in name:
-                    return record, name
+        # The names first (an index of them), the images only when some name matches.
+        if any(n.endswith(suffix) and "@" not in n for n in state.by_name):
+            for record in state.images.values():
+                for name in record.names:
+                    if name.endswith(suffix) and "@" not in name:
+                        return record, name
     raise ImageNotKnown(text)

@@ -1,4 +1,4 @@
-"""Rebuilding the metadata when ``images.json`` cannot be read, and telling what was lost.
+"""Rebuilding the metadata when it cannot be read, and telling what was lost.
 
 ``index.json`` names every tagged image by its full reference, and the blobs hold each
 image's manifest and config, so the records of tagged images can be made again:
@@ -35,7 +35,7 @@ from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.layout import REF_NAME_ANNOTATION, StoreLayout
 from aiopod.storage.logged import events_to, replay
 from aiopod.storage.records import HistoryEntry, ImageRecord, LayerRecord, StoreState
-from aiopod.storage.store import Store
+from aiopod.storage.store import Store, read_metadata
 
 __all__ = ("Rebuilt", "rebuild_metadata", "rebuild_state")
 
@@ -182,16 +182,14 @@ class _Plan:
 
 
 class _Readable(Exception):
-    """``images.json`` can be read (another process repaired it meanwhile)."""
+    """The metadata can be read (another process repaired it meanwhile)."""
 
 
 def _plan(layout: StoreLayout, logged_events: Iterable[Event]) -> _Plan:
     try:
-        StoreState.from_bytes(layout.images_json.read_bytes())
+        read_metadata(layout)  # a store without metadata yet is an empty one
     except StoreCorrupted:
         pass  # unreadable: rebuilt below
-    except FileNotFoundError:
-        raise _Readable from None  # an empty store, as a missing images.json means
     else:
         raise _Readable  # nothing to rebuild: never replace readable metadata
     state, problems = rebuild_state(layout)
@@ -207,7 +205,7 @@ def _plan(layout: StoreLayout, logged_events: Iterable[Event]) -> _Plan:
 
 
 async def rebuild_metadata(store: Store) -> Rebuilt:
-    """Replace *store*'s unreadable ``images.json`` with the metadata rebuilt from
+    """Replace *store*'s unreadable metadata with the metadata rebuilt from
     ``index.json`` and the blobs, committed (one transaction, under the exclusive lock)
     with the events of what was lost (see the module docstring).
 
@@ -235,7 +233,7 @@ async def rebuild_metadata(store: Store) -> Rebuilt:
     result = Rebuilt(problems=plan.problems)
     tagged = plural(len(plan.state.images) - untagged, "image")
     result.repaired.append(
-        f"rebuilt images.json from index.json ({tagged})"
+        f"rebuilt the metadata from index.json ({tagged})"
         + (f" and {plural(untagged, 'untagged image')} from their blobs" if untagged else "")
     )
     lost_names: dict[str, list[str]] = {}
@@ -243,7 +241,7 @@ async def rebuild_metadata(store: Store) -> Rebuilt:
         if event.type == "container":
             result.repaired.append(
                 f"removed container {event.id} ({event.name}): its record was lost "
-                "with images.json (its directory is deleted)"
+                "with the metadata (its directory is deleted)"
             )
         elif event.kind is EventKind.UNTAGGED:
             lost_names.setdefault(event.id, []).append(event.name or "")
@@ -253,7 +251,7 @@ async def rebuild_metadata(store: Store) -> Rebuilt:
             result.repaired.append(
                 f"removed image {event.id}"
                 + (f" ({', '.join(names)})" if names else "")
-                + ": its record was lost with images.json and its blobs do not give it back"
+                + ": its record was lost with the metadata and its blobs do not give it back"
             )
         elif event.kind is EventKind.TAGGED:
             result.repaired.append(f"tagged image {event.id} {event.name}: as index.json names it")
@@ -262,7 +260,7 @@ async def rebuild_metadata(store: Store) -> Rebuilt:
         for image_id, names in lost_names.items()
     ]
     result.repaired += [
-        f"removed the directory of container {c}: neither images.json nor the event log knows it"
+        f"removed the directory of container {c}: neither the metadata nor the event log knows it"
         for c in plan.strays
     ]
     result.events = list(recorded)

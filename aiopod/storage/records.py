@@ -1,42 +1,39 @@
-"""The store's metadata records and their JSON form (``aiopod/images.json``, which holds
-the images and the containers).
+"""The store's metadata records: images (with their layers and history) and the state
+that holds them (:class:`StoreState`: images in storage order, the name index, the
+containers).
 
-Records are immutable; a transaction replaces them.  ``StoreState`` is the in-memory
-view of the metadata: the images in storage order plus an index from name to image ID.
-It does no I/O.
-
-Scale: every command reads the whole file and every change writes it whole (its atomic
-replacement is the commit point, docs/design/commit-points.md CP1), so the per-image cost
-of both is kept small.  Each image object is parsed and turned into its record at once
-(the parsed objects of a big store are never all held), with the garbage collector paused
-(:mod:`aiopod.storage.gcpause`); a record that a change leaves as it was is written back
-as the very text it was read from, so a commit encodes only the records it changed.
+Records are immutable; a transaction replaces them.  A state read from the store is a
+view of its metadata database (:mod:`aiopod.storage.metadata_db`), read image by image
+when asked for, so that a command that asks about one image does not read them all; its
+changes are held over the view and written, alone, at commit.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import starmap
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from aiopod.errors import StoreCorrupted
 from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.gcpause import paused_gc
 
+if TYPE_CHECKING:
+    from aiopod.storage.metadata_db import Changes, DbView
+
 __all__ = (
-    "FORMAT_VERSION",
     "HistoryEntry",
+    "ImageMap",
     "ImageRecord",
     "LayerRecord",
+    "NameMap",
     "StoreState",
     "chain_ids",
+    "layers_key",
 )
-
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +127,7 @@ class ImageRecord:
         return replace(self, names=names, names_history=tuple(history))
 
     def to_json(self) -> dict[str, Any]:
-        """The record as stored in ``images.json``."""
+        """The record as stored (a row of the metadata database; format 1's ``images.json``)."""
         return {
             "id": self.id,
             "names": list(self.names),
@@ -156,7 +153,7 @@ class ImageRecord:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ImageRecord:
-        """Parse a record from ``images.json``; :class:`StoreCorrupted` when malformed.
+        """Parse a stored record; :class:`StoreCorrupted` when malformed.
 
         This runs for every image on every command, so it checks shapes and the ID only;
         digests are validated where they form paths (:meth:`StoreLayout.blob_path`) and
@@ -183,7 +180,7 @@ class ImageRecord:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorrupted(
-                f"malformed image record in images.json ({exc!r}); "
+                f"malformed image record in the metadata ({exc!r}); "
                 "run `aiopod system check --repair`"
             ) from exc
         if not isinstance(record.id, str) or not is_sha256_hex(record.id):
@@ -215,20 +212,258 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     return chains
 
 
+def layers_key(diff_ids: Sequence[str]) -> str:
+    """A short key of a layer stack (its diff_ids in order), for the metadata's index."""
+    return hashlib.blake2b(",".join(diff_ids).encode(), digest_size=16).hexdigest()
+
+
+_MISSING: Any = object()
+
+
+class ImageMap(MutableMapping[str, ImageRecord]):
+    """The images of a state by ID, in storage order: a database view's images (read when
+    asked for) with this state's changes over them, or (no view) just a dictionary.
+
+    Order follows a dictionary's: a replaced image keeps its place, an added one (or one
+    removed and added again) goes last.
+    """
+
+    __slots__ = ("_changed", "_new", "_view")
+
+    def __init__(self, view: DbView | None = None) -> None:
+        self._view = view
+        #: Images of the view replaced (a record) or removed (None).
+        self._changed: dict[str, ImageRecord | None] = {}
+        #: Images the view does not have (or removed there and added again).
+        self._new: dict[str, ImageRecord] = {}
+
+    def copy(self) -> ImageMap:
+        """A copy that can be changed without changing this one (the view is shared)."""
+        other = ImageMap(self._view)
+        other._changed = dict(self._changed)
+        other._new = dict(self._new)
+        return other
+
+    def _base(self, image_id: str) -> ImageRecord | None:
+        changed = self._changed.get(image_id, _MISSING)
+        if changed is not _MISSING:
+            return changed  # type: ignore[no-any-return]
+        return self._view.get(image_id) if self._view is not None else None
+
+    @overload  # type: ignore[override]
+    def get(self, image_id: str) -> ImageRecord | None: ...
+    @overload
+    def get(self, image_id: str, default: ImageRecord) -> ImageRecord: ...
+    def get(self, image_id: str, default: ImageRecord | None = None) -> ImageRecord | None:
+        """The image *image_id*, else *default*."""
+        record = self._new.get(image_id)
+        if record is None:
+            record = self._base(image_id)
+        return default if record is None else record
+
+    def __getitem__(self, image_id: str) -> ImageRecord:
+        record = self.get(image_id)
+        if record is None:
+            raise KeyError(image_id)
+        return record
+
+    def __contains__(self, image_id: object) -> bool:
+        return isinstance(image_id, str) and self.get(image_id) is not None
+
+    def __setitem__(self, image_id: str, record: ImageRecord) -> None:
+        if image_id in self._new or self._view is None:
+            self._new[image_id] = record
+        elif self._changed.get(image_id, _MISSING) is None:
+            self._new[image_id] = record  # removed, now added again: it goes last
+        elif image_id in self._changed or self._view.get(image_id) is not None:
+            self._changed[image_id] = record
+        else:
+            self._new[image_id] = record
+
+    def __delitem__(self, image_id: str) -> None:
+        if image_id in self._new:
+            del self._new[image_id]
+        elif self._base(image_id) is not None:
+            self._changed[image_id] = None
+        else:
+            raise KeyError(image_id)
+
+    def __iter__(self) -> Iterator[str]:
+        if self._view is not None:
+            changed = self._changed
+            for image_id in self._view.ids():
+                if changed.get(image_id, _MISSING) is not None:
+                    yield image_id
+        yield from list(self._new)
+
+    def __len__(self) -> int:
+        if self._view is None:
+            return len(self._new)
+        removed = sum(1 for record in self._changed.values() if record is None)
+        return self._view.count() - removed + len(self._new)
+
+    def values(self) -> list[ImageRecord]:  # type: ignore[override]
+        """Every image, in storage order (a list: the view's are read at once)."""
+        if self._view is None:
+            return list(self._new.values())
+        changed = self._changed
+        out: list[ImageRecord] = []
+        for record in self._view.records():
+            replaced = changed.get(record.id, _MISSING)
+            if replaced is _MISSING:
+                out.append(record)
+            elif replaced is not None:
+                out.append(replaced)
+        out.extend(self._new.values())
+        return out
+
+    def items(self) -> list[tuple[str, ImageRecord]]:  # type: ignore[override]
+        """Every (ID, image), in storage order."""
+        return [(record.id, record) for record in self.values()]
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        """Every image ID, in storage order."""
+        return list(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ImageMap({len(self)} images)"
+
+    # -- the questions a view answers from its indexes --------------------------------------
+
+    def _current(self, records: Iterable[ImageRecord]) -> list[ImageRecord]:
+        """The view's *records* as this state has them: replaced ones replaced, removed
+        ones (and ones removed and added again, which are last now) left out."""
+        changed, new = self._changed, self._new
+        if not changed and not new:
+            return list(records)
+        out: list[ImageRecord] = []
+        for record in records:
+            if record.id in new:
+                continue
+            current = changed.get(record.id, record)
+            if current is not None:
+                out.append(current)
+        return out
+
+    def query(
+        self,
+        from_view: Callable[[DbView], Iterable[ImageRecord]],
+        keep: Callable[[ImageRecord], bool],
+    ) -> list[ImageRecord]:
+        """The images, in storage order, that *from_view* finds in the view plus the
+        images added here for which *keep* holds; without a view, every image for which
+        *keep* holds.  *keep* must hold for every image *from_view* finds (an image keeps
+        what the indexes record of it -- layers, history, digests -- when it is
+        replaced: they are those of its config)."""
+        if self._view is None:
+            return [r for r in self._new.values() if keep(r)]
+        found = self._current(from_view(self._view))
+        found.extend(r for r in self._new.values() if keep(r))
+        return found
+
+    def changes(self) -> tuple[list[ImageRecord], list[str]]:
+        """The images this state put (replaced or added, in order) and the IDs of the
+        view's images it removed."""
+        put = [r for r in self._changed.values() if r is not None]
+        put.extend(self._new.values())
+        removed = [image_id for image_id, r in self._changed.items() if r is None]
+        return put, removed
+
+    @property
+    def view(self) -> DbView | None:
+        """The database view under the changes (None: an in-memory state)."""
+        return self._view
+
+    @property
+    def unchanged(self) -> bool:
+        """Whether this is the view as it is (no changes over it)."""
+        return not self._changed and not self._new
+
+
+class NameMap(MutableMapping[str, str]):
+    """Image names to image IDs: a view's names table with a state's changes over it."""
+
+    __slots__ = ("_changed", "_view")
+
+    def __init__(self, view: DbView | None = None) -> None:
+        self._view = view
+        self._changed: dict[str, str | None] = {}
+
+    def copy(self) -> NameMap:
+        """A copy that can be changed without changing this one."""
+        other = NameMap(self._view)
+        other._changed = dict(self._changed)
+        return other
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The ID of the image called *name*, else *default*."""
+        image_id = self._changed.get(name, _MISSING)
+        if image_id is _MISSING:
+            image_id = self._view.image_of_name(name) if self._view is not None else None
+        return default if image_id is None else image_id
+
+    def __getitem__(self, name: str) -> str:
+        image_id = self.get(name)
+        if image_id is None:
+            raise KeyError(name)
+        return image_id
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __setitem__(self, name: str, image_id: str) -> None:
+        self._changed[name] = image_id
+
+    def __delitem__(self, name: str) -> None:
+        if self.get(name) is None:
+            raise KeyError(name)
+        self._changed[name] = None
+
+    def _pairs(self) -> dict[str, str]:
+        pairs = dict(self._view.names()) if self._view is not None else {}
+        for name, image_id in self._changed.items():
+            if image_id is None:
+                pairs.pop(name, None)
+            else:
+                pairs[name] = image_id
+        return pairs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pairs())
+
+    def __len__(self) -> int:
+        return len(self._pairs())
+
+    def __repr__(self) -> str:
+        return f"NameMap({len(self)} names)"
+
+
 @dataclass
 class StoreState:
-    """The metadata as loaded: images in storage order and the name index.
+    """The metadata: images in storage order, the name index and the containers.
+
+    Read from the store it is a database view (:mod:`aiopod.storage.metadata_db`) read
+    lazily, image by image, with a transaction's changes held over it; made from records
+    (:meth:`from_records`) it is held in memory.  Treat one from
+    :meth:`~aiopod.storage.store.Store.snapshot` as read-only.  Reading it may block
+    (SQLite): large reads (every image) belong in worker threads.
 
     Mutations go through :meth:`put` and :meth:`remove` so that the name index stays
     consistent: a name belongs to exactly one image.
     """
 
-    images: dict[str, ImageRecord] = field(default_factory=dict)
-    by_name: dict[str, str] = field(default_factory=dict)
+    images: ImageMap = field(default_factory=ImageMap)
+    by_name: NameMap = field(default_factory=NameMap)
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
-    #: The JSON text each record was parsed from, written again when the record is saved
-    #: unchanged (records are immutable: the same object means the same content).
-    _loaded: dict[str, tuple[ImageRecord, str]] = field(default_factory=dict, repr=False)
+    #: The containers as read from the view (to tell whether a commit changes them).
+    _read_containers: tuple[ContainerRecord, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def from_records(
@@ -236,7 +471,7 @@ class StoreState:
         records: Iterable[ImageRecord],
         containers: Iterable[ContainerRecord] = (),
     ) -> StoreState:
-        """Build a state (and its name index) from records in storage order."""
+        """Build an in-memory state (and its name index) from records in storage order."""
         state = cls()
         for record in records:
             state.images[record.id] = record
@@ -246,11 +481,34 @@ class StoreState:
             state.containers[container.id] = container
         return state
 
-    def copy(self) -> StoreState:
-        """A shallow copy that a transaction may change without touching this one."""
-        return StoreState(
-            dict(self.images), dict(self.by_name), dict(self.containers), self._loaded
+    @classmethod
+    def from_view(cls, view: DbView) -> StoreState:
+        """The state a database view holds (images read when asked for)."""
+        containers = view.containers()
+        return cls(
+            ImageMap(view),
+            NameMap(view),
+            {c.id: c for c in containers},
+            tuple(containers),
         )
+
+    def copy(self) -> StoreState:
+        """A copy that a transaction may change without touching this one."""
+        return StoreState(
+            self.images.copy(), self.by_name.copy(), dict(self.containers), self._read_containers
+        )
+
+    def changes(self) -> Changes:
+        """What this state changed over its view (everything when it has none)."""
+        from aiopod.storage.metadata_db import Changes
+
+        if self.images.view is None:
+            return Changes(self.images.values(), [], list(self.containers.values()), True)
+        put, removed = self.images.changes()
+        containers = list(self.containers.values())
+        if self._read_containers is not None and tuple(containers) == self._read_containers:
+            return Changes(put, removed, None)
+        return Changes(put, removed, containers)
 
     def containers_of(self, image_id: str) -> list[ContainerRecord]:
         """The containers (runtime and external) whose image is *image_id*, in store order."""
@@ -288,6 +546,50 @@ class StoreState:
                 del self.by_name[name]
         return record
 
+    # -- questions answered from the metadata's indexes -------------------------------------
+
+    def with_id_prefix(self, prefix: str, limit: int = 2) -> list[ImageRecord]:
+        """Images whose ID starts with *prefix* (lower-case hex), at most *limit*."""
+
+        def from_view(view: DbView) -> list[ImageRecord]:
+            ids = view.with_prefix(prefix, limit + len(self.images.changes()[1]))
+            return [r for r in map(view.get, ids) if r is not None]
+
+        return self.images.query(from_view, lambda r: r.id.startswith(prefix))[:limit]
+
+    def with_digest(self, digest: str) -> list[ImageRecord]:
+        """Images with *digest* among their repository digests, storage order."""
+
+        def from_view(view: DbView) -> list[ImageRecord]:
+            return [r for r in map(view.get, view.with_digest(digest)) if r is not None]
+
+        return self.images.query(from_view, lambda r: digest in r.digests)
+
+    def with_layers(self, diff_ids: Sequence[str], history: int) -> list[ImageRecord]:
+        """Images whose layers are *diff_ids* and whose history has *history* entries,
+        storage order."""
+        ids = tuple(diff_ids)
+        key = layers_key(ids)
+        return self.images.query(
+            lambda view: view.with_layers(key, history),
+            lambda r: len(r.history) == history and r.diff_ids == ids,
+        )
+
+    def above_layers(self, diff_ids: Sequence[str], history: int) -> list[ImageRecord]:
+        """Images whose layers are *diff_ids*, or *diff_ids* and one more, and whose
+        history has *history* entries, storage order."""
+        ids = tuple(diff_ids)
+        key = layers_key(ids)
+        n = len(ids)
+
+        def keep(record: ImageRecord) -> bool:
+            own = record.diff_ids
+            return len(record.history) == history and (
+                own == ids or (len(own) == n + 1 and own[:n] == ids)
+            )
+
+        return self.images.query(lambda view: view.above_layers(key, history), keep)
+
     def referenced_blobs(self) -> set[str]:
         """Every blob digest some image needs."""
         blobs: set[str] = set()
@@ -298,137 +600,19 @@ class StoreState:
 
     def referenced_among(self, candidates: Iterable[str]) -> set[str]:
         """Which of *candidates* (blob digests) some image needs: :meth:`referenced_blobs`
-        restricted to them, without building the set of every blob of a big store."""
+        restricted to them, answered from the metadata's blob index."""
         wanted = set(candidates)
         if not wanted:
             return set()
-        configs = {d[len("sha256:") :] for d in wanted if d.startswith("sha256:")}
+        view = self.images.view
+        put, removed = self.images.changes() if view is not None else (self.images.values(), [])
         found: set[str] = set()
-        for record in self.images.values():
-            if record.manifest_digest in wanted:
-                found.add(record.manifest_digest)
-            if record.id in configs:
-                found.add(record.config_digest)
-            for layer in record.layers:
-                if layer.digest in wanted:
-                    found.add(layer.digest)
+        if view is not None:
+            changed = {r.id for r in put} | set(removed)
+            # One holder the state did not change is enough to know a blob is needed.
+            for digest, holders in view.referencing(wanted, len(changed) + 1).items():
+                if holders - changed:
+                    found.add(digest)
+        for record in put:
+            found.update(d for d in record.blob_digests() if d in wanted)
         return found
-
-    def _json_of(self, record: ImageRecord) -> str:
-        loaded = self._loaded.get(record.id)
-        if loaded is not None and loaded[0] is record:
-            return loaded[1]
-        return json.dumps(record.to_json(), separators=(",", ":"))
-
-    def to_bytes(self, *, commit: str | None = None) -> bytes:
-        """Serialise for ``images.json``; *commit* names the commit that wrote it (its
-        journal's, so that recovery knows whether that commit's change is the state).
-
-        A record loaded from ``images.json`` and not replaced since is written as the text
-        it was read from (same content: records are immutable), so only the records a
-        transaction changed are encoded; the output is what ``json.dumps`` of the whole
-        document gives for records encoded by this module.
-        """
-        with paused_gc():
-            parts = [
-                _HEAD,
-                ",".join([self._json_of(r) for r in self.images.values()]),
-                '],"containers":',
-                json.dumps([c.to_json() for c in self.containers.values()], separators=(",", ":")),
-            ]
-            if commit is not None:
-                parts.append(',"commit":')
-                parts.append(json.dumps(commit))
-            parts.append("}")
-            return "".join(parts).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> StoreState:
-        """Parse ``images.json``; :class:`StoreCorrupted` when it cannot be read.
-
-        The garbage collector is paused meanwhile: parsing builds hundreds of thousands of
-        objects at 100,000 images, none of them cyclic, and the collections their
-        allocation triggers would cost more than the parse.
-        """
-        with paused_gc():
-            split = _split_images(data)
-            if split is not None:
-                records, texts, rest = split
-            else:
-                rest = _parse_whole(data)
-                records, texts = [ImageRecord.from_json(obj) for obj in rest["images"]], None
-            containers = rest.get("containers", [])
-            if not isinstance(containers, list):
-                raise StoreCorrupted("images.json has a malformed container list")
-            state = cls.from_records(records, (ContainerRecord.from_json(c) for c in containers))
-            if texts is not None:
-                state._loaded = {r.id: (r, text) for r, text in zip(records, texts, strict=True)}
-            return state
-
-
-#: How this module starts ``images.json`` (``json.dumps`` of the document, compact).
-_HEAD = f'{{"version":{FORMAT_VERSION},"images":['
-_DECODER = json.JSONDecoder()
-
-
-def _split_images(data: bytes) -> tuple[list[ImageRecord], list[str], dict[str, Any]] | None:
-    """The image records of an ``images.json`` in this module's compact form, each with
-    the text it was parsed from, and the document's other keys; None when the document
-    has another form (then it is parsed whole).  Each object becomes its record as soon
-    as it is parsed, so that the parsed objects of a big store are never all held."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        return None
-    if not text.startswith(_HEAD):
-        return None
-    decode, parse = _DECODER.raw_decode, ImageRecord.from_json
-    images: list[ImageRecord] = []
-    texts: list[str] = []
-    pos = len(_HEAD)
-    try:
-        if text[pos] == "]":
-            pos += 1
-        else:
-            while True:
-                obj, end = decode(text, pos)
-                if not isinstance(obj, dict):
-                    return None
-                images.append(parse(obj))
-                texts.append(text[pos:end])
-                pos = end + 1
-                if text[end] == "]":
-                    break
-                if text[end] != ",":
-                    return None
-        if text[pos] == "}":
-            rest: Any = {}
-            if text[pos + 1 :].strip(" \t\n\r"):
-                return None  # more after the document: json.loads says what
-        elif text[pos] == ",":
-            rest = json.loads("{" + text[pos + 1 :])  # the containers and the commit
-        else:
-            return None
-    except (ValueError, IndexError):
-        return None
-    if not isinstance(rest, dict) or "images" in rest or "version" in rest:
-        return None
-    return images, texts, rest
-
-
-def _parse_whole(data: bytes) -> dict[str, Any]:
-    """``images.json`` parsed as one document (any JSON form), its image list checked."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise StoreCorrupted(
-            f"images.json is not valid JSON ({exc}); run `aiopod system check --repair`"
-        ) from exc
-    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
-        raise StoreCorrupted(
-            "images.json has an unknown format version; this aiopod cannot read the store"
-        )
-    images = doc.get("images")
-    if not isinstance(images, list):
-        raise StoreCorrupted("images.json has no image list; run `aiopod system check`")
-    return doc

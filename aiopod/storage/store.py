@@ -7,34 +7,45 @@ Locking
     with the one this object last saw, and the metadata is reloaded when another process
     (or another ``Store`` object) changed it.
 
+Metadata (store format 2)
+    The records live in an SQLite database, ``aiopod/metadata.db``
+    (:mod:`aiopod.storage.metadata_db`): a command reads the images it asks about, and a
+    commit writes the rows it changed, so neither grows with the number of images.  A
+    store of format 1 (``aiopod/images.json``) is migrated when it is first opened
+    writable: the database is made aside from it and renamed into place, then
+    ``images.json`` is deleted (a crash before the rename leaves format 1 to migrate
+    again; after it, the database is the metadata).
+
 Commit protocol (referents before referrers; metadata is the truth)
     1. a journal record listing every blob the commit adds or may free;
     2. staged blobs renamed into ``blobs/`` (content-addressed, so idempotent);
-    3. a new change token, then ``aiopod/images.json`` replaced atomically -- **the
-       commit point**;
+    3. a new change token, then the changed records written to the metadata database
+       in one SQLite transaction that also records the commit's ID -- its ``COMMIT`` is
+       **the commit point**;
     4. the commit's events appended to the event log;
-    5. ``index.json`` re-rendered from the metadata;
+    5. ``index.json`` re-rendered from the metadata (from text the database keeps per
+       image, so without reading the images);
     6. blobs no image references any more deleted, removed containers' data deleted;
     7. the journal removed.
-    A crash anywhere leaves a journal; the next open rolls to whatever ``images.json``
+    A crash anywhere leaves a journal; the next open rolls to whatever the metadata
     says: blobs it does not reference are deleted, the journal's events are appended if
-    ``images.json`` is the commit's, ``index.json`` is re-rendered.
+    the metadata is the commit's, ``index.json`` is re-rendered.
 
 Outcomes (docs/design/commit-points.md; the labels below are its rules)
     Every operation that changes the store (tag, untag, rmi, load, import, pull, a build's
     commit, container create and remove, prune) is one transaction, and its commit point
-    is the rename that puts its ``images.json`` in place.  A failure before it (a full
+    is the ``COMMIT`` of its metadata.  A failure before it (a full
     disk included) leaves the store as it was -- the blobs and container directories the
     commit had moved in are taken out again -- and raises (a full disk as
     :class:`~aiopod.errors.StorageFull`).  After it the operation has happened, whatever
     fails next: steps 4-7 that fail leave the journal, are reported as a
     :class:`~aiopod.errors.CommitUnfinished` warning, and are finished by the next
-    commit or open.  Whether ``images.json`` is the commit's is read back from the file
-    (its ``commit`` field), never assumed from where an error came from (CP1-CP4).
+    commit or open.  Whether the metadata is the commit's is read back from the database
+    (the commit ID it records), never assumed from where an error came from (CP1-CP4).
 
 Unfinished work and reading
     Opening runs recovery, but a recovery that cannot write (a full disk) does not stop
-    the open: ``images.json`` is the committed state, every blob it names is present,
+    the open: the metadata is the committed state, every blob it names is present,
     so reading (``images``, ``inspect``, ``save``) needs nothing from the journal; the
     open warns and the work is finished later.  Before a commit, the journal of an
     unfinished one gets its events appended (so that the log stays in commit order);
@@ -87,6 +98,7 @@ import operator
 import os
 import secrets
 import shutil
+import sqlite3
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -118,16 +130,32 @@ from aiopod.storage.fsutil import (
 )
 from aiopod.storage.ingest import StagedBlob, StagingArea, recover_stale_staging
 from aiopod.storage.layer_check import DEFAULT_LIMITS, LayerLimits
-from aiopod.storage.layout import LAYOUT_FILE_CONTENT, StoreLayout, render_index
+from aiopod.storage.layout import (
+    LAYOUT_FILE_CONTENT,
+    StoreLayout,
+    edit_index,
+    index_entries,
+    render_index,
+)
+from aiopod.storage.legacy_v1 import parse_images_json
 from aiopod.storage.lock import LockHandle, StoreLock
+from aiopod.storage.metadata_db import (
+    MetadataDB,
+    create_database,
+    database_errors,
+    read_all,
+    read_commit,
+)
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.survey import RootKind, describe, survey_root
 from aiopod.storage.threads import run_to_completion
 
-__all__ = ("RESERVE_MIN", "Store", "Transaction", "default_root")
+__all__ = ("RESERVE_MIN", "Store", "Transaction", "default_root", "read_metadata")
 
 #: The least space the store holds back for removals on a full disk (bytes).
 RESERVE_MIN = 1 << 20
+#: Images a commit may change for ``index.json`` to be edited rather than rendered.
+_INDEX_EDITS = 16
 
 
 def default_root() -> Path:
@@ -275,6 +303,7 @@ class Store:
         self._publish_events = publish_events
         self._commit_started = commit_started
         self._lock = StoreLock(self.layout.lock_file, timeout=lock_timeout, read_only=read_only)
+        self._db = MetadataDB(self.layout.metadata_db)
         self._writer = anyio.Lock()
         self._state = StoreState()
         self._token: bytes | None = None
@@ -625,11 +654,37 @@ class Store:
             self._token = token
 
     def _load_state(self) -> StoreState:
+        """The committed metadata: a view of the database, read lazily; read at once
+        where no view can be opened (a read-only store, a full disk), and from a format-1
+        ``images.json`` that was not migrated yet (a read-only store).
+
+        :raises ~aiopod.errors.StoreCorrupted: the metadata cannot be read.
+        """
+        if not self.read_only and self._db.exists():
+            try:
+                return StoreState.from_view(self._db.view())
+            except sqlite3.OperationalError:
+                pass  # no WAL view here: read it all, as a read-only store does
+        return read_metadata(self.layout)
+
+    def _migrate(self) -> None:
+        """Give the store its metadata database: from a format-1 ``images.json`` if there
+        is one (the migration), else empty.  The database is made aside and renamed into
+        place (a crash before leaves the old format, removed ``.tmp-*`` files aside);
+        ``images.json`` is deleted after.
+
+        :raises ~aiopod.errors.StoreCorrupted: ``images.json`` cannot be read (``system
+            check --repair`` rebuilds the metadata).
+        """
+        layout = self.layout
+        if self._db.exists():
+            layout.images_json.unlink(missing_ok=True)  # a migration that died at its end
+            return
         try:
-            data = self.layout.images_json.read_bytes()
+            records, containers, commit = parse_images_json(layout.images_json.read_bytes())
         except FileNotFoundError:
-            return StoreState()
-        return StoreState.from_bytes(data)
+            records, containers, commit = [], [], None
+        self._replace_database(records, containers, commit, "migrating the metadata")
 
     def _recover(self, handle: LockHandle) -> None:
         layout = self.layout
@@ -641,6 +696,7 @@ class Store:
             # processes opening a new store at once would remove each other's temporary
             # file (the loop above) while it is being written.
             atomic_write(layout.oci_layout, LAYOUT_FILE_CONTENT)
+        self._migrate()
         state = self._load_state()
         intents = sorted(layout.journal.glob("intent-*.json"))
         if intents:
@@ -656,7 +712,8 @@ class Store:
                     if record is not None:
                         removed.append(_recovered_removal(record))
             handle.new_token()  # before the metadata changes, as every writer does
-            atomic_write(layout.images_json, state.to_bytes())
+            self._write_metadata(state, secrets.token_hex(8), "recovery")
+            state = self._load_state()
             if removed and self._event_log is not None:
                 self._event_log.append(removed)
             for intent in intents:
@@ -695,7 +752,7 @@ class Store:
             with disk_errors("recording events", layout.meta / "events.jsonl"):
                 self._append_journal_events(doc)
             self._delete_unreferenced(state, doc.get("blobs", []))
-        # Every commit writes a journal first, so a commit that died between images.json
+        # Every commit writes a journal first, so a commit that died between the metadata
         # and index.json left one: only then can index.json disagree with the metadata.
         changed = bool(journals)
         if journals or not layout.index_json.exists():
@@ -712,17 +769,18 @@ class Store:
             journal.unlink()
         return changed
 
-    def _finish_pending(self, handle: LockHandle) -> None:
+    def _finish_pending(self, handle: LockHandle) -> bool:
         """Before a commit: the events of an unfinished commit go to the log first (the
         log keeps commit order); the rest of its work is tried, and left for later if it
-        cannot be done now.
+        cannot be done now.  Returns whether ``index.json`` is now rendered from the
+        metadata (no unfinished commit left it behind).
 
         :raises ~aiopod.errors.StorageFull: those events cannot be written (nothing of
             the new commit has happened).
         """
         journals = self._pending_journals()
         if not journals:
-            return
+            return True
         for journal in journals:
             try:
                 doc = json.loads(journal.read_bytes())
@@ -730,16 +788,58 @@ class Store:
                 continue
             with disk_errors("recording events of an earlier change", self.layout.meta):
                 self._append_journal_events(doc)
-        with contextlib.suppress(StorageFull):
+        try:
             self._finish_journals(handle, self._state, journals)
+        except StorageFull:
+            return False
+        return True
 
     def _committed(self, commit_id: str) -> bool:
-        """Whether ``images.json`` is the one commit *commit_id* wrote (read back)."""
+        """Whether the metadata is the one commit *commit_id* wrote (read back)."""
+        return read_commit(self.layout.metadata_db) == commit_id
+
+    def _write_metadata(self, state: StoreState, commit_id: str, operation: str) -> None:
+        """Write what *state* changed over the metadata, with *commit_id*: the commit point.
+
+        A state that is not a view of the database (a rebuild, or one read at once on a
+        full disk) replaces the whole database.
+        """
+        changes = state.changes()
+        if changes.replace_all:
+            self._replace_database(changes.put, state.containers.values(), commit_id, operation)
+        else:
+            self._db.write(changes, commit=commit_id, operation=operation)
+
+    def _replace_database(
+        self,
+        records: Iterable[ImageRecord],
+        containers: Iterable[ContainerRecord],
+        commit_id: str | None,
+        operation: str,
+    ) -> None:
+        """Make a new metadata database aside and rename it over the old one (the commit
+        point); the old one's journal files go first, so that they are never applied to
+        the new one.  A format-1 ``images.json`` goes after."""
+        layout = self.layout
+        tmp = layout.meta / f".tmp-metadata-{secrets.token_hex(6)}.db"
         try:
-            doc = json.loads(self.layout.images_json.read_bytes())
-        except (OSError, ValueError):
-            return False
-        return isinstance(doc, dict) and doc.get("commit") == commit_id
+            with database_errors(tmp, operation), disk_errors(operation, tmp):
+                create_database(tmp, records, containers, commit=commit_id)
+                fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._db.close()
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{layout.metadata_db}{suffix}").unlink(missing_ok=True)
+                os.replace(tmp, layout.metadata_db)
+                fsync_dir(layout.meta)
+        except BaseException:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            raise
+        layout.images_json.unlink(missing_ok=True)
 
     def _roll_back(self, txn: Transaction, journal: Path) -> None:
         """Undo what a commit that did not reach its commit point moved into the store:
@@ -794,13 +894,13 @@ class Store:
             raise ContentRemoved(list(missing), txn.operation)
 
     def _commit(self, handle: LockHandle, txn: Transaction) -> None:
-        """Commit *txn* (see the module docstring: the commit point is the replacement of
-        ``images.json``).  Raises only before the commit point, with the store as it was;
+        """Commit *txn* (see the module docstring: the commit point is the ``COMMIT`` of
+        its metadata).  Raises only before the commit point, with the store as it was;
         what fails after it is left to recovery and listed in ``txn.unfinished``."""
         if txn.frees_space:
             self._release_reserve()
         try:
-            self._finish_pending(handle)
+            index_current = self._finish_pending(handle)
         except StorageFull as exc:
             if txn.dirty:
                 raise
@@ -824,14 +924,13 @@ class Store:
         for record in txn.removed:
             candidates.update(record.blob_digests())
         # The journal names the blobs the commit adds or may free and holds its events; it
-        # also tells the next open that this commit may have died between images.json and
+        # also tells the next open that this commit may have died between the metadata and
         # the event log or index.json.
         commit_id = secrets.token_hex(8)
         journal = layout.journal / f"{commit_id}.json"
         doc: dict[str, object] = {"blobs": sorted(candidates), "commit": commit_id}
         if prepared is not None:
             doc.update(events=prepared.data.decode(), base_seq=prepared.base_seq)
-        metadata = txn.state.to_bytes(commit=commit_id)
         try:
             with disk_errors(txn.operation, layout.meta):
                 atomic_write(journal, json.dumps(doc, ensure_ascii=False).encode())
@@ -850,16 +949,22 @@ class Store:
                 if txn.added_containers:
                     fsync_dir(layout.containers)
                 self._token = handle.new_token()
-                atomic_write(layout.images_json, metadata)  # the commit point
+                self._write_metadata(txn.state, commit_id, txn.operation)  # the commit point
         except BaseException:
             if not self._committed(commit_id):
                 self._token = None
                 with contextlib.suppress(Exception):
                     self._roll_back(txn, journal)
                 raise
-        self._state = txn.state
-        self._after_commit_point(txn, prepared, candidates, journal)
-        self._keep_reserve(len(metadata))
+        before = self._state
+        try:
+            self._state = self._load_state()  # the committed metadata, without changes over it
+        except Exception:
+            self._state = txn.state
+        self._after_commit_point(
+            txn, prepared, candidates, journal, before if index_current else None
+        )
+        self._keep_reserve(self._db.size())
 
     def _after_commit_point(
         self,
@@ -867,9 +972,11 @@ class Store:
         prepared: PreparedEvents | None,
         candidates: set[str],
         journal: Path,
+        before: StoreState | None,
     ) -> None:
         """The steps after the commit point: each that fails is noted in
-        ``txn.unfinished`` and the journal stays for recovery to finish them."""
+        ``txn.unfinished`` and the journal stays for recovery to finish them.  *before*
+        is the metadata before the commit when ``index.json`` was rendered from it."""
         layout = self.layout
         unfinished = txn.unfinished
         for intent in txn.intents:
@@ -883,13 +990,13 @@ class Store:
                 unfinished.append(f"its events are not in the log yet ({_reason(exc)})")
         crashpoint("commit:metadata")
         try:
-            atomic_write(layout.index_json, render_index(txn.state))
+            atomic_write(layout.index_json, self._index_after(txn, before))
         except OSError as exc:
             unfinished.append(f"index.json is not rendered yet ({_reason(exc)})")
         crashpoint("commit:index")
         try:
             if candidates:
-                self._delete_unreferenced(txn.state, candidates)
+                self._delete_unreferenced(self._state, candidates)
                 crashpoint("commit:gc")
             for container_id in txn.removed_containers:
                 self._purge_container_dir(container_id)
@@ -901,20 +1008,76 @@ class Store:
             except OSError as exc:
                 unfinished.append(f"its journal is not removed yet ({_reason(exc)})")
 
+    def _index_after(self, txn: Transaction, before: StoreState | None) -> bytes:
+        """``index.json`` after *txn*'s commit: the one rendered from *before* (the
+        metadata before it) with the entries of the images the commit changed edited
+        (:func:`~aiopod.storage.layout.edit_index`), when that is a few edits; else
+        rendered from the metadata."""
+        changes = txn.state.changes()
+        small = len(changes.put) + len(changes.removed) <= _INDEX_EDITS
+        if before is not None and before.images.view is not None and small:
+            removed = set(changes.removed)
+            edits: list[tuple[str, str]] = []
+            appended: list[str] = []
+            for image_id in changes.removed:
+                old = before.images.get(image_id)
+                if old is not None and (old_text := index_entries(old)):
+                    edits.append((old_text, ""))
+            for record in changes.put:
+                new_text = index_entries(record)
+                old = None if record.id in removed else before.images.get(record.id)
+                old_text = index_entries(old) if old is not None else ""
+                if old is None:
+                    if new_text:
+                        appended.append(new_text)  # an image added goes last
+                elif old_text:
+                    if old_text != new_text:
+                        edits.append((old_text, new_text))
+                elif new_text:
+                    break  # an untagged image got names: its place is not in the text
+            else:
+                try:
+                    current = self.layout.index_json.read_bytes()
+                except FileNotFoundError:
+                    current = b""
+                edited = edit_index(current, edits, appended)
+                if edited is not None:
+                    return edited
+        return render_index(self._state)
+
     def _append_journal_events(self, journal: dict[str, object]) -> None:
-        """Append the events of a commit that died after replacing images.json and before
-        its events were in the log (nothing when images.json is not its state, or when the
+        """Append the events of a commit that died after writing the metadata and before
+        its events were in the log (nothing when the metadata is not its state, or when the
         log already goes past where the commit found it)."""
         lines, base_seq = journal.get("events"), journal.get("base_seq")
         if self._event_log is None or not isinstance(lines, str) or not isinstance(base_seq, int):
             return
-        try:
-            committed = json.loads(self.layout.images_json.read_bytes()).get("commit")
-        except (FileNotFoundError, ValueError, AttributeError):
-            return
-        if committed != journal.get("commit") or self._event_log.last_seq() != base_seq:
+        committed = read_commit(self.layout.metadata_db)
+        if (
+            committed is None
+            or committed != journal.get("commit")
+            or self._event_log.last_seq() != base_seq
+        ):
             return
         self._event_log.write(PreparedEvents.from_lines(lines.encode(), base_seq))
+
+
+def read_metadata(layout: StoreLayout) -> StoreState:
+    """The whole metadata of the store at *layout*, read at once into memory (blocking;
+    the caller holds the store's lock): its database, else a format-1 ``images.json``
+    not yet migrated, else nothing (a new store).
+
+    :raises ~aiopod.errors.StoreCorrupted: it cannot be read.
+    """
+    if layout.metadata_db.exists():
+        records, containers = read_all(layout.metadata_db)
+        return StoreState.from_records(records, containers)
+    try:
+        data = layout.images_json.read_bytes()
+    except FileNotFoundError:
+        return StoreState()
+    records, containers, _ = parse_images_json(data)
+    return StoreState.from_records(records, containers)
 
 
 def _writable(layout: StoreLayout) -> bool:

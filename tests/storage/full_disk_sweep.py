@@ -41,12 +41,14 @@ import anyio
 from imagefactory import make_image, write_docker_archive
 
 import aiopod
+from aiopod.storage.layout import StoreLayout
+from aiopod.storage.store import read_metadata
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TMPFS_SIZE = 16 << 20
 MAX_LEVELS = 96  # pages; more than any operation here needs
 
-#: Many names, so that images.json and index.json span several pages each (a commit that
+#: Many names, so that the metadata and index.json span several pages each (a commit that
 #: fits its metadata may then not fit its index: the window where outcomes used to lie).
 APP = make_image(
     "localhost/app:1",
@@ -175,13 +177,13 @@ def event_lines(store: Path) -> int:
 
 def fingerprint(store: Path) -> dict[str, Any]:
     """What must not change when an operation fails (read without aiopod)."""
-    doc = json.loads((store / "aiopod" / "images.json").read_bytes())
+    state = read_metadata(StoreLayout(store))
     blobs = sorted(p.name for p in (store / "blobs" / "sha256").iterdir())
     containers_dir = store / "aiopod" / "containers"
     dirs = sorted(p.name for p in containers_dir.iterdir()) if containers_dir.is_dir() else []
     return {
-        "images": sorted((i["id"], tuple(i["names"])) for i in doc["images"]),
-        "containers": sorted((c["id"], c["name"]) for c in doc.get("containers", [])),
+        "images": sorted((r.id, r.names) for r in state.images.values()),
+        "containers": sorted((c.id, c.name) for c in state.containers.values()),
         "blobs": blobs,
         "container_dirs": dirs,
         "events": event_lines(store),

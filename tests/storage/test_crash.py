@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,8 @@ from peers import aiopod, aiopod_env
 from aiopod import CheckReport, EventLog, Runtime
 from aiopod.events.verify import verify_log
 from aiopod.storage.crashpoints import CRASH_POINTS
+from aiopod.storage.layout import StoreLayout
+from aiopod.storage.store import read_metadata
 
 T = TypeVar("T")
 
@@ -54,7 +57,7 @@ COMMIT_POINTS = (
     "commit:index",
     "commit:gc",
 )
-#: Points a commit passes only after ``images.json`` was replaced: the new state wins.
+#: Points a commit passes only after the metadata database committed: the new state wins.
 AFTER_METADATA = {"commit:state", "commit:metadata", "commit:index", "commit:gc"}
 
 
@@ -80,9 +83,9 @@ class StoreModel:
 
 
 def model_of(root: Path) -> StoreModel:
-    doc = json.loads((root / "aiopod" / "images.json").read_bytes())
+    state = read_metadata(StoreLayout(root))
     return StoreModel(
-        names={image["id"]: image["names"] for image in doc["images"]},
+        names={record.id: list(record.names) for record in state.images.values()},
         blobs=frozenset(p.name for p in (root / "blobs" / "sha256").iterdir()),
         refs=frozenset(index_refs(root)),
     )
@@ -237,10 +240,32 @@ def blob_file(root: Path, digest: str) -> Path:
 
 
 def image_blobs(root: Path, image_id: str) -> set[str]:
-    doc = json.loads((root / "aiopod" / "images.json").read_bytes())
-    [record] = [r for r in doc["images"] if r["id"] == image_id]
-    layers = [layer[0] for layer in record["layers"]]
-    return {record["manifest"]["digest"], "sha256:" + image_id, *layers}
+    record = read_metadata(StoreLayout(root)).images[image_id]
+    layers = [layer.digest for layer in record.layers]
+    return {record.manifest_digest, "sha256:" + image_id, *layers}
+
+
+def metadata_db(root: Path) -> Path:
+    return root / "aiopod" / "metadata.db"
+
+
+def make_metadata_unreadable(root: Path) -> None:
+    """Overwrite the metadata database with bytes that are not a database."""
+    db = metadata_db(root)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.write_bytes(b"not a database" * 100)
+
+
+def damage_an_image_record(root: Path, image_id: str) -> None:
+    """Make one image's record in the metadata database malformed JSON."""
+    conn = sqlite3.connect(metadata_db(root))
+    try:
+        with conn:
+            changed = conn.execute("UPDATE images SET record='{' WHERE id=?", (image_id,))
+            assert changed.rowcount == 1
+    finally:
+        conn.close()
 
 
 def test_a_stale_staging_area_is_removed_on_open(tmp_path: Path) -> None:
@@ -272,11 +297,11 @@ def test_a_live_staging_area_is_kept_on_open(tmp_path: Path) -> None:
     assert not (tmp / "stage-live").exists()
 
 
-def test_a_journal_left_behind_is_rolled_to_what_images_json_says(tmp_path: Path) -> None:
+def test_a_journal_left_behind_is_rolled_to_what_the_metadata_says(tmp_path: Path) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP)
     before = model_of(root)
-    # A commit died after moving a blob in but before images.json named it.
+    # A commit died after moving a blob in but before the metadata named it.
     stray = b"a layer nobody references"
     stray_digest = "sha256:" + hashlib.sha256(stray).hexdigest()
     blob_file(root, stray_digest).write_bytes(stray)
@@ -295,12 +320,19 @@ def test_a_journal_left_behind_is_rolled_to_what_images_json_says(tmp_path: Path
 
 
 def test_a_torn_temporary_metadata_file_is_removed_on_open(tmp_path: Path) -> None:
+    """A rebuild or migration died while making its new database aside: the half-made
+    database (and its journal) is removed, the metadata in place is untouched."""
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP)
-    torn = root / "aiopod" / ".tmp-images.json-0123456789ab"
-    torn.write_bytes(b'{"version":1,"ima')
+    before = model_of(root)
+    torn = root / "aiopod" / ".tmp-metadata-0123456789ab.db"
+    torn.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    torn_wal = root / "aiopod" / ".tmp-metadata-0123456789ab.db-wal"
+    torn_wal.write_bytes(b"half a journal")
     assert check(root).ok
     assert not torn.exists()
+    assert not torn_wal.exists()
+    assert model_of(root) == before
 
 
 # ------------------------------------------------------------------------------ check / repair
@@ -442,7 +474,7 @@ def test_check_leaves_a_live_staging_area_of_another_process_alone(tmp_path: Pat
 
 
 def test_a_repair_is_seen_by_a_runtime_that_read_the_store_before_it(tmp_path: Path) -> None:
-    """A repair changes images.json: it must change the change token too, or a runtime that
+    """A repair changes the metadata: it must change the change token too, or a runtime that
     cached the old metadata writes the damaged image back with its next commit."""
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
@@ -473,10 +505,16 @@ def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(
 ) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
-    metadata = root / "aiopod" / "images.json"
-    doc = json.loads(metadata.read_bytes())
-    doc["images"][1]["names"].append("localhost/app:1")  # OTHER claims one of APP's names
-    metadata.write_text(json.dumps(doc))
+    # A hand edit of the database: OTHER's record claims one of APP's names.
+    conn = sqlite3.connect(metadata_db(root))
+    try:
+        with conn:
+            [(text,)] = conn.execute("SELECT record FROM images WHERE id=?", (OTHER.id,))
+            record = json.loads(text)
+            record["names"].append("localhost/app:1")
+            conn.execute("UPDATE images SET record=? WHERE id=?", (json.dumps(record), OTHER.id))
+    finally:
+        conn.close()
 
     found = check(root)
     assert found.problems == [
@@ -492,25 +530,39 @@ def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(
     assert check(root).ok
 
 
-def test_an_unreadable_images_json_is_reported_by_system_check(tmp_path: Path) -> None:
+#: Ways to make the metadata unreadable, and what ``system check`` says of each.
+DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "not-a-database": (make_metadata_unreadable, "problem: metadata.db cannot be read"),
+    "malformed-record": (
+        lambda root: damage_an_image_record(root, APP.id),
+        "problem: malformed image record in metadata.db",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_unreadable_metadata_is_reported_by_system_check(tmp_path: Path, damage: str) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP)
-    (root / "aiopod" / "images.json").write_bytes(b'{"version":1,"ima')
+    corrupt, message = DAMAGES[damage]
+    corrupt(root)
     result = aiopod("system", "check", root=root)
     assert result.returncode == 1, result.stderr
-    assert "problem: images.json is not valid JSON" in result.stdout
+    assert message in result.stdout, result.stdout
 
 
-def test_repair_rebuilds_an_unreadable_images_json_from_index_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_repair_rebuilds_unreadable_metadata_from_index_json(tmp_path: Path, damage: str) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
     before = model_of(root)
-    (root / "aiopod" / "images.json").write_bytes(b'{"version":1,"ima')
+    corrupt, _ = DAMAGES[damage]
+    corrupt(root)
     listing = aiopod("images", root=root)
     assert listing.returncode == 125
     assert "run `aiopod system check --repair`" in listing.stderr
     repaired = aiopod("system", "check", "--repair", root=root)
     assert repaired.returncode == 0, repaired.stderr
-    assert "repaired: rebuilt images.json from index.json (2 images)" in repaired.stdout
+    assert "repaired: rebuilt the metadata from index.json (2 images)" in repaired.stdout
     assert model_of(root) == before
     assert aiopod("system", "check", root=root).stdout == "store is consistent\n"

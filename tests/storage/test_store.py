@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -23,11 +24,12 @@ from imagefactory import index_refs, load_images, make_image, write_docker_archi
 from peers import aiopod_env, aiopod_ok
 
 import aiopod
-import aiopod.storage.store as store_module
 from aiopod import Runtime, StoreLockTimeout
 from aiopod.cli.exit_codes import exit_code_of
-from aiopod.storage import fsutil
+from aiopod.storage.layout import StoreLayout
+from aiopod.storage.metadata_db import Changes, MetadataDB
 from aiopod.storage.records import ImageRecord, StoreState
+from aiopod.storage.store import read_metadata
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]  # the core API, on both
 
@@ -59,9 +61,9 @@ def lock_is_free(root: Path) -> bool:
 
 
 def stored_names(root: Path) -> dict[str, list[str]]:
-    """{image ID: names} as ``aiopod/images.json`` has them on disk."""
-    doc = json.loads((root / "aiopod" / "images.json").read_bytes())
-    return {image["id"]: image["names"] for image in doc["images"]}
+    """{image ID: names} as the metadata database has them on disk."""
+    state = read_metadata(StoreLayout(root))
+    return {record.id: list(record.names) for record in state.images.values()}
 
 
 # ------------------------------------------------------------------------------ layout
@@ -321,20 +323,17 @@ async def test_a_commit_completes_when_the_caller_is_cancelled_during_it(
 ) -> None:
     order: list[str] = []
     committing = threading.Event()
-    original = fsutil.atomic_write
+    original = MetadataDB.write
 
-    def slow_atomic_write(path: os.PathLike[str], data: bytes, **kwargs: bool) -> None:
-        if Path(path).name == "images.json":
-            committing.set()
-            time.sleep(0.3)
-            original(path, data, **kwargs)
-            order.append("images.json written")
-        else:
-            original(path, data, **kwargs)
+    def slow_write(self: MetadataDB, changes: Changes, **kwargs: str) -> None:
+        committing.set()
+        time.sleep(0.3)
+        original(self, changes, **kwargs)
+        order.append("metadata written")
 
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, APP)
-        monkeypatch.setattr(store_module, "atomic_write", slow_atomic_write)
+        monkeypatch.setattr(MetadataDB, "write", slow_write)
 
         with anyio.CancelScope() as scope:
 
@@ -347,7 +346,7 @@ async def test_a_commit_completes_when_the_caller_is_cancelled_during_it(
                 tg.start_soon(cancel_during_commit)
                 await rt.tag(image.id, "during-commit")
 
-        assert order == ["cancelled", "images.json written"]
+        assert order == ["cancelled", "metadata written"]
         assert lock_is_free(store)
         monkeypatch.undo()
         assert (await rt.get_image(image.id)).names == (
@@ -407,23 +406,19 @@ async def test_two_runtimes_in_one_process_see_each_others_changes(
 async def test_a_failed_commit_leaves_the_old_store_and_releases_the_lock(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = fsutil.atomic_write
-
-    def disk_full_on_metadata(path: os.PathLike[str], data: bytes, **kwargs: bool) -> None:
-        if Path(path).name == "images.json":
-            raise OSError(28, "No space left on device", str(path))
-        original(path, data, **kwargs)
+    def disk_full_on_metadata(conn: sqlite3.Connection, changes: Changes) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
 
     async with Runtime(store) as rt:
         await load_images(rt, tmp_path, OTHER)
         before = await rt.images()
         blobs_before = sorted(p.name for p in (store / "blobs" / "sha256").iterdir())
-        monkeypatch.setattr(store_module, "atomic_write", disk_full_on_metadata)
+        monkeypatch.setattr(MetadataDB, "_apply", staticmethod(disk_full_on_metadata))
         with pytest.raises(aiopod.StorageFull, match="no space left on device") as caught:
             await load_images(rt, tmp_path, APP)
         monkeypatch.undo()
         assert caught.value.operation == "load"
-        assert caught.value.path.endswith("images.json")
+        assert caught.value.path.endswith("metadata.db")
 
         assert lock_is_free(store)
         assert await rt.images() == before
