@@ -44,7 +44,7 @@ from aiopod.storage.cancellation import raise_if_cancelled
 from aiopod.storage.digest import is_sha256_hex
 from aiopod.storage.fsutil import atomic_write, remove_tree
 from aiopod.storage.layout import render_index
-from aiopod.storage.metadata_db import FORMAT_VERSION, read_format
+from aiopod.storage.metadata_db import FORMAT_VERSION, index_problems, read_format
 from aiopod.storage.rebuild import rebuild_metadata
 from aiopod.storage.records import ImageRecord, StoreState
 from aiopod.storage.store import Store, read_metadata
@@ -198,6 +198,11 @@ def _check(
     except StoreCorrupted as exc:
         report.problems.append(str(exc))
         return report, None  # nothing else can be judged without metadata
+    if layout.metadata_db.exists() and (drift := index_problems(layout.metadata_db)):
+        report.problems.extend(drift)
+        if repair:  # the records are the truth: the indexes are made again from them
+            store.rebuild_indexes("check")
+            report.repaired.append("rebuilt the indexes of metadata.db from its records")
     owners: dict[str, str] = {}
     for record in state.images.values():
         for name in record.names:

@@ -25,7 +25,11 @@ _DIGEST_RE: Final = re.compile(r"(sha256):([a-f0-9]{64})|(sha512):([a-f0-9]{128}
 
 def is_sha256_hex(value: str) -> bool:
     """Whether *value* is exactly 64 lower-case hex characters (an image or layer ID)."""
-    return SHA256_HEX_RE.fullmatch(value) is not None
+    # Not the regular expression: this runs for every image a command reads.
+    return len(value) == 64 and not value.strip(_LOWER_HEX) and value.isascii()
+
+
+_LOWER_HEX = "0123456789abcdef"
 
 
 def is_digest(value: str) -> bool:

@@ -17,6 +17,7 @@ relations to them).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from aiopod.storage.gcpause import paused_gc
@@ -31,9 +32,11 @@ _ONE_BY_ONE = 32
 @dataclass(frozen=True, slots=True)
 class _Index:
     position: dict[str, int]  # image ID -> storage position
-    keys: list[tuple[str, ...]]  # the diff_ids of the image at each position
-    #: Positions by diff_ids and number of history entries.
-    by_ids: dict[tuple[tuple[str, ...], int], list[int]]
+    #: At each position, a key of the image's diff_ids and one of them less the top one
+    #: (None without layers): the diff_ids themselves, or the metadata's keys of them.
+    keys: list[tuple[Hashable, Hashable | None]]
+    #: Positions by diff_ids key and number of history entries.
+    by_ids: dict[tuple[Hashable, int], list[int]]
 
 
 class LayerTree:
@@ -59,14 +62,21 @@ class LayerTree:
         return self._index
 
     def _build_index(self) -> _Index:
-        position: dict[str, int] = {}
-        keys: list[tuple[str, ...]] = []
-        by_ids: dict[tuple[tuple[str, ...], int], list[int]] = {}
-        for i, record in enumerate(self._all()):
-            position[record.id] = i
-            key = tuple([layer.diff_id for layer in record.layers])
-            keys.append(key)
-            by_ids.setdefault((key, len(record.history)), []).append(i)
+        records = self._all()
+        position = {record.id: i for i, record in enumerate(records)}
+        view = self._state.images.view
+        keys: list[tuple[Hashable, Hashable | None]] = []
+        by_ids: dict[tuple[Hashable, int], list[int]] = {}
+        if view is not None and self._state.images.unchanged:
+            # The metadata's keys: no diff_ids tuple is built for every image.
+            for i, (key, base, history) in enumerate(view.layer_keys()):
+                keys.append((key, base))
+                by_ids.setdefault((key, history), []).append(i)
+        else:
+            for i, record in enumerate(records):
+                ids = tuple([layer.diff_id for layer in record.layers])
+                keys.append((ids, ids[:-1] if ids else None))
+                by_ids.setdefault((ids, len(record.history)), []).append(i)
         return _Index(position, keys, by_ids)
 
     def _parent_at(self, index: _Index, at: int) -> str:
@@ -74,12 +84,14 @@ class LayerTree:
         the index of every image (see :meth:`_find_parent`)."""
         records = self._all()
         child = records[at]
-        ids, history = index.keys[at], len(child.history) - 1
-        for key in (ids, ids[:-1]) if ids else (ids,):
-            for i in index.by_ids.get((key, history), ()):
-                # The diff_ids match by construction: only the history is left to compare.
-                if i != at and _history_extends(records[i], child):
-                    return records[i].id
+        history = len(child.history) - 1
+        for key in index.keys[at]:
+            for i in index.by_ids.get((key, history), ()) if key is not None else ():
+                # The diff_ids match by their key: the history is left to compare (and the
+                # diff_ids, in case two stacks' keys were ever equal).
+                candidate = records[i]
+                if i != at and _history_extends(candidate, child) and _on(candidate, child):
+                    return candidate.id
         return ""
 
     def _find_parent(self, child: ImageRecord) -> str:
@@ -168,6 +180,12 @@ class LayerTree:
     def is_intermediate(self, record: ImageRecord) -> bool:
         """No names but at least one child."""
         return not record.names and self.has_children(record.id)
+
+
+def _on(parent: ImageRecord, child: ImageRecord) -> bool:
+    """Whether *child*'s diff_ids are *parent*'s, or *parent*'s and one more."""
+    ids, own = parent.diff_ids, child.diff_ids
+    return own == ids or (len(own) == len(ids) + 1 and own[:-1] == ids)
 
 
 def _history_extends(parent: ImageRecord, child: ImageRecord) -> bool:

@@ -47,6 +47,7 @@ from typing import Any
 
 from aiopod.errors import StorageFull, StoreCorrupted
 from aiopod.storage.container_records import ContainerRecord
+from aiopod.storage.gcpause import paused_gc
 from aiopod.storage.layout import index_entries
 from aiopod.storage.records import ImageRecord, layers_key
 
@@ -56,6 +57,7 @@ __all__ = (
     "DbView",
     "MetadataDB",
     "create_database",
+    "index_problems",
     "read_all",
     "read_commit",
     "read_format",
@@ -330,6 +332,38 @@ class MetadataDB:
                 raise
         self.checkpoint()
 
+    def rebuild_indexes(self, operation: str) -> None:
+        """Make every index again from the image records, in place, in one transaction
+        (``system check --repair`` of indexes that disagree with the records)."""
+        with self._guard, database_errors(self.path, operation):
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("names", "digests", "blob_refs"):
+                    conn.execute(f"DELETE FROM {table}")
+                rows = conn.execute("SELECT seq, record FROM images ORDER BY seq").fetchall()
+                for seq, text in rows:
+                    record = _parse_image(text)
+                    ids = record.diff_ids
+                    conn.execute(
+                        "UPDATE images SET layers_key=?, base_key=?, history_len=?, "
+                        "index_entries=? WHERE seq=?",
+                        (
+                            layers_key(ids),
+                            layers_key(ids[:-1]) if ids else None,
+                            len(record.history),
+                            index_entries(record) or None,
+                            seq,
+                        ),
+                    )
+                    _insert_indexes(conn, seq, record)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        self.checkpoint()
+
     def checkpoint(self) -> None:
         """Move the WAL's pages into the database file, as far as no open view still
         reads them (a passive checkpoint: it never waits for views)."""
@@ -393,6 +427,7 @@ class DbView:
         self.path = path
         self._guard = threading.Lock()
         self._records: dict[str, ImageRecord | None] = {}
+        self._all: list[ImageRecord] | None = None
         self._count: int | None = None
         self._finalizer = weakref.finalize(self, conn.close)
 
@@ -430,12 +465,34 @@ class DbView:
         return [row[0] for row in self._query("SELECT id FROM images ORDER BY seq")]
 
     def records(self) -> list[ImageRecord]:
-        """Every image, in storage order (parsed once)."""
-        return self._parsed(self._query("SELECT id, record FROM images ORDER BY seq"))
+        """Every image, in storage order (read and parsed once)."""
+        if self._all is None:
+            self._all = self._parsed(self._query("SELECT id, record FROM images ORDER BY seq"))
+        return self._all
+
+    def layer_keys(self) -> list[tuple[str, str | None, int]]:
+        """Every image's layer-stack key, key without the top layer, and number of history
+        entries, in storage order (the layer tree relates images by them)."""
+        rows = self._query("SELECT layers_key, base_key, history_len FROM images ORDER BY seq")
+        return [(str(key), base, int(history)) for key, base, history in rows]
 
     def _parsed(self, rows: Iterable[tuple[str, str]]) -> list[ImageRecord]:
-        out: list[ImageRecord] = []
+        """The records of *rows* (ID, JSON text), parsed once: those not parsed yet are
+        parsed as one JSON array (one call instead of one per image), with the garbage
+        collector paused (many objects, none cyclic)."""
+        rows = list(rows)
         known = self._records
+        new = [(image_id, text) for image_id, text in rows if known.get(image_id) is None]
+        if len(new) > 1:
+            with paused_gc():
+                try:
+                    objs = json.loads("[" + ",".join(text for _, text in new) + "]")
+                except ValueError:
+                    objs = None  # one of them is malformed: parsed one by one to say which
+                if objs is not None and len(objs) == len(new):
+                    for (image_id, _), obj in zip(new, objs, strict=True):
+                        known[image_id] = ImageRecord.from_json(obj)
+        out: list[ImageRecord] = []
         for image_id, text in rows:
             record = known.get(image_id)
             if record is None:
@@ -535,9 +592,48 @@ class DbView:
             ) from exc
 
 
-def read_all(path: Path) -> tuple[list[ImageRecord], list[ContainerRecord]]:
-    """Every image and container, read at once (for read-only stores and a full disk, where
-    no WAL view can be opened; the caller holds the store's lock)."""
+def index_problems(path: Path) -> list[str]:
+    """How the database's indexes (names, digests, blobs, layer keys, ``index.json``
+    text) differ from what its image records say (``system check``; the caller holds
+    the store's lock).  Empty when they agree."""
+    conn = _open_reading(path)
+    try:
+        rows = conn.execute(
+            "SELECT seq, id, record, layers_key, base_key, history_len, index_entries "
+            "FROM images ORDER BY seq"
+        ).fetchall()
+        tables = {
+            table: set(conn.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("names", "digests", "blob_refs")
+        }
+    finally:
+        conn.close()
+    expected: dict[str, set[tuple[str, Any]]] = {table: set() for table in tables}
+    problems: list[str] = []
+    for seq, image_id, text, key, base, history, entries in rows:
+        record = _parse_image(text)
+        ids = record.diff_ids
+        columns = (layers_key(ids), layers_key(ids[:-1]) if ids else None, len(record.history))
+        if record.id != image_id or (key, base, history) != columns:
+            problems.append(f"metadata.db: the indexed layers of image {image_id} are wrong")
+        if (entries or "") != index_entries(record):
+            problems.append(f"metadata.db: the index.json text of image {image_id} is wrong")
+        expected["names"].update((name, record.id) for name in record.names)
+        expected["digests"].update((digest, seq) for digest in record.digests)
+        expected["blob_refs"].update((digest, seq) for digest in record.blob_digests())
+    for table, have in tables.items():
+        if have != expected[table]:
+            problems.append(
+                f"metadata.db: its {table} index disagrees with the image records "
+                f"({len(have - expected[table])} rows too many, "
+                f"{len(expected[table] - have)} missing)"
+            )
+    return problems
+
+
+def _open_reading(path: Path) -> sqlite3.Connection:
+    """A connection that reads *path* (checked to be of this format) in a read transaction:
+    read-only, or immutable where even that cannot open (no ``-shm`` can be made)."""
     try:
         conn = _connect(path, read_only=True)
         conn.execute("BEGIN")
@@ -546,7 +642,13 @@ def read_all(path: Path) -> tuple[list[ImageRecord], list[ContainerRecord]]:
         conn = _connect(path, immutable=True)
         conn.execute("BEGIN")
         _check_format(conn, path)
-    view = DbView(conn, path)
+    return conn
+
+
+def read_all(path: Path) -> tuple[list[ImageRecord], list[ContainerRecord]]:
+    """Every image and container, read at once (for read-only stores and a full disk, where
+    no WAL view can be opened; the caller holds the store's lock)."""
+    view = DbView(_open_reading(path), path)
     try:
         return view.records(), view.containers()
     finally:

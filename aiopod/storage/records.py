@@ -306,6 +306,8 @@ class ImageMap(MutableMapping[str, ImageRecord]):
         """Every image, in storage order (a list: the view's are read at once)."""
         if self._view is None:
             return list(self._new.values())
+        if not self._changed and not self._new:
+            return list(self._view.records())
         changed = self._changed
         out: list[ImageRecord] = []
         for record in self._view.records():

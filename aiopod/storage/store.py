@@ -810,6 +810,13 @@ class Store:
         else:
             self._db.write(changes, commit=commit_id, operation=operation)
 
+    def rebuild_indexes(self, operation: str) -> None:
+        """Make the metadata database's indexes again from its image records (``system
+        check --repair`` of indexes that disagree with them), in place: the records, the
+        commit ID and the store's content do not change.  Blocking; under the exclusive
+        lock."""
+        self._db.rebuild_indexes(operation)
+
     def _replace_database(
         self,
         records: Iterable[ImageRecord],
