@@ -259,6 +259,7 @@ class Runtime(Displayable):
             http, self._http = self._http, None
             if http is not None:
                 await http.aclose()
+            await anyio.to_thread.run_sync(self._store.close)
 
     @asynccontextmanager
     async def _changing(self) -> AsyncIterator[Transaction]:

@@ -196,6 +196,8 @@ def _check(
     try:
         state = read_metadata(layout)
     except StoreCorrupted as exc:
+        if repair:
+            raise  # the rebuild (check_store) takes it from here
         report.problems.append(str(exc))
         return report, None  # nothing else can be judged without metadata
     if layout.metadata_db.exists() and (drift := index_problems(layout.metadata_db)):

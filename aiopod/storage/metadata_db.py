@@ -95,11 +95,15 @@ _BUSY_MS = 60_000
 
 
 def _connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """A connection to *path*, which must exist (a read never creates the database):
+    read-write, read-only, or immutable (read-only, the WAL and SQLite's locks ignored)."""
     uri = path.resolve().as_uri()
     if immutable:
         uri += "?immutable=1"
     elif read_only:
         uri += "?mode=ro"
+    else:
+        uri += "?mode=rw"
     conn = sqlite3.connect(
         uri, uri=True, isolation_level=None, check_same_thread=False, timeout=_BUSY_MS / 1000
     )
@@ -112,6 +116,9 @@ def _database_error(exc: sqlite3.Error, path: Path, operation: str) -> Exception
     code = getattr(exc, "sqlite_errorcode", None)
     if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
         return StorageFull(str(path), operation)
+    if isinstance(exc, sqlite3.OperationalError) and "I/O error" in str(exc) and _no_room(path):
+        # SQLite says "disk I/O error" when it cannot grow its WAL index on a full disk.
+        return StorageFull(str(path), operation)
     if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT) or (
         isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc)
     ):
@@ -119,6 +126,19 @@ def _database_error(exc: sqlite3.Error, path: Path, operation: str) -> Exception
             f"{path.name} cannot be read ({exc}); run `aiopod system check --repair`"
         )
     return exc
+
+
+def _no_room(path: Path) -> bool:
+    """Whether the file system of *path* has (almost) no free space left."""
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < _ROOM
+
+
+#: Free space below which an SQLite I/O error is taken for a full disk (bytes).
+_ROOM = 256 << 10
 
 
 @contextlib.contextmanager
@@ -131,25 +151,46 @@ def database_errors(path: Path, operation: str) -> Iterator[None]:
 
 
 def read_format(path: Path) -> int | None:
-    """The format version a database says it has (None: not readable as one)."""
+    """The format version a database says it has, its WAL included (None: not readable
+    as one)."""
+    for immutable in _reading_modes(path):
+        try:
+            conn = _connect(path, read_only=True, immutable=immutable)
+        except sqlite3.Error:
+            continue
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+            return int(row[0]) if row else None
+        except sqlite3.OperationalError:
+            continue
+        except (sqlite3.Error, ValueError):
+            return None
+        finally:
+            conn.close()
+    return None
+
+
+def _reading_modes(path: Path) -> tuple[bool, ...]:
+    """How to open *path* for reading without writing anything, best first (True:
+    immutable).  Without a WAL file (or with an empty one) the database file holds every
+    commit and an immutable open reads it creating nothing; with one, a read-only open
+    reads the WAL too (SQLite may make its ``-shm`` file), immutable being the fallback
+    where even that cannot open (a directory the user may only read)."""
     try:
-        conn = _connect(path, immutable=True)
-    except sqlite3.Error:
-        return None
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        return int(row[0]) if row else None
-    except (sqlite3.Error, ValueError):
-        return None
-    finally:
-        conn.close()
+        wal = Path(f"{path}-wal").stat().st_size
+    except FileNotFoundError:
+        wal = 0
+    if not path.exists():
+        return ()  # never created by a read
+    return (True,) if wal == 0 else (False, True)
 
 
 def read_commit(path: Path) -> str | None:
-    """The ID of the commit that last changed the database (read afresh, not from a view)."""
+    """The ID of the commit that last changed the database (read afresh, not from a view;
+    None when it cannot be read)."""
     try:
-        conn = _connect(path)
-    except sqlite3.Error:
+        conn = _open_reading(path)
+    except (sqlite3.Error, StoreCorrupted):
         return None
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='commit'").fetchone()
@@ -163,6 +204,12 @@ def read_commit(path: Path) -> str | None:
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a file SQLite reads as an empty database
+            raise StoreCorrupted(
+                f"{path.name} holds no aiopod metadata; run `aiopod system check --repair`"
+            ) from exc
+        raise  # cannot be opened here (no room, no access), not damaged: the caller decides
     except sqlite3.DatabaseError as exc:
         raise StoreCorrupted(
             f"{path.name} cannot be read ({exc}); run `aiopod system check --repair`"
@@ -632,17 +679,27 @@ def index_problems(path: Path) -> list[str]:
 
 
 def _open_reading(path: Path) -> sqlite3.Connection:
-    """A connection that reads *path* (checked to be of this format) in a read transaction:
-    read-only, or immutable where even that cannot open (no ``-shm`` can be made)."""
-    try:
-        conn = _connect(path, read_only=True)
-        conn.execute("BEGIN")
-        _check_format(conn, path)
-    except sqlite3.OperationalError:
-        conn = _connect(path, immutable=True)
-        conn.execute("BEGIN")
-        _check_format(conn, path)
-    return conn
+    """A connection that reads *path* (checked to be of this format) in a read transaction
+    without writing anything (see :func:`_reading_modes`).
+
+    :raises sqlite3.OperationalError: it cannot be opened.
+    :raises ~aiopod.errors.StoreCorrupted: it is not a database of this format.
+    """
+    error: sqlite3.OperationalError | None = None
+    for immutable in _reading_modes(path):
+        conn = _connect(path, read_only=True, immutable=immutable)
+        try:
+            conn.execute("BEGIN")
+            _check_format(conn, path)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            error = exc
+            continue
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    raise error or sqlite3.OperationalError(f"{path} does not exist")
 
 
 def read_all(path: Path) -> tuple[list[ImageRecord], list[ContainerRecord]]:

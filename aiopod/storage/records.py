@@ -339,35 +339,28 @@ class ImageMap(MutableMapping[str, ImageRecord]):
 
     # -- the questions a view answers from its indexes --------------------------------------
 
-    def _current(self, records: Iterable[ImageRecord]) -> list[ImageRecord]:
-        """The view's *records* as this state has them: replaced ones replaced, removed
-        ones (and ones removed and added again, which are last now) left out."""
-        changed, new = self._changed, self._new
-        if not changed and not new:
-            return list(records)
-        out: list[ImageRecord] = []
-        for record in records:
-            if record.id in new:
-                continue
-            current = changed.get(record.id, record)
-            if current is not None:
-                out.append(current)
-        return out
-
     def query(
         self,
         from_view: Callable[[DbView], Iterable[ImageRecord]],
         keep: Callable[[ImageRecord], bool],
     ) -> list[ImageRecord]:
-        """The images, in storage order, that *from_view* finds in the view plus the
-        images added here for which *keep* holds; without a view, every image for which
-        *keep* holds.  *keep* must hold for every image *from_view* finds (an image keeps
-        what the indexes record of it -- layers, history, digests -- when it is
-        replaced: they are those of its config)."""
+        """The images for which *keep* holds, in storage order: those *from_view* finds in
+        the view (by its indexes; *keep* must hold for each of them) that this state did
+        not change, the images it replaced (tested again: a load may have given one more
+        digests) and those it added.  Without a view, every image is tested."""
         if self._view is None:
             return [r for r in self._new.values() if keep(r)]
-        found = self._current(from_view(self._view))
-        found.extend(r for r in self._new.values() if keep(r))
+        found = list(from_view(self._view))
+        changed, new = self._changed, self._new
+        if not changed and not new:
+            return found
+        found = [r for r in found if r.id not in changed and r.id not in new]
+        replaced = [r for r in changed.values() if r is not None and r.id not in new and keep(r)]
+        if replaced:
+            found += replaced
+            position = self._view.position(r.id for r in found)
+            found.sort(key=lambda r: position.get(r.id, 0))
+        found.extend(r for r in new.values() if keep(r))
         return found
 
     def changes(self) -> tuple[list[ImageRecord], list[str]]:

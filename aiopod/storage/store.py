@@ -345,6 +345,17 @@ class Store:
                     stacklevel=2,
                 )
 
+    def close(self) -> None:
+        """Close the metadata database's connections (this store's and its additional
+        stores'); the store can be used again (they are opened when needed).  Blocking."""
+        self._db.close()
+        view = self._state.images.view
+        self._state, self._token, self._merged = StoreState(), None, None
+        if view is not None:
+            view.close()
+        for other in self.additional:
+            other.close()
+
     def check_writable(self) -> None:
         """Raise :class:`~aiopod.errors.ReadOnlyStore` when the store is read-only."""
         if self.read_only:

@@ -1,7 +1,7 @@
-"""The log's replay that ``check --repair`` uses when it rebuilds an unreadable
-``images.json`` (:mod:`aiopod.storage.logged`): lenient where the log lost its start (a
-pruned log), and the events it derives keep the order the log requires (containers,
-then names, then images)."""
+"""The log's replay that ``check --repair`` uses when it rebuilds an unreadable metadata
+database (:mod:`aiopod.storage.logged`): lenient where the log lost its start (a pruned
+log), and the events it derives keep the order the log requires (containers, then names,
+then images)."""
 
 from __future__ import annotations
 

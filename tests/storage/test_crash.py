@@ -38,7 +38,8 @@ from peers import aiopod, aiopod_env
 from aiopod import CheckReport, EventLog, Runtime
 from aiopod.events.verify import verify_log
 from aiopod.storage.crashpoints import CRASH_POINTS
-from aiopod.storage.layout import StoreLayout
+from aiopod.storage.layout import StoreLayout, index_entries
+from aiopod.storage.records import ImageRecord
 from aiopod.storage.store import read_metadata
 
 T = TypeVar("T")
@@ -505,19 +506,28 @@ def test_a_name_two_images_claim_is_reported_and_repair_gives_it_to_one(
 ) -> None:
     root = tmp_path / "store"
     loaded_store(root, tmp_path / "work", APP, OTHER)
-    # A hand edit of the database: OTHER's record claims one of APP's names.
+    # OTHER's record claims one of APP's names, written as a commit writes a record (its
+    # index.json descriptors and the name index too: the name's row goes to the last
+    # writer), so that only the records disagree.
     conn = sqlite3.connect(metadata_db(root))
     try:
         with conn:
             [(text,)] = conn.execute("SELECT record FROM images WHERE id=?", (OTHER.id,))
-            record = json.loads(text)
-            record["names"].append("localhost/app:1")
-            conn.execute("UPDATE images SET record=? WHERE id=?", (json.dumps(record), OTHER.id))
+            doc = json.loads(text)
+            doc["names"].append("localhost/app:1")
+            conn.execute(
+                "UPDATE images SET record=?, index_entries=? WHERE id=?",
+                (json.dumps(doc), index_entries(ImageRecord.from_json(doc)), OTHER.id),
+            )
+            conn.execute("UPDATE names SET image_id=? WHERE name='localhost/app:1'", (OTHER.id,))
     finally:
         conn.close()
 
     found = check(root)
     assert found.problems == [
+        # The name index holds one image per name: the records' second claim is not in it.
+        "metadata.db: its names index disagrees with the image records "
+        "(0 rows too many, 1 missing)",
         f"name localhost/app:1 belongs to {APP.id} and {OTHER.id}",
         # The hand edit left no journal, so opening the store did not re-render the index.
         "index.json does not match the metadata",

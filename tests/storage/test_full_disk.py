@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from imagefactory import index_refs, load_images, make_image, write_docker_archi
 import aiopod.storage.store as store_module
 from aiopod import CommitUnfinished, Runtime, StorageFull
 from aiopod.storage import fsutil
+from aiopod.storage.metadata_db import Changes, MetadataDB
 
 pytestmark = pytest.mark.anyio
 
@@ -104,6 +106,15 @@ def _full_on(names: set[str]) -> object:
     return write
 
 
+def _full_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the metadata database find the disk full when a commit writes to it."""
+
+    def apply(conn: sqlite3.Connection, changes: Changes) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(MetadataDB, "_apply", staticmethod(apply))
+
+
 async def test_a_failure_after_the_commit_point_is_a_warning_and_recovery_finishes_it(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,9 +147,8 @@ async def test_a_store_with_unfinished_work_is_readable_on_a_full_disk(
         with pytest.warns(CommitUnfinished):
             await rt.tag(image.id, "localhost/app:2")
     # Now nothing can be written: opening warns instead of failing, reading works.
-    monkeypatch.setattr(
-        store_module, "atomic_write", _full_on({"index.json", "images.json", "reserve"})
-    )
+    monkeypatch.setattr(store_module, "atomic_write", _full_on({"index.json", "reserve"}))
+    _full_metadata(monkeypatch)
     with pytest.warns(CommitUnfinished, match="recovery of earlier work could not finish"):
         rt = Runtime(store)
         await rt.open()
@@ -190,12 +200,13 @@ async def test_a_removal_that_cannot_commit_raises_storage_full_and_changes_noth
     two = make_image("localhost/two:1", "localhost/two:2", seed="full-two")
     async with Runtime(store) as rt:
         [image] = await load_images(rt, tmp_path, two)
-        monkeypatch.setattr(store_module, "atomic_write", _full_on({"images.json"}))
+        _full_metadata(monkeypatch)
         with pytest.raises(StorageFull) as caught:
             await rt.remove_images(["localhost/two:2"])  # an untag: it frees nothing
         monkeypatch.undo()
         assert caught.value.operation == "rmi"
         assert str(caught.value).startswith("rmi: no space left on device writing ")
+        assert caught.value.path.endswith("metadata.db")
         assert sorted((await rt.get_image(image.id)).names) == [
             "localhost/two:1",
             "localhost/two:2",

@@ -1,8 +1,11 @@
 """The metadata at scale: what makes a command on a big store cheap gives the same results.
 
-* ``StoreState.from_bytes`` / ``to_bytes``: a record a change leaves alone is written back
-  as the text it was read from; a file in another JSON form is read as before; what
-  ``json.loads`` refuses is still refused.
+* A state read from the metadata database (:class:`StoreState` over a
+  :class:`~aiopod.storage.metadata_db.DbView`, read row by row and answered from the
+  database's indexes) answers as the same state held in memory: images and their order,
+  names, ID prefixes, repository digests, layer stacks, blobs referenced, ``index.json``
+  and the layer tree; so does such a state with a transaction's changes over it, and the
+  database those changes are written to.
 * ``render_index`` gives the bytes ``json.dumps`` of the document gives.
 * ``LayerTree`` (computed on demand, by scans and then from an index) answers as the
   eager tree it replaces (every image related to every other up front), removals
@@ -15,13 +18,16 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
-from aiopod.errors import StoreCorrupted
+from aiopod.storage.container_records import ContainerRecord
 from aiopod.storage.layertree import LayerTree
 from aiopod.storage.layout import INDEX_MEDIA_TYPE, REF_NAME_ANNOTATION, render_index
+from aiopod.storage.metadata_db import DbView, MetadataDB, create_database, read_commit
 from aiopod.storage.records import (
     HistoryEntry,
     ImageRecord,
@@ -59,68 +65,59 @@ def _state(count: int) -> StoreState:
     return StoreState.from_records(_record(i) for i in range(count))
 
 
-def test_a_loaded_state_writes_back_the_same_bytes() -> None:
-    data = _state(5).to_bytes(commit="c1")
-    state = StoreState.from_bytes(data)
-    assert state.to_bytes(commit="c1") == data
-    assert json.loads(state.to_bytes())["images"] == json.loads(data)["images"]
+class Databases:
+    """Metadata databases made in a temporary directory; their views are closed after
+    the test."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.made = 0
+        self.views: list[DbView] = []
+
+    def write(self, state: StoreState, *, commit: str = "c0") -> Path:
+        """A new database holding *state* (its images in order, its containers)."""
+        self.made += 1
+        path = self.directory / f"metadata-{self.made}.db"
+        create_database(path, state.images.values(), state.containers.values(), commit=commit)
+        return path
+
+    def read(self, path: Path) -> StoreState:
+        """The state the database at *path* holds, read lazily through a view."""
+        view = MetadataDB(path).view()
+        self.views.append(view)
+        return StoreState.from_view(view)
+
+    def round_trip(self, state: StoreState) -> StoreState:
+        return self.read(self.write(state))
+
+    def close(self) -> None:
+        for view in self.views:
+            view.close()
 
 
-def test_only_changed_records_are_encoded_again() -> None:
-    # A record written by another writer (non-ASCII kept, keys in another order) stays
-    # as it was read; the one the change replaces is encoded by this module.
-    doc = json.loads(_state(3).to_bytes())
-    doc["images"][0]["labels"] = {"note": "café"}
-    first = json.dumps(dict(reversed(doc["images"][0].items())), ensure_ascii=False)
-    rest = ",".join(json.dumps(o, separators=(",", ":")) for o in doc["images"][1:])
-    data = f'{{"version":1,"images":[{first},{rest}],"containers":[]}}'.encode()
-    state = StoreState.from_bytes(data)
-    assert state.images[doc["images"][0]["id"]].labels == {"note": "café"}
-    changed = replace(state.images[doc["images"][2]["id"]], names=("localhost/new:1",))
-    state.put(changed)
-    out = state.to_bytes().decode()
-    assert first in out
-    assert json.dumps(changed.to_json(), separators=(",", ":")) in out
-    assert json.loads(out)["images"][0] == doc["images"][0]
+@pytest.fixture
+def dbs(tmp_path: Path) -> Iterator[Databases]:
+    databases = Databases(tmp_path)
+    try:
+        yield databases
+    finally:
+        databases.close()
 
 
-def test_another_json_form_reads_the_same() -> None:
-    data = _state(4).to_bytes(commit="c2")
-    pretty = json.dumps(json.loads(data), indent=2).encode()
-    state = StoreState.from_bytes(pretty)
-    assert state.to_bytes(commit="c2") == data
-    assert list(state.by_name) == list(StoreState.from_bytes(data).by_name)
+BACKINGS = ["memory", "database"]
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda d: d + b"x",
-        lambda d: d[:-1],
-        lambda d: d.replace(b'"images":[', b'"images":[1,', 1),
-        lambda d: d.replace(b'"version":1', b'"version":2', 1),
-        lambda d: d[:-1] + b',"version":2}',
-        lambda d: d.replace(b'"id":"', b'"id":"x', 1),
-        lambda d: b"\xff" + d,
-    ],
-)
-def test_what_json_refuses_is_still_refused(damage: object) -> None:
-    data = _state(3).to_bytes(commit="c3")
-    with pytest.raises(StoreCorrupted):
-        StoreState.from_bytes(damage(data))  # type: ignore[operator]
+def _backed(state: StoreState, backing: str, dbs: Databases) -> StoreState:
+    return state if backing == "memory" else dbs.round_trip(state)
 
 
-def test_trailing_whitespace_and_an_empty_store_read() -> None:
-    assert len(StoreState.from_bytes(_state(2).to_bytes() + b" \n").images) == 2
-    assert not StoreState.from_bytes(b'{"version":1,"images":[]}').images
-    assert StoreState.from_bytes(StoreState().to_bytes()).images == {}
-
-
-def test_the_index_is_what_json_dumps_gives() -> None:
+@pytest.mark.parametrize("backing", BACKINGS)
+def test_the_index_is_what_json_dumps_gives(backing: str, dbs: Databases) -> None:
     state = _state(3)
     first = next(iter(state.images.values()))
     state.put(replace(first, names=('localhost/a"b:é', "localhost/x:1")))
     state.put(replace(_record(9), names=()))
+    state = _backed(state, backing, dbs)
     manifests = [
         {
             "mediaType": r.manifest_media_type,
@@ -131,15 +128,300 @@ def test_the_index_is_what_json_dumps_gives() -> None:
         for r in state.images.values()
         for name in r.names
     ]
+    assert len(manifests) == 4
     doc = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}
     assert render_index(state) == json.dumps(doc, separators=(",", ":")).encode()
+    empty = _backed(StoreState(), backing, dbs)
     assert (
-        render_index(StoreState())
+        render_index(empty)
         == json.dumps(
             {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []},
             separators=(",", ":"),
         ).encode()
     )
+
+
+# ------------------------------------------------------------------- the database and memory
+
+#: Few diff_ids and history entries, so that layer stacks and histories are shared often.
+_DIFF_IDS = [f"sha256:{_hex('diff', k)}" for k in range(3)]
+
+
+def _random_record(rng: random.Random, key: object, names: list[str]) -> ImageRecord:
+    """A random image; it takes names (each at most once in a store) from *names*."""
+    layers = tuple(
+        LayerRecord(
+            "sha256:" + _hex("blob", rng.randint(0, 5)),
+            "application/vnd.oci.image.layer.v1.tar",
+            1,
+            rng.choice(_DIFF_IDS),
+            1,
+        )
+        for _ in range(rng.randint(0, 3))
+    )
+    history = tuple(
+        HistoryEntry(created=str(rng.randint(0, 1)), empty_layer=rng.random() < 0.2)
+        for _ in range(rng.randint(0, 3))
+    )
+    taken = tuple(names.pop() for _ in range(min(len(names), rng.randint(0, 2))))
+    digests = tuple({"sha256:" + _hex("repo", rng.randint(0, 4)) for _ in range(rng.randint(0, 2))})
+    return ImageRecord(
+        id=_hex("image", key),
+        manifest_digest="sha256:" + _hex("manifest", rng.randint(0, 6)),
+        manifest_media_type="application/vnd.oci.image.manifest.v1+json",
+        manifest_size=rng.randint(100, 999),
+        config_size=rng.randint(100, 999),
+        layers=layers,
+        history=history,
+        created="2000-01-01T00:00:00Z",
+        names=taken,
+        names_history=taken,
+        digests=digests,
+        labels={"n": str(key)} if rng.random() < 0.5 else None,
+    )
+
+
+def _name_pool(trial: int) -> list[str]:
+    return [f"localhost/n{trial}-{k}:latest" for k in range(12)]
+
+
+def _random_store(rng: random.Random, trial: int, most: int) -> StoreState:
+    names = _name_pool(trial)
+    rng.shuffle(names)
+    records = [_random_record(rng, (trial, i), names) for i in range(rng.randint(0, most))]
+    containers = [
+        ContainerRecord(_hex("container", trial, c), f"c{c}", rng.choice(records).id, "2000")
+        for c in range(rng.randint(0, 3) if records else 0)
+    ]
+    return StoreState.from_records(records, containers)
+
+
+@dataclass
+class Questions:
+    """Arguments for every kind of question a state answers."""
+
+    stacks: list[tuple[tuple[str, ...], int]]  # diff_ids and number of history entries
+    prefixes: list[str]
+    digests: list[str]
+    names: list[str]
+    blob_sets: list[list[str]]
+
+
+def _questions(rng: random.Random, state: StoreState, trial: int) -> Questions:
+    """Questions of every kind, most about the store's own images."""
+    records = state.images.values()
+    stacks: list[tuple[tuple[str, ...], int]] = [(r.diff_ids, len(r.history)) for r in records]
+    stacks += [
+        (tuple(rng.choice(_DIFF_IDS) for _ in range(rng.randint(0, 3))), rng.randint(0, 3))
+        for _ in range(5)
+    ]
+    stacks += [(ids[:-1], history - 1) for ids, history in stacks if ids and history]
+    prefixes = {r.id[: rng.randint(1, 3)] for r in records} | {"0", "ab", "f" * 64, ""}
+    prefixes.update(r.id for r in records[:3])
+    digests = {d for r in records for d in r.digests} | {"sha256:" + _hex("repo", 99)}
+    blobs = sorted({d for r in records for d in r.blob_digests()})
+    return Questions(
+        stacks=stacks,
+        prefixes=sorted(prefixes),
+        digests=sorted(digests),
+        names=[*_name_pool(trial), "localhost/nobody:1"],
+        blob_sets=[
+            [*rng.sample(blobs, min(len(blobs), 3)), "sha256:" + "0" * 64] for _ in range(5)
+        ],
+    )
+
+
+def _ids(records: list[ImageRecord]) -> list[str]:
+    return [r.id for r in records]
+
+
+def assert_same_answers(got: StoreState, expected: StoreState, questions: Questions) -> None:
+    """*got* (read from a database) answers every question as *expected* (in memory)."""
+    assert list(got.images) == list(expected.images)
+    assert got.images.keys() == expected.images.keys()
+    assert got.images.values() == expected.images.values()
+    assert len(got.images) == len(expected.images)
+    assert got.images == expected.images
+    assert dict(got.by_name) == dict(expected.by_name)
+    assert len(got.by_name) == len(expected.by_name)
+    assert got.containers == expected.containers
+    assert list(got.containers) == list(expected.containers)
+    assert got.referenced_blobs() == expected.referenced_blobs()
+    assert render_index(got) == render_index(expected)
+    for ids, history in questions.stacks:
+        assert _ids(got.with_layers(ids, history)) == _ids(expected.with_layers(ids, history))
+        assert _ids(got.above_layers(ids, history)) == _ids(expected.above_layers(ids, history))
+    for prefix in questions.prefixes:
+        matching = [i for i in expected.images if i.startswith(prefix)]
+        for limit in (1, 2, len(matching) + 1):
+            # In no particular order; when more match than asked for, any *limit* of
+            # them (as in memory: a lookup tells one match from several).
+            found = _ids(got.with_id_prefix(prefix, limit))
+            assert len(found) == len(set(found)) == min(limit, len(matching))
+            assert set(found) <= set(matching), (prefix, limit, found, matching)
+            assert len(expected.with_id_prefix(prefix, limit)) == len(found)
+    for digest in questions.digests:
+        assert _ids(got.with_digest(digest)) == _ids(expected.with_digest(digest)), digest
+    for name in questions.names:
+        assert got.by_name.get(name) == expected.by_name.get(name), name
+        assert (name in got.by_name) == (name in expected.by_name)
+    for blobs in questions.blob_sets:
+        assert got.referenced_among(blobs) == expected.referenced_among(blobs)
+    for image_id in [*expected.images, _hex("not", "there")]:
+        assert got.images.get(image_id) == expected.images.get(image_id)
+        assert (image_id in got.images) == (image_id in expected.images)
+    assert_same_tree(got, expected)
+
+
+def assert_same_tree(got: StoreState, expected: StoreState) -> None:
+    ours, theirs = LayerTree(got), LayerTree(expected)
+    for image_id in expected.images:
+        assert ours.parent_of(image_id) == theirs.parent_of(image_id), image_id
+        assert ours.children_of(image_id) == theirs.children_of(image_id), image_id
+
+
+def test_a_state_read_from_the_database_answers_as_the_state_in_memory(dbs: Databases) -> None:
+    rng = random.Random(2)
+    for trial in range(60):
+        expected = _random_store(rng, trial, 25)
+        path = dbs.write(expected, commit=f"commit-{trial}")
+        assert read_commit(path) == f"commit-{trial}"
+        got = dbs.read(path)
+        assert got.images.view is not None and got.images.unchanged
+        assert_same_answers(got, expected, _questions(rng, expected, trial))
+
+
+Op = Callable[[StoreState], None]
+
+
+def _add(record: ImageRecord) -> Op:
+    def op(state: StoreState) -> None:
+        state.put(record)
+
+    return op
+
+
+def _rename(image_id: str, names: tuple[str, ...]) -> Op:
+    def op(state: StoreState) -> None:
+        if image_id in state.images:
+            state.put(state.images[image_id].with_names(names))  # names move to it
+
+    return op
+
+
+def _remove(image_id: str) -> Op:
+    def op(state: StoreState) -> None:
+        if image_id in state.images:
+            state.remove(image_id)
+
+    return op
+
+
+def _remove_and_add_again(image_id: str) -> Op:
+    def op(state: StoreState) -> None:
+        if image_id in state.images:
+            state.put(state.remove(image_id))  # removed, then added again: it goes last
+
+    return op
+
+
+def _replace_a_container(container: ContainerRecord) -> Op:
+    def op(state: StoreState) -> None:
+        if state.containers:
+            state.containers.pop(next(iter(state.containers)))
+        state.containers[container.id] = container
+
+    return op
+
+
+def _random_ops(rng: random.Random, state: StoreState, trial: int) -> list[Op]:
+    """A transaction's changes: images added, replaced (new names, taken from others),
+    removed, removed and added again; containers added and removed."""
+    ids = list(state.images)
+    spare = [f"localhost/new{trial}-{k}:1" for k in range(6)]
+    ops: list[Op] = []
+    for step in range(rng.randint(1, 12)):
+        roll = rng.random()
+        if roll < 0.25 or not ids:
+            record = _random_record(rng, (trial, "new", step), spare)
+            ids.append(record.id)
+            ops.append(_add(record))
+        elif roll < 0.5:
+            names = tuple(rng.sample(spare + _name_pool(trial), rng.randint(0, 2)))
+            ops.append(_rename(rng.choice(ids), names))
+        elif roll < 0.7:
+            ops.append(_remove(rng.choice(ids)))
+        elif roll < 0.85:
+            ops.append(_remove_and_add_again(rng.choice(ids)))
+        else:
+            container = ContainerRecord(_hex("new-container", trial, step), f"n{step}", "", "")
+            ops.append(_replace_a_container(container))
+    return ops
+
+
+def test_a_transaction_over_the_database_is_the_same_transaction_in_memory(
+    dbs: Databases,
+) -> None:
+    rng = random.Random(3)
+    for trial in range(80):
+        start = _random_store(rng, trial, 15)
+        path = dbs.write(start)
+        read = dbs.read(path)
+        in_memory, over_view = start.copy(), read.copy()
+        for op in _random_ops(rng, start, trial):
+            op(in_memory)
+            op(over_view)
+        questions = _questions(rng, in_memory, trial)
+        # Before the commit: the changes held over the view.
+        assert_same_answers(over_view, in_memory, questions)
+        assert_same_answers(read, start, _questions(rng, start, trial))  # untouched
+        # The commit: only the changes are written.
+        changes = over_view.changes()
+        assert not changes.replace_all
+        MetadataDB(path).write(changes, commit=f"commit-{trial}", operation="test")
+        assert read_commit(path) == f"commit-{trial}"
+        assert_same_answers(dbs.read(path), in_memory, questions)
+        assert_same_answers(read, start, _questions(rng, start, trial))  # its view holds
+
+
+def test_a_replaced_image_keeps_its_place_and_one_added_again_goes_last(
+    dbs: Databases,
+) -> None:
+    records = [_record(i) for i in range(4)]
+    path = dbs.write(StoreState.from_records(records))
+    state = dbs.read(path).copy()
+    state.put(records[1].with_names(["localhost/renamed:1"]))
+    state.put(state.remove(records[0].id))
+    state.remove(records[2].id)
+    state.put(_record(7))
+    expected = [records[1].id, records[3].id, records[0].id, _record(7).id]
+    assert list(state.images) == expected
+    MetadataDB(path).write(state.changes(), commit="c1", operation="test")
+    after = dbs.read(path)
+    assert list(after.images) == expected
+    assert after.images[records[1].id].names == ("localhost/renamed:1",)
+    assert after.by_name.get("localhost/img1:latest") is None
+    assert after.by_name["localhost/renamed:1"] == records[1].id
+
+
+def test_an_image_given_more_repository_digests_is_found_by_them_before_the_commit(
+    dbs: Databases,
+) -> None:
+    """A load or pull of an image the store has adds the manifest's digest to its record:
+    asked by that digest in the same transaction, the state finds it."""
+    records = [_record(i) for i in range(3)]
+    path = dbs.write(StoreState.from_records(records))
+    state = dbs.read(path).copy()
+    extra = "sha256:" + _hex("another manifest")
+    state.put(replace(records[1], digests=(*records[1].digests, extra)))
+    in_memory = StoreState.from_records(state.images.values())
+    assert _ids(in_memory.with_digest(extra)) == [records[1].id]
+    assert _ids(state.with_digest(extra)) == [records[1].id]
+    MetadataDB(path).write(state.changes(), commit="c1", operation="test")
+    assert _ids(dbs.read(path).with_digest(extra)) == [records[1].id]
+
+
+# ------------------------------------------------------------------------- the layer tree
 
 
 class EagerTree:
@@ -199,11 +481,12 @@ def _random_state(rng: random.Random, trial: int, most: int) -> StoreState:
     return StoreState.from_records(records)
 
 
+@pytest.mark.parametrize("backing", BACKINGS)
 @pytest.mark.parametrize("most", [6, 60])
-def test_the_tree_answers_as_the_eager_tree(most: int) -> None:
+def test_the_tree_answers_as_the_eager_tree(most: int, backing: str, dbs: Databases) -> None:
     rng = random.Random(most)
-    for trial in range(300):
-        state = _random_state(rng, trial, most)
+    for trial in range(300 if backing == "memory" else 100):
+        state = _backed(_random_state(rng, trial, most), backing, dbs)
         eager, lazy = EagerTree(state), LayerTree(state)
         ids = list(state.images)
         for _ in range(rng.randint(1, 3 * len(ids))):
@@ -222,11 +505,19 @@ def test_the_tree_answers_as_the_eager_tree(most: int) -> None:
             assert lazy.children_of(image_id) == eager.children.get(image_id, []), trial
 
 
-def test_referenced_among_is_referenced_blobs_restricted() -> None:
-    state = _state(20)
+@pytest.mark.parametrize("backing", BACKINGS)
+def test_referenced_among_is_referenced_blobs_restricted(backing: str, dbs: Databases) -> None:
+    state = _backed(_state(20), backing, dbs)
     every = sorted(state.referenced_blobs())
+    assert len(every) == 60
     rng = random.Random(1)
     for _ in range(50):
         candidates = [*rng.sample(every, 4), "sha256:" + "0" * 64, "sha512:" + "1" * 128]
         assert state.referenced_among(candidates) == state.referenced_blobs() & set(candidates)
     assert state.referenced_among([]) == set()
+    # With changes over it: removed images' blobs are no longer referenced, added ones' are.
+    changed = state.copy()
+    gone = changed.remove(_record(3).id)
+    changed.put(_record(30))
+    for digest in [*gone.blob_digests(), *_record(30).blob_digests(), *every[:6]]:
+        assert changed.referenced_among([digest]) == changed.referenced_blobs() & {digest}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ from store_model import read_view, replay, verify_store
 from stress_ops import BASE, CHILD, LONE
 
 from aiopod import CheckReport, EventLog, Runtime
+from aiopod.storage.layout import StoreLayout
+from aiopod.storage.store import read_metadata
 
 T = TypeVar("T")
 
@@ -62,12 +65,15 @@ def test_a_damaged_shared_layer_takes_the_parent_and_the_child_with_their_events
     assert verified.view.containers == {}
 
 
-def _corrupt_images_json(root: Path) -> dict[str, str]:
-    """Make ``images.json`` unreadable; return the manifest digest of each image it held."""
-    metadata = root / "aiopod" / "images.json"
-    doc = json.loads(metadata.read_bytes())
-    metadata.write_bytes(b'{"version":1,"ima')
-    return {image["id"]: image["manifest"]["digest"] for image in doc["images"]}
+def _corrupt_metadata(root: Path) -> dict[str, str]:
+    """Make the metadata database unreadable; return the manifest digest of each image it
+    held."""
+    manifests = {r.id: r.manifest_digest for r in read_metadata(StoreLayout(root)).images.values()}
+    metadata = root / "aiopod" / "metadata.db"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{metadata}{suffix}").unlink(missing_ok=True)
+    metadata.write_bytes(b"not a database" * 100)
+    return manifests
 
 
 def _edit_index(root: Path, keep: Callable[[str, str], bool], **moved: str) -> None:
@@ -89,8 +95,8 @@ def _events(root: Path) -> list[tuple[str, str, str]]:
     return [(e.kind, e.id, e.name or "") for e in EventLog.for_store(root).read()]
 
 
-def test_rebuilding_an_unreadable_images_json_tells_what_was_lost(tmp_path: Path) -> None:
-    """Repair rebuilds images.json from index.json and the blobs: the untagged image comes
+def test_rebuilding_unreadable_metadata_tells_what_was_lost(tmp_path: Path) -> None:
+    """Repair rebuilds the metadata from index.json and the blobs: the untagged image comes
     back from its blobs, the container is lost; the log must say so (its ``Removed``
     event), or its replay shows a container the store no longer has."""
     root = tmp_path / "store"
@@ -104,13 +110,13 @@ def test_rebuilding_an_unreadable_images_json_tells_what_was_lost(tmp_path: Path
     container = with_runtime(root, setup)
     directory = root / "aiopod" / "containers" / container
     assert directory.is_dir()
-    _corrupt_images_json(root)
+    _corrupt_metadata(root)
     before = len(_events(root))
     repaired = with_runtime(root, lambda rt: rt.check(repair=True))
     assert repaired.repaired[:2] == [
-        "rebuilt images.json from index.json (1 image) and 1 untagged image from their blobs",
+        "rebuilt the metadata from index.json (1 image) and 1 untagged image from their blobs",
         f"removed container {container} ({BASE.id}-working-container): its record was lost "
-        "with images.json (its directory is deleted)",
+        "with the metadata (its directory is deleted)",
     ], repaired.repaired
     assert repaired.removed_images == []
     assert _events(root)[before:] == [("Removed", container, f"{BASE.id}-working-container")]
@@ -130,7 +136,7 @@ def test_an_image_whose_manifest_is_gone_too_is_deleted_with_its_events(tmp_path
         await rt.tag(BASE.id, "localhost/extra:1")
 
     with_runtime(root, setup)
-    manifests = _corrupt_images_json(root)
+    manifests = _corrupt_metadata(root)
     (root / "blobs" / "sha256" / manifests[LONE.id].removeprefix("sha256:")).unlink()
     child_names = {name for name, d in index_refs(root) if d == manifests[CHILD.id]}
     _edit_index(root, lambda name, digest: name != "localhost/extra:1" and name not in child_names)
@@ -142,7 +148,7 @@ def test_an_image_whose_manifest_is_gone_too_is_deleted_with_its_events(tmp_path
         + [("Untagged", CHILD.id, name) for name in child_names]
     )
     assert (
-        f"removed image {LONE.id}: its record was lost with images.json and its blobs do "
+        f"removed image {LONE.id}: its record was lost with the metadata and its blobs do "
         "not give it back"
     ) in repaired.repaired
     assert f"untagged localhost/extra:1 from image {BASE.id}: index.json does not name it" in (
@@ -163,7 +169,7 @@ def test_a_name_index_json_gives_to_another_image_is_told_as_moved(tmp_path: Pat
         await rt.tag(BASE.id, "localhost/moved:1")
 
     with_runtime(root, setup)
-    manifests = _corrupt_images_json(root)
+    manifests = _corrupt_metadata(root)
     _edit_index(root, lambda name, digest: True, **{"localhost/moved:1": manifests[LONE.id]})
     before = len(_events(root))
     repaired = with_runtime(root, lambda rt: rt.check(repair=True))
@@ -182,11 +188,11 @@ def test_a_container_directory_nothing_knows_goes_with_the_rebuild(tmp_path: Pat
     with_runtime(root, lambda rt: load_images(rt, tmp_path, BASE))
     stray = root / "aiopod" / "containers" / ("ab" * 32)
     (stray / "rootfs").mkdir(parents=True)
-    _corrupt_images_json(root)
+    _corrupt_metadata(root)
     repaired = with_runtime(root, lambda rt: rt.check(repair=True))
     assert (
-        f"removed the directory of container {'ab' * 32}: neither images.json nor the event "
-        "log knows it"
+        f"removed the directory of container {'ab' * 32}: neither the metadata nor the "
+        "event log knows it"
     ) in repaired.repaired
     assert not stray.exists()
     verify_store(root)
@@ -209,7 +215,7 @@ def test_a_rebuild_killed_anywhere_still_tells(tmp_path: Path, point: str) -> No
         await rt.create_working_container(BASE.id)
 
     with_runtime(root, setup)
-    manifests = _corrupt_images_json(root)
+    manifests = _corrupt_metadata(root)
     (root / "blobs" / "sha256" / manifests[LONE.id].removeprefix("sha256:")).unlink()
     env = {**aiopod_env(), "AIOPOD_CRASH": point}
     command = [sys.executable, "-m", "aiopod", "--root", str(root), "system", "check", "--repair"]
@@ -235,25 +241,55 @@ def test_a_tagged_image_whose_layer_is_gone_is_not_rebuilt_and_the_repair_goes_o
     logs its removal; the other images are rebuilt."""
     root = tmp_path / "store"
     with_runtime(root, lambda rt: load_images(rt, tmp_path, BASE, LONE))
-    _corrupt_images_json(root)
+    _corrupt_metadata(root)
     (root / "blobs" / "sha256" / LONE.diff_ids[0].removeprefix("sha256:")).unlink()
     repaired = with_runtime(root, lambda rt: rt.check(repair=True))
-    assert repaired.repaired[0] == "rebuilt images.json from index.json (1 image)"
+    assert repaired.repaired[0] == "rebuilt the metadata from index.json (1 image)"
     assert not any("damaged" in line for line in repaired.repaired), repaired.repaired
     assert repaired.removed_images == [LONE.id], repaired.repaired
     verified = verify_store(root)
     assert set(verified.view.images) == {BASE.id}
 
 
-def test_repair_leaves_the_metadata_of_a_newer_aiopod_alone(tmp_path: Path) -> None:
-    """images.json of a newer format version cannot be read here, but it is not damaged:
-    a rebuild from index.json would drop its containers and untagged images."""
+@pytest.mark.parametrize("where", ["checkpointed", "in-the-wal"])
+def test_repair_leaves_the_metadata_of_a_newer_aiopod_alone(tmp_path: Path, where: str) -> None:
+    """A metadata database of a newer store format cannot be read here, but it is not
+    damaged: a rebuild from index.json would drop its containers and untagged images.
+    The newer format is committed as SQLite commits (into the WAL journal): whether it is
+    still in the WAL (another process has the database open) or checkpointed into the
+    database file, it is the format the database has."""
     root = tmp_path / "store"
     with_runtime(root, lambda rt: load_images(rt, tmp_path, BASE))
-    metadata = root / "aiopod" / "images.json"
-    newer = b'{"version": 99, "images": [], "containers": [], "future": true}'
-    metadata.write_bytes(newer)
-    repaired = with_runtime(root, lambda rt: rt.check(repair=True))
-    assert repaired.repaired == [] and repaired.removed_images == []
-    assert any("format version 99" in p for p in repaired.problems), repaired.problems
-    assert metadata.read_bytes() == newer
+    metadata = root / "aiopod" / "metadata.db"
+    holder = sqlite3.connect(metadata)  # while open, the WAL journal stays
+    try:
+        conn = sqlite3.connect(metadata)
+        try:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            with conn:
+                conn.execute("UPDATE meta SET value='3' WHERE key='format'")
+            if where == "checkpointed":
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        if where == "checkpointed":
+            holder.close()
+        newer = metadata.read_bytes()
+        repaired = with_runtime(root, lambda rt: rt.check(repair=True))
+        assert repaired.repaired == [] and repaired.removed_images == []
+        assert any(
+            p.startswith(
+                "metadata.db is in store format 3, newer than this aiopod reads (2): not repaired"
+            )
+            for p in repaired.problems
+        ), repaired.problems
+        if where == "checkpointed":
+            assert metadata.read_bytes() == newer
+    finally:
+        holder.close()
+    conn = sqlite3.connect(metadata)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key='format'").fetchall() == [("3",)]
+        assert conn.execute("SELECT id FROM images").fetchall() == [(BASE.id,)]
+    finally:
+        conn.close()

@@ -8,8 +8,9 @@ report, which must be coherent (nothing deleted that a remaining container uses)
 
 "Crash and reopen" closes the runtime, runs ``tag`` or ``untag`` in a CLI process that
 SIGKILLs itself at a named crash point (``AIOPOD_CRASH``) and reopens the store: the
-change is the state exactly when the crash came after ``images.json`` was replaced (the
-commit's ``commit:state`` point and later), or when the operation never passes the point.
+change is the state exactly when the crash came after the metadata database committed
+(the commit's ``commit:state`` point and later), or when the operation never passes the
+point.
 
 After every step: the store's images, names and containers equal the model, ``check``
 finds nothing, and the event log's chain verifies and replays to the model
@@ -39,7 +40,7 @@ from aiopod import Runtime
 from aiopod.errors import TagNotKnown
 from aiopod.storage.crashpoints import CRASH_POINTS
 
-#: Crash points after which a commit's change is the state (images.json was replaced).
+#: Crash points after which a commit's change is the state (the metadata database committed).
 AFTER_METADATA = {"commit:state", "commit:metadata", "commit:index", "commit:gc"}
 #: Points a commit that changes only names passes (no blob added or freed).
 NAMES_ONLY = {"commit:journal", "commit:state", "commit:metadata", "commit:index"}
