@@ -346,13 +346,12 @@ class Store:
                 )
 
     def close(self) -> None:
-        """Close the metadata database's connections (this store's and its additional
-        stores'); the store can be used again (they are opened when needed).  Blocking."""
+        """Close the metadata database's writing connection and let go of the last
+        state read (this store's and its additional stores'); the store can be used
+        again (they are opened when needed).  A state a caller still holds keeps its
+        view open until it is dropped.  Blocking."""
         self._db.close()
-        view = self._state.images.view
         self._state, self._token, self._merged = StoreState(), None, None
-        if view is not None:
-            view.close()
         for other in self.additional:
             other.close()
 
