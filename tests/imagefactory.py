@@ -380,7 +380,9 @@ def store_files(root: Path) -> dict[str, str]:
     """Every entry under a store root with its kind and content hash.
 
     The store lock's content (a change token every open rewrites) is left out; its
-    presence is not.
+    presence is not.  So are SQLite's files that come and go with its connections: the
+    shared-memory index (``metadata.db-shm``) and an empty WAL (one that holds no
+    commit); a WAL with content is listed (it holds metadata).
     """
     listing: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -393,6 +395,10 @@ def store_files(root: Path) -> dict[str, str]:
                 listing[rel] = "dir"
             elif rel == "aiopod/store.lock":
                 listing[rel] = "lock"
+            elif rel == "aiopod/metadata.db-shm" or (
+                rel == "aiopod/metadata.db-wal" and not full.stat().st_size
+            ):
+                continue
             else:
                 listing[rel] = hashlib.sha256(full.read_bytes()).hexdigest()
     return listing

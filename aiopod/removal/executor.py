@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 import anyio
+import anyio.to_thread
 
 from aiopod.events.model import Event
 from aiopod.removal.plan import (
@@ -89,7 +90,8 @@ async def execute_plan(
     async with store.transaction() as txn:
         txn.policy = policy
         txn.options = {**(options or {}), "reason": operation}
-        plan = planner(txn.state, {})
+        # In a worker thread: planning reads the metadata (every image, for rmi -a).
+        plan = await anyio.to_thread.run_sync(planner, txn.state, {})
         tell(_planned(plan))
         if dry_run:
             return RemovalReport.from_plan(plan, dry_run=True)

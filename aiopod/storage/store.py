@@ -584,11 +584,14 @@ class Store:
             if image_id not in txn.state.images and image_id in theirs:
                 txn.put(replace(theirs[image_id], names=(), read_only=True))
         used = {c.image_id for c in txn.state.containers.values()}
-        for record in list(txn.state.images.values()):
-            if record.read_only and record.id not in used and record.id in theirs:
-                txn.remove(record.id)  # a container's copy of their image, unused now
+        unused = {c.image_id for c in self._state.containers.values()} - used
+        for image_id in sorted(unused):
+            record = txn.state.images.get(image_id)
+            if record is not None and record.read_only and image_id in theirs:
+                txn.remove(image_id)  # a container's copy of their image, unused now
         before = self._state.images
-        for record in list(txn.state.images.values()):
+        put, _ = txn.state.images.changes()  # the images this commit adds or changes
+        for record in put:
             if before.get(record.id) is record:
                 continue
             for digest in record.blob_digests():

@@ -437,7 +437,7 @@ def test_planner_is_pure_and_refuses_all() -> None:
     state = _state(LONE)
     before = (dict(state.images), dict(state.by_name))
     plan_docker(state, ["example.com/lone:1"], RemovalOptions(force=True))
-    assert (state.images, state.by_name) == before
+    assert (dict(state.images), dict(state.by_name)) == before
     with pytest.raises(UsageError):
         plan_docker(state, [], RemovalOptions(all=True))
     with pytest.raises(UsageError):
