@@ -269,21 +269,25 @@ def _record_text(record: ImageRecord) -> str:
     return json.dumps(record.to_json(), separators=(",", ":"))
 
 
-def _insert_image(conn: sqlite3.Connection, record: ImageRecord, text: str | None = None) -> None:
-    ids = record.diff_ids
+def _insert_image(conn: sqlite3.Connection, record: ImageRecord) -> None:
     cursor = conn.execute(
         "INSERT INTO images(id, record, layers_key, base_key, history_len, index_entries) "
         "VALUES (?,?,?,?,?,?)",
-        (
-            record.id,
-            text if text is not None else _record_text(record),
-            layers_key(ids),
-            layers_key(ids[:-1]) if ids else None,
-            len(record.history),
-            index_entries(record) or None,
-        ),
+        (record.id, _record_text(record), *_indexed_columns(record)),
     )
     _insert_indexes(conn, cursor.lastrowid, record)
+
+
+def _indexed_columns(record: ImageRecord) -> tuple[str, str | None, int, str | None]:
+    """The columns of *record*'s row that the indexes use: its layer-stack key, the key
+    without the top layer, its number of history entries, its ``index.json`` text."""
+    ids = record.diff_ids
+    return (
+        layers_key(ids),
+        layers_key(ids[:-1]) if ids else None,
+        len(record.history),
+        index_entries(record) or None,
+    )
 
 
 def _insert_indexes(conn: sqlite3.Connection, seq: int | None, record: ImageRecord) -> None:
@@ -356,22 +360,15 @@ class MetadataDB:
             self._writer = conn
         return self._writer
 
-    def write(self, changes: Changes, *, commit: str, operation: str) -> None:
-        """Apply *changes* and record *commit* in one transaction; its ``COMMIT`` is the
-        commit point.  Raises with nothing changed when it fails before (a full disk as
-        :class:`StorageFull`); a ``COMMIT`` that raised may still have happened: ask
-        :func:`read_commit`."""
+    @contextlib.contextmanager
+    def _transaction(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writing connection, committed when the block
+        ends (rolled back if it raises), then a checkpoint."""
         with self._guard, database_errors(self.path, operation):
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._apply(conn, changes)
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (commit,))
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            try:
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -379,37 +376,29 @@ class MetadataDB:
                 raise
         self.checkpoint()
 
+    def write(self, changes: Changes, *, commit: str, operation: str) -> None:
+        """Apply *changes* and record *commit* in one transaction; its ``COMMIT`` is the
+        commit point.  Raises with nothing changed when it fails before (a full disk as
+        :class:`StorageFull`); a ``COMMIT`` that raised may still have happened: ask
+        :func:`read_commit`."""
+        with self._transaction(operation) as conn:
+            self._apply(conn, changes)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (commit,))
+
     def rebuild_indexes(self, operation: str) -> None:
         """Make every index again from the image records, in place, in one transaction
         (``system check --repair`` of indexes that disagree with the records)."""
-        with self._guard, database_errors(self.path, operation):
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table in ("names", "digests", "blob_refs"):
-                    conn.execute(f"DELETE FROM {table}")
-                rows = conn.execute("SELECT seq, record FROM images ORDER BY seq").fetchall()
-                for seq, text in rows:
-                    record = _parse_image(text)
-                    ids = record.diff_ids
-                    conn.execute(
-                        "UPDATE images SET layers_key=?, base_key=?, history_len=?, "
-                        "index_entries=? WHERE seq=?",
-                        (
-                            layers_key(ids),
-                            layers_key(ids[:-1]) if ids else None,
-                            len(record.history),
-                            index_entries(record) or None,
-                            seq,
-                        ),
-                    )
-                    _insert_indexes(conn, seq, record)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-        self.checkpoint()
+        with self._transaction(operation) as conn:
+            for table in ("names", "digests", "blob_refs"):
+                conn.execute(f"DELETE FROM {table}")
+            for seq, text in conn.execute("SELECT seq, record FROM images").fetchall():
+                record = _parse_image(text)
+                conn.execute(
+                    "UPDATE images SET layers_key=?, base_key=?, history_len=?, "
+                    "index_entries=? WHERE seq=?",
+                    (*_indexed_columns(record), seq),
+                )
+                _insert_indexes(conn, seq, record)
 
     def checkpoint(self) -> None:
         """Move the WAL's pages into the database file, as far as no open view still
@@ -443,8 +432,9 @@ class MetadataDB:
             seq = row[0]
             _delete_indexes(conn, seq, record.id)
             conn.execute(
-                "UPDATE images SET record=?, index_entries=? WHERE seq=?",
-                (_record_text(record), index_entries(record) or None, seq),
+                "UPDATE images SET record=?, layers_key=?, base_key=?, history_len=?, "
+                "index_entries=? WHERE seq=?",
+                (_record_text(record), *_indexed_columns(record), seq),
             )
             _insert_indexes(conn, seq, record)
         if changes.containers is not None:
@@ -659,11 +649,10 @@ def index_problems(path: Path) -> list[str]:
     problems: list[str] = []
     for seq, image_id, text, key, base, history, entries in rows:
         record = _parse_image(text)
-        ids = record.diff_ids
-        columns = (layers_key(ids), layers_key(ids[:-1]) if ids else None, len(record.history))
-        if record.id != image_id or (key, base, history) != columns:
+        *columns, expected_entries = _indexed_columns(record)
+        if record.id != image_id or [key, base, history] != columns:
             problems.append(f"metadata.db: the indexed layers of image {image_id} are wrong")
-        if (entries or "") != index_entries(record):
+        if entries != expected_entries:
             problems.append(f"metadata.db: the index.json text of image {image_id} is wrong")
         expected["names"].update((name, record.id) for name in record.names)
         expected["digests"].update((digest, seq) for digest in record.digests)
