@@ -29,6 +29,7 @@ __all__ = (
 
 
 @functools.lru_cache(maxsize=4096)  # images often share one (a build's, a fixed epoch)
+@functools.lru_cache(maxsize=1024)  # a listing parses the creation times of every image
 def parse_created(text: str) -> datetime | None:
     """Parse an RFC 3339 ``created`` value (nanoseconds allowed); None when absent or bad."""
     if not text:

@@ -75,8 +75,9 @@ class LayerCache:
         """File the images of *state* that are new and drop those that are gone."""
         if state is self._state:
             return
-        images = state.images
-        for image_id in [i for i, r in self._filed.items() if images.get(i) is not r]:
+        images = dict(state.images.items())  # one read of every image (a view's rows)
+        # Equal, not identical: another read of the same image is another object.
+        for image_id in [i for i, r in self._filed.items() if images.get(i) != r]:
             self._drop(self._filed.pop(image_id))
         for image_id, record in images.items():
             if image_id not in self._filed:
@@ -107,7 +108,9 @@ class LayerCache:
         *diff_ids* (the stage so far), leaving the runtime *config*; ``None`` if none
         does.  Takes the store's shared lock briefly; reads at most the config blobs of
         the images filed under the step."""
-        self._follow(await self._store.snapshot())
+        state = await self._store.snapshot()
+        if state is not self._state:  # reading every image: in a worker thread
+            await anyio.to_thread.run_sync(self._follow, state)
         candidates = self._index.get((len(history) + 1, created_by, not adds_layer))
         if not candidates:
             return None

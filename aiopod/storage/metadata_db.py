@@ -28,8 +28,16 @@ Format
     ``aiopod/images.json``) is migrated on open by :mod:`aiopod.storage.store`, a newer
     one is refused (:class:`~aiopod.errors.StoreCorrupted`).
 
-All of it blocks: call from worker threads.  No connection is shared by two threads at
-once (the store's locks see to it).
+A view held long (a state kept by a long-lived program while other processes commit)
+keeps the WAL from being checkpointed past it, so the WAL grows until the view is
+dropped; a store's own state is replaced by the next command that finds the store
+changed.  A database is replaced by rename only where no other process can be reading
+it (the migration, a rebuild of one that cannot be read): SQLite in a process that still
+held the old file open could delete the new one's WAL by name when it closes.
+
+All of it blocks: call from worker threads (a single-row question, as a name lookup, is
+a few tens of microseconds).  Each connection is used by one thread at a time (the
+store's locks, and a lock per view).
 """
 
 from __future__ import annotations
@@ -465,6 +473,7 @@ class DbView:
         self._guard = threading.Lock()
         self._records: dict[str, ImageRecord | None] = {}
         self._all: list[ImageRecord] | None = None
+        self._keys: list[Any] | None = None  # (layers_key, base_key, history_len) by seq
         self._count: int | None = None
         self._finalizer = weakref.finalize(self, conn.close)
 
@@ -504,14 +513,20 @@ class DbView:
     def records(self) -> list[ImageRecord]:
         """Every image, in storage order (read and parsed once)."""
         if self._all is None:
-            self._all = self._parsed(self._query("SELECT id, record FROM images ORDER BY seq"))
+            rows = self._query(
+                "SELECT id, record, layers_key, base_key, history_len FROM images ORDER BY seq"
+            )
+            self._all = self._parsed([row[:2] for row in rows])
+            self._keys = [row[2:] for row in rows]
         return self._all
 
     def layer_keys(self) -> list[tuple[str, str | None, int]]:
         """Every image's layer-stack key, key without the top layer, and number of history
         entries, in storage order (the layer tree relates images by them)."""
-        rows = self._query("SELECT layers_key, base_key, history_len FROM images ORDER BY seq")
-        return [(str(key), base, int(history)) for key, base, history in rows]
+        if self._keys is None:
+            rows = self._query("SELECT layers_key, base_key, history_len FROM images ORDER BY seq")
+            self._keys = rows
+        return [(str(key), base, int(history)) for key, base, history in self._keys]
 
     def _parsed(self, rows: Iterable[tuple[str, str]]) -> list[ImageRecord]:
         """The records of *rows* (ID, JSON text), parsed once: those not parsed yet are
