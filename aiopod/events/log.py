@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -637,6 +638,11 @@ def _first_record(path: Path) -> Event | None:
         return None
 
 
+#: Times a gap in the seqs read is read again from a new listing, and the pause between.
+_GAP_RETRIES: Final = 5
+_GAP_PAUSE: Final = 0.002
+
+
 @dataclass(frozen=True, slots=True)
 class LogCursor:
     """A position in a log: the last ``seq`` read and where the next line starts.
@@ -653,27 +659,50 @@ class LogCursor:
 
     def scan(self) -> tuple[list[Event], LogCursor]:
         """New events (from at most about 1 MiB of log) and the cursor after them;
-        ``[]`` when there is nothing new.  Blocking; needs no lock."""
+        ``[]`` when there is nothing new.  Blocking; needs no lock.
+
+        The events follow the cursor's without a gap unless the log itself has one (its
+        oldest segments pruned): a listing of the segments taken while another process
+        rotates the live file can miss the file just renamed, and reading on from the
+        next one would skip that file's last lines, so a gap is read again from a new
+        listing (a few times, a millisecond apart) before it is believed.
+        """
+        retries = _GAP_RETRIES
         cursor = self
         while True:  # each turn reads further, or moves to a later file
             events, cursor, more = cursor._scan_once()
+            if events and self.last_seq and events[0].seq > self.last_seq + 1 and retries:
+                retries -= 1
+                time.sleep(_GAP_PAUSE)  # a rotation is a rename then a create: let it end
+                cursor = self  # again from where this scan began, with a new listing
+                continue
             if events or not more:
                 return events, cursor
 
-    def _scan_once(self) -> tuple[list[Event], LogCursor, bool]:
-        segments = _segments(self.log.directory, self.log.path)
+    def _files(self) -> tuple[list[tuple[Segment, os.stat_result]], int | None]:
+        """The log's files with their status, and the index of the cursor's file among
+        them (None: a fresh cursor, or its file is gone)."""
         files: list[tuple[Segment, os.stat_result]] = []
-        for segment in segments:
+        for segment in _segments(self.log.directory, self.log.path):
             try:
                 files.append((segment, os.stat(segment.path)))
             except FileNotFoundError:
                 continue
-        index = None
         if self.file is not None:
             for i, (_, st) in enumerate(files):
                 if (st.st_dev, st.st_ino) == self.file:
-                    index = i
-                    break
+                    return files, i
+        return files, None
+
+    def _scan_once(self) -> tuple[list[Event], LogCursor, bool]:
+        files, index = self._files()
+        for _ in range(_GAP_RETRIES if index is None and self.file is not None else 0):
+            # The cursor's file is not listed: renamed by a rotation between the listing
+            # and the status of the live file, or pruned.  A new listing tells which.
+            time.sleep(_GAP_PAUSE)
+            files, index = self._files()
+            if index is not None:
+                break
         if index is None:
             # A fresh cursor, or its file was pruned: the file that holds last_seq + 1.
             index, offset = 0, 0
