@@ -13,11 +13,13 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from peers import aiopod_env
 
+import aiopod.events.log as log_module
 from aiopod.events import Event, EventFilter, EventKind, EventLog
 from aiopod.events.log import EVENTS_FILE, GENESIS, Retention
 from aiopod.events.model import Actor, redact_command_line
@@ -332,6 +334,46 @@ async def test_follow_survives_rotations_by_another_process(path: Path, anyio_ba
         for start in range(0, 39, 3):
             await anyio.to_thread.run_sync(append_in_subprocess, path, start, 3, 2048)
     assert [e.seq for e in got] == list(range(1, 41))
+
+
+def test_a_cursor_whose_file_a_rotation_renamed_unseen_reads_its_last_lines(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a follower meets when another process rotates: the segments are listed,
+    the live file is renamed to a sealed segment and a new live file made, then the
+    listed live name is looked at -- the renamed file, the one the cursor reads, is in
+    no listing.  The cursor lists again rather than go on to the new live file and skip
+    what was appended to its file before the rotation."""
+    log = EventLog(path, max_bytes=2048)
+    log.append([event(1)])
+    seen, cursor = log.cursor(0).scan()
+    assert [e.seq for e in seen] == [1]
+    for i in range(2, 25):  # about 12 fit in a file: rotations, the first file sealed
+        log.append([event(i)])
+    assert cursor.file is not None
+    inodes = {s.path: (s.path.stat().st_dev, s.path.stat().st_ino) for s in log.segments()}
+    # The file the cursor was reading, sealed by a rotation:
+    [renamed] = [p for p, inode in inodes.items() if inode == cursor.file]
+    assert renamed != path
+    real = log_module._segments
+    missed: list[Path] = []
+
+    def listing_during_the_rotation(directory: Path, live: Path) -> list[Any]:
+        segments = real(directory, live)
+        if not missed:
+            missed.append(renamed)
+            return [s for s in segments if s.path != renamed]
+        return segments
+
+    monkeypatch.setattr(log_module, "_segments", listing_during_the_rotation)
+    got: list[int] = []
+    while True:
+        batch, cursor = cursor.scan()
+        if not batch:
+            break
+        got += [e.seq for e in batch]
+    assert missed == [renamed]
+    assert got == list(range(2, 25))
 
 
 @pytest.mark.anyio
