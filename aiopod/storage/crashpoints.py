@@ -17,6 +17,7 @@ __all__ = ("CRASH_POINTS", "crashpoint")
 CRASH_POINTS = (
     "commit:journal",
     "commit:blobs",
+    "commit:committed",
     "commit:state",
     "commit:metadata",
     "commit:index",

@@ -724,11 +724,15 @@ class Store:
                     record = state.containers.pop(container_id, None)
                     if record is not None:
                         removed.append(_recovered_removal(record))
-            handle.new_token()  # before the metadata changes, as every writer does
-            self._write_metadata(state, secrets.token_hex(8), "recovery")
-            state = self._load_state()
-            if removed and self._event_log is not None:
-                self._event_log.append(removed)
+            if removed:
+                # Only when records go: a commit that removed them already (it died after
+                # its commit point, before it deleted its intent) is the metadata, and its
+                # ID there is what tells recovery to append its journal's events.
+                handle.new_token()  # before the metadata changes, as every writer does
+                self._write_metadata(state, secrets.token_hex(8), "recovery")
+                state = self._load_state()
+                if self._event_log is not None:
+                    self._event_log.append(removed)
             for intent in intents:
                 intent.unlink()
         for directory in layout.containers.iterdir() if layout.containers.is_dir() else ():
@@ -976,6 +980,7 @@ class Store:
                 with contextlib.suppress(Exception):
                     self._roll_back(txn, journal)
                 raise
+        crashpoint("commit:committed")  # the metadata is the commit's; its intents remain
         before = self._state
         try:
             self._state = self._load_state()  # the committed metadata, without changes over it

@@ -53,13 +53,20 @@ CHILD = child_image(BASE, "localhost/child:1", files={"usr/child": b"child"})
 COMMIT_POINTS = (
     "commit:journal",
     "commit:blobs",
+    "commit:committed",
     "commit:state",
     "commit:metadata",
     "commit:index",
     "commit:gc",
 )
 #: Points a commit passes only after the metadata database committed: the new state wins.
-AFTER_METADATA = {"commit:state", "commit:metadata", "commit:index", "commit:gc"}
+AFTER_METADATA = {
+    "commit:committed",
+    "commit:state",
+    "commit:metadata",
+    "commit:index",
+    "commit:gc",
+}
 
 
 def with_runtime(root: Path, func: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -120,7 +127,15 @@ SCENARIOS = {
         archive=(),
         args=("untag", APP.id),  # every name: running it again is a no-op, not an error
         # No blob is added or freed, so there is nothing to move in and nothing to collect.
-        reached=frozenset({"commit:journal", "commit:state", "commit:metadata", "commit:index"}),
+        reached=frozenset(
+            {
+                "commit:journal",
+                "commit:committed",
+                "commit:state",
+                "commit:metadata",
+                "commit:index",
+            }
+        ),
     ),
     "load-sharing-layers": Scenario(
         initial=(BASE, OTHER),

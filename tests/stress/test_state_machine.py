@@ -41,9 +41,21 @@ from aiopod.errors import TagNotKnown
 from aiopod.storage.crashpoints import CRASH_POINTS
 
 #: Crash points after which a commit's change is the state (the metadata database committed).
-AFTER_METADATA = {"commit:state", "commit:metadata", "commit:index", "commit:gc"}
+AFTER_METADATA = {
+    "commit:committed",
+    "commit:state",
+    "commit:metadata",
+    "commit:index",
+    "commit:gc",
+}
 #: Points a commit that changes only names passes (no blob added or freed).
-NAMES_ONLY = {"commit:journal", "commit:state", "commit:metadata", "commit:index"}
+NAMES_ONLY = {
+    "commit:journal",
+    "commit:committed",
+    "commit:state",
+    "commit:metadata",
+    "commit:index",
+}
 
 #: Image IDs (the images themselves print as pages of tar bytes).
 images = st.sampled_from([image.id for image in IMAGES])
