@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ("CRASH_POINTS", "crashpoint")
+__all__ = ("AFTER_COMMIT_POINT", "CRASH_POINTS", "crashpoint")
 
 #: Every crash point in the store, in the order a commit passes them.
 CRASH_POINTS = (
@@ -24,6 +24,11 @@ CRASH_POINTS = (
     "commit:gc",
     "purge:intent",
     "purge:done",
+)
+
+#: The points a commit passes after its commit point: a crash there leaves its change.
+AFTER_COMMIT_POINT = frozenset(
+    {"commit:committed", "commit:state", "commit:metadata", "commit:index", "commit:gc"}
 )
 
 _TARGET = os.environ.get("AIOPOD_CRASH", "")

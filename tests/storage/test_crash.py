@@ -37,7 +37,7 @@ from peers import aiopod, aiopod_env
 
 from aiopod import CheckReport, EventLog, Runtime
 from aiopod.events.verify import verify_log
-from aiopod.storage.crashpoints import CRASH_POINTS
+from aiopod.storage.crashpoints import AFTER_COMMIT_POINT, CRASH_POINTS
 from aiopod.storage.layout import StoreLayout, index_entries
 from aiopod.storage.records import ImageRecord
 from aiopod.storage.store import read_metadata
@@ -60,13 +60,7 @@ COMMIT_POINTS = (
     "commit:gc",
 )
 #: Points a commit passes only after the metadata database committed: the new state wins.
-AFTER_METADATA = {
-    "commit:committed",
-    "commit:state",
-    "commit:metadata",
-    "commit:index",
-    "commit:gc",
-}
+AFTER_METADATA = AFTER_COMMIT_POINT
 
 
 def with_runtime(root: Path, func: Callable[[Runtime], Awaitable[T]]) -> T:

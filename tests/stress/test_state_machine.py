@@ -38,16 +38,10 @@ from stress_ops import IMAGES, POOL, prepare
 
 from aiopod import Runtime
 from aiopod.errors import TagNotKnown
-from aiopod.storage.crashpoints import CRASH_POINTS
+from aiopod.storage.crashpoints import AFTER_COMMIT_POINT, CRASH_POINTS
 
 #: Crash points after which a commit's change is the state (the metadata database committed).
-AFTER_METADATA = {
-    "commit:committed",
-    "commit:state",
-    "commit:metadata",
-    "commit:index",
-    "commit:gc",
-}
+AFTER_METADATA = AFTER_COMMIT_POINT
 #: Points a commit that changes only names passes (no blob added or freed).
 NAMES_ONLY = {
     "commit:journal",
