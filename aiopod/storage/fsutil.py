@@ -22,6 +22,7 @@ __all__ = (
     "atomic_write",
     "disk_errors",
     "fsync_dir",
+    "fsync_file",
     "is_disk_full",
     "make_private_dir",
     "remove_tree",
@@ -32,7 +33,16 @@ PRIVATE_DIR_MODE = 0o700
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make the directory entries of *path* durable (after a create or rename in it)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    _fsync(path, os.O_DIRECTORY)
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Make the content of the file *path* durable (before it is renamed into place)."""
+    _fsync(path, 0)
+
+
+def _fsync(path: str | os.PathLike[str], flags: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
         os.fsync(fd)
     finally:

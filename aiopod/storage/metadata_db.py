@@ -161,21 +161,11 @@ def database_errors(path: Path, operation: str) -> Iterator[None]:
 def read_format(path: Path) -> int | None:
     """The format version a database says it has, its WAL included (None: not readable
     as one)."""
-    for immutable in _reading_modes(path):
-        try:
-            conn = _connect(path, read_only=True, immutable=immutable)
-        except sqlite3.Error:
-            continue
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-            return int(row[0]) if row else None
-        except sqlite3.OperationalError:
-            continue
-        except (sqlite3.Error, ValueError):
-            return None
-        finally:
-            conn.close()
-    return None
+    value = _read_meta(path, "format", of_this_format=False)
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 def _reading_modes(path: Path) -> tuple[bool, ...]:
@@ -196,12 +186,19 @@ def _reading_modes(path: Path) -> tuple[bool, ...]:
 def read_commit(path: Path) -> str | None:
     """The ID of the commit that last changed the database (read afresh, not from a view;
     None when it cannot be read)."""
+    return _read_meta(path, "commit", of_this_format=True)
+
+
+def _read_meta(path: Path, key: str, *, of_this_format: bool) -> str | None:
+    """The value of *key* in the database's ``meta`` table, read afresh without writing
+    anything (None when it cannot be read, or the database is not of this format and
+    *of_this_format* is asked)."""
     try:
-        conn = _open_reading(path)
+        conn = _open_reading(path, of_this_format=of_this_format)
     except (sqlite3.Error, StoreCorrupted):
         return None
     try:
-        row = conn.execute("SELECT value FROM meta WHERE key='commit'").fetchone()
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return str(row[0]) if row else None
     except sqlite3.Error:
         return None
@@ -682,11 +679,13 @@ def index_problems(path: Path) -> list[str]:
     return problems
 
 
-def _open_reading(path: Path) -> sqlite3.Connection:
-    """A connection that reads *path* (checked to be of this format) in a read transaction
-    without writing anything (see :func:`_reading_modes`).
+def _open_reading(path: Path, *, of_this_format: bool = True) -> sqlite3.Connection:
+    """A connection that reads *path* (checked to be of this format, unless
+    *of_this_format* is false) in a read transaction without writing anything (see
+    :func:`_reading_modes`).
 
     :raises sqlite3.OperationalError: it cannot be opened.
+    :raises sqlite3.DatabaseError: it is not a database (*of_this_format* false).
     :raises ~aiopod.errors.StoreCorrupted: it is not a database of this format.
     """
     error: sqlite3.OperationalError | None = None
@@ -694,7 +693,10 @@ def _open_reading(path: Path) -> sqlite3.Connection:
         conn = _connect(path, read_only=True, immutable=immutable)
         try:
             conn.execute("BEGIN")
-            _check_format(conn, path)
+            if of_this_format:
+                _check_format(conn, path)
+            else:  # the first read opens the file (and its WAL) or fails
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError as exc:
             conn.close()
             error = exc

@@ -308,7 +308,7 @@ class ImageMap(MutableMapping[str, ImageRecord]):
         """Every image, in storage order (a list: the view's are read at once)."""
         if self._view is None:
             return list(self._new.values())
-        if not self._changed and not self._new:
+        if self.unchanged:
             return list(self._view.records())
         changed = self._changed
         out: list[ImageRecord] = []
@@ -353,9 +353,9 @@ class ImageMap(MutableMapping[str, ImageRecord]):
         if self._view is None:
             return [r for r in self._new.values() if keep(r)]
         found = list(from_view(self._view))
-        changed, new = self._changed, self._new
-        if not changed and not new:
+        if self.unchanged:
             return found
+        changed, new = self._changed, self._new
         found = [r for r in found if r.id not in changed and r.id not in new]
         replaced = [r for r in changed.values() if r is not None and r.id not in new and keep(r)]
         if replaced:

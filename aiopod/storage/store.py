@@ -125,6 +125,7 @@ from aiopod.storage.fsutil import (
     atomic_write,
     disk_errors,
     fsync_dir,
+    fsync_file,
     is_disk_full,
     remove_tree,
 )
@@ -140,6 +141,7 @@ from aiopod.storage.layout import (
 from aiopod.storage.legacy_v1 import parse_images_json
 from aiopod.storage.lock import LockHandle, StoreLock
 from aiopod.storage.metadata_db import (
+    Changes,
     MetadataDB,
     create_database,
     database_errors,
@@ -729,7 +731,7 @@ class Store:
                 # its commit point, before it deleted its intent) is the metadata, and its
                 # ID there is what tells recovery to append its journal's events.
                 handle.new_token()  # before the metadata changes, as every writer does
-                self._write_metadata(state, secrets.token_hex(8), "recovery")
+                self._write_metadata(state.changes(), secrets.token_hex(8), "recovery")
                 state = self._load_state()
                 if self._event_log is not None:
                     self._event_log.append(removed)
@@ -815,15 +817,14 @@ class Store:
         """Whether the metadata is the one commit *commit_id* wrote (read back)."""
         return read_commit(self.layout.metadata_db) == commit_id
 
-    def _write_metadata(self, state: StoreState, commit_id: str, operation: str) -> None:
-        """Write what *state* changed over the metadata, with *commit_id*: the commit point.
+    def _write_metadata(self, changes: Changes, commit_id: str, operation: str) -> None:
+        """Write *changes* (:meth:`StoreState.changes`) with *commit_id*: the commit point.
 
-        A state that is not a view of the database (a rebuild, or one read at once on a
-        full disk) replaces the whole database.
+        The changes of a state that is not a view of the database (a rebuild, or one read
+        at once on a full disk) replace the whole database.
         """
-        changes = state.changes()
         if changes.replace_all:
-            self._replace_database(changes.put, state.containers.values(), commit_id, operation)
+            self._replace_database(changes.put, changes.containers or (), commit_id, operation)
         else:
             self._db.write(changes, commit=commit_id, operation=operation)
 
@@ -849,11 +850,7 @@ class Store:
         try:
             with database_errors(tmp, operation), disk_errors(operation, tmp):
                 create_database(tmp, records, containers, commit=commit_id)
-                fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_file(tmp)
                 self._db.close()
                 for suffix in ("-wal", "-shm"):
                     Path(f"{layout.metadata_db}{suffix}").unlink(missing_ok=True)
@@ -952,6 +949,7 @@ class Store:
         # the event log or index.json.
         commit_id = secrets.token_hex(8)
         journal = layout.journal / f"{commit_id}.json"
+        changes = txn.state.changes()
         doc: dict[str, object] = {"blobs": sorted(candidates), "commit": commit_id}
         if prepared is not None:
             doc.update(events=prepared.data.decode(), base_seq=prepared.base_seq)
@@ -973,7 +971,7 @@ class Store:
                 if txn.added_containers:
                     fsync_dir(layout.containers)
                 self._token = handle.new_token()
-                self._write_metadata(txn.state, commit_id, txn.operation)  # the commit point
+                self._write_metadata(changes, commit_id, txn.operation)  # the commit point
         except BaseException:
             if not self._committed(commit_id):
                 self._token = None
@@ -987,7 +985,7 @@ class Store:
         except Exception:
             self._state = txn.state
         self._after_commit_point(
-            txn, prepared, candidates, journal, before if index_current else None
+            txn, prepared, candidates, journal, (before, changes) if index_current else None
         )
         self._keep_reserve(self._db.size())
 
@@ -997,11 +995,12 @@ class Store:
         prepared: PreparedEvents | None,
         candidates: set[str],
         journal: Path,
-        before: StoreState | None,
+        basis: tuple[StoreState, Changes] | None,
     ) -> None:
         """The steps after the commit point: each that fails is noted in
-        ``txn.unfinished`` and the journal stays for recovery to finish them.  *before*
-        is the metadata before the commit when ``index.json`` was rendered from it."""
+        ``txn.unfinished`` and the journal stays for recovery to finish them.  *basis*
+        is the metadata before the commit and the commit's changes, when ``index.json``
+        was rendered from that metadata (it is then edited, :meth:`_index_after`)."""
         layout = self.layout
         unfinished = txn.unfinished
         for intent in txn.intents:
@@ -1015,7 +1014,7 @@ class Store:
                 unfinished.append(f"its events are not in the log yet ({_reason(exc)})")
         crashpoint("commit:metadata")
         try:
-            atomic_write(layout.index_json, self._index_after(txn, before))
+            atomic_write(layout.index_json, self._index_after(basis))
         except OSError as exc:
             unfinished.append(f"index.json is not rendered yet ({_reason(exc)})")
         crashpoint("commit:index")
@@ -1033,42 +1032,43 @@ class Store:
             except OSError as exc:
                 unfinished.append(f"its journal is not removed yet ({_reason(exc)})")
 
-    def _index_after(self, txn: Transaction, before: StoreState | None) -> bytes:
-        """``index.json`` after *txn*'s commit: the one rendered from *before* (the
-        metadata before it) with the entries of the images the commit changed edited
-        (:func:`~aiopod.storage.layout.edit_index`), when that is a few edits; else
-        rendered from the metadata."""
-        changes = txn.state.changes()
-        small = len(changes.put) + len(changes.removed) <= _INDEX_EDITS
-        if before is not None and before.images.view is not None and small:
-            removed = set(changes.removed)
-            edits: list[tuple[str, str]] = []
-            appended: list[str] = []
-            for image_id in changes.removed:
-                old = before.images.get(image_id)
-                if old is not None and (old_text := index_entries(old)):
-                    edits.append((old_text, ""))
-            for record in changes.put:
-                new_text = index_entries(record)
-                old = None if record.id in removed else before.images.get(record.id)
-                old_text = index_entries(old) if old is not None else ""
-                if old is None:
-                    if new_text:
-                        appended.append(new_text)  # an image added goes last
-                elif old_text:
-                    if old_text != new_text:
-                        edits.append((old_text, new_text))
-                elif new_text:
-                    break  # an untagged image got names: its place is not in the text
-            else:
-                try:
-                    current = self.layout.index_json.read_bytes()
-                except FileNotFoundError:
-                    current = b""
-                edited = edit_index(current, edits, appended)
-                if edited is not None:
-                    return edited
-        return render_index(self._state)
+    def _index_after(self, basis: tuple[StoreState, Changes] | None) -> bytes:
+        """``index.json`` after a commit: edited from the one rendered before it
+        (:meth:`_edited_index`) when *basis* gives the metadata before it and the commit's
+        changes, else rendered from the metadata."""
+        edited = self._edited_index(*basis) if basis is not None else None
+        return edited if edited is not None else render_index(self._state)
+
+    def _edited_index(self, before: StoreState, changes: Changes) -> bytes | None:
+        """``index.json`` as rendered from *before* with the entries of the images
+        *changes* changed edited (:func:`~aiopod.storage.layout.edit_index`); None when
+        that is not a few edits, or an edit cannot say where an entry goes."""
+        if before.images.view is None or len(changes.put) + len(changes.removed) > _INDEX_EDITS:
+            return None
+        removed = set(changes.removed)
+        edits: list[tuple[str, str]] = []
+        appended: list[str] = []
+        for image_id in changes.removed:
+            old = before.images.get(image_id)
+            if old is not None and (old_text := index_entries(old)):
+                edits.append((old_text, ""))
+        for record in changes.put:
+            new_text = index_entries(record)
+            old = None if record.id in removed else before.images.get(record.id)
+            old_text = index_entries(old) if old is not None else ""
+            if old is None:
+                if new_text:
+                    appended.append(new_text)  # an image added goes last
+            elif old_text:
+                if old_text != new_text:
+                    edits.append((old_text, new_text))
+            elif new_text:
+                return None  # an untagged image got names: its place is not in the text
+        try:
+            current = self.layout.index_json.read_bytes()
+        except FileNotFoundError:
+            return None
+        return edit_index(current, edits, appended)
 
     def _append_journal_events(self, journal: dict[str, object]) -> None:
         """Append the events of a commit that died after writing the metadata and before
